@@ -33,7 +33,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 import numpy as np
 
@@ -510,21 +510,21 @@ class ProductGraph:
         """Every triple as a ``pyoxigraph.Triple`` (types, edges, literals, image refs)."""
         import pyoxigraph as ox
 
-        terms = [ox.BlankNode(k[2:]) if k.startswith("_:") else ox.NamedNode(k) for k in self.nodes]
-        preds = [ox.NamedNode(p) for p in self.predicates]
+        terms = [ox.BlankNode(k[2:]) if k.startswith("_:") else _named(k) for k in self.nodes]
+        preds = [_named(p) for p in self.predicates]
         rdf_type = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
-        classes = [ox.NamedNode(c) for c in self.classes]
+        classes = [_named(c) for c in self.classes]
         for n, c in zip(self.type_node.tolist(), self.type_class.tolist(), strict=True):
             yield ox.Triple(terms[n], rdf_type, classes[c])
         for s, p, d in zip(self.src.tolist(), self.pred.tolist(), self.dst.tolist(), strict=True):
             yield ox.Triple(terms[s], preds[p], terms[d])
-        dtypes = [ox.NamedNode(d) if d else None for d in self.datatypes]
+        dtypes = [_named(d) if d else None for d in self.datatypes]
         for n, p, v, dt, lang in zip(
             self.lit_node.tolist(), self.lit_pred.tolist(), self.lit_value,
             self.lit_dtype.tolist(), self.lit_lang.tolist(), strict=True,
         ):  # fmt: skip
             if dtypes[dt] is None:
-                obj = ox.NamedNode(v)
+                obj = _named(v)
             elif lang >= 0:
                 obj = ox.Literal(v, language=self.languages[lang])
             else:
@@ -576,6 +576,17 @@ class ProductGraph:
         from .sparql import run_query
 
         return run_query(self, query)
+
+
+def _named(iri: str):
+    """A pyoxigraph NamedNode; an IRI read with ``lenient=True`` that is not valid (e.g. a
+    space in it) is percent-encoded so that the graph still serialises to valid RDF."""
+    import pyoxigraph as ox
+
+    try:
+        return ox.NamedNode(iri)
+    except ValueError:
+        return ox.NamedNode(quote(iri.strip(), safe=":/?#[]@!$&'()*+,;=%~"))
 
 
 def _parse_bool(text: str) -> float:

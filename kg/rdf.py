@@ -368,7 +368,7 @@ def load_rdf(
     if progress and len(files) > 1:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(files, desc="parsing", unit="file")
+        iterator = tqdm(files, desc="parsing", unit="file", disable=None)
     for path in iterator:
         sink.add_file(path, format, base_iri, lenient)
     total = sum(s["triples"] for s in sink.raw.sources)

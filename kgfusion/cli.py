@@ -1,0 +1,225 @@
+"""``kgf``: the kgfusion command line.
+
+Each subcommand is one function registered in ``COMMANDS`` with its argument parser;
+``kgf --help`` lists them with an example each, ``kgf CMD --help`` teaches the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+EPILOG = """\
+typical session:
+  kgf demo                                             # sample catalogue, end to end
+  kgf build catalogue.ttl -o ws/                       # RDF (nt, nq, ttl, trig, rdf/xml, jsonld, .gz)
+  kgf build products.csv --mapping map.toml -o ws/     # a table, mapped to schema.org RDF
+  kgf info ws/                                         # types, relations, literal coverage, images
+  kgf sparql ws/ 'SELECT ?p ?n WHERE { ?p <http://schema.org/name> ?n } LIMIT 5'
+"""
+
+COMMANDS: dict[str, tuple[Callable, Callable, str]] = {}
+
+
+def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
+    """Register ``kgf NAME``: ``add_arguments`` fills its parser, the decorated function runs it."""
+
+    def decorate(run):
+        COMMANDS[name] = (add_arguments, run, help)
+        return run
+
+    return decorate
+
+
+class CliError(Exception):
+    """A user-facing error: printed without a traceback, exit status 2."""
+
+
+# --------------------------------------------------------------------------- build
+def _build_args(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Read RDF (N-Triples, N-Quads, Turtle, TriG, N3, RDF/XML, JSON-LD; .gz too; folders are "
+        "read recursively) or a table with a TOML mapping, and write a workspace folder: manifest, "
+        "tensors (safetensors), and a SPARQL store. The write is atomic: a failed build leaves "
+        "any previous workspace as it was."
+    )
+    p.epilog = (
+        "examples:\n"
+        "  kgf build ../shared/data/rdf/aifb/aifb_stripped.nt.gz -o /tmp/aifb\n"
+        "  kgf build shop/ extra.ttl -o ws --multi-type lexical\n"
+        "  kgf build tableA.csv --mapping examples/abt_buy.toml -o /tmp/abt"
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("sources", nargs="+", type=Path, help="RDF files or folders, or one table with --mapping")
+    p.add_argument("-o", "--output", type=Path, required=True, help="workspace folder to write")
+    p.add_argument("--mapping", type=Path, help="TOML mapping for a CSV / JSON Lines table (see examples/)")
+    p.add_argument("--format", help="force the RDF format (nt, nq, ttl, trig, n3, xml, jsonld)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing workspace")
+    p.add_argument("--lenient", action="store_true", help="accept invalid IRIs (e.g. containing spaces)")
+    p.add_argument("--default-type", default="Entity", help="type of untyped nodes (default: Entity)")
+    p.add_argument(
+        "--multi-type", default="rarest", choices=["rarest", "lexical", "join"],
+        help="rule for nodes with several rdf:types: rarest class (most specific, default), "
+        "lexically first, or a joined type 'A+B'",
+    )  # fmt: skip
+    p.add_argument("--type-priority", nargs="*", default=(), help="classes (IRI or local name) tried first")
+    p.add_argument("--image-predicate", action="append", default=None, help="extra image predicate IRI (repeatable)")
+    p.add_argument("--no-sparql", action="store_true", help="skip the SPARQL store")
+
+
+@command("build", "build a workspace from RDF files/folders or a CSV/JSONL table + mapping", _build_args)
+def build(args) -> int:
+    from kg.rdf import DEFAULT_IMAGE_PREDICATES, load_rdf
+    from kg.report import format_info, info
+    from kg.workspace import atomic_directory, write_graph
+
+    started = time.perf_counter()
+    out = args.output
+    image_predicates = tuple(DEFAULT_IMAGE_PREDICATES) + tuple(args.image_predicate or ())
+    options = dict(
+        default_type=args.default_type, multi_type=args.multi_type,
+        type_priority=tuple(args.type_priority), image_predicates=image_predicates,
+    )  # fmt: skip
+    with atomic_directory(out, overwrite=args.overwrite) as tmp:
+        sources = list(args.sources)
+        table = None
+        if args.mapping is not None:
+            from kg.tabular import Mapping, table_to_rdf
+
+            if len(sources) != 1:
+                raise CliError("--mapping takes exactly one table file")
+            table = sources[0]
+            stats = table_to_rdf(table, Mapping.from_toml(args.mapping), tmp / "catalogue.ttl")
+            print(f"mapped {stats.rows:,} rows of {table} to {stats.triples:,} triples (catalogue.ttl)")
+            sources = [tmp / "catalogue.ttl"]
+        graph = load_rdf(sources, format=args.format, lenient=args.lenient, progress=True, **options)
+        if table is not None:
+            graph.sources[0]["path"] = str(out.resolve() / "catalogue.ttl")
+            graph.sources[0]["table"] = str(table.resolve())
+            graph.sources[0]["mapping"] = str(args.mapping.resolve())
+        write_graph(graph, tmp, sparql_store=not args.no_sparql)
+    print(f"built {out} in {time.perf_counter() - started:.1f}s\n")
+    print(format_info(info(graph)))
+    return 0
+
+
+# --------------------------------------------------------------------------- info
+def _info_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("workspace", type=Path)
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+
+
+@command("info", "what a workspace holds: types, relations, literal coverage, languages, images", _info_args)
+def info_cmd(args) -> int:
+    from kg.report import format_info, info
+    from kg.workspace import load_graph
+
+    report = info(load_graph(args.workspace))
+    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_info(report))
+    return 0
+
+
+# --------------------------------------------------------------------------- sparql
+def _sparql_args(p: argparse.ArgumentParser) -> None:
+    p.epilog = (
+        "example:\n  kgf sparql ws 'SELECT ?type (COUNT(?s) AS ?n) WHERE { ?s a ?type } GROUP BY ?type'\n"
+        "Updates (INSERT, DELETE, ...) are refused."
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workspace", type=Path)
+    p.add_argument("query", help="SPARQL query text, or @file.rq to read it from a file")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+
+@command("sparql", "run a read-only SPARQL query over a workspace", _sparql_args)
+def sparql(args) -> int:
+    from kg.workspace import load_graph
+
+    query = Path(args.query[1:]).read_text(encoding="utf-8") if args.query.startswith("@") else args.query
+    result = load_graph(args.workspace).sparql(query)
+    print({"table": result.to_table, "csv": result.to_csv, "json": result.to_json}[args.format]().rstrip("\n"))
+    return 0
+
+
+# --------------------------------------------------------------------------- demo
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", type=Path, default=Path("kgf-demo"), help="demo folder (default ./kgf-demo)")
+    p.add_argument("--products", type=int, default=120, help="number of sample products")
+
+
+@command("demo", "end-to-end demo on the built-in multilingual sample catalogue (offline)", _demo_args)
+def demo(args) -> int:
+    from kg.rdf import load_rdf
+    from kg.report import format_info, info
+    from kg.samples import write_sample_catalogue
+
+    started = time.perf_counter()
+    catalogue = args.output / "catalogue"
+    sample = write_sample_catalogue(catalogue, n_products=args.products, seed=0)
+    ttl = Path(getattr(sample, "path", None) or sample["path"] if isinstance(sample, dict) else sample.path)
+    print(f"[1/2] sample catalogue: {ttl}")
+    graph = load_rdf(ttl)
+    workspace = graph.save(args.output / "workspace", overwrite=True)
+    print(f"[2/2] workspace: {workspace}\n")
+    print(format_info(info(graph)))
+    print(f"\ndone in {time.perf_counter() - started:.1f}s. Next: kgf sparql {workspace} 'SELECT ...'")
+    return 0
+
+
+# --------------------------------------------------------------------------- main
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kgf",
+        description="kgfusion: product knowledge graphs with multimodal fusion.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"kgfusion {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name, (add_arguments, run, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(p)
+        p.set_defaults(run=run)
+    return parser
+
+
+def _version() -> str:
+    from kg import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 0
+    from kg.graph import GraphLookupError
+    from kg.rdf import RdfError
+    from kg.sparql import SparqlError
+    from kg.workspace import WorkspaceError
+
+    user_errors: tuple[type[BaseException], ...] = (CliError, RdfError, WorkspaceError, SparqlError, GraphLookupError)
+    try:
+        from kg.tabular import TableError
+
+        user_errors += (TableError,)
+    except ImportError:
+        pass
+    warnings.simplefilter("default")
+    warnings.formatwarning = lambda message, category, *a, **k: f"warning: {message}\n"
+    try:
+        return args.run(args)
+    except user_errors as err:
+        print(f"kgf {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
