@@ -45,13 +45,19 @@ def generate(path_nt: Path, path_ttl: Path, triples: int, seed: int = 0) -> int:
                    "@prefix skos: <http://www.w3.org/2004/02/skos/core#> ."]  # fmt: skip
     count = 0
     for b in range(brands):
-        nt.append(f'<{base}brand/{b}> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <{S}Brand> .')
+        nt.append(
+            f"<{base}brand/{b}> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <{S}Brand> ."
+        )
         nt.append(f'<{base}brand/{b}> <{S}name> "Brand {b}" .')
         ttl.append(f'ex:brand{b} a s:Brand ; s:name "Brand {b}" .')
         count += 2
     for c in range(categories):
-        nt.append(f'<{base}category/{c}> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <{S}CategoryCode> .')
-        nt.append(f'<{base}category/{c}> <http://www.w3.org/2004/02/skos/core#broader> <{base}category/{c // 10}> .')
+        nt.append(
+            f"<{base}category/{c}> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <{S}CategoryCode> ."
+        )
+        nt.append(
+            f"<{base}category/{c}> <http://www.w3.org/2004/02/skos/core#broader> <{base}category/{c // 10}> ."
+        )
         ttl.append(f"ex:category{c} a s:CategoryCode ; skos:broader ex:category{c // 10} .")
         count += 2
     for p in range(products):
@@ -82,8 +88,9 @@ def generate(path_nt: Path, path_ttl: Path, triples: int, seed: int = 0) -> int:
 
 
 def ours(path: str, queue) -> None:
-    import kg  # noqa: F401  (imports are outside the timing, as for the baseline)
     import torch_geometric  # noqa: F401
+
+    import kg  # noqa: F401  (imports are outside the timing, as for the baseline)
 
     before = _status_kib("VmRSS")
     start = time.perf_counter()
@@ -141,7 +148,9 @@ def run_isolated(target, path: Path) -> tuple[float, float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--triples", type=int, default=1_000_000)
     parser.add_argument("--formats", nargs="+", default=["nt", "ttl"], choices=["nt", "ttl"])
     parser.add_argument("--skip-baseline", action="store_true", help="time ours only")
@@ -152,16 +161,22 @@ def main() -> None:
         n = generate(paths["nt"], paths["ttl"], args.triples)
         print(f"generated {n:,} triples in {time.perf_counter() - start:.1f}s "
               f"({paths['nt'].stat().st_size / 1e6:.0f} MB N-Triples, {paths['ttl'].stat().st_size / 1e6:.0f} MB Turtle)\n")  # fmt: skip
-        print(f"{'format':6} {'pipeline':9} {'seconds':>8} {'triples/s':>11} {'peak MB':>8} {'edge types':>10}")
+        print(
+            f"{'format':6} {'pipeline':9} {'seconds':>8} {'triples/s':>11} {'peak MB':>8} {'edge types':>10}"
+        )
         for fmt in args.formats:
             results = {"ours": run_isolated(ours, paths[fmt])}
             if not args.skip_baseline:
                 results["rdflib"] = run_isolated(baseline, paths[fmt])
             for name, (seconds, peak, edge_types) in results.items():
-                print(f"{fmt:6} {name:9} {seconds:8.2f} {n / seconds:11,.0f} {peak:8.0f} {edge_types:10}")
+                print(
+                    f"{fmt:6} {name:9} {seconds:8.2f} {n / seconds:11,.0f} {peak:8.0f} {edge_types:10}"
+                )
             if "rdflib" in results:
                 (ts, tm, _), (bs, bm, _) = results["ours"], results["rdflib"]
-                print(f"{fmt:6} ratio     speed-up {bs / ts:.1f}x, peak memory {tm / bm:.2f} of the baseline's\n")
+                print(
+                    f"{fmt:6} ratio     speed-up {bs / ts:.1f}x, peak memory {tm / bm:.2f} of the baseline's\n"
+                )
 
 
 if __name__ == "__main__":

@@ -44,10 +44,24 @@ XSD = "http://www.w3.org/2001/XMLSchema#"
 RDF_LANG_STRING = "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"
 NUMERIC_TYPES = {
     XSD + t
-    for t in (
-        "integer decimal double float int long short byte nonNegativeInteger positiveInteger "
-        "negativeInteger nonPositiveInteger unsignedInt unsignedLong unsignedShort unsignedByte"
-    ).split()
+    for t in [
+        "integer",
+        "decimal",
+        "double",
+        "float",
+        "int",
+        "long",
+        "short",
+        "byte",
+        "nonNegativeInteger",
+        "positiveInteger",
+        "negativeInteger",
+        "nonPositiveInteger",
+        "unsignedInt",
+        "unsignedLong",
+        "unsignedShort",
+        "unsignedByte",
+    ]
 }
 DATE_TYPES = {XSD + t for t in ("date", "dateTime", "dateTimeStamp", "gYear", "gYearMonth")}
 KINDS = ("text", "number", "boolean", "date", "image")
@@ -148,9 +162,18 @@ class ProductGraph:
         self.skipped = raw.skipped
         self.src, self.dst = _array(raw.src, np.int64), _array(raw.dst, np.int64)
         self.pred = _array(raw.pred, np.int32)
-        self.type_node, self.type_class = _array(raw.type_node, np.int64), _array(raw.type_class, np.int32)
-        self.lit_node, self.lit_pred = _array(raw.lit_node, np.int64), _array(raw.lit_pred, np.int32)
-        self.lit_dtype, self.lit_lang = _array(raw.lit_dtype, np.int32), _array(raw.lit_lang, np.int32)
+        self.type_node, self.type_class = (
+            _array(raw.type_node, np.int64),
+            _array(raw.type_class, np.int32),
+        )
+        self.lit_node, self.lit_pred = (
+            _array(raw.lit_node, np.int64),
+            _array(raw.lit_pred, np.int32),
+        )
+        self.lit_dtype, self.lit_lang = (
+            _array(raw.lit_dtype, np.int32),
+            _array(raw.lit_lang, np.int32),
+        )
         self.lit_source = _array(raw.lit_source, np.int32)
         self.lit_value: list[str] = raw.lit_value
         self.duplicates = self._drop_duplicates()
@@ -196,7 +219,9 @@ class ProductGraph:
         opts, n = self.options, len(self.nodes)
         classes = np.array(self.classes, dtype=object)
         count = np.bincount(self.type_class, minlength=len(self.classes))
-        name_rank = np.argsort(np.argsort(classes.astype(str))) if len(classes) else np.zeros(0, int)
+        name_rank = (
+            np.argsort(np.argsort(classes.astype(str))) if len(classes) else np.zeros(0, int)
+        )
         priority = np.full(len(self.classes), len(opts.type_priority), dtype=np.int64)
         for rank, wanted in enumerate(reversed(opts.type_priority)):
             for c, iri in enumerate(self.classes):
@@ -266,7 +291,10 @@ class ProductGraph:
             ]
         )  # fmt: skip
         kind = kind_of_dtype[self.lit_dtype] if len(self.lit_dtype) else np.zeros(0, "<U7")
-        images = np.isin(self.lit_pred, [i for i, p in enumerate(self.predicates) if p in set(self.options.image_predicates)])
+        images = np.isin(
+            self.lit_pred,
+            [i for i, p in enumerate(self.predicates) if p in set(self.options.image_predicates)],
+        )
         kind[images] = "image"
         numbers = np.full(len(kind), np.nan)
         invalid: list[str] = []
@@ -276,7 +304,9 @@ class ProductGraph:
                     numbers[i] = parse(self.lit_value[i])
                 except ValueError:
                     kind[i] = "text"
-                    invalid.append(f"{self.lit_value[i]!r}^^{split_iri(self.datatypes[self.lit_dtype[i]])[1]}")
+                    invalid.append(
+                        f"{self.lit_value[i]!r}^^{split_iri(self.datatypes[self.lit_dtype[i]])[1]}"
+                    )
         if invalid:
             warnings.warn(
                 f"{len(invalid)} literal(s) do not parse as their datatype and were kept as "
@@ -287,7 +317,9 @@ class ProductGraph:
         self.lit_kind = np.array([KINDS.index(k) for k in kind], dtype=np.int8)
         self.lit_num = numbers
         n_types, n_preds = max(len(self.node_types), 1), max(len(self.predicates), 1)
-        key = (self.node_type_id[self.lit_node].astype(np.int64) * n_preds + self.lit_pred) * len(KINDS) + self.lit_kind
+        key = (self.node_type_id[self.lit_node].astype(np.int64) * n_preds + self.lit_pred) * len(
+            KINDS
+        ) + self.lit_kind
         self._col_keys, self._col_inverse = np.unique(key, return_inverse=True)
         del n_types
 
@@ -353,7 +385,9 @@ class ProductGraph:
     def iri(self, node_type: str, index: int) -> str:
         ids = self.global_ids(node_type)
         if not 0 <= index < len(ids):
-            raise GraphLookupError(f"{node_type} has {len(ids)} nodes; index {index} is out of range")
+            raise GraphLookupError(
+                f"{node_type} has {len(ids)} nodes; index {index} is out of range"
+            )
         return self.nodes[ids[index]]
 
     def node_iris(self, node_type: str) -> list[str]:
@@ -385,7 +419,14 @@ class ProductGraph:
                 label = name if direction == "out" else "rev_" + name
                 if relation is None or relation in (label, iri_p):
                     other = int(others[e])
-                    out.append(Neighbor(label, self.nodes[other], self.node_types[self.node_type_id[other]], direction))
+                    out.append(
+                        Neighbor(
+                            label,
+                            self.nodes[other],
+                            self.node_types[self.node_type_id[other]],
+                            direction,
+                        )
+                    )
         return out
 
     def literals(self, iri: str) -> list[LiteralValue]:
@@ -437,7 +478,9 @@ class ProductGraph:
             and kind in (None, d[2])
         ]
         if not matches:
-            have = sorted({f"{c.name}:{c.kind}" for c in self.literal_columns() if c.node_type == node_type})
+            have = sorted(
+                {f"{c.name}:{c.kind}" for c in self.literal_columns() if c.node_type == node_type}
+            )
             raise GraphLookupError(
                 f"no literal column {name!r}{f' of kind {kind}' if kind else ''} on {node_type!r}; "
                 f"columns: {', '.join(have) or 'none'}"
@@ -447,8 +490,13 @@ class ProductGraph:
         values = [self.lit_value[r] for r in rows.tolist()]
         paths = None
         if kind == "image" or all(KINDS[self.lit_kind[r]] == "image" for r in rows[:1].tolist()):
-            paths = [self.resolve_image(v, s) for v, s in zip(values, self.lit_source[rows].tolist(), strict=True)]
-        return ColumnData(self.node_local[self.lit_node[rows]], values, langs, self.lit_num[rows], paths)
+            paths = [
+                self.resolve_image(v, s)
+                for v, s in zip(values, self.lit_source[rows].tolist(), strict=True)
+            ]
+        return ColumnData(
+            self.node_local[self.lit_node[rows]], values, langs, self.lit_num[rows], paths
+        )
 
     def resolve_image(self, ref: str, source: int) -> Path | None:
         """A local file for an image reference, or None for remote (http/https) ones.
@@ -488,7 +536,9 @@ class ProductGraph:
             index = torch.from_numpy(self.edge_index(relation))
             data[relation.edge_type].edge_index = index
             if inverse:
-                data[relation.dst_type, "rev_" + relation.name, relation.src_type].edge_index = index.flip(0)
+                data[
+                    relation.dst_type, "rev_" + relation.name, relation.src_type
+                ].edge_index = index.flip(0)
         return data
 
     def to_networkx(self):
@@ -498,11 +548,20 @@ class ProductGraph:
 
         graph = nx.MultiDiGraph()
         types = self.node_type_id.tolist()
-        graph.add_nodes_from((iri, {"type": self.node_types[t]}) for iri, t in zip(self.nodes, types, strict=True))
+        graph.add_nodes_from(
+            (iri, {"type": self.node_types[t]}) for iri, t in zip(self.nodes, types, strict=True)
+        )
         names = [self.predicate_names[p] for p in self.predicates]
         graph.add_edges_from(
-            (self.nodes[s], self.nodes[d], names[p], {"relation": names[p], "predicate": self.predicates[p]})
-            for s, p, d in zip(self.src.tolist(), self.pred.tolist(), self.dst.tolist(), strict=True)
+            (
+                self.nodes[s],
+                self.nodes[d],
+                names[p],
+                {"relation": names[p], "predicate": self.predicates[p]},
+            )
+            for s, p, d in zip(
+                self.src.tolist(), self.pred.tolist(), self.dst.tolist(), strict=True
+            )
         )
         return graph
 

@@ -81,15 +81,17 @@ class RdfSyntaxError(RdfError):
     def __init__(self, path: Path, line: int | None, column: int | None, message: str):
         self.path, self.line, self.column = path, line, column
         self.text = _line_text(path, line) if line else None
-        where = f"{path}, line {line}" + (f", column {column}" if column else "") if line else str(path)
+        where = (
+            f"{path}, line {line}" + (f", column {column}" if column else "") if line else str(path)
+        )
         shown = f"\n    {self.text.rstrip()}" if self.text else ""
         super().__init__(f"{where}: {message}{shown}\nFix the file (or skip it) and build again.")
 
 
 def _line_text(path: Path, line: int) -> str | None:
     try:
-        with _open(path) as fh:
-            for number, raw in enumerate(io.TextIOWrapper(fh, "utf-8", errors="replace"), 1):
+        with io.TextIOWrapper(_open(path), "utf-8", errors="replace") as text:
+            for number, raw in enumerate(text, 1):
                 if number == line:
                     return raw[:200]
     except OSError:
@@ -310,7 +312,9 @@ class TripleSink:
         try:
             with _open(path) as fh:
                 count = self.add_quads(
-                    ox.parse(fh, rdf_format, base_iri=base, lenient=lenient), source, scope=f"f{source}_"
+                    ox.parse(fh, rdf_format, base_iri=base, lenient=lenient),
+                    source,
+                    scope=f"f{source}_",
                 )
         except SyntaxError as err:
             message = str(err)
@@ -373,5 +377,7 @@ def load_rdf(
         sink.add_file(path, format, base_iri, lenient)
     total = sum(s["triples"] for s in sink.raw.sources)
     if total == 0:
-        warnings.warn(f"no triples in {', '.join(map(str, files))}: the graph is empty", stacklevel=2)
+        warnings.warn(
+            f"no triples in {', '.join(map(str, files))}: the graph is empty", stacklevel=2
+        )
     return ProductGraph(sink.raw, options)

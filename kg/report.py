@@ -38,8 +38,12 @@ def info(graph: ProductGraph) -> dict:
         ],
         "literal_columns": [
             {
-                "node_type": c.node_type, "name": c.name, "kind": c.kind, "values": c.count,
-                "coverage": round(c.coverage, 4), "languages": c.languages,
+                "node_type": c.node_type,
+                "name": c.name,
+                "kind": c.kind,
+                "values": c.count,
+                "coverage": round(c.coverage, 4),
+                "languages": c.languages,
             }
             for c in graph.literal_columns()
         ],  # fmt: skip
@@ -64,7 +68,9 @@ def format_info(report: dict, max_rows: int = 40) -> str:
         f"({report['triples']:,} triples)",
         "",
         "Node types",
-        *_table(["type", "nodes"], [[t, f"{n:,}"] for t, n in report["node_types"].items()][:max_rows]),
+        *_table(
+            ["type", "nodes"], [[t, f"{n:,}"] for t, n in report["node_types"].items()][:max_rows]
+        ),
         "",
         "Relations (each also has a rev_ inverse for message passing)",
         *_table(
@@ -73,23 +79,36 @@ def format_info(report: dict, max_rows: int = 40) -> str:
         ),
     ]
     if len(report["relations"]) > max_rows:
-        lines.append(f"... and {len(report['relations']) - max_rows} more relations (--json for all)")
+        lines.append(
+            f"... and {len(report['relations']) - max_rows} more relations (--json for all)"
+        )
     lines += [
         "",
         "Literal columns",
         *_table(
             ["type", "column", "kind", "values", "coverage", "languages"],
             [
-                [c["node_type"], c["name"], c["kind"], f"{c['values']:,}", f"{c['coverage']:.0%}",
-                 " ".join(f"{k}:{v}" for k, v in c["languages"].items())]
+                [
+                    c["node_type"],
+                    c["name"],
+                    c["kind"],
+                    f"{c['values']:,}",
+                    f"{c['coverage']:.0%}",
+                    " ".join(f"{k}:{v}" for k, v in c["languages"].items()),
+                ]
                 for c in report["literal_columns"][:max_rows]
             ],
         ),  # fmt: skip
     ]
     images = report["images"]
-    lines += ["", f"Images: {images['found']} found, {images['missing']} missing, {images['remote']} remote (not downloaded)"]
+    lines += [
+        "",
+        f"Images: {images['found']} found, {images['missing']} missing, {images['remote']} remote (not downloaded)",
+    ]
     if images["missing_examples"]:
         lines.append(f"  missing e.g. {', '.join(images['missing_examples'])}")
     if report["invalid_literals"]:
-        lines.append(f"Literals kept as text because their lexical form is invalid: {report['invalid_literals']}")
+        lines.append(
+            f"Literals kept as text because their lexical form is invalid: {report['invalid_literals']}"
+        )
     return "\n".join(lines)

@@ -42,7 +42,10 @@ class QueryResult:
         if self.kind == "ask":
             return json.dumps({"boolean": self.boolean})
         return json.dumps(
-            {"variables": self.variables, "rows": [dict(zip(self.variables, row, strict=True)) for row in self.rows]},
+            {
+                "variables": self.variables,
+                "rows": [dict(zip(self.variables, row, strict=True)) for row in self.rows],
+            },
             ensure_ascii=False,
             indent=1,
         )
@@ -52,14 +55,25 @@ class QueryResult:
             return str(self.boolean).lower()
         cells = [[("" if v is None else v)[:max_width] for v in row] for row in self.rows]
         widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(self.variables)]
-        line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()  # noqa: E731
-        return "\n".join([line(self.variables), line(["-" * w for w in widths]), *map(line, cells), f"({len(cells)} rows)"])
+        line = lambda values: "  ".join(
+            v.ljust(w) for v, w in zip(values, widths, strict=True)
+        ).rstrip()  # noqa: E731
+        return "\n".join(
+            [
+                line(self.variables),
+                line(["-" * w for w in widths]),
+                *map(line, cells),
+                f"({len(cells)} rows)",
+            ]
+        )
 
 
 def _term(term) -> str | None:
     if term is None:
         return None
-    return term.value if hasattr(term, "value") and not hasattr(term, "datatype") else str(term.value)
+    return (
+        term.value if hasattr(term, "value") and not hasattr(term, "datatype") else str(term.value)
+    )
 
 
 def _store(graph):
@@ -82,7 +96,18 @@ def run_query(graph, query: str) -> QueryResult:
         result = _store(graph).query(query, use_default_graph_as_union=True)
     except SyntaxError as err:
         head = query.lstrip().split(None, 1)[0].upper() if query.strip() else ""
-        if head in ("INSERT", "DELETE", "LOAD", "CLEAR", "DROP", "CREATE", "ADD", "MOVE", "COPY", "WITH"):
+        if head in (
+            "INSERT",
+            "DELETE",
+            "LOAD",
+            "CLEAR",
+            "DROP",
+            "CREATE",
+            "ADD",
+            "MOVE",
+            "COPY",
+            "WITH",
+        ):
             raise SparqlError("SPARQL updates are refused: the workspace is read-only") from None
         raise SparqlError(f"SPARQL syntax error: {err}") from None
     if isinstance(result, ox.QueryBoolean):

@@ -31,7 +31,18 @@ from safetensors.numpy import load_file, save_file
 FORMAT = "kgfusion-workspace"
 VERSION = 1
 MANIFEST = "manifest.json"
-_ARRAYS = ("src", "pred", "dst", "type_node", "type_class", "lit_node", "lit_pred", "lit_dtype", "lit_lang", "lit_source")
+_ARRAYS = (
+    "src",
+    "pred",
+    "dst",
+    "type_node",
+    "type_class",
+    "lit_node",
+    "lit_pred",
+    "lit_dtype",
+    "lit_lang",
+    "lit_source",
+)
 
 
 class WorkspaceError(RuntimeError):
@@ -62,7 +73,9 @@ def atomic_directory(target, overwrite: bool = False):
     """
     target = Path(target)
     if target.exists() and not overwrite:
-        raise WorkspaceError(f"{target} already exists; pass --overwrite (overwrite=True) to replace it")
+        raise WorkspaceError(
+            f"{target} already exists; pass --overwrite (overwrite=True) to replace it"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
@@ -103,11 +116,23 @@ def manifest_of(graph) -> dict:
         },
         "node_types": dict(graph.num_nodes_dict),
         "relations": [
-            {"name": r.name, "predicate": r.predicate, "src": r.src_type, "dst": r.dst_type, "count": r.count}
+            {
+                "name": r.name,
+                "predicate": r.predicate,
+                "src": r.src_type,
+                "dst": r.dst_type,
+                "count": r.count,
+            }
             for r in graph.relations
         ],
         "literal_columns": [
-            {"node_type": c.node_type, "name": c.name, "kind": c.kind, "count": c.count, "coverage": round(c.coverage, 4)}
+            {
+                "node_type": c.node_type,
+                "name": c.name,
+                "kind": c.kind,
+                "count": c.count,
+                "coverage": round(c.coverage, 4),
+            }
             for c in graph.literal_columns()
         ],
         "sources": graph.sources,
@@ -117,7 +142,10 @@ def manifest_of(graph) -> dict:
 def write_graph(graph, folder: Path, sparql_store: bool = True) -> None:
     """Write the graph's files into ``folder`` (no atomicity: see :func:`save_graph`)."""
     folder = Path(folder)
-    save_file({name: np.ascontiguousarray(getattr(graph, name)) for name in _ARRAYS}, str(folder / "graph.safetensors"))
+    save_file(
+        {name: np.ascontiguousarray(getattr(graph, name)) for name in _ARRAYS},
+        str(folder / "graph.safetensors"),
+    )
     vocab = {k: getattr(graph, k) for k in ("predicates", "classes", "datatypes", "languages")}
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     with open(folder / "nodes.txt", "w", encoding="utf-8") as fh:
@@ -126,7 +154,9 @@ def write_graph(graph, folder: Path, sparql_store: bool = True) -> None:
         fh.write("\n".join(json.dumps(v, ensure_ascii=False) for v in graph.lit_value))
     if sparql_store:
         build_sparql_store(graph, folder / "sparql")
-    (folder / MANIFEST).write_text(json.dumps(manifest_of(graph), indent=2, ensure_ascii=False), encoding="utf-8")
+    (folder / MANIFEST).write_text(
+        json.dumps(manifest_of(graph), indent=2, ensure_ascii=False), encoding="utf-8"
+    )
 
 
 def build_sparql_store(graph, path: Path) -> None:
@@ -151,12 +181,16 @@ def read_manifest(directory) -> dict:
     directory = Path(directory)
     path = directory / MANIFEST
     if not path.is_file():
-        raise WorkspaceError(f"{directory} is not a kgfusion workspace (no {MANIFEST}); build one with `kgf build SOURCE -o {directory}`")
+        raise WorkspaceError(
+            f"{directory} is not a kgfusion workspace (no {MANIFEST}); build one with `kgf build SOURCE -o {directory}`"
+        )
     manifest = json.loads(path.read_text(encoding="utf-8"))
     if manifest.get("format") != FORMAT:
         raise WorkspaceError(f"{path}: not a kgfusion workspace manifest")
     if manifest.get("version", 0) > VERSION:
-        raise WorkspaceError(f"{directory} has workspace format {manifest['version']}; this kgfusion reads up to {VERSION}: upgrade kgfusion")
+        raise WorkspaceError(
+            f"{directory} has workspace format {manifest['version']}; this kgfusion reads up to {VERSION}: upgrade kgfusion"
+        )
     return manifest
 
 

@@ -55,24 +55,41 @@ def _build_args(p: argparse.ArgumentParser) -> None:
         "  kgf build tableA.csv --mapping examples/abt_buy.toml -o /tmp/abt"
     )
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("sources", nargs="+", type=Path, help="RDF files or folders, or one table with --mapping")
+    p.add_argument(
+        "sources", nargs="+", type=Path, help="RDF files or folders, or one table with --mapping"
+    )
     p.add_argument("-o", "--output", type=Path, required=True, help="workspace folder to write")
-    p.add_argument("--mapping", type=Path, help="TOML mapping for a CSV / JSON Lines table (see examples/)")
+    p.add_argument(
+        "--mapping", type=Path, help="TOML mapping for a CSV / JSON Lines table (see examples/)"
+    )
     p.add_argument("--format", help="force the RDF format (nt, nq, ttl, trig, n3, xml, jsonld)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing workspace")
-    p.add_argument("--lenient", action="store_true", help="accept invalid IRIs (e.g. containing spaces)")
-    p.add_argument("--default-type", default="Entity", help="type of untyped nodes (default: Entity)")
+    p.add_argument(
+        "--lenient", action="store_true", help="accept invalid IRIs (e.g. containing spaces)"
+    )
+    p.add_argument(
+        "--default-type", default="Entity", help="type of untyped nodes (default: Entity)"
+    )
     p.add_argument(
         "--multi-type", default="rarest", choices=["rarest", "lexical", "join"],
         help="rule for nodes with several rdf:types: rarest class (most specific, default), "
         "lexically first, or a joined type 'A+B'",
     )  # fmt: skip
-    p.add_argument("--type-priority", nargs="*", default=(), help="classes (IRI or local name) tried first")
-    p.add_argument("--image-predicate", action="append", default=None, help="extra image predicate IRI (repeatable)")
+    p.add_argument(
+        "--type-priority", nargs="*", default=(), help="classes (IRI or local name) tried first"
+    )
+    p.add_argument(
+        "--image-predicate",
+        action="append",
+        default=None,
+        help="extra image predicate IRI (repeatable)",
+    )
     p.add_argument("--no-sparql", action="store_true", help="skip the SPARQL store")
 
 
-@command("build", "build a workspace from RDF files/folders or a CSV/JSONL table + mapping", _build_args)
+@command(
+    "build", "build a workspace from RDF files/folders or a CSV/JSONL table + mapping", _build_args
+)
 def build(args) -> int:
     from kg.rdf import DEFAULT_IMAGE_PREDICATES, load_rdf
     from kg.report import format_info, info
@@ -95,9 +112,13 @@ def build(args) -> int:
                 raise CliError("--mapping takes exactly one table file")
             table = sources[0]
             stats = table_to_rdf(table, Mapping.from_toml(args.mapping), tmp / "catalogue.ttl")
-            print(f"mapped {stats.rows:,} rows of {table} to {stats.triples:,} triples (catalogue.ttl)")
+            print(
+                f"mapped {stats.rows:,} rows of {table} to {stats.triples:,} triples (catalogue.ttl)"
+            )
             sources = [tmp / "catalogue.ttl"]
-        graph = load_rdf(sources, format=args.format, lenient=args.lenient, progress=True, **options)
+        graph = load_rdf(
+            sources, format=args.format, lenient=args.lenient, progress=True, **options
+        )
         if table is not None:
             graph.sources[0]["path"] = str(out.resolve() / "catalogue.ttl")
             graph.sources[0]["table"] = str(table.resolve())
@@ -114,7 +135,11 @@ def _info_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
 
 
-@command("info", "what a workspace holds: types, relations, literal coverage, languages, images", _info_args)
+@command(
+    "info",
+    "what a workspace holds: types, relations, literal coverage, languages, images",
+    _info_args,
+)
 def info_cmd(args) -> int:
     from kg.report import format_info, info
     from kg.workspace import load_graph
@@ -140,19 +165,35 @@ def _sparql_args(p: argparse.ArgumentParser) -> None:
 def sparql(args) -> int:
     from kg.workspace import load_graph
 
-    query = Path(args.query[1:]).read_text(encoding="utf-8") if args.query.startswith("@") else args.query
+    query = (
+        Path(args.query[1:]).read_text(encoding="utf-8")
+        if args.query.startswith("@")
+        else args.query
+    )
     result = load_graph(args.workspace).sparql(query)
-    print({"table": result.to_table, "csv": result.to_csv, "json": result.to_json}[args.format]().rstrip("\n"))
+    print(
+        {"table": result.to_table, "csv": result.to_csv, "json": result.to_json}[
+            args.format
+        ]().rstrip("\n")
+    )
     return 0
 
 
 # --------------------------------------------------------------------------- demo
 def _demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output", type=Path, default=Path("kgf-demo"), help="demo folder (default ./kgf-demo)")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("kgf-demo"),
+        help="demo folder (default ./kgf-demo)",
+    )
     p.add_argument("--products", type=int, default=120, help="number of sample products")
 
 
-@command("demo", "end-to-end demo on the built-in multilingual sample catalogue (offline)", _demo_args)
+@command(
+    "demo", "end-to-end demo on the built-in multilingual sample catalogue (offline)", _demo_args
+)
 def demo(args) -> int:
     from kg.rdf import load_rdf
     from kg.report import format_info, info
@@ -161,13 +202,17 @@ def demo(args) -> int:
     started = time.perf_counter()
     catalogue = args.output / "catalogue"
     sample = write_sample_catalogue(catalogue, n_products=args.products, seed=0)
-    ttl = Path(getattr(sample, "path", None) or sample["path"] if isinstance(sample, dict) else sample.path)
+    ttl = Path(
+        getattr(sample, "path", None) or sample["path"] if isinstance(sample, dict) else sample.path
+    )
     print(f"[1/2] sample catalogue: {ttl}")
     graph = load_rdf(ttl)
     workspace = graph.save(args.output / "workspace", overwrite=True)
     print(f"[2/2] workspace: {workspace}\n")
     print(format_info(info(graph)))
-    print(f"\ndone in {time.perf_counter() - started:.1f}s. Next: kgf sparql {workspace} 'SELECT ...'")
+    print(
+        f"\ndone in {time.perf_counter() - started:.1f}s. Next: kgf sparql {workspace} 'SELECT ...'"
+    )
     return 0
 
 
@@ -205,7 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     from kg.sparql import SparqlError
     from kg.workspace import WorkspaceError
 
-    user_errors: tuple[type[BaseException], ...] = (CliError, RdfError, WorkspaceError, SparqlError, GraphLookupError)
+    user_errors: tuple[type[BaseException], ...] = (
+        CliError,
+        RdfError,
+        WorkspaceError,
+        SparqlError,
+        GraphLookupError,
+    )
     try:
         from kg.tabular import TableError
 

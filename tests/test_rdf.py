@@ -42,7 +42,12 @@ def test_types_relations_and_literal_columns(ttl):
         graph = kg.load_rdf(ttl)
     # p2 is Product and ProductOrServiceModel: the rarer class wins (PoSM has 2 vs Product 2 ->
     # tie -> lexically smaller IRI: gr:... < s:...); blank node is untyped -> Entity
-    assert graph.num_nodes_dict == {"Brand": 1, "Entity": 1, "Product": 1, "ProductOrServiceModel": 2}
+    assert graph.num_nodes_dict == {
+        "Brand": 1,
+        "Entity": 1,
+        "Product": 1,
+        "ProductOrServiceModel": 2,
+    }
     assert graph.node("http://ex.org/p1") == ("Product", 0)
     assert graph.node("http://ex.org/p2")[0] == "ProductOrServiceModel"
     names = {r.edge_type for r in graph.relations}
@@ -61,7 +66,9 @@ def test_types_relations_and_literal_columns(ttl):
     price = graph.column("Product", "price", "number")
     assert price.numbers.tolist() == [12.5]
     date = graph.column("Product", "releaseDate")
-    assert date.numbers[0] == (np.datetime64("2024-05-01") - np.datetime64("1970-01-01")).astype(int)
+    assert date.numbers[0] == (np.datetime64("2024-05-01") - np.datetime64("1970-01-01")).astype(
+        int
+    )
     image = graph.column("Product", "image")
     assert image.paths == [ttl.parent / "img" / "p1.png"]
 
@@ -82,7 +89,9 @@ def test_multi_type_rules(ttl):
 def test_neighbors_literals_and_lookup_errors(ttl):
     graph = kg.load_rdf(ttl)
     out = graph.neighbors("http://ex.org/p1", relation="brand")
-    assert [(n.relation, n.iri, n.direction) for n in out] == [("brand", "http://ex.org/lumo", "out")]
+    assert [(n.relation, n.iri, n.direction) for n in out] == [
+        ("brand", "http://ex.org/lumo", "out")
+    ]
     incoming = graph.neighbors("http://ex.org/lumo")
     assert {n.iri for n in incoming} == {"http://ex.org/p1", "http://ex.org/p2", "http://ex.org/p3"}
     assert all(n.relation == "rev_brand" for n in incoming)
@@ -98,7 +107,13 @@ def test_all_formats_agree_with_rdflib(tmp_path, ttl):
     source = rdflib.Graph().parse(ttl)
     dataset = rdflib.Dataset()
     dataset.graph(rdflib.URIRef("http://ex.org/g")).parse(ttl)  # a named graph, merged on ingestion
-    for ext, fmt in [("nt", "nt"), ("nq", "nquads"), ("trig", "trig"), ("rdf", "xml"), ("jsonld", "json-ld")]:
+    for ext, fmt in [
+        ("nt", "nt"),
+        ("nq", "nquads"),
+        ("trig", "trig"),
+        ("rdf", "xml"),
+        ("jsonld", "json-ld"),
+    ]:
         path = tmp_path / f"cat.{ext}"
         data = dataset if ext in ("nq", "trig") else source
         path.write_bytes(data.serialize(format=fmt, encoding="utf-8"))
@@ -115,8 +130,10 @@ def test_all_formats_agree_with_rdflib(tmp_path, ttl):
 def test_folder_merge_and_blank_nodes_scoped_per_file(tmp_path):
     folder = tmp_path / "shop"
     (folder / "sub").mkdir(parents=True)
-    (folder / "a.ttl").write_text('<http://ex.org/a> <http://ex.org/p> _:b . _:b <http://ex.org/q> "1" .')
-    (folder / "sub" / "b.nt").write_text('<http://ex.org/a> <http://ex.org/p> _:b .\n')
+    (folder / "a.ttl").write_text(
+        '<http://ex.org/a> <http://ex.org/p> _:b . _:b <http://ex.org/q> "1" .'
+    )
+    (folder / "sub" / "b.nt").write_text("<http://ex.org/a> <http://ex.org/p> _:b .\n")
     (folder / "notes.txt").write_text("not rdf")
     graph = kg.load_rdf(folder)
     assert len(graph.sources) == 2
@@ -182,13 +199,23 @@ def test_xml_external_entity_is_never_read(tmp_path):
 
     sink = TripleSink()
     with pytest.raises(SyntaxError):
-        list(sink.add_quads(__import__("pyoxigraph").parse(xxe.read_bytes(), __import__("pyoxigraph").RdfFormat.RDF_XML), 0, ""))
+        list(
+            sink.add_quads(
+                __import__("pyoxigraph").parse(
+                    xxe.read_bytes(), __import__("pyoxigraph").RdfFormat.RDF_XML
+                ),
+                0,
+                "",
+            )
+        )
     assert not any("root:" in v for v in sink.raw.lit_value)
 
 
 def test_remote_jsonld_context_is_never_fetched(tmp_path):
     doc = tmp_path / "p.jsonld"
-    doc.write_text(json.dumps({"@context": "https://schema.org/", "@id": "http://ex.org/a", "name": "x"}))
+    doc.write_text(
+        json.dumps({"@context": "https://schema.org/", "@id": "http://ex.org/a", "name": "x"})
+    )
     with pytest.raises(RdfSyntaxError, match="never fetched"):
         kg.load_rdf(doc)
 

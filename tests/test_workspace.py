@@ -73,12 +73,16 @@ def test_sparql_in_memory_and_on_disk(tmp_path, graph):
     assert result.to_csv() == "n\nChain\nRing\n"
     assert json.loads(result.to_json())["rows"][0] == {"n": "Chain"}
     assert "Ring" in result.to_table()
-    assert loaded.sparql("ASK { <http://ex.org/p2> <http://schema.org/isAccessoryOrSparePartFor> <http://ex.org/p1> }").boolean
+    assert loaded.sparql(
+        "ASK { <http://ex.org/p2> <http://schema.org/isAccessoryOrSparePartFor> <http://ex.org/p1> }"
+    ).boolean
     with pytest.raises(SparqlError, match="read-only"):
         loaded.sparql("INSERT DATA { <http://a> <http://b> <http://c> }")
     with pytest.raises(SparqlError, match="syntax"):
         loaded.sparql("SELECT WHERE")
-    assert loaded.sparql("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }").rows == [[str(graph.num_triples)]]
+    assert loaded.sparql("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }").rows == [
+        [str(graph.num_triples)]
+    ]
 
 
 def test_aifb_counts_match_rdflib():

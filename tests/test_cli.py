@@ -1,0 +1,96 @@
+"""The `kgf` command line: help, build, info, sparql, and what bad input gets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import shared
+
+from kgfusion.cli import COMMANDS, main
+
+TTL = """\
+@prefix s: <http://schema.org/> .
+<http://ex.org/p1> a s:Product ; s:name "Ring"@en ; s:image "missing.png" ; s:brand <http://ex.org/b> .
+<http://ex.org/b> a s:Brand ; s:name "Aurum" .
+"""
+
+
+def test_help_teaches_every_subcommand(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for name in COMMANDS:
+        assert name in text
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        assert "usage: kgf " + name in capsys.readouterr().out
+
+
+def test_console_script_runs():
+    result = subprocess.run(
+        [sys.executable, "-m", "kgfusion.cli", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "kgfusion" in result.stdout
+
+
+def test_build_info_sparql(tmp_path, capsys):
+    source = tmp_path / "cat.ttl"
+    source.write_text(TTL)
+    ws = tmp_path / "ws"
+    assert main(["build", str(source), "-o", str(ws)]) == 0
+    assert "Product" in capsys.readouterr().out
+    assert main(["info", str(ws)]) == 0
+    out = capsys.readouterr().out
+    assert "Images: 0 found, 1 missing" in out and "missing.png" in out
+    assert main(["info", str(ws), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["node_types"] == {"Brand": 1, "Product": 1}
+    assert report["languages"] == {"en": 1}
+    query = "SELECT ?n WHERE { ?p <http://schema.org/name> ?n } ORDER BY ?n"
+    assert main(["sparql", str(ws), query, "--format", "csv"]) == 0
+    assert capsys.readouterr().out.split() == ["n", "Aurum", "Ring"]
+    assert main(["sparql", str(ws), "DELETE WHERE { ?s ?p ?o }"]) == 2
+    assert "read-only" in capsys.readouterr().err
+
+
+def test_existing_workspace_needs_overwrite_and_bad_input_writes_nothing(tmp_path, capsys):
+    source = tmp_path / "cat.ttl"
+    source.write_text(TTL)
+    ws = tmp_path / "ws"
+    assert main(["build", str(source), "-o", str(ws)]) == 0
+    manifest = (ws / "manifest.json").read_bytes()
+    assert main(["build", str(source), "-o", str(ws)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    bad = tmp_path / "bad.ttl"
+    bad.write_text('<http://a> <http://b> "unterminated .\n')
+    assert main(["build", str(bad), "-o", str(ws), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.ttl, line 1" in err
+    assert (ws / "manifest.json").read_bytes() == manifest
+    assert main(["build", str(bad), "-o", str(tmp_path / "new")]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.ttl", "cat.ttl", "ws"]
+    assert main(["info", str(tmp_path)]) == 2
+    assert "kgf build" in capsys.readouterr().err
+
+
+def test_build_aifb(tmp_path, capsys):
+    path = shared("rdf/aifb/aifb_stripped.nt.gz")
+    assert main(["build", str(path), "-o", str(tmp_path / "aifb")]) == 0
+    assert main(["info", str(tmp_path / "aifb"), "--json"]) == 0
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "sparql",
+                str(tmp_path / "aifb"),
+                "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["rows"] == [{"n": "29043"}]
