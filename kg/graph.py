@@ -188,31 +188,53 @@ class ProductGraph:
 
     # ------------------------------------------------------------------ derivation
     def _drop_duplicates(self) -> int:
-        """RDF graphs are sets: keep the first of repeated triples (input order kept)."""
+        """RDF graphs are sets: keep the first of repeated triples (input order kept).
+
+        Rows are compared through one int64 key each (ids mixed with the value's hash for
+        literals); rows whose keys collide are then compared exactly, so this stays
+        vectorised for the common case of no or few duplicates.
+        """
+        literal_cols = ("lit_node", "lit_pred", "lit_dtype", "lit_lang")
+        groups = [  # (columns compared, columns filtered, compare literal values too)
+            (("src", "pred", "dst"), ("src", "pred", "dst"), False),
+            (("type_node", "type_class"), ("type_node", "type_class"), False),
+            (literal_cols, (*literal_cols, "lit_source"), True),
+        ]
         dropped = 0
-        for cols in (("src", "pred", "dst"), ("type_node", "type_class")):
-            stacked = np.stack([getattr(self, c).astype(np.int64) for c in cols])
-            if stacked.shape[1] == 0:
+        for compared, filtered, with_values in groups:
+            parts = [getattr(self, c) for c in compared]
+            if len(parts[0]) < 2:
                 continue
-            _, first = np.unique(stacked, axis=1, return_index=True)
-            if len(first) < stacked.shape[1]:
-                keep = np.sort(first)
-                dropped += stacked.shape[1] - len(keep)
-                for c in cols:
+            key = np.zeros(len(parts[0]), dtype=np.uint64)
+            hashes = (
+                [np.fromiter(map(hash, self.lit_value), np.int64, len(self.lit_value))]
+                if with_values
+                else []
+            )
+            for part in parts + hashes:  # FNV-style mixing; exactness is checked below
+                key = (key ^ part.astype(np.uint64)) * np.uint64(1099511628211)
+            unique_keys, counts = np.unique(key, return_counts=True)
+            if len(unique_keys) == len(key):
+                continue
+            seen: set = set()
+            drop = []
+            for i in np.nonzero(np.isin(key, unique_keys[counts > 1]))[0].tolist():
+                row = tuple(int(p[i]) for p in parts) + (
+                    (self.lit_value[i],) if with_values else ()
+                )
+                if row in seen:
+                    drop.append(i)
+                seen.add(row)
+            if drop:
+                keep = np.ones(len(key), dtype=bool)
+                keep[drop] = False
+                dropped += len(drop)
+                for c in filtered:
                     setattr(self, c, getattr(self, c)[keep])
-        keys = zip(
-            self.lit_node.tolist(), self.lit_pred.tolist(), self.lit_value,
-            self.lit_dtype.tolist(), self.lit_lang.tolist(), strict=True,
-        )  # fmt: skip
-        first: dict = {}
-        for i, key in enumerate(keys):
-            first.setdefault(key, i)
-        if len(first) < len(self.lit_value):
-            keep = np.fromiter(first.values(), dtype=np.int64, count=len(first))
-            dropped += len(self.lit_value) - len(keep)
-            for c in ("lit_node", "lit_pred", "lit_dtype", "lit_lang", "lit_source"):
-                setattr(self, c, getattr(self, c)[keep])
-            self.lit_value = [self.lit_value[i] for i in keep.tolist()]
+                if with_values:
+                    self.lit_value = [
+                        v for v, k in zip(self.lit_value, keep.tolist(), strict=True) if k
+                    ]
         return dropped
 
     def _assign_types(self) -> None:
@@ -298,15 +320,28 @@ class ProductGraph:
         kind[images] = "image"
         numbers = np.full(len(kind), np.nan)
         invalid: list[str] = []
-        for k, parse in (("number", float), ("boolean", _parse_bool), ("date", _parse_date)):
-            for i in np.nonzero(kind == k)[0].tolist():
+        for k, parse, fast in (
+            ("number", float, np.float64),
+            ("boolean", _parse_bool, None),
+            ("date", _parse_date, "datetime64[D]"),
+        ):
+            rows = np.nonzero(kind == k)[0]
+            values = [self.lit_value[i] for i in rows.tolist()]
+            if fast is not None and values:
+                try:  # vectorised parse; any odd value falls back to one at a time
+                    parsed = np.array(values, dtype=fast)
+                    if k == "date":
+                        parsed = (parsed - np.datetime64("1970-01-01")).astype(np.float64)
+                    numbers[rows] = parsed
+                    continue
+                except ValueError:
+                    pass
+            for i, value in zip(rows.tolist(), values, strict=True):
                 try:
-                    numbers[i] = parse(self.lit_value[i])
+                    numbers[i] = parse(value)
                 except ValueError:
                     kind[i] = "text"
-                    invalid.append(
-                        f"{self.lit_value[i]!r}^^{split_iri(self.datatypes[self.lit_dtype[i]])[1]}"
-                    )
+                    invalid.append(f"{value!r}^^{split_iri(self.datatypes[self.lit_dtype[i]])[1]}")
         if invalid:
             warnings.warn(
                 f"{len(invalid)} literal(s) do not parse as their datatype and were kept as "
@@ -314,14 +349,15 @@ class ProductGraph:
                 stacklevel=3,
             )
         self.invalid_literals = len(invalid)
-        self.lit_kind = np.array([KINDS.index(k) for k in kind], dtype=np.int8)
+        self.lit_kind = np.zeros(len(kind), dtype=np.int8)
+        for code, name in enumerate(KINDS):
+            self.lit_kind[kind == name] = code
         self.lit_num = numbers
-        n_types, n_preds = max(len(self.node_types), 1), max(len(self.predicates), 1)
+        n_preds = max(len(self.predicates), 1)
         key = (self.node_type_id[self.lit_node].astype(np.int64) * n_preds + self.lit_pred) * len(
             KINDS
         ) + self.lit_kind
         self._col_keys, self._col_inverse = np.unique(key, return_inverse=True)
-        del n_types
 
     # ------------------------------------------------------------------ sizes
     @property
