@@ -55,7 +55,8 @@ def info(graph: ProductGraph) -> dict:
     }
 
 
-def _table(header: list[str], rows: list[list]) -> list[str]:
+def format_table(header: list[str], rows: list[list]) -> list[str]:
+    """Rows as aligned text lines (header, rule, rows)."""
     cells = [[str(v) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
     fmt = lambda row: "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()  # noqa: E731
@@ -68,12 +69,12 @@ def format_info(report: dict, max_rows: int = 40) -> str:
         f"({report['triples']:,} triples)",
         "",
         "Node types",
-        *_table(
+        *format_table(
             ["type", "nodes"], [[t, f"{n:,}"] for t, n in report["node_types"].items()][:max_rows]
         ),
         "",
         "Relations (each also has a rev_ inverse for message passing)",
-        *_table(
+        *format_table(
             ["source", "relation", "target", "edges"],
             [[*r["edge_type"], f"{r['count']:,}"] for r in report["relations"][:max_rows]],
         ),
@@ -85,7 +86,7 @@ def format_info(report: dict, max_rows: int = 40) -> str:
     lines += [
         "",
         "Literal columns",
-        *_table(
+        *format_table(
             ["type", "column", "kind", "values", "coverage", "languages"],
             [
                 [

@@ -51,21 +51,12 @@ class QueryResult:
         )
 
     def to_table(self, max_width: int = 60) -> str:
+        from .report import format_table
+
         if self.kind == "ask":
             return str(self.boolean).lower()
         cells = [[("" if v is None else v)[:max_width] for v in row] for row in self.rows]
-        widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(self.variables)]
-        line = lambda values: "  ".join(
-            v.ljust(w) for v, w in zip(values, widths, strict=True)
-        ).rstrip()  # noqa: E731
-        return "\n".join(
-            [
-                line(self.variables),
-                line(["-" * w for w in widths]),
-                *map(line, cells),
-                f"({len(cells)} rows)",
-            ]
-        )
+        return "\n".join([*format_table(self.variables, cells), f"({len(cells)} rows)"])
 
 
 def _term(term) -> str | None:

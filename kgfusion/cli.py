@@ -179,6 +179,74 @@ def sparql(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- encode
+def _encode_args(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Turn literal columns into node features per type and modality, with masks: text "
+        "(name/title/label/description), images (image references), numbers. Results are "
+        "cached by content hash in the workspace: re-encoding an unchanged catalogue runs no "
+        "model, and a changed product re-encodes only itself."
+    )
+    p.epilog = (
+        "examples:\n"
+        "  kgf encode ws                                    # minilm text + efficientnet-lite0 images\n"
+        "  kgf encode ws --text e5-multilingual             # mixed-language catalogues\n"
+        "  kgf encode ws --text hf:/models/my-bert --image none --languages de en"
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workspace", type=Path)
+    p.add_argument(
+        "--text", default="minilm", help="text encoder: minilm, e5-multilingual, hf:PATH, or none"
+    )
+    p.add_argument(
+        "--image",
+        default="efficientnet-lite0",
+        help="image encoder: efficientnet-lite0, hf:PATH, or none",
+    )
+    p.add_argument("--no-numeric", action="store_true", help="skip numeric columns")
+    p.add_argument(
+        "--languages", nargs="+", default=["en"], help="preferred languages for text, in order"
+    )
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--batch-size", type=int, default=64)
+
+
+@command("encode", "encode text, images and numbers into cached node features", _encode_args)
+def encode(args) -> int:
+    from fusion.features import FeatureSpec, build_features
+    from kg.workspace import load_graph
+
+    none = lambda v: None if v in (None, "none", "") else v
+    spec = FeatureSpec(
+        text_encoder=none(args.text), image_encoder=none(args.image), numeric=not args.no_numeric,
+        languages=tuple(args.languages), batch_size=args.batch_size, device=args.device,
+    )  # fmt: skip
+    graph = load_graph(args.workspace)
+    features, report = build_features(graph, args.workspace, spec)
+    rows = [
+        [
+            node_type,
+            modality,
+            str(c["present"]),
+            str(c["missing"]),
+            str(features.dims()[node_type][modality]),
+        ]
+        for node_type, mods in report.counts.items()
+        for modality, c in mods.items()
+    ]
+    from kg.report import format_table
+
+    print("\n".join(format_table(["type", "modality", "nodes", "missing", "dim"], rows)))
+    for problem in report.problems[:20]:
+        print(f"  skipped: {problem}")
+    if len(report.problems) > 20:
+        print(f"  ... and {len(report.problems) - 20} more skipped")
+    print(
+        f"encoded {report.encoded:,} inputs, {report.cached:,} from cache, in {report.seconds:.1f}s"
+    )
+    return 0
+
+
 # --------------------------------------------------------------------------- demo
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
