@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -112,9 +113,9 @@ def build(args) -> int:
                 raise CliError("--mapping takes exactly one table file")
             table = sources[0]
             stats = table_to_rdf(table, Mapping.from_toml(args.mapping), tmp / "catalogue.ttl")
-            print(
-                f"mapped {stats.rows:,} rows of {table} to {stats.triples:,} triples (catalogue.ttl)"
-            )
+            print(f"{table}: {stats.summary()}")
+            for warning in stats.warnings[:5]:
+                print(f"  warning: {warning}")
             sources = [tmp / "catalogue.ttl"]
         graph = load_rdf(
             sources, format=args.format, lenient=args.lenient, progress=True, **options
@@ -338,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors as err:
         print(f"kgf {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0
 
 
 if __name__ == "__main__":

@@ -94,3 +94,30 @@ def test_build_aifb(tmp_path, capsys):
         == 0
     )
     assert json.loads(capsys.readouterr().out)["rows"] == [{"n": "29043"}]
+
+
+@pytest.mark.parametrize(
+    ("table", "mapping", "products"),
+    [
+        ("matching/abt_buy/tableA.csv", "abt_buy.toml", 1081),
+        ("matching/amazon_google/tableA.csv", "amazon_google.toml", 1363),
+        ("images/grocery/classes.csv", "grocery.toml", 81),
+    ],
+)
+def test_build_example_mappings(tmp_path, capsys, table, mapping, products):
+    from conftest import ROOT
+
+    source = shared(table)
+    ws = tmp_path / "ws"
+    assert (
+        main(["build", str(source), "--mapping", str(ROOT / "examples" / mapping), "-o", str(ws)])
+        == 0
+    )
+    capsys.readouterr()
+    assert (ws / "catalogue.ttl").is_file()  # the RDF it built, for any triple store
+    assert main(["info", str(ws), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["node_types"]["Product"] == products
+    if mapping == "grocery.toml":
+        assert report["node_types"]["CategoryCode"] == 43
+        assert report["images"] == {"found": 81, "missing": 0, "remote": 0, "missing_examples": []}
