@@ -8,10 +8,18 @@
 __version__ = "0.1.0"
 
 from .graph import GraphLookupError, GraphOptions, ProductGraph  # noqa: E402
+from .index import EntityIndex, EntityIndexError, StaleIndexError, graph_version  # noqa: E402
 from .rdf import RdfError, RdfSyntaxError, load_rdf  # noqa: E402
+from .related import RelatedItem, lexical_lookup  # noqa: E402
 from .workspace import WorkspaceError, load_graph  # noqa: E402
 
 __all__ = [
+    "EntityIndex",
+    "EntityIndexError",
+    "RelatedItem",
+    "StaleIndexError",
+    "graph_version",
+    "lexical_lookup",
     "GraphLookupError",
     "GraphOptions",
     "ProductGraph",

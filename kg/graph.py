@@ -666,6 +666,21 @@ class ProductGraph:
 
         return load_graph(directory)
 
+    def related(
+        self,
+        index,
+        iri: str,
+        k: int = 10,
+        relation: str | None = None,
+        node_type: str | None = None,
+        explain: bool = True,
+        scorer=None,
+    ):
+        """Products related to ``iri``, explained by graph evidence; see :func:`kg.related.related`."""
+        from .related import related
+
+        return related(self, index, iri, k, relation, node_type, explain, scorer)
+
     def sparql(self, query: str):
         """Run a read-only SPARQL query; see :func:`kg.sparql.run_query`."""
         from .sparql import run_query
