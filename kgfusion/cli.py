@@ -271,9 +271,7 @@ def demo(args) -> int:
     started = time.perf_counter()
     catalogue = args.output / "catalogue"
     sample = write_sample_catalogue(catalogue, n_products=args.products, seed=0)
-    ttl = Path(
-        getattr(sample, "path", None) or sample["path"] if isinstance(sample, dict) else sample.path
-    )
+    ttl = sample.path
     print(f"[1/2] sample catalogue: {ttl}")
     graph = load_rdf(ttl)
     workspace = graph.save(args.output / "workspace", overwrite=True)

@@ -121,3 +121,10 @@ def test_build_example_mappings(tmp_path, capsys, table, mapping, products):
     if mapping == "grocery.toml":
         assert report["node_types"]["CategoryCode"] == 43
         assert report["images"] == {"found": 81, "missing": 0, "remote": 0, "missing_examples": []}
+
+
+def test_demo_builds_the_sample_catalogue(tmp_path, capsys):
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--products", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "isAccessoryOrSparePartFor" in out and "de:40 en:40 es:40 zh:40" in out
+    assert (tmp_path / "demo" / "workspace" / "manifest.json").is_file()
