@@ -212,6 +212,28 @@ def _encode_cached(
     return out, ok
 
 
+def encode_images(encoder, paths: list[Path], cache_dir: Path, report: EncodeReport | None = None):
+    """Image files -> ``([N, dim], ok mask [N])`` through the content-hash cache in ``cache_dir``.
+
+    Used for image mentions (store photos) as well as catalogue images; unreadable files are
+    masked and reported in ``report.problems`` by path.
+    """
+    from .encoders import load_image
+
+    report = report if report is not None else EncodeReport()
+    cache = EmbeddingCache(cache_dir, encoder.cache_id)
+    payloads = [Path(p).read_bytes() for p in paths]
+    return _encode_cached(
+        encoder,
+        cache,
+        payloads,
+        lambda j: load_image(paths[j]),
+        report,
+        "images",
+        where=lambda j: str(paths[j]),
+    )
+
+
 def _text_features(graph, node_type, spec, encoder, cache_dir, report):
     texts = node_texts(graph, node_type, spec)
     present = [i for i, t in enumerate(texts) if t is not None]
