@@ -286,20 +286,14 @@ def _image_features(graph, node_type, encoder, cache_dir, report):
 
 
 def _numeric_features(graph, node_type):
-    """Standardised number columns plus one presence bit per column: ``[N, 2C]``."""
+    """The type's number columns through the ``numeric`` encoder: ``[N, 2C]`` and a mask."""
+    from .encoders import NumericEncoder
+
     matrix, _ = node_numbers(graph, node_type)
     if not matrix.shape[1]:
         return None
-    present = ~np.isnan(matrix)
-    mean = (
-        np.nanmean(np.where(present, matrix, np.nan), axis=0, keepdims=True)
-        if present.any()
-        else 0.0
-    )
-    std = np.nanstd(matrix, axis=0, keepdims=True) if present.any() else 1.0
-    z = np.where(present, (matrix - mean) / np.where(std > 0, std, 1.0), 0.0)
-    x = torch.from_numpy(np.concatenate([z, present], axis=1)).float()
-    return x, torch.from_numpy(present.any(axis=1))
+    encoder = NumericEncoder().fit(matrix)
+    return encoder.encode(matrix), encoder.mask(matrix)
 
 
 def build_features(
