@@ -223,20 +223,28 @@ def encode(args) -> int:
         languages=tuple(args.languages), batch_size=args.batch_size, device=args.device,
     )  # fmt: skip
     graph = load_graph(args.workspace)
-    features, report = build_features(graph, args.workspace, spec)
+    quiet_transformers()
+    print_encode_report(*build_features(graph, args.workspace, spec))
+    return 0
+
+
+def quiet_transformers() -> None:
+    """No per-model "Loading weights" bars from transformers on the command line."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+
+
+def print_encode_report(features, report) -> None:
+    from kg.report import format_table
+
+    dims = features.dims()
     rows = [
-        [
-            node_type,
-            modality,
-            str(c["present"]),
-            str(c["missing"]),
-            str(features.dims()[node_type][modality]),
-        ]
+        [node_type, modality, c["present"], c["missing"], dims[node_type][modality]]
         for node_type, mods in report.counts.items()
         for modality, c in mods.items()
     ]
-    from kg.report import format_table
-
     print("\n".join(format_table(["type", "modality", "nodes", "missing", "dim"], rows)))
     for problem in report.problems[:20]:
         print(f"  skipped: {problem}")
@@ -245,7 +253,6 @@ def encode(args) -> int:
     print(
         f"encoded {report.encoded:,} inputs, {report.cached:,} from cache, in {report.seconds:.1f}s"
     )
-    return 0
 
 
 # --------------------------------------------------------------------------- demo
@@ -264,21 +271,23 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     "demo", "end-to-end demo on the built-in multilingual sample catalogue (offline)", _demo_args
 )
 def demo(args) -> int:
+    from fusion.features import FeatureSpec, build_features
     from kg.rdf import load_rdf
     from kg.report import format_info, info
     from kg.samples import write_sample_catalogue
 
     started = time.perf_counter()
-    catalogue = args.output / "catalogue"
-    sample = write_sample_catalogue(catalogue, n_products=args.products, seed=0)
-    ttl = sample.path
-    print(f"[1/2] sample catalogue: {ttl}")
-    graph = load_rdf(ttl)
+    sample = write_sample_catalogue(args.output / "catalogue", n_products=args.products, seed=0)
+    print(f"[1/3] sample catalogue: {sample.path}")
+    graph = load_rdf(sample.path)
     workspace = graph.save(args.output / "workspace", overwrite=True)
-    print(f"[2/2] workspace: {workspace}\n")
+    print(f"[2/3] workspace: {workspace}\n")
     print(format_info(info(graph)))
+    print("\n[3/3] node features (text: minilm, images: efficientnet-lite0, numbers)")
+    quiet_transformers()
+    print_encode_report(*build_features(graph, workspace, FeatureSpec()))
     print(
-        f"\ndone in {time.perf_counter() - started:.1f}s. Next: kgf sparql {workspace} 'SELECT ...'"
+        f"\ndone in {time.perf_counter() - started:.1f}s. Try: kgf sparql {workspace} 'SELECT ...'"
     )
     return 0
 
@@ -307,6 +316,9 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault(
+        "HF_HUB_OFFLINE", "1"
+    )  # defaults run offline: models come from PyPI packages
     parser = make_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
