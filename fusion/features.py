@@ -71,6 +71,25 @@ class NodeFeatures:
             t: {m: x.shape[1] for m, (x, _) in mods.items()} for t, mods in self.features.items()
         }
 
+    def entity_vectors(
+        self, modalities: tuple[str, ...] = ("text", "image")
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Per node type, ``(rows [n], vectors [n, D])`` for the nodes having any of
+        ``modalities``: each modality L2-normalised (zero where missing), concatenated,
+        and normalised again -- an untrained vector for the entity index."""
+        out = {}
+        for node_type, mods in self.features.items():
+            parts = [(x, m) for name, (x, m) in mods.items() if name in modalities]
+            if not parts:
+                continue
+            present = torch.stack([m for _, m in parts]).any(dim=0)
+            joined = torch.cat(
+                [torch.nn.functional.normalize(x, dim=1) * m[:, None] for x, m in parts], dim=1
+            )
+            rows = present.nonzero().squeeze(1)
+            out[node_type] = (rows, torch.nn.functional.normalize(joined[rows], dim=1))
+        return out
+
     def save(self, workspace: Path) -> None:
         tensors = {}
         for node_type, modalities in self.features.items():

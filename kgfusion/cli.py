@@ -255,6 +255,162 @@ def print_encode_report(features, report) -> None:
     )
 
 
+# --------------------------------------------------------------------------- index
+def _index_args(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Build the entity index (FAISS when installed: exact below 100k entities, IVF above; "
+        "exact torch search otherwise) over node vectors: the trained model's embeddings when a "
+        "run is given, else the encoded features (kgf encode)."
+    )
+    p.add_argument("workspace", type=Path)
+    p.add_argument(
+        "--node-type", nargs="*", help="node types to index (default: every type with vectors)"
+    )
+    p.add_argument("--kind", default="auto", choices=["auto", "exact", "ivf", "hnsw", "torch"])
+
+
+@command("index", "build the entity index (FAISS or torch) over node vectors", _index_args)
+def index_cmd(args) -> int:
+    import numpy as np
+
+    from fusion.features import NodeFeatures
+    from kg.index import EntityIndex, graph_version
+    from kg.workspace import load_graph
+
+    graph = load_graph(args.workspace)
+    vectors = NodeFeatures.load(args.workspace).entity_vectors()
+    if args.node_type:
+        vectors = {t: v for t, v in vectors.items() if t in args.node_type}
+    elif vectors:  # one index, one width: the types as wide as the type with most vectors
+        widest = max(vectors.values(), key=lambda v: len(v[0]))[1].shape[1]
+        vectors = {t: v for t, v in vectors.items() if v[1].shape[1] == widest}
+    if not vectors:
+        raise CliError(f"no vectors to index; run `kgf encode {args.workspace}` first")
+    if len({v.shape[1] for _, v in vectors.values()}) > 1:
+        raise CliError("these node types have vectors of different widths; index one at a time")
+    iris = [graph.iri(t, i) for t, (rows, _) in vectors.items() for i in rows.tolist()]
+    matrix = np.concatenate([v.numpy() for _, v in vectors.values()])
+    index = EntityIndex.build(iris, matrix, kind=args.kind, graph_version=graph_version(graph))
+    index.save(args.workspace / "index", overwrite=True)
+    print(f"indexed {len(index):,} entities ({', '.join(vectors)}), dim {index.dim}, {index.kind}")
+    return 0
+
+
+# --------------------------------------------------------------------------- related
+def _related_args(p: argparse.ArgumentParser) -> None:
+    p.epilog = (
+        "examples:\n"
+        "  kgf related ws https://example.org/kgf/product/lumo-racing-car-lm-4821 -k 5\n"
+        "  kgf related ws --name 'lumo racing car' --relation isAccessoryOrSparePartFor --json"
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workspace", type=Path)
+    p.add_argument("iri", nargs="?", help="the product's IRI (or use --name)")
+    p.add_argument("--name", help="find the product by name (lexical match over names)")
+    p.add_argument("-k", type=int, default=10, help="number of answers (default 10)")
+    p.add_argument("--relation", help="rank for this relation, e.g. isAccessoryOrSparePartFor")
+    p.add_argument(
+        "--node-type", help="answer type (default: the query's, or the relation's target)"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+@command("related", "related products for an IRI or a name, with explanations", _related_args)
+def related_cmd(args) -> int:
+    from kg.index import EntityIndex
+    from kg.related import lexical_lookup
+    from kg.report import format_table
+    from kg.workspace import load_graph
+
+    graph = load_graph(args.workspace)
+    if (args.iri is None) == (args.name is None):
+        raise CliError("give either an IRI or --name")
+    iri = args.iri
+    if args.name is not None:
+        matches = lexical_lookup(graph, args.name, k=1)
+        if not matches:
+            raise CliError(f"no entity matches the name {args.name!r}")
+        iri = matches[0].iri
+        print(f"{args.name!r} -> {iri} ({matches[0].text!r}, score {matches[0].score:.2f})")
+    index = EntityIndex.load(args.workspace / "index", expected_version=graph)
+    items = graph.related(index, iri, k=args.k, relation=args.relation, node_type=args.node_type)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "iri": i.iri,
+                        "type": i.node_type,
+                        "name": i.name,
+                        "score": i.score,
+                        "parts": i.parts,
+                        "evidence": i.evidence,
+                    }
+                    for i in items
+                ],
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return 0
+    rows = [
+        [n, f"{i.score:.3f}", (i.name or i.iri)[:50], "; ".join(i.evidence[:2])[:90]]
+        for n, i in enumerate(items, 1)
+    ]
+    print("\n".join(format_table(["#", "score", "product", "why"], rows)))
+    return 0
+
+
+# --------------------------------------------------------------------------- serve
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Serve a workspace over HTTP (read-only): /entities, /related, /link, /sparql and /health, "
+        "with OpenAPI docs at /docs. The workspace and its entity index are loaded once at start-up; "
+        "/related needs the index that `kgf index DIR` builds."
+    )
+    p.epilog = (
+        "examples:\n  kgf serve ws/                                   # http://127.0.0.1:8000/docs\n"
+        "  kgf serve ws/ --port 9000 --max-k 50\n"
+        "  curl 'http://127.0.0.1:8000/related?name=gold%20ring&k=5'"
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workspace", type=Path)
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; 0.0.0.0 exposes it)",
+    )
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument(
+        "--max-k", type=int, default=100, help="most related entities per request (default 100)"
+    )
+    p.add_argument(
+        "--query-timeout", type=float, default=5.0, help="SPARQL time limit in seconds (default 5)"
+    )
+
+
+@command(
+    "serve", "serve a workspace over HTTP: entities, related, link, SPARQL (FastAPI)", _serve_args
+)
+def serve_cmd(args) -> int:
+    try:
+        from kgfusion.service import serve
+    except ImportError as err:
+        raise CliError(
+            f"kgf serve needs fastapi and uvicorn ({err}): pip install 'kgfusion[serve]'"
+        ) from None
+    if args.max_k < 1:
+        raise CliError(f"--max-k {args.max_k}: allow at least 1")
+    serve(
+        args.workspace,
+        host=args.host,
+        port=args.port,
+        max_k=args.max_k,
+        query_timeout_s=args.query_timeout,
+    )
+    return 0
+
+
 # --------------------------------------------------------------------------- demo
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -325,11 +481,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     from kg.graph import GraphLookupError
+    from kg.index import EntityIndexError
     from kg.rdf import RdfError
     from kg.sparql import SparqlError
     from kg.workspace import WorkspaceError
 
     user_errors: tuple[type[BaseException], ...] = (
+        EntityIndexError,
+        FileNotFoundError,
         CliError,
         RdfError,
         WorkspaceError,

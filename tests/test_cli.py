@@ -127,4 +127,14 @@ def test_demo_builds_the_sample_catalogue(tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path / "demo"), "--products", "40"]) == 0
     out = capsys.readouterr().out
     assert "isAccessoryOrSparePartFor" in out and "de:40 en:40 es:40 zh:40" in out
-    assert (tmp_path / "demo" / "workspace" / "manifest.json").is_file()
+    ws = tmp_path / "demo" / "workspace"
+    assert (ws / "manifest.json").is_file()
+    assert main(["related", str(ws), "--name", "racing car", "-k", "3"]) == 2
+    assert "kgf index" in capsys.readouterr().err  # no index yet: the message names the command
+    assert main(["index", str(ws)]) == 0
+    assert main(["related", str(ws), "--name", "racing car", "-k", "3", "--json"]) == 0
+    out = capsys.readouterr().out
+    items = json.loads(out[out.index("[") :])
+    assert len(items) == 3 and all(item["type"] == "Product" for item in items)
+    assert main(["related", str(ws), "https://example.org/kgf/product/nope"]) == 2
+    assert "did you mean" in capsys.readouterr().err

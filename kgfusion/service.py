@@ -1,0 +1,611 @@
+"""``kgf serve``: a read-only HTTP API over one workspace (FastAPI + uvicorn).
+
+The workspace is loaded once at start-up: the graph (:func:`kg.load_graph`), the entity
+index from ``WORKSPACE/index`` when it exists and matches the graph, and the SPARQL store.
+Nothing is ever written. Endpoints (OpenAPI docs at ``/docs``):
+
+==========================  ===========================================================
+``GET /health``             counts, graph version, whether the index / linker are loaded
+``GET /entities/{iri}``     type, index, literals and neighbours of one node (capped)
+``GET /related``            related entities of ``iri=`` (or of ``name=``, resolved first)
+``GET /link``               entities whose names match free text (lexical for now)
+``GET|POST /sparql``        read-only SPARQL: SELECT rows, ASK boolean, CONSTRUCT triples
+==========================  ===========================================================
+
+Every input is bounded: ``k`` in ``1..max_k``, IRIs and names in characters, SPARQL text
+in ``max_query_chars`` (413 for a longer POST body, 422 for a longer query parameter),
+result rows in ``max_rows`` (``truncated`` says so). Errors are JSON ``{"detail": str}``
+naming the problem and what to do: 404 unknown IRI (with the nearest names), 409 missing
+or stale entity index (with the ``kgf index`` command), 422 bad parameters, 400 SPARQL
+syntax errors and updates, 504 a query past ``query_timeout_s``.
+
+SPARQL runs in a small pool of worker threads (pyoxigraph releases the GIL while it
+evaluates). A query past its time gets 504 and is cancelled at its next result row; one
+that computes for long before its first row (a huge aggregate) keeps its worker until it
+finishes, so the pool is small (:data:`SPARQL_WORKERS`) and later queries wait for a
+free worker within their own time limit.
+"""
+
+# no `from __future__ import annotations`: FastAPI reads the endpoints' annotations at run
+# time, and they refer to bounds (max_k) local to create_app.
+import asyncio
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, NamedTuple
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+MAX_IRI_CHARS = 4_096
+MAX_TEXT_CHARS = 1_000  # /link text and /related name: lexical lookup is linear in tokens
+MAX_ROWS = 10_000
+MAX_LIST = 1_000  # literals / neighbours per entity response
+SPARQL_WORKERS = 2
+INDEX_FOLDER = "index"
+_THREAD = threading.local()  # per request thread: FAISS set to one OpenMP thread
+_UPDATE = re.compile(  # an update's first keyword, after any PREFIX / BASE declarations
+    r"\s*(?:(?:PREFIX\s+[^:\s]*:\s*<[^>]*>|BASE\s+<[^>]*>|#[^\n]*)\s*)*"
+    r"(?:INSERT|DELETE|LOAD|CLEAR|DROP|CREATE|ADD|MOVE|COPY|WITH)\b",
+    re.IGNORECASE,
+)
+
+API_DESCRIPTION = """\
+Read-only access to one kgfusion workspace: entities with their literals and neighbours,
+related products explained by the graph, entity lookup by name, and SPARQL.
+
+Every input is bounded (see each parameter). Errors are JSON `{"detail": "..."}` naming the
+problem and what to do: **404** unknown IRI (with the nearest IRIs), **409** missing or stale
+entity index (with the `kgf index` command to run), **413** / **422** input too long or
+invalid, **400** SPARQL syntax error or update, **504** SPARQL query past its time limit.
+"""
+RelationParam = Annotated[
+    str | None,
+    Query(max_length=MAX_IRI_CHARS, description="relation (`brand`, `rev_brand`) or predicate IRI"),
+]
+TypeParam = Annotated[
+    str | None, Query(max_length=MAX_IRI_CHARS, description="node type, e.g. `Product`")
+]
+TextParam = Annotated[
+    str, Query(max_length=MAX_TEXT_CHARS, description="free text, e.g. a product name")
+]
+
+
+# ---------------------------------------------------------------------- response models
+class HealthResponse(BaseModel):
+    status: str = Field(description="`ok` when the graph is loaded")
+    workspace: str
+    graph_version: str
+    nodes: int
+    edges: int
+    literals: int
+    node_types: dict[str, int] = Field(description="nodes per type")
+    relations: int = Field(description="number of (source type, relation, target type)")
+    index: bool = Field(description="an entity index is loaded: /related works")
+    index_entities: int | None = None
+    index_problem: str | None = Field(None, description="why /related is unavailable")
+    linker: bool = Field(description="a trained linker is loaded (else /link is lexical)")
+
+
+class LiteralOut(BaseModel):
+    name: str = Field(description="predicate name, e.g. `name`")
+    predicate: str
+    value: str
+    kind: str = Field(description="text, number, boolean, date or image")
+    language: str | None = None
+    datatype: str | None = None
+
+
+class NeighborOut(BaseModel):
+    relation: str = Field(description="relation name; incoming edges read `rev_<relation>`")
+    iri: str
+    type: str
+    direction: str = Field(description="`out`: this node is the subject; `in`: the object")
+
+
+class EntityResponse(BaseModel):
+    iri: str
+    type: str
+    index: int = Field(description="position of the node within its type")
+    literals: list[LiteralOut]
+    literal_count: int
+    neighbors: list[NeighborOut]
+    neighbor_count: int
+    truncated: bool = Field(description="literals or neighbours were cut at `limit`")
+
+
+class Match(NamedTuple):
+    """An entity found for a piece of text: ``(iri, score, matched text)``."""
+
+    iri: str
+    score: float
+    text: str
+
+
+class MatchOut(BaseModel):
+    iri: str
+    type: str
+    score: float = Field(description="in [0, 1], higher is closer")
+    text: str = Field(description="the entity's name that matched")
+
+
+class LinkResponse(BaseModel):
+    text: str
+    method: str = Field(description="`linker` (trained) or `lexical` (name trigrams)")
+    matches: list[MatchOut]
+
+
+class RelatedOut(BaseModel):
+    iri: str
+    type: str
+    name: str | None = None
+    score: float
+    parts: dict[str, float] = Field(description="similarity, relation / scorer, evidence")
+    evidence: list[str] = Field(description="direct edges, shared neighbours, paths")
+
+
+class RelatedResponse(BaseModel):
+    iri: str = Field(description="the query entity")
+    type: str
+    resolved_from: MatchOut | None = Field(None, description="how `name` was resolved")
+    k: int
+    relation: str | None = None
+    node_type: str | None = None
+    items: list[RelatedOut]
+
+
+class SparqlResponse(BaseModel):
+    kind: str = Field(description="`select`, `ask` or `graph` (CONSTRUCT / DESCRIBE)")
+    variables: list[str]
+    rows: list[list[str | None]]
+    boolean: bool | None = None
+    truncated: bool = Field(description="more rows than `max_rows` existed; add LIMIT")
+    seconds: float
+
+
+class SparqlBody(BaseModel):
+    query: str
+
+
+# ---------------------------------------------------------------------- the loaded state
+Linker = Callable[[str, int], Sequence[Match]]
+"""A trained text-to-entity linker: ``linker(text, k) -> matches``, best first."""
+
+
+@dataclass
+class Workspace:
+    """Everything the service reads, loaded once (see :func:`load_workspace`)."""
+
+    path: Path
+    graph: object  # kg.ProductGraph
+    version: str
+    index: object | None  # kg.EntityIndex, or None with `index_problem` saying why
+    index_problem: str | None
+    store: object  # pyoxigraph.Store (read-only)
+    linker: Linker | None = None
+
+
+def load_workspace(workspace, linker: Linker | None = None) -> Workspace:
+    """Load the graph, the entity index (if present and current) and the SPARQL store,
+    and warm the lookup caches so that the first requests are as fast as the rest."""
+    import pyoxigraph as ox
+
+    import kg
+    from kg.related import lexical_lookup
+
+    path = Path(workspace)
+    graph = kg.load_graph(path)
+    version = kg.graph_version(graph)
+    index, problem = _load_index(path, graph)
+    if (path / "sparql").is_dir():
+        store = ox.Store.read_only(str(path / "sparql"))
+    else:  # built with --no-sparql: an in-memory store of the graph's triples
+        store = ox.Store()
+        store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object) for t in graph.triples())
+    if graph.num_nodes:  # build the lazy lookup tables now, not in the first requests
+        first = graph.nodes[0]
+        graph.node(first)
+        graph.neighbors(first)
+        graph.literals(first)
+        lexical_lookup(graph, "warm up")
+    return Workspace(path, graph, version, index, problem, store, linker)
+
+
+def _load_index(path: Path, graph) -> tuple[object | None, str | None]:
+    from kg.index import EntityIndex, EntityIndexError, StaleIndexError
+
+    folder = path / INDEX_FOLDER
+    rebuild = f"`kgf index {path}`, then restart the service"
+    if not folder.exists():
+        return None, f"no entity index in {folder}: build it with {rebuild}"
+    try:
+        return EntityIndex.load(folder, expected_version=graph), None
+    except StaleIndexError:
+        problem = "is stale (built for another version of the graph)"
+    except EntityIndexError as err:
+        problem = f"cannot be used ({err})"
+    return None, f"the entity index in {folder} {problem}: rebuild it with {rebuild}"
+
+
+# ---------------------------------------------------------------------- the operations
+def resolve_text(ws: Workspace, text: str, k: int = 5, node_type: str | None = None) -> list[Match]:
+    """Entities for free text, best first: the trained linker when one is loaded, else
+    :func:`kg.related.lexical_lookup` over name-like literals. Text without letters or
+    digits matches nothing."""
+    from kg.related import lexical_lookup
+
+    if ws.linker is not None and node_type is None:
+        return list(ws.linker(text, k))[:k]
+    try:
+        return [Match(*m) for m in lexical_lookup(ws.graph, text, node_type=node_type, k=k)]
+    except ValueError:  # no letters or digits
+        return []
+
+
+def entity(
+    ws: Workspace, iri: str, limit: int = 100, relation: str | None = None
+) -> EntityResponse:
+    """One node: type, index, literals and neighbours (each list cut at ``limit``)."""
+    node_type, index = _node_or_404(ws, iri)
+    literals = ws.graph.literals(iri)
+    try:
+        neighbors = ws.graph.neighbors(iri, relation=relation)
+    except KeyError as err:  # unknown relation name
+        raise HTTPException(422, str(err)) from None
+    return EntityResponse(
+        iri=iri, type=node_type, index=index,
+        literals=[LiteralOut(name=x.name, predicate=x.predicate, value=x.value, kind=x.kind,
+                             language=x.language, datatype=x.datatype) for x in literals[:limit]],
+        literal_count=len(literals),
+        neighbors=[NeighborOut(relation=n.relation, iri=n.iri, type=n.node_type,
+                               direction=n.direction) for n in neighbors[:limit]],
+        neighbor_count=len(neighbors),
+        truncated=len(literals) > limit or len(neighbors) > limit,
+    )  # fmt: skip
+
+
+def related(ws: Workspace, iri: str | None = None, name: str | None = None, k: int = 10,
+            relation: str | None = None, node_type: str | None = None,
+            explain: bool = True) -> RelatedResponse:  # fmt: skip
+    """The ``k`` entities most related to ``iri``, or to the entity ``name`` resolves to
+    (:func:`resolve_text`); see :func:`kg.related.related` for the score and evidence."""
+    from kg.index import EntityIndexError
+    from kg.related import related as find_related
+
+    if (iri is None) == (name is None):
+        raise HTTPException(422, "give exactly one of `iri` (an entity IRI) or `name` (free text)")
+    if ws.index is None:
+        raise HTTPException(409, ws.index_problem)
+    resolved = None
+    if name is not None:
+        matches = resolve_text(ws, name, k=1)
+        if not matches:
+            raise HTTPException(404, f"no entity has a name like {name!r}; try GET /link?text=...")
+        resolved = _match_out(ws, matches[0])
+        iri = resolved.iri
+    query_type, _ = _node_or_404(ws, iri)
+    try:
+        items = find_related(ws.graph, ws.index, iri, k, relation, node_type, explain)
+    except EntityIndexError as err:  # stale, or the entity is in the graph but not the index
+        detail = str(err).replace("`kgf index DIR`", f"`kgf index {ws.path}`")
+        raise HTTPException(409, detail) from None
+    except KeyError as err:  # unknown relation or node type (GraphLookupError)
+        raise HTTPException(422, str(err)) from None
+    return RelatedResponse(
+        iri=iri, type=query_type, resolved_from=resolved, k=k, relation=relation,
+        node_type=node_type,
+        items=[RelatedOut(iri=x.iri, type=x.node_type, name=x.name, score=x.score,
+                          parts=x.parts, evidence=x.evidence) for x in items],
+    )  # fmt: skip
+
+
+def link(ws: Workspace, text: str, k: int = 5, node_type: str | None = None) -> LinkResponse:
+    """Entities whose names match ``text`` (empty or symbol-only text: no matches)."""
+    try:
+        matches = resolve_text(ws, text, k, node_type) if text.strip() else []
+    except KeyError as err:  # unknown node type
+        raise HTTPException(422, str(err)) from None
+    method = "linker" if ws.linker is not None and node_type is None else "lexical"
+    return LinkResponse(text=text, method=method, matches=[_match_out(ws, m) for m in matches])
+
+
+def run_sparql(store, query: str, max_rows: int = MAX_ROWS,
+               cancelled: threading.Event | None = None) -> SparqlResponse:  # fmt: skip
+    """Run a read-only query, streaming at most ``max_rows`` rows; stops early when
+    ``cancelled`` is set. Updates and syntax errors raise :class:`kg.sparql.SparqlError`."""
+    import pyoxigraph as ox
+
+    from kg.sparql import SparqlError
+
+    started = time.perf_counter()
+    cancelled = cancelled or threading.Event()
+    try:
+        result = store.query(query, use_default_graph_as_union=True)
+    except SyntaxError as err:
+        raise SparqlError(_sparql_problem(query, err)) from None
+    if isinstance(result, ox.QueryBoolean):
+        return SparqlResponse(kind="ask", variables=[], rows=[], boolean=bool(result),
+                              truncated=False, seconds=time.perf_counter() - started)  # fmt: skip
+    if isinstance(result, ox.QuerySolutions):
+        kind, names = "select", [v.value for v in result.variables]
+        convert = lambda s: [_term(s[name]) for name in names]
+    else:
+        kind, names = "graph", ["subject", "predicate", "object"]
+        convert = lambda t: [_term(t.subject), _term(t.predicate), _term(t.object)]
+    rows, truncated = [], False
+    for item in result:
+        if cancelled.is_set():
+            break
+        if len(rows) == max_rows:
+            truncated = True
+            break
+        rows.append(convert(item))
+    return SparqlResponse(kind=kind, variables=names, rows=rows, truncated=truncated,
+                          seconds=time.perf_counter() - started)  # fmt: skip
+
+
+def _sparql_problem(query: str, err: SyntaxError) -> str:
+    """What is wrong with a query that does not parse: an update (refused, as in
+    :func:`kg.sparql.run_query`) or a syntax error."""
+    if _UPDATE.match(query):
+        return (
+            "SPARQL updates are refused: the workspace is read-only "
+            "(use SELECT, ASK, CONSTRUCT or DESCRIBE)"
+        )
+    return f"SPARQL syntax error: {err}"
+
+
+def _term(term) -> str | None:
+    """A result term as text: IRI, blank node label or literal lexical form."""
+    return None if term is None else str(getattr(term, "value", term))
+
+
+def _node_or_404(ws: Workspace, iri: str) -> tuple[str, int]:
+    try:
+        return ws.graph.node(iri)
+    except KeyError as err:  # GraphLookupError names the closest IRIs
+        raise HTTPException(404, f"{err} (find entities by name: GET /link?text=...)") from None
+
+
+def _match_out(ws: Workspace, match: Match) -> MatchOut:
+    node_type, _ = ws.graph.node(match.iri)
+    return MatchOut(iri=match.iri, type=node_type, score=match.score, text=match.text)
+
+
+# ---------------------------------------------------------------------- the app
+def create_app(workspace: Path, *, max_k: int = 100, max_query_chars: int = 10_000,
+               query_timeout_s: float = 5.0, max_rows: int = MAX_ROWS,
+               linker: Linker | None = None) -> FastAPI:  # fmt: skip
+    """The FastAPI app over ``workspace`` (loaded now, once; see the module docstring).
+
+    Args:
+        max_k: the most related entities one request may ask for.
+        max_query_chars: the longest SPARQL query accepted.
+        query_timeout_s: SPARQL time limit, waiting for a worker included (504 past it).
+        max_rows: SPARQL result rows returned at most (``truncated`` is set beyond).
+        linker: a trained text linker ``linker(text, k) -> [Match]``; lexical otherwise.
+    """
+    from kg.sparql import SparqlError
+
+    ws = load_workspace(workspace, linker)
+    executor = ThreadPoolExecutor(SPARQL_WORKERS, thread_name_prefix="sparql")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="kgfusion",
+        summary=f"Read-only API over the workspace {ws.path}",
+        description=API_DESCRIPTION,
+        version=_version(),
+        lifespan=lifespan,
+        exception_handlers={RequestValidationError: _validation_error, Exception: _internal_error},
+    )
+    app.state.workspace = ws
+
+    @app.get("/health", response_model=HealthResponse, summary="What is loaded")
+    def health() -> HealthResponse:
+        """Graph counts and version, and whether the entity index (needed by /related) and
+        a trained linker are loaded; `index_problem` says how to build a missing index."""
+        g = ws.graph
+        return HealthResponse(
+            status="ok", workspace=str(ws.path), graph_version=ws.version, nodes=g.num_nodes,
+            edges=g.num_edges, literals=g.num_literals, node_types=g.num_nodes_dict,
+            relations=len(g.relations), index=ws.index is not None,
+            index_entities=len(ws.index) if ws.index is not None else None,
+            index_problem=ws.index_problem, linker=ws.linker is not None,
+        )  # fmt: skip
+
+    @app.get("/entities/{iri:path}", response_model=EntityResponse, summary="One entity")
+    def get_entity(
+        iri: Annotated[str, PathParam(min_length=1, max_length=MAX_IRI_CHARS)],
+        limit: Annotated[
+            int, Query(ge=1, le=MAX_LIST, description="most literals and neighbours listed")
+        ] = 100,
+        relation: RelationParam = None,
+    ) -> EntityResponse:
+        """Type, index within the type, literals (name, value, kind, language) and
+        neighbours (relation, IRI, type, direction) of one node. The IRI is the rest of the
+        path, e.g. `/entities/https://example.org/kgf/product/x`; percent-encode `#` and `?`
+        in it. An unknown IRI answers 404 with the nearest IRIs."""
+        return entity(ws, iri, limit, relation)
+
+    @app.get("/related", response_model=RelatedResponse, summary="Related entities")
+    def get_related(
+        iri: Annotated[
+            str | None, Query(max_length=MAX_IRI_CHARS, description="query entity")
+        ] = None,
+        name: Annotated[
+            str | None,
+            Query(max_length=MAX_TEXT_CHARS, description="or its name, resolved by /link"),
+        ] = None,
+        k: Annotated[int, Query(ge=1, le=max_k, description=f"answers wanted, 1..{max_k}")] = 10,
+        relation: RelationParam = None,
+        node_type: TypeParam = None,
+        explain: Annotated[bool, Query(description="list the graph evidence")] = True,
+    ) -> RelatedResponse:
+        """The `k` entities most related to `iri` (or to the best match of `name`): the
+        entity index's nearest neighbours, boosted by edges of `relation` and by shared
+        neighbours, each with its score parts and graph evidence (paths up to length 3).
+        409 when the workspace has no current entity index (build it with `kgf index DIR`)."""
+        single_threaded_faiss()
+        return related(ws, iri, name, k, relation, node_type, explain)
+
+    @app.get("/link", response_model=LinkResponse, summary="Entities named in text")
+    def get_link(
+        text: TextParam = "",
+        k: Annotated[int, Query(ge=1, le=max_k, description=f"matches wanted, 1..{max_k}")] = 5,
+        node_type: TypeParam = None,
+    ) -> LinkResponse:
+        """Entities whose name-like literals best match `text` (partial, reordered and
+        misspelt names match; score in [0, 1]). Empty text matches nothing."""
+        return link(ws, text, k, node_type)
+
+    async def sparql(query: str) -> SparqlResponse:
+        cancelled = threading.Event()
+        future = executor.submit(run_sparql, ws.store, query, max_rows, cancelled)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), query_timeout_s)
+        except asyncio.TimeoutError:
+            cancelled.set()
+            detail = (
+                f"the query did not finish within {query_timeout_s:g} s (waiting for a free "
+                "worker included): add LIMIT, narrow the patterns or avoid large aggregates"
+            )
+            raise HTTPException(504, detail) from None
+        except SparqlError as err:
+            raise HTTPException(400, str(err)) from None
+
+    sparql_doc = (
+        "Run a read-only SPARQL query: SELECT gives `variables` and `rows`, ASK `boolean`, "
+        f"CONSTRUCT / DESCRIBE `rows` of triples. At most {max_rows:,} rows (`truncated` "
+        f"beyond), {max_query_chars:,} characters of query, {query_timeout_s:g} s (504 "
+        "beyond). Updates are refused (400)."
+    )
+
+    @app.get("/sparql", response_model=SparqlResponse, summary="SPARQL query", description=sparql_doc)  # fmt: skip
+    async def get_sparql(
+        query: Annotated[
+            str, Query(min_length=1, max_length=max_query_chars, description="SPARQL text")
+        ],
+    ) -> SparqlResponse:
+        return await sparql(query)
+
+    @app.post(
+        "/sparql", response_model=SparqlResponse, summary="SPARQL query (body)",
+        description=sparql_doc + " Body: the query text (`application/sparql-query` or "
+        "`text/plain`), JSON `{\"query\": ...}`, or a form field `query`.",
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/sparql-query": {"schema": {"type": "string"}},
+            "application/json": {"schema": SparqlBody.model_json_schema()},
+            "application/x-www-form-urlencoded": {"schema": SparqlBody.model_json_schema()},
+        }}},
+    )  # fmt: skip
+    async def post_sparql(request: Request) -> SparqlResponse:
+        return await sparql(await _read_query(request, max_query_chars))
+
+    return app
+
+
+async def _read_query(request: Request, max_chars: int) -> str:
+    """The SPARQL text of a POST body, read no further than the size bound (413 past it)."""
+    limit = 4 * max_chars + 1024  # bytes: UTF-8 and JSON escaping
+    too_long = HTTPException(
+        413,
+        f"the query is longer than this service's limit of {max_chars:,} characters: shorten it",
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_long
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_long
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise HTTPException(400, f"the body is not UTF-8 text ({err})") from None
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        try:
+            text = SparqlBody.model_validate(json.loads(text)).query
+        except ValueError:
+            raise HTTPException(422, 'a JSON body must be {"query": "SELECT ..."}') from None
+    elif content_type == "application/x-www-form-urlencoded":
+        text = (parse_qs(text).get("query") or [""])[0]
+    if len(text) > max_chars:
+        raise too_long
+    if not text.strip():
+        raise HTTPException(422, "the query is empty: send SPARQL text, e.g. ASK { ?s ?p ?o }")
+    return text
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with one readable clause per bad parameter: name, problem, value given."""
+    problems = []
+    for e in exc.errors():
+        where = ".".join(str(x) for x in e["loc"] if x not in ("query", "path", "body"))
+        got = "" if e.get("type") == "missing" else f" (got {_short(e.get('input'))})"
+        problems.append(f"{where or 'request'}: {e['msg']}{got}")
+    detail = "; ".join(problems) + "; see /docs for the parameters"
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        {"detail": f"internal error ({type(exc).__name__}: {exc}); see the server log"},
+        status_code=500,
+    )
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(str(value)):,} chars)"
+
+
+def _version() -> str:
+    from kg import __version__
+
+    return __version__
+
+
+def serve(workspace: Path, host: str = "127.0.0.1", port: int = 8000, *,
+          log_level: str = "info", **options) -> None:  # fmt: skip
+    """Load ``workspace`` and serve it with uvicorn until interrupted (Ctrl-C).
+
+    ``options`` go to :func:`create_app` (``max_k``, ``max_query_chars``...)."""
+    import uvicorn
+
+    app = create_app(Path(workspace), **options)
+    print(f"serving {workspace} on http://{host}:{port} (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def single_threaded_faiss() -> None:
+    """Search with one FAISS (OpenMP) thread from the calling thread on.
+
+    A request searches one query, and waking FAISS's thread team costs far more than the
+    search itself: about 8 ms against 0.03 ms per search of a small index on a busy 2-core
+    machine (benchmarks/service_load.py). OpenMP keeps this setting per thread, so each
+    request thread sets it, once. Nothing to do without FAISS."""
+    if getattr(_THREAD, "faiss_single", False):
+        return
+    _THREAD.faiss_single = True
+    try:
+        import faiss
+    except ImportError:
+        return
+    faiss.omp_set_num_threads(1)
