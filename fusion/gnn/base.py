@@ -1,0 +1,361 @@
+"""The heterogeneous GNN interface and the layer stack every variant shares.
+
+A GNN maps per-node-type features and per-edge-type edges to one embedding per node::
+
+    gnn = get_gnn("rgcn", data.metadata(), in_dims={"Product": 128, "Brand": 0},
+                  hidden=64, out_dim=32, num_nodes={"Brand": 120})
+    out = gnn(x_dict, edge_index_dict)   # {node_type: [N_t, out_dim]}
+
+``metadata = (node_types, edge_types)`` as in PyG's ``HeteroData.metadata()``; an edge type
+is ``(src_type, relation, dst_type)`` and ``edge_index_dict[edge_type]`` is ``[2, E]`` (row 0
+source indices, row 1 destination indices, both local to their node type). Edge types left
+out of ``edge_index_dict`` have no edges in this call.
+
+The stack, for every variant::
+
+    h_t = W_t x_t + b_t                    (or a learned nn.Embedding row when in_dims[t] is 0/None)
+    repeat num_layers times:
+        m_t = conv(h, edges)_t             (the variant's message passing; see its class)
+            + S_t h_t                      (a self transform for node types the conv leaves out)
+        m_t = dropout(act(norm_t(m_t)))
+        h_t = m_t + h_t  if residual else m_t
+    out_t = V_t h_t + c_t
+
+**Featureless node types** (``in_dims[t]`` 0 or ``None``; PyG's AIFB/MUTAG entity graphs,
+as in R-GCN) get ``nn.Embedding(num_nodes[t], hidden)``: ``x_dict[t]`` may be absent or
+``None`` (all ``num_nodes[t]`` rows, full batch) or a ``LongTensor`` of node ids (a
+mini-batch). **Node types that never receive messages** (no edge type ends there) still get
+an output: for variants whose convolution has no root/self weight for them, a per-layer
+linear self transform ``S_t`` is added (GAT gets one for every type, since GAT has no root
+weight at all).
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn.module_dict import ModuleDict
+
+from ..registry import Registry, check_json_config, load_module, save_module
+
+__all__ = ["GNNS", "HeteroGNN", "EdgeType", "Metadata", "normalize_metadata"]
+
+EdgeType = tuple[str, str, str]
+Metadata = tuple[list[str], list[EdgeType]]
+
+GNNS: Registry[HeteroGNN] = Registry("gnn")
+
+ACTIVATIONS = {
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "elu": F.elu,
+    "leaky_relu": F.leaky_relu,
+    "tanh": torch.tanh,
+    "none": lambda x: x,
+}
+
+
+def normalize_metadata(metadata: Any) -> Metadata:
+    """``(node_types, edge_types)`` as lists of str / 3-tuples of str (JSON gives lists back)."""
+    try:
+        node_types, edge_types = metadata
+        node_types = [str(t) for t in node_types]
+        edge_types = [tuple(str(p) for p in e) for e in edge_types]
+    except (TypeError, ValueError):
+        raise ValueError(
+            "metadata must be (node_types, edge_types) as from HeteroData.metadata()"
+        ) from None
+    if len(set(node_types)) != len(node_types):
+        raise ValueError(f"metadata: duplicate node types in {node_types}")
+    for e in edge_types:
+        if len(e) != 3:
+            raise ValueError(f"metadata: edge type {e!r} is not (src, relation, dst)")
+        for t in (e[0], e[2]):
+            if t not in node_types:
+                raise ValueError(f"metadata: edge type {e!r} names unknown node type {t!r}")
+    if len(set(edge_types)) != len(edge_types):
+        raise ValueError("metadata: duplicate edge types")
+    return node_types, edge_types  # type: ignore[return-value]
+
+
+def quiet_hetero_conv(convs: dict, aggr: str = "sum"):
+    """``HeteroConv(convs, aggr)`` without its warning about node types that receive no
+    messages: :class:`HeteroGNN` gives those a self transform."""
+    from torch_geometric.nn import HeteroConv
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*do not occur as destination type.*")
+        return HeteroConv(convs, aggr=aggr)
+
+
+class HeteroGNN(nn.Module):
+    """Base class of the heterogeneous GNNs (the stack is in the module docstring).
+
+    Args:
+        metadata: ``(node_types, edge_types)``, e.g. ``HeteroData.metadata()``.
+        in_dims: input feature size per node type; 0 / ``None`` / absent = featureless
+            (a learned embedding per node, which needs ``num_nodes``).
+        hidden: hidden size of every layer.
+        out_dim: output size per node type.
+        num_layers: number of message-passing layers (default 2; 0 = projections only).
+        dropout: dropout after each layer's activation (default 0.0).
+        residual: add each layer's input to its output (default ``False``).
+        norm: ``None``, ``"layer"`` (LayerNorm) or ``"batch"`` (BatchNorm1d), per node type
+            and layer, applied before the activation.
+        num_nodes: node count per featureless node type.
+        act: ``"relu"`` (default), ``"gelu"``, ``"elu"``, ``"leaky_relu"``, ``"tanh"``,
+            ``"none"``.
+        **options: the variant's own keyword arguments; stored in :attr:`config`.
+
+    Subclasses set :attr:`self_types` (``"missing"``: a self transform for node types that
+    receive no messages; ``"all"``; ``"none"``: the conv covers every node type itself) and
+    implement :meth:`build_conv` (and :meth:`propagate` when the conv is not called as
+    ``conv(h_dict, edge_index_dict)``).
+    """
+
+    name: str = ""
+    self_types: str = "missing"
+
+    def __init__(
+        self,
+        metadata: Any,
+        in_dims: Mapping[str, int | None],
+        hidden: int,
+        out_dim: int,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        residual: bool = False,
+        norm: str | None = None,
+        num_nodes: Mapping[str, int] | None = None,
+        act: str = "relu",
+        **options: Any,
+    ):
+        super().__init__()
+        where = f"gnn {self.name or type(self).__name__!r}"
+        node_types, edge_types = normalize_metadata(metadata)
+        in_dims = dict(in_dims or {})
+        num_nodes = dict(num_nodes or {})
+        unknown = sorted(set(in_dims) - set(node_types))
+        if unknown:
+            raise ValueError(f"{where}: in_dims names unknown node types {unknown}")
+        for name_, value in (("hidden", hidden), ("out_dim", out_dim)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{where}: {name_} must be a positive int, got {value!r}")
+        if not isinstance(num_layers, int) or num_layers < 0:
+            raise ValueError(f"{where}: num_layers must be an int >= 0, got {num_layers!r}")
+        if norm not in (None, "layer", "batch"):
+            raise ValueError(f"{where}: norm must be None, 'layer' or 'batch', got {norm!r}")
+        if act not in ACTIVATIONS:
+            raise ValueError(f"{where}: act must be one of {sorted(ACTIVATIONS)}, got {act!r}")
+        dims: dict[str, int | None] = {t: (in_dims.get(t) or None) for t in node_types}
+        for t, d in dims.items():
+            if d is None:
+                if not isinstance(num_nodes.get(t), int) or num_nodes[t] <= 0:
+                    raise ValueError(
+                        f"{where}: node type {t!r} has no features (in_dims 0/None), so it "
+                        f"gets a learned embedding; pass num_nodes={{{t!r}: <count>}}"
+                    )
+            elif not isinstance(d, int) or d < 0:
+                raise ValueError(f"{where}: in_dims[{t!r}] = {d!r}; must be an int >= 0")
+        self.node_types: list[str] = node_types
+        self.edge_types: list[EdgeType] = edge_types
+        self.in_dims = dims
+        self.hidden = hidden
+        self.out_dim = out_dim
+        self.num_layers = num_layers
+        self.residual = residual
+        self.act_name = act
+        self.options = dict(options)
+        self.config: dict[str, Any] = check_json_config(
+            {
+                "name": self.name,
+                "metadata": [list(node_types), [list(e) for e in edge_types]],
+                "in_dims": {t: (d or 0) for t, d in dims.items()},
+                "hidden": hidden,
+                "out_dim": out_dim,
+                "num_layers": num_layers,
+                "dropout": dropout,
+                "residual": residual,
+                "norm": norm,
+                "num_nodes": {t: num_nodes[t] for t in node_types if dims[t] is None},
+                "act": act,
+                **options,
+            },
+            where,
+        )
+
+        self.encoders = ModuleDict(
+            {
+                t: nn.Linear(d, hidden) if d is not None else nn.Embedding(num_nodes[t], hidden)
+                for t, d in dims.items()
+            }
+        )
+        self.convs = nn.ModuleList(self.build_conv(i) for i in range(num_layers))
+        dst_types = {e[2] for e in edge_types}
+        self_types = {
+            "all": node_types,
+            "missing": [t for t in node_types if t not in dst_types],
+            "none": [],
+        }[self.self_types]
+        self.self_lins = nn.ModuleList(
+            ModuleDict({t: nn.Linear(hidden, hidden) for t in self_types})
+            for _ in range(num_layers)
+        )
+        if norm is None:
+            self.norms = None
+        else:
+            make = (
+                (lambda: nn.LayerNorm(hidden))
+                if norm == "layer"
+                else (lambda: nn.BatchNorm1d(hidden))
+            )
+            self.norms = nn.ModuleList(
+                ModuleDict({t: make() for t in node_types}) for _ in range(num_layers)
+            )
+        self.dropout = nn.Dropout(dropout)
+        self.heads = ModuleDict({t: nn.Linear(hidden, out_dim) for t in node_types})
+        self._empty_edges: dict[torch.device, Tensor] = {}
+
+    # -- the part a variant writes ---------------------------------------------------------
+
+    def build_conv(self, layer: int) -> nn.Module:
+        """The message-passing module of layer ``layer`` (``hidden -> hidden``)."""
+        raise NotImplementedError
+
+    def prepare(self, h: dict[str, Tensor], edges: dict[EdgeType, Tensor]) -> Any:
+        """Per-forward graph preprocessing shared by all layers (passed to :meth:`propagate`)."""
+        return None
+
+    def propagate(
+        self, layer: int, h: dict[str, Tensor], edges: dict[EdgeType, Tensor], graph: Any
+    ) -> dict[str, Tensor]:
+        """Layer ``layer``'s messages ``{node_type: [N_t, hidden]}`` (types may be missing
+        when the conv does not update them; :attr:`self_types` must cover those)."""
+        return self.convs[layer](h, edges)
+
+    # -- the shared part -------------------------------------------------------------------
+
+    def forward(
+        self,
+        x_dict: Mapping[str, Tensor | None],
+        edge_index_dict: Mapping[EdgeType, Tensor],
+    ) -> dict[str, Tensor]:
+        """``{node_type: [N_t, in_dims[t]]}``, ``{edge_type: [2, E]}`` ->
+        ``{node_type: [N_t, out_dim]}`` for every node type in the metadata."""
+        h = self.encode(x_dict)
+        edges = self.check_edges(edge_index_dict, h)
+        graph = self.prepare(h, edges)
+        act = ACTIVATIONS[self.act_name]
+        for i in range(self.num_layers):
+            out = self.propagate(i, h, edges, graph)
+            self_lins = self.self_lins[i]
+            new: dict[str, Tensor] = {}
+            for t in self.node_types:
+                m = out.get(t)
+                if t in self_lins:
+                    s = self_lins[t](h[t])
+                    m = s if m is None else m + s
+                if m is None:
+                    raise RuntimeError(f"gnn {self.name!r}: layer {i} gave no output for {t!r}")
+                if self.norms is not None:
+                    m = self.norms[i][t](m)
+                m = act(m)
+                if self.dropout.p > 0:
+                    m = self.dropout(m)
+                new[t] = m + h[t] if self.residual else m
+            h = new
+        return {t: self.heads[t](h[t]) for t in self.node_types}
+
+    def encode(self, x_dict: Mapping[str, Tensor | None]) -> dict[str, Tensor]:
+        """The input projections / embeddings: ``{node_type: [N_t, hidden]}``."""
+        where = f"gnn {self.name!r}"
+        unknown = sorted(set(x_dict) - set(self.node_types))
+        if unknown:
+            raise KeyError(f"{where}: x_dict has unknown node types {unknown}")
+        h: dict[str, Tensor] = {}
+        for t in self.node_types:
+            enc = self.encoders[t]
+            x = x_dict.get(t)
+            if self.in_dims[t] is None:
+                if x is None:
+                    h[t] = enc.weight
+                elif x.dtype in (torch.int64, torch.int32) and x.dim() == 1:
+                    h[t] = enc(x)
+                else:
+                    raise ValueError(
+                        f"{where}: node type {t!r} is featureless (learned embedding); "
+                        f"x_dict[{t!r}] must be None or a LongTensor of node ids, got "
+                        f"{x.dtype} {tuple(x.shape)}"
+                    )
+            else:
+                if x is None:
+                    raise KeyError(
+                        f"{where}: x_dict has no features for node type {t!r} "
+                        f"(expected [N, {self.in_dims[t]}])"
+                    )
+                if x.dim() != 2 or x.shape[1] != self.in_dims[t]:
+                    raise ValueError(
+                        f"{where}: x_dict[{t!r}] has shape {tuple(x.shape)}, expected "
+                        f"[N, {self.in_dims[t]}]"
+                    )
+                h[t] = enc(x)
+        return h
+
+    def check_edges(
+        self, edge_index_dict: Mapping[EdgeType, Tensor], h: Mapping[str, Tensor]
+    ) -> dict[EdgeType, Tensor]:
+        """``edge_index_dict`` checked against the metadata, every edge type present
+        (absent ones as an empty ``[2, 0]`` tensor), in metadata order."""
+        where = f"gnn {self.name!r}"
+        known = set(self.edge_types)
+        given: dict[EdgeType, Tensor] = {}
+        for key, value in edge_index_dict.items():
+            et = tuple(key) if isinstance(key, Sequence) and not isinstance(key, str) else key
+            if et not in known:
+                close = difflib.get_close_matches(
+                    str(et), [str(e) for e in self.edge_types], n=1, cutoff=0.5
+                )
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise KeyError(
+                    f"{where}: edge type {et!r} is not in the metadata{hint}; known: "
+                    f"{self.edge_types}"
+                )
+            if value.dim() != 2 or value.shape[0] != 2:
+                raise ValueError(
+                    f"{where}: edge_index_dict[{et!r}] has shape {tuple(value.shape)}, "
+                    "expected [2, E]"
+                )
+            given[et] = value  # type: ignore[index]
+        device = next(iter(h.values())).device if h else torch.device("cpu")
+        empty = self._empty_edges.get(device)
+        if empty is None:
+            empty = self._empty_edges[device] = torch.empty(2, 0, dtype=torch.long, device=device)
+        return {e: given.get(e, empty) for e in self.edge_types}
+
+    # -- config + weights ------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, kwargs: dict[str, Any]) -> HeteroGNN:
+        """Build from a config dict without its ``"name"`` (JSON lists are fine)."""
+        return cls(**kwargs)
+
+    def save(self, directory) -> None:
+        """Write ``config.json`` + ``model.safetensors`` into ``directory``."""
+        save_module(self, directory)
+
+    @staticmethod
+    def load(directory, map_location: str | torch.device = "cpu") -> HeteroGNN:
+        """Rebuild a GNN saved with :meth:`save` (any registered variant)."""
+        return load_module(directory, GNNS, map_location)
+
+    def extra_repr(self) -> str:
+        return (
+            f"node_types={len(self.node_types)}, edge_types={len(self.edge_types)}, "
+            f"hidden={self.hidden}, out_dim={self.out_dim}, num_layers={self.num_layers}"
+        )

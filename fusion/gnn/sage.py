@@ -1,0 +1,73 @@
+"""GraphSAGE per edge type, summed over edge types (PyG ``HeteroConv`` of ``SAGEConv``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+from torch_geometric.nn import SAGEConv
+
+from .base import GNNS, HeteroGNN, quiet_hetero_conv
+
+__all__ = ["HeteroSAGE"]
+
+
+@GNNS.register("sage")
+class HeteroSAGE(HeteroGNN):
+    r"""GraphSAGE (Hamilton et al., "Inductive Representation Learning on Large Graphs",
+    NeurIPS 2017) on every edge type, summed per destination type
+    (:class:`torch_geometric.nn.HeteroConv`, ``aggr="sum"``):
+
+    .. math::
+        h_i' = \sum_{(s, r, t)\,:\,t = \mathrm{type}(i)}
+               \left( W^{r}_1 h_i + W^{r}_2 \operatorname{aggr}_{j \in N_i^r} h_j \right)
+
+    Node types that are no edge type's destination get the self transform of
+    :class:`~fusion.gnn.base.HeteroGNN`.
+
+    Args:
+        metadata, in_dims, hidden, out_dim, num_layers, dropout, residual, norm, num_nodes,
+        act: see :class:`~fusion.gnn.base.HeteroGNN`.
+        aggr: neighbour aggregation of each ``SAGEConv`` (default ``"mean"``).
+
+    Shapes:
+        ``x_dict[t]: [N_t, in_dims[t]]``, ``edge_index_dict[e]: [2, E_e]`` ->
+        ``{t: [N_t, out_dim]}``.
+    """
+
+    self_types = "missing"
+
+    def __init__(
+        self,
+        metadata: Any,
+        in_dims: dict[str, int | None],
+        hidden: int,
+        out_dim: int,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        residual: bool = False,
+        norm: str | None = None,
+        num_nodes: dict[str, int] | None = None,
+        act: str = "relu",
+        *,
+        aggr: str = "mean",
+    ):
+        super().__init__(
+            metadata,
+            in_dims,
+            hidden,
+            out_dim,
+            num_layers=num_layers,
+            dropout=dropout,
+            residual=residual,
+            norm=norm,
+            num_nodes=num_nodes,
+            act=act,
+            aggr=aggr,
+        )
+
+    def build_conv(self, layer: int) -> nn.Module:
+        h = self.hidden
+        return quiet_hetero_conv(
+            {e: SAGEConv((h, h), h, aggr=self.options["aggr"]) for e in self.edge_types}
+        )
