@@ -1,0 +1,28 @@
+"""Training objectives, found by name in :data:`TASKS`: one class per file.
+
+- ``node``: node classification (R-GCN entity classification), :mod:`.node`;
+- ``link``: link prediction with filtered rank metrics (DistMult / dot), :mod:`.link`;
+- ``contrastive``: InfoNCE between two modalities of a node, :mod:`.contrastive`.
+
+>>> from fusion.tasks import TASKS
+>>> sorted(TASKS)
+['contrastive', 'link', 'node']
+"""
+
+from .base import TASKS, Task, get_task_class, register_task
+from .contrastive import ContrastiveTask, ContrastiveTaskConfig
+from .link import LinkPredictionTask, LinkTaskConfig
+from .node import NodeClassificationTask, NodeTaskConfig
+
+__all__ = [
+    "TASKS",
+    "ContrastiveTask",
+    "ContrastiveTaskConfig",
+    "LinkPredictionTask",
+    "LinkTaskConfig",
+    "NodeClassificationTask",
+    "NodeTaskConfig",
+    "Task",
+    "get_task_class",
+    "register_task",
+]

@@ -1,0 +1,96 @@
+"""The task interface and its registry.
+
+A task owns its data (labels, edge splits), its heads (``nn.Module`` parameters) and its
+metrics. The trainer calls, in order::
+
+    task = TASKS[name](config, graph, edge_index_dict, features)
+    mp_edges = task.message_passing(edge_index_dict)   # e.g. link: valid/test edges removed
+    task.build(model_config)                            # heads sized from the model
+    for batch in task.batches(epoch):                   # an epoch = one or more steps
+        loss = task.loss(model(features, mp_edges), batch)
+    task.evaluate(model(features, mp_edges), "valid")   # {"acc": ...} / {"mrr": ...}
+
+``metric`` names the validation value used for early stopping (higher is better).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ..model import ConfigError, FusionGNNConfig, FusionOutput
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: make a task available by its ``name``."""
+    TASKS[cls.name] = cls
+    return cls
+
+
+def get_task_class(name: str) -> type[Task]:
+    """The task class registered as ``name`` (error with a suggestion otherwise)."""
+    if name not in TASKS:
+        close = difflib.get_close_matches(str(name), TASKS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"no task {name!r}{hint}; tasks: {', '.join(sorted(TASKS))}")
+    return TASKS[name]
+
+
+class Task(nn.Module):
+    """Base class: data + heads + loss + metrics of one training objective."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = object
+    metric: ClassVar[str] = ""
+    splits: tuple[str, ...] = ()
+    eval_train: ClassVar[bool] = True  # report training-split metrics at the end
+
+    def __init__(self, config, graph, edge_index_dict: Mapping, features=None):
+        super().__init__()
+        self.config = config
+
+    def message_passing(self, edge_index_dict: Mapping) -> dict:
+        """The edges the GNN may propagate over (default: all of them)."""
+        return dict(edge_index_dict)
+
+    def build(self, model_config: FusionGNNConfig) -> None:
+        """Create the heads for a model with this configuration."""
+
+    def batches(self, epoch: int) -> Iterator[Any]:
+        """What :meth:`loss` gets for each step of an epoch (default: one full-batch step)."""
+        yield None
+
+    def loss(self, out: FusionOutput, batch: Any = None) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def evaluate(self, out: FusionOutput, split: str) -> dict[str, float]:
+        raise NotImplementedError
+
+    def info(self) -> dict:
+        """JSON-serialisable facts about the data (sizes, classes), saved in ``task.json``."""
+        return {}
+
+    def check_info(self, saved: Mapping) -> None:
+        """Refuse to evaluate a saved run whose data no longer matches (e.g. new classes)."""
+
+    def to_device(self, device) -> Task:
+        """Move the task's data tensors (not only its parameters) to ``device``."""
+        return self.to(device)
+
+
+def move(value, device):
+    """Tensors in nested dicts / lists / tuples moved to ``device``."""
+    if isinstance(value, Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: move(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(move(v, device) for v in value)
+    return value

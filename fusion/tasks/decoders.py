@@ -1,0 +1,60 @@
+"""Link decoders: score a triple ``(h, r, t)`` from the head and tail node embeddings.
+
+- ``distmult``: ``score = sum_i h_i * w_r,i * t_i`` with one diagonal ``w_r`` per relation
+  (Yang et al., 2015, "Embedding Entities and Relations for Learning and Inference in
+  Knowledge Bases"); the R-GCN link predictor (Schlichtkrull et al., 2018, section 4).
+- ``dot``: ``score = <h, t>`` (relation-agnostic).
+
+Shapes: :meth:`forward` ``h`` [B, d], ``r`` [B] int64, ``t`` [B, d] -> [B];
+:meth:`score_tails` ``h`` [B, d], ``r`` [B], ``candidates`` [M, d] -> [B, M] (every
+candidate as the tail); :meth:`score_heads` likewise with ``t`` as the given side.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import torch
+from torch import Tensor, nn
+
+from ..model import ConfigError
+
+
+class DistMult(nn.Module):
+    def __init__(self, num_relations: int, dim: int):
+        super().__init__()
+        self.relation = nn.Parameter(torch.ones(num_relations, dim))
+
+    def forward(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
+        return (h * self.relation[r] * t).sum(-1)
+
+    def score_tails(self, h: Tensor, r: Tensor, candidates: Tensor) -> Tensor:
+        return (h * self.relation[r]) @ candidates.T
+
+    def score_heads(self, t: Tensor, r: Tensor, candidates: Tensor) -> Tensor:
+        return (t * self.relation[r]) @ candidates.T
+
+
+class Dot(nn.Module):
+    def __init__(self, num_relations: int, dim: int):
+        super().__init__()
+
+    def forward(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
+        return (h * t).sum(-1)
+
+    def score_tails(self, h: Tensor, r: Tensor, candidates: Tensor) -> Tensor:
+        return h @ candidates.T
+
+    def score_heads(self, t: Tensor, r: Tensor, candidates: Tensor) -> Tensor:
+        return t @ candidates.T
+
+
+DECODERS: dict[str, type[nn.Module]] = {"distmult": DistMult, "dot": Dot}
+
+
+def get_decoder(name: str, num_relations: int, dim: int) -> nn.Module:
+    if name not in DECODERS:
+        close = difflib.get_close_matches(str(name), DECODERS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"no decoder {name!r}{hint}; decoders: {', '.join(DECODERS)}")
+    return DECODERS[name](num_relations, dim)

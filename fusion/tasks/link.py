@@ -1,0 +1,251 @@
+"""Link prediction on chosen relations, with leak-free splits and filtered ranking.
+
+The R-GCN link prediction setting (Schlichtkrull et al., 2018, section 4): the GNN encodes
+the nodes, a decoder (:mod:`fusion.tasks.decoders`, DistMult by default) scores triples.
+
+- **Split.** The edges of each chosen relation (over all its ``(src, relation, dst)`` edge
+  types) are shuffled with ``split_seed`` and cut into train / valid / test
+  (``split``, default 80/10/10).
+- **No leakage.** Valid and test edges, and their ``rev_<relation>`` inverses, are removed
+  from the message-passing graph (:meth:`message_passing`); only training edges of the
+  chosen relations are propagated over. (Another predicate that states the same fact, e.g.
+  an explicit inverse property in the data, is not detected: drop it from the graph.)
+- **Training.** Each training triple gets ``num_negatives`` corrupted copies, each
+  replacing the tail or (with probability 1/2) the head by a uniformly drawn node of the
+  same node type; binary cross-entropy on the scores.
+- **Evaluation.** Every evaluation triple ``(h, r, t)`` ranks its true tail against every
+  node of the tail's node type, and its true head against every node of the head's type;
+  other known true triples (train, valid and test) are filtered out; realistic ranks, MRR,
+  Hits@k, both sides pooled: see :mod:`fusion.tasks.ranking` (PyKEEN, Ali et al., 2021).
+
+Shapes: ``triples[split]`` int64 [n, 3] = (edge type index, head index, tail index), the
+indices local to their node types.
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..model import ConfigError, FusionGNNConfig, FusionOutput
+from .base import Task, move, register_task
+from .decoders import get_decoder
+from .ranking import KnownTriples, filter_scores_, rank_metrics, ranks_from_scores
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class LinkTaskConfig:
+    """``relations``: relation names to predict; ``split``: train/valid/test fractions."""
+
+    relations: list[str] = field(default_factory=list)
+    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    split_seed: int = 0
+    decoder: str = "distmult"
+    num_negatives: int = 1
+    batch_size: int = 0
+    eval_batch_size: int = 256
+    ks: list[int] = field(default_factory=lambda: [1, 3, 10])
+
+    def __post_init__(self):
+        if isinstance(self.relations, str):
+            self.relations = [self.relations]
+        if not self.relations:
+            raise ConfigError(
+                "task 'link' needs relations to predict (task.relations / --relation)"
+            )
+        if (
+            len(self.split) != 3
+            or any(f < 0 for f in self.split)
+            or abs(sum(self.split) - 1) > 1e-6
+        ):
+            raise ConfigError(f"task.split={self.split}; expected three fractions summing to 1")
+        if self.num_negatives < 1:
+            raise ConfigError("task.num_negatives must be >= 1")
+
+
+@register_task
+class LinkPredictionTask(Task):
+    """Link prediction with negative sampling and filtered rank metrics (module docstring)."""
+
+    name = "link"
+    Config = LinkTaskConfig
+    metric = "mrr"
+    eval_train = False  # ranking every training edge is costly and says little
+
+    def __init__(self, config: LinkTaskConfig, graph, edge_index_dict, features=None):
+        super().__init__(config, graph, edge_index_dict, features)
+        names = sorted({e[1] for e in edge_index_dict if not e[1].startswith("rev_")})
+        for r in config.relations:
+            if r not in names:
+                close = difflib.get_close_matches(r, names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(
+                    f"no relation {r!r} in the graph{hint}; relations: {', '.join(names)}"
+                )
+        self.relations = list(config.relations)
+        self.etypes = [e for e in edge_index_dict if e[1] in self.relations]
+        generator = torch.Generator().manual_seed(config.split_seed)
+        parts: dict[str, list[Tensor]] = {s: [] for s in SPLITS}
+        for r in self.relations:
+            rows = []
+            for i, e in enumerate(self.etypes):
+                if e[1] == r:
+                    ei = edge_index_dict[e].long()
+                    rows.append(torch.stack([torch.full_like(ei[0], i), ei[0], ei[1]], 1))
+            triples = torch.cat(rows)
+            triples = triples[torch.randperm(len(triples), generator=generator)]
+            n = len(triples)
+            n_test = int(config.split[2] * n + 0.5)
+            n_valid = int(config.split[1] * n + 0.5)
+            if n - n_test - n_valid < 1:
+                warnings.warn(
+                    f"relation {r!r} has only {n} edge(s); all of them are training edges",
+                    stacklevel=2,
+                )
+                n_test = n_valid = 0
+            parts["test"].append(triples[:n_test])
+            parts["valid"].append(triples[n_test : n_test + n_valid])
+            parts["train"].append(triples[n_test + n_valid :])
+        self.triples = {s: torch.cat(p) for s, p in parts.items()}
+        self.relation_of = torch.tensor([self.relations.index(e[1]) for e in self.etypes])
+        self.splits = tuple(s for s in SPLITS if len(self.triples[s]))
+        if "train" not in self.splits:
+            raise ConfigError(f"relations {self.relations} leave no training edge")
+
+    def message_passing(self, edge_index_dict) -> dict:
+        """All edges except the valid / test edges of the chosen relations and their inverses."""
+        edges = dict(edge_index_dict)
+        train = self.triples["train"]
+        for i, (s, r, d) in enumerate(self.etypes):
+            mine = train[train[:, 0] == i]
+            kept = torch.stack([mine[:, 1], mine[:, 2]]).to(edges[(s, r, d)].dtype)
+            edges[(s, r, d)] = kept
+            if (d, "rev_" + r, s) in edges:
+                edges[(d, "rev_" + r, s)] = kept.flip(0)
+        return edges
+
+    def build(self, model_config: FusionGNNConfig) -> None:
+        self.node_types = list(model_config.node_types)
+        self.num_nodes = dict(model_config.num_nodes)
+        self.known_tail, self.known_head = [], []  # every known triple, for filtering
+        all_triples = torch.cat([self.triples[x] for x in SPLITS])
+        for i, (s, _, d) in enumerate(self.etypes):
+            mine = all_triples[all_triples[:, 0] == i]
+            self.known_tail.append(KnownTriples(mine[:, 1], mine[:, 2], self.num_nodes[s]))
+            self.known_head.append(KnownTriples(mine[:, 2], mine[:, 1], self.num_nodes[d]))
+        offsets, start = {}, 0
+        for t in self.node_types:
+            offsets[t] = start
+            start += model_config.num_nodes[t]
+        self.src_offset = torch.tensor([offsets[e[0]] for e in self.etypes])
+        self.dst_offset = torch.tensor([offsets[e[2]] for e in self.etypes])
+        self.src_count = torch.tensor([self.num_nodes[e[0]] for e in self.etypes])
+        self.dst_count = torch.tensor([self.num_nodes[e[2]] for e in self.etypes])
+        self.decoder = get_decoder(self.config.decoder, len(self.relations), model_config.out_dim)
+
+    def _all(self, out: FusionOutput) -> Tensor:
+        """Every node's embedding in one [N_total, d] matrix (types in model order)."""
+        return torch.cat([out.embeddings[t] for t in self.node_types])
+
+    def batches(self, epoch: int):
+        train = self.triples["train"]
+        size = self.config.batch_size or len(train)
+        order = torch.randperm(len(train), device=train.device)
+        for start in range(0, len(train), size):
+            yield order[start : start + size]
+
+    def loss(self, out: FusionOutput, batch=None) -> Tensor:
+        emb = self._all(out)
+        pos = self.triples["train"] if batch is None else self.triples["train"][batch]
+        neg = pos.repeat(self.config.num_negatives, 1)
+        e = neg[:, 0]
+        corrupt_head = torch.rand(len(neg), device=neg.device) < 0.5
+        draw = torch.rand(len(neg), device=neg.device)
+        heads = torch.minimum((draw * self.src_count[e]).long(), self.src_count[e] - 1)
+        tails = torch.minimum((draw * self.dst_count[e]).long(), self.dst_count[e] - 1)
+        neg = torch.stack(
+            [
+                e,
+                torch.where(corrupt_head, heads, neg[:, 1]),
+                torch.where(corrupt_head, neg[:, 2], tails),
+            ],
+            1,
+        )
+        triples = torch.cat([pos, neg])
+        e = triples[:, 0]
+        scores = self.decoder(
+            emb[self.src_offset[e] + triples[:, 1]],
+            self.relation_of[e],
+            emb[self.dst_offset[e] + triples[:, 2]],
+        ).float()
+        target = torch.cat([scores.new_ones(len(pos)), scores.new_zeros(len(neg))])
+        return F.binary_cross_entropy_with_logits(scores, target)
+
+    @torch.no_grad()
+    def ranks(self, out: FusionOutput, split: str) -> dict[str, Tensor]:
+        """Filtered realistic ranks [n] of the ``split`` triples: ``{"head", "tail"}``."""
+        emb = self._all(out).float()
+        found: dict[str, list[Tensor]] = {"head": [], "tail": []}
+        triples = self.triples[split]
+        for i in range(len(self.etypes)):
+            mine = triples[triples[:, 0] == i]
+            if not len(mine):
+                continue
+            s0, n_s = int(self.src_offset[i]), int(self.src_count[i])
+            d0, n_d = int(self.dst_offset[i]), int(self.dst_count[i])
+            heads_all, tails_all = emb[s0 : s0 + n_s], emb[d0 : d0 + n_d]
+            for chunk in mine.split(self.config.eval_batch_size):
+                h, t = chunk[:, 1], chunk[:, 2]
+                r = self.relation_of[chunk[:, 0]]
+                for side, given, true, known, candidates, score in (
+                    ("tail", heads_all[h], t, self.known_tail[i], tails_all, self.decoder.score_tails),
+                    ("head", tails_all[t], h, self.known_head[i], heads_all, self.decoder.score_heads),
+                ):  # fmt: skip
+                    scores = score(given, r, candidates).float()
+                    anchors = h if side == "tail" else t
+                    rows, cols = known.lookup(anchors)
+                    filter_scores_(scores, rows, cols, true)
+                    true_score = scores[torch.arange(len(true), device=scores.device), true]
+                    found[side].append(ranks_from_scores(true_score, scores)["realistic"])
+        return {
+            side: torch.cat(v) if v else torch.zeros(0, device=emb.device)
+            for side, v in found.items()
+        }
+
+    @torch.no_grad()
+    def evaluate(self, out: FusionOutput, split: str) -> dict[str, float]:
+        ranks = self.ranks(out, split)
+        metrics = rank_metrics(torch.cat([ranks["head"], ranks["tail"]]), self.config.ks)
+        for side in ("head", "tail"):
+            metrics[f"mrr.{side}"] = rank_metrics(ranks[side], ())["mrr"]
+        return metrics
+
+    def info(self) -> dict:
+        return {
+            "relations": self.relations,
+            "edge_types": [list(e) for e in self.etypes],
+            "sizes": {s: len(self.triples[s]) for s in SPLITS},
+        }
+
+    def check_info(self, saved) -> None:
+        sizes = {s: len(self.triples[s]) for s in SPLITS}
+        if saved.get("sizes") and saved["sizes"] != sizes:
+            raise ConfigError(
+                f"the graph now gives other link splits ({sizes}) than the run was trained "
+                f"with ({saved['sizes']}); evaluate on the original graph"
+            )
+
+    def to_device(self, device):
+        self.triples = move(self.triples, device)
+        for name in ("relation_of", "src_offset", "dst_offset", "src_count", "dst_count"):
+            setattr(self, name, getattr(self, name).to(device))
+        for known in self.known_tail + self.known_head:
+            known.to(device)
+        return self.to(device)
