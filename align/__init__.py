@@ -1,0 +1,43 @@
+"""align: link text mentions and records to graph entities, with enriched representations.
+
+>>> from align import Linker, train_linker
+>>> train_linker("ws", "tableB.csv", "train.csv", "valid.csv")      # doctest: +SKIP
+>>> linker = Linker("ws")                                            # doctest: +SKIP
+>>> linker.link_text("Sony PS-LX350H turntable, like new")           # doctest: +SKIP
+[Link(mention='Sony PS-LX350H turntable', start=0, end=24, iri='...', ...)]
+>>> linker.link_record({"name": "sony ps-lx350h", "price": "99"})   # doctest: +SKIP
+
+Pipeline, one module per concern: :mod:`align.text` (normalisation, model numbers),
+:mod:`align.entities` (the linkable entities and their graph-enriched vectors),
+:mod:`align.mentions` (mention detection), :mod:`align.candidates` (BM25 + dense
+retrieval), :mod:`align.pair_features`, :mod:`align.scorer` (learned scorer, NIL
+threshold), :mod:`align.projection` (contrastive fine-tuning), :mod:`align.linker`,
+:mod:`align.train` (training from DeepMatcher-layout pairs), :mod:`align.tables` (tables in
+and out).
+"""
+
+from .entities import EntityTable
+from .linker import Link, Linker, LinkerConfig, LinkerError
+from .mentions import Mention, MentionDetector, record_mention
+from .pair_features import FEATURES
+from .tables import link_table, read_pairs, read_table
+from .train import TrainReport, fit_linker, resolve_ids, train_linker
+
+__all__ = [
+    "FEATURES",
+    "EntityTable",
+    "Link",
+    "Linker",
+    "LinkerConfig",
+    "LinkerError",
+    "Mention",
+    "MentionDetector",
+    "TrainReport",
+    "fit_linker",
+    "link_table",
+    "read_pairs",
+    "read_table",
+    "record_mention",
+    "resolve_ids",
+    "train_linker",
+]

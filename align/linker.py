@@ -1,0 +1,461 @@
+"""The linker: text and records -> graph entities, with scores, alternatives and NIL.
+
+:class:`Linker` loads a workspace's graph and text features and links
+
+- free text (:meth:`Linker.link_text`): mention spans are found by
+  :class:`~align.mentions.MentionDetector` (catalogue names and model numbers), each linked
+  on its own; a text in which nothing is found (another script, no catalogue word) is
+  still tried densely: up to :attr:`Linker.max_windows` windows of
+  :attr:`Linker.window_chars` characters become mentions;
+- records (:meth:`Linker.link_record`, :meth:`Linker.link_records`): an offer or product
+  row, its fields joined, is one mention;
+- given pairs (:meth:`Linker.score_pairs`): the match probability of (record, entity)
+  pairs, for pairwise entity matching (Ditto's protocol).
+
+For each mention: candidates (BM25 over names U dense nearest neighbours,
+:mod:`align.candidates`), pair features (:mod:`align.pair_features`), a learned scorer
+(:mod:`align.scorer`), ranked; the best candidate is the link unless its probability is
+below the calibrated NIL threshold. The retrieve-then-rank design follows BLINK (Wu et al.,
+"Scalable Zero-shot Entity Linking with Dense Entity Retrieval", EMNLP 2020); the pair
+classifier with a validation-chosen threshold follows Ditto (Li et al., "Deep Entity
+Matching with Pre-Trained Language Models", VLDB 2021 / arXiv 2020).
+
+A trained linker lives in ``WORKSPACE/linker/``: ``config.json`` (:class:`LinkerConfig`)
+and ``model.safetensors`` (scorer weights, the optional projection). Without one, a
+hand-weighted scorer with threshold 0.5 is used (``linker.config.trained`` is False).
+
+Each :class:`Link` carries ``representation``: the mention embedding [d] concatenated with
+the linked entity's graph-enriched vector [d_g] (:class:`align.entities.EntityTable`: GNN
+embeddings when a trained run exists, else the entity's text feature averaged with its
+1-hop neighbours'); the entity half is zero for a NIL link.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save
+
+from fusion.features import FEATURES_FILE, NodeFeatures
+from kg.index import graph_version
+from kg.workspace import atomic_directory, atomic_write_bytes, load_graph
+
+from .candidates import CandidateGenerator
+from .entities import EntityTable
+from .mentions import Mention, MentionDetector, _windows, record_mention
+from .pair_features import FEATURES, pair_features
+from .scorer import PairScorer, default_scorer
+
+FORMAT = "kgfusion-linker"
+VERSION = 1
+LINKER_DIR = "linker"
+CONFIG_FILE, MODEL_FILE = "config.json", "model.safetensors"
+
+
+class LinkerError(RuntimeError):
+    """A workspace the linker cannot use, or a bad input; the message says what to do."""
+
+
+@dataclass
+class Link:
+    """One linked (or NIL) mention.
+
+    ``start``/``end`` are character offsets into the linked text (``text[start:end] ==
+    mention``; a record spans its joined text). ``iri``/``type`` are None when ``nil``;
+    ``score`` is the best candidate's match probability either way, and ``alternatives``
+    lists the top-k candidates ``(iri, probability)``, best first (the link included).
+    """
+
+    mention: str
+    start: int
+    end: int
+    iri: str | None
+    type: str | None
+    score: float
+    alternatives: list[tuple[str, float]]
+    nil: bool
+    representation: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self, representation: bool = False) -> dict:
+        out = {
+            "mention": self.mention, "start": self.start, "end": self.end, "iri": self.iri,
+            "type": self.type, "score": round(self.score, 6), "nil": self.nil,
+            "alternatives": [[iri, round(s, 6)] for iri, s in self.alternatives],
+        }  # fmt: skip
+        if representation and self.representation is not None:
+            out["representation"] = self.representation.tolist()
+        return out
+
+
+@dataclass
+class LinkerConfig:
+    """Everything a trained linker needs besides its weights (``config.json``)."""
+
+    format: str = FORMAT
+    version: int = VERSION
+    features: list[str] = field(default_factory=lambda: list(FEATURES))
+    hidden: int = 0
+    threshold: float = 0.5
+    k: int = 10
+    k_dense: int = 20
+    k_lexical: int = 20
+    text_encoder: str | None = None
+    mention_kind: str | None = None
+    record_types: list[str] | None = None
+    id_col: str | None = "id"
+    text_cols: list[str] | None = None
+    title_col: str | None = None
+    price_col: str | None = None
+    projection: bool = False
+    graph_source: str = ""
+    graph_version: str | None = None
+    trained: bool = False
+    metrics: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, directory) -> LinkerConfig:
+        path = Path(directory) / CONFIG_FILE
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") != FORMAT:
+            raise LinkerError(f"{path} is not a kgfusion linker config")
+        if data.get("version", 0) > VERSION:
+            raise LinkerError(f"{path}: linker format {data['version']}; upgrade kgfusion")
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class Linker:
+    """Links text, records and pairs to a workspace's entities (see module docstring).
+
+    Args:
+        workspace: a workspace folder with features (``kgf build`` then ``kgf encode``).
+        linker_dir: where a trained linker is read from (default ``WORKSPACE/linker``;
+            a missing folder means the untrained default scorer).
+        device, batch_size: for the mention text encoder.
+        graph_run: which ``WORKSPACE/models/<run>`` GNN embeddings give the graph vectors
+            (default: those the trained linker was trained with - GNN run or neighbour
+            mean -; untrained: the newest run, else the neighbour mean).
+        fresh: ignore a trained linker on disk (start from the default scorer).
+    """
+
+    window_chars = 256
+    max_windows = 16
+
+    def __init__(
+        self,
+        workspace,
+        *,
+        linker_dir=None,
+        device: str = "auto",
+        batch_size: int = 64,
+        graph_run: str | None = None,
+        fresh: bool = False,
+    ):
+        from fusion.encoders import get_encoder
+
+        self.workspace = Path(workspace)
+        self.graph = load_graph(self.workspace)
+        if not (self.workspace / FEATURES_FILE).is_file():
+            raise LinkerError(
+                f"{self.workspace} has no features ({FEATURES_FILE}): linking needs the "
+                f"`encode` step first; run `kgf encode {self.workspace}`"
+            )
+        features = NodeFeatures.load(self.workspace)
+        encoder_name = features.spec.text_encoder
+        if not encoder_name:
+            raise LinkerError(
+                f"{self.workspace}'s features have no text encoder; run "
+                f"`kgf encode {self.workspace} --text minilm --overwrite`"
+            )
+        linker_dir = Path(linker_dir) if linker_dir else self.workspace / LINKER_DIR
+        trained = not fresh and (linker_dir / CONFIG_FILE).is_file()
+        config = LinkerConfig.load(linker_dir) if trained else LinkerConfig()
+        gnn_workspace = self.workspace
+        if graph_run is None and trained:  # the graph vectors the scorer was trained with
+            if config.graph_source.startswith("gnn:"):
+                graph_run = config.graph_source[len("gnn:") :]
+            elif config.graph_source == "neighbour-mean":
+                gnn_workspace = None
+        try:
+            self.entities = EntityTable(self.graph, features, gnn_workspace, graph_run=graph_run)
+        except ValueError as err:
+            raise LinkerError(f"{self.workspace}: {err}") from None
+        self.version = graph_version(self.graph)
+        if trained:
+            self._check_trained(config, linker_dir, encoder_name)
+        config.text_encoder = encoder_name
+        if config.mention_kind is None and encoder_name == "e5-multilingual":
+            config.mention_kind = "query"
+        config.graph_source = self.entities.graph_source
+        self.config = config
+        kwargs = {"device": device, "batch_size": batch_size}
+        if config.mention_kind:
+            kwargs["kind"] = config.mention_kind
+        self.encoder = get_encoder(encoder_name, **kwargs)
+        self.scorer: PairScorer = default_scorer()
+        projection = None
+        if trained:
+            tensors = load_file(str(linker_dir / MODEL_FILE))
+            self.scorer = PairScorer(len(FEATURES), config.hidden)
+            self.scorer.load_state_dict(
+                {k[len("scorer.") :]: v for k, v in tensors.items() if k.startswith("scorer.")}
+            )
+            if "projection" in tensors:
+                projection = tensors["projection"].numpy()
+        self.scorer.eval()
+        self.candidates = CandidateGenerator(self.entities, projection)
+        self._detector: MentionDetector | None = None
+
+    def _check_trained(self, config: LinkerConfig, linker_dir: Path, encoder_name: str) -> None:
+        if list(config.features) != list(FEATURES):
+            raise LinkerError(
+                f"{linker_dir} was trained with other pair features; retrain it with "
+                f"`kgf link-train {self.workspace} ...`"
+            )
+        if config.text_encoder and config.text_encoder != encoder_name:
+            raise LinkerError(
+                f"{linker_dir} was trained on {config.text_encoder!r} features but the "
+                f"workspace is now encoded with {encoder_name!r}; retrain with `kgf link-train`"
+            )
+        if config.graph_version and config.graph_version != self.version:
+            warnings.warn(
+                f"{linker_dir} was trained on another version of the graph; links still work, "
+                "but retrain with `kgf link-train` for calibrated scores",
+                stacklevel=3,
+            )
+        if config.graph_source and config.graph_source != self.entities.graph_source:
+            warnings.warn(
+                f"{linker_dir} was trained with graph vectors from {config.graph_source!r}, "
+                f"now {self.entities.graph_source!r}; retrain with `kgf link-train`",
+                stacklevel=3,
+            )
+
+    def __repr__(self) -> str:
+        state = "trained" if self.config.trained else "untrained (default scorer)"
+        return (
+            f"Linker({str(self.workspace)!r}, entities={len(self.entities)}, "
+            f"encoder={self.config.text_encoder!r}, {state}, threshold={self.config.threshold:.3f})"
+        )
+
+    @property
+    def detector(self) -> MentionDetector:
+        if self._detector is None:
+            self._detector = MentionDetector(self.entities)
+        return self._detector
+
+    # ------------------------------------------------------------------ mentions
+    def mention(self, record) -> Mention:
+        """A record (dict), a plain string or a :class:`Mention` as a mention."""
+        if isinstance(record, Mention):
+            return record
+        if isinstance(record, str):
+            return Mention(record)
+        if isinstance(record, dict):
+            c = self.config
+            return record_mention(
+                record, id_col=c.id_col, text_cols=c.text_cols, title_col=c.title_col,
+                price_col=c.price_col,
+            )  # fmt: skip
+        raise TypeError(
+            f"expected a record (dict), a string or a Mention, not {type(record).__name__}"
+        )
+
+    def encode(self, mentions: list[Mention], cache: bool = False) -> np.ndarray:
+        """Mention embeddings [M, d] (L2-normalised); identical texts are encoded once.
+
+        ``cache=True`` keeps them in the workspace's embedding cache (used in training).
+        """
+        unique = list(dict.fromkeys(m.text for m in mentions))
+        if not unique:
+            return np.zeros((0, self.entities.text_vecs.shape[1]), np.float32)
+        if cache:
+            from fusion.cache import EmbeddingCache
+
+            store = EmbeddingCache(self.workspace / "features" / "cache", self.encoder.cache_id)
+            keys = [store.key(t.encode()) for t in unique]
+            found, values = store.lookup(keys)
+            vecs = torch.zeros(len(unique), self.encoder.dim)
+            if found:
+                vecs[found] = values
+            todo = sorted(set(range(len(unique))) - set(found))
+            if todo:
+                fresh = self.encoder.encode([unique[i] for i in todo]).float()
+                vecs[todo] = fresh
+                store.put([keys[i] for i in todo], fresh)
+                store.save()
+        else:
+            vecs = self.encoder.encode(unique).float()
+        vecs = vecs.numpy()
+        vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        where = {t: i for i, t in enumerate(unique)}
+        return vecs[[where[m.text] for m in mentions]].astype(np.float32)
+
+    # ------------------------------------------------------------------ scoring
+    def _check_k(self, k):
+        k = self.config.k if k is None else k
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k={k!r}: ask for at least one alternative (k >= 1)")
+        return k
+
+    def _features(self, mentions, vecs, types, extra=None, only_extra=False):
+        """Candidates, features [C_i, F] and probabilities [C_i] for each mention."""
+        cands = self.candidates.generate(
+            mentions, vecs, k_dense=self.config.k_dense, k_lexical=self.config.k_lexical,
+            types=types, extra=extra,
+        )  # fmt: skip
+        graph_space = self.entities.to_graph_space(vecs)
+        blocks = []
+        for i, (mention, cand) in enumerate(zip(mentions, cands, strict=True)):
+            rows = extra[i] if only_extra else None
+            blocks.append(pair_features(self.entities, mention, cand, graph_space[i], rows))
+        sizes = [len(b) for b in blocks]
+        stacked = np.concatenate(blocks) if blocks else np.zeros((0, len(FEATURES)), np.float32)
+        probs = np.split(self.scorer.predict(stacked), np.cumsum(sizes)[:-1]) if sizes else []
+        return cands, blocks, probs
+
+    def _links(self, mentions, vecs, types, k) -> list[Link]:
+        cands, _, probs = self._features(mentions, vecs, types)
+        dim_g = self.entities.graph_vecs.shape[1]
+        links = []
+        for mention, vec, cand, p in zip(mentions, vecs, cands, probs, strict=True):
+            order = np.lexsort((cand.rows, -p))
+            alternatives = [(self.entities.iris[int(cand.rows[j])], float(p[j])) for j in order[:k]]
+            best = int(cand.rows[order[0]]) if len(order) else -1
+            score = float(p[order[0]]) if len(order) else 0.0
+            nil = best < 0 or score < self.config.threshold
+            entity = np.zeros(dim_g, np.float32) if nil else self.entities.graph_vecs[best]
+            links.append(
+                Link(
+                    mention=mention.text, start=mention.start, end=mention.end,
+                    iri=None if nil else self.entities.iris[best],
+                    type=None if nil else self.entities.types[best], score=score,
+                    alternatives=alternatives, nil=nil,
+                    representation=np.concatenate([vec, entity]).astype(np.float32),
+                )
+            )  # fmt: skip
+        return links
+
+    # ------------------------------------------------------------------ public API
+    def link_text(self, text: str, *, k: int | None = None, types=None) -> list[Link]:
+        """Find and link the product mentions of ``text`` (NIL ones included, ``nil=True``).
+
+        ``types`` restricts the candidate entities to these node types (default: the types
+        a trained scorer was trained on, ``config.record_types``, as its scores are
+        calibrated for them; all types for the untrained default scorer).
+        Empty or blank text gives ``[]``. Work is bounded: at most
+        ``MentionDetector.max_mentions`` spans, each distinct span text encoded once.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"link_text takes a string, not {type(text).__name__}")
+        k = self._check_k(k)
+        if not text.strip():
+            return []
+        spans = self.detector.detect(text)
+        mentions = [Mention(text[s:e], s, e) for s, e in spans] if spans else self._fallback(text)
+        if not mentions:
+            return []
+        types = types if types is not None else self.config.record_types
+        return self._links(mentions, self.encode(mentions), types, k)
+
+    def _fallback(self, text: str) -> list[Mention]:
+        out = []
+        for offset, window in _windows(text, self.window_chars):
+            stripped = window.strip()
+            if not re.search(r"[^\W_]", stripped):
+                continue
+            start = offset + window.index(stripped)
+            out.append(Mention(stripped, start, start + len(stripped)))
+            if len(out) >= self.max_windows:
+                break
+        return out
+
+    def link_record(self, record, *, k: int | None = None, types=None) -> Link:
+        """Link one record (dict of fields; or a string) as a single mention."""
+        return self.link_records([record], k=k, types=types)[0]
+
+    def link_records(self, records, *, k: int | None = None, types=None) -> list[Link]:
+        """Link many records at once (batched encoding). ``types`` default to the node types
+        the linker was trained on (``config.record_types``), else all."""
+        k = self._check_k(k)
+        mentions = [self.mention(r) for r in records]
+        types = types if types is not None else self.config.record_types
+        if not mentions:
+            return []
+        empty = [i for i, m in enumerate(mentions) if not m.text.strip()]
+        if empty:
+            raise ValueError(f"record {empty[0]} has no text in its columns to link")
+        return self._links(mentions, self.encode(mentions), types, k)
+
+    def score_pairs(self, records, iris, *, types=None, cache: bool = False) -> np.ndarray:
+        """Match probabilities [P] of the pairs ``(records[i], iris[i])``.
+
+        The same record appearing in several pairs is encoded and searched once; its
+        candidates (for the margin features) are generated against ``types`` (default
+        ``config.record_types``) plus the paired entities.
+        """
+        if len(records) != len(iris):
+            raise ValueError(f"{len(records)} records but {len(iris)} IRIs")
+        mentions, groups = self._group(records, iris)
+        types = types if types is not None else self.config.record_types
+        return self._pair_block(mentions, groups, types, cache)[1]
+
+    def _group(self, records, iris):
+        """Unique mentions and, per unique mention, the (pair index, entity row) it has."""
+        keyed: dict[tuple, int] = {}
+        mentions: list[Mention] = []
+        groups: list[list[tuple[int, int]]] = []
+        for i, (record, iri) in enumerate(zip(records, iris, strict=True)):
+            mention = self.mention(record)
+            key = (mention.text, mention.title, mention.price)
+            if key not in keyed:
+                keyed[key] = len(mentions)
+                mentions.append(mention)
+                groups.append([])
+            row = self.entities.row_of.get(iri)
+            if row is None:
+                raise LinkerError(
+                    f"pair {i}: {iri!r} is not a linkable entity of {self.workspace} (not in "
+                    "the graph, or it has no text feature)"
+                )
+            groups[keyed[key]].append((i, row))
+        return mentions, groups
+
+    def _pair_block(self, mentions, groups, types, cache=False):
+        """Features [P, F] and probabilities [P] of grouped pairs, in pair order."""
+        vecs = self.encode(mentions, cache=cache)
+        extra = [list(dict.fromkeys(r for _, r in g)) for g in groups]
+        _, blocks, _ = self._features(mentions, vecs, types, extra=extra, only_extra=True)
+        n = sum(len(g) for g in groups)
+        x = np.zeros((n, len(FEATURES)), np.float32)
+        for g, rows, block in zip(groups, extra, blocks, strict=True):
+            where = {r: j for j, r in enumerate(rows)}
+            for pair, row in g:
+                x[pair] = block[where[row]]
+        return x, self.scorer.predict(x)
+
+    def fit(self, records, iris, labels, valid=None, **options) -> dict:
+        """Train the scorer (and projection) on labelled pairs in memory; see
+        :func:`align.train.fit_linker`. ``valid = (records, iris, labels)``."""
+        from .train import fit_linker
+
+        return fit_linker(self, records, iris, labels, valid, **options)
+
+    def save(self, directory=None) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (default ``WORKSPACE/linker``),
+        atomically."""
+        directory = Path(directory) if directory else self.workspace / LINKER_DIR
+        self.config.graph_version = self.version
+        tensors = {f"scorer.{k}": v.contiguous() for k, v in self.scorer.state_dict().items()}
+        if self.candidates.projection is not None:
+            tensors["projection"] = torch.from_numpy(self.candidates.projection).contiguous()
+        with atomic_directory(directory, overwrite=True) as tmp:
+            atomic_write_bytes(tmp / MODEL_FILE, save(tensors, metadata={"format": FORMAT}))
+            payload = json.dumps(asdict(self.config), indent=2, ensure_ascii=False)
+            atomic_write_bytes(tmp / CONFIG_FILE, payload.encode("utf-8"))
+        return directory
