@@ -255,6 +255,108 @@ def print_encode_report(features, report) -> None:
     )
 
 
+# --------------------------------------------------------------------------- train / evaluate
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Train a fusion x GNN model on the workspace's graph (and its features, if `kgf encode` "
+        "wrote some; featureless types get learnable embeddings, as in R-GCN). Checkpoints "
+        "(config.json + model.safetensors), metrics.jsonl and final node embeddings go to "
+        "WORKSPACE/models/RUN."
+    )
+    p.epilog = (
+        "examples:\n"
+        "  kgf train /tmp/aifb --task node --labels ../shared/data/rdf/aifb/trainingSet.tsv \\\n"
+        "      --test ../shared/data/rdf/aifb/testSet.tsv --entity-col person \\\n"
+        "      --label-col label_affiliation --gnn rgcn --fusion attention\n"
+        "  kgf train ws --task link --relation isAccessoryOrSparePartFor --gnn sage\n"
+        "  kgf train ws --config cfg.toml --set trainer.lr=0.005 --set model.hidden=64\n"
+        "  kgf evaluate ws RUN --split test"
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workspace", type=Path)
+    p.add_argument(
+        "--task", choices=["node", "link"], help="node classification or link prediction"
+    )
+    p.add_argument("--labels", type=Path, help="node task: TSV/CSV of training labels")
+    p.add_argument(
+        "--valid", type=Path, help="node task: validation labels (else carved from --labels)"
+    )
+    p.add_argument("--test", type=Path, help="node task: test labels")
+    p.add_argument("--entity-col", help="column naming the entity IRI")
+    p.add_argument(
+        "--label-col", action="append", help="label column (repeat for multi-task heads)"
+    )
+    p.add_argument(
+        "--relation", action="append", help="link task: relation to predict (repeatable)"
+    )
+    p.add_argument("--gnn", help="rgcn, hgt, sage, gat or mlp (default rgcn)")
+    p.add_argument(
+        "--fusion", help="concat, mean, attention, gated, tensor or lowrank (default attention)"
+    )
+    p.add_argument(
+        "--mode", choices=["early", "late"], help="fuse then propagate (early) or the reverse"
+    )
+    p.add_argument("--config", type=Path, help="TOML config; flags override it")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
+    p.add_argument("--run", help="run name (default: derived from task, gnn, fusion)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run from its last checkpoint"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run")
+
+
+def _parse_overrides(pairs: list[str]) -> dict:
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise CliError(f"--set {pair!r}: expected KEY=VALUE, e.g. trainer.lr=0.01")
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value
+    return overrides
+
+
+@command("train", "train a fusion x GNN model: node classification or link prediction", _train_args)
+def train_cmd(args) -> int:
+    from fusion.trainer import train
+
+    result = train(
+        args.workspace, task=args.task, labels=args.labels, valid=args.valid, test=args.test,
+        entity_col=args.entity_col, label_cols=args.label_col, relations=args.relation,
+        gnn=args.gnn, fusion=args.fusion, mode=args.mode, config_path=args.config,
+        overrides=_parse_overrides(args.set), run_name=args.run, device=args.device,
+        seed=args.seed, resume=args.resume, overwrite=args.overwrite,
+    )  # fmt: skip
+    print(
+        f"run {result.run_dir} (best epoch {result.best_epoch} of {result.epochs}, {result.seconds:.1f}s)"
+    )
+    for key, value in sorted(result.metrics.items()):
+        print(f"  {key:28} {value:.4f}")
+    return 0
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("workspace", type=Path)
+    p.add_argument("run", help="run name under WORKSPACE/models (see `ls WORKSPACE/models`)")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+@command("evaluate", "re-evaluate a trained run on a split", _evaluate_args)
+def evaluate_cmd(args) -> int:
+    from fusion.trainer import evaluate
+
+    for key, value in sorted(evaluate(args.workspace, args.run, args.split, args.device).items()):
+        print(f"{key:28} {value:.4f}")
+    return 0
+
+
 # --------------------------------------------------------------------------- index
 def _index_args(p: argparse.ArgumentParser) -> None:
     p.description = (
@@ -461,7 +563,7 @@ def make_parser() -> argparse.ArgumentParser:
     for name, (add_arguments, run, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         add_arguments(p)
-        p.set_defaults(run=run)
+        p.set_defaults(handler=run)
     return parser
 
 
@@ -471,41 +573,52 @@ def _version() -> str:
     return __version__
 
 
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that explain bad input themselves: printed without a traceback (exit 2).
+
+    Packages that were never imported cannot have raised, so they are not imported here.
+    """
+    from kg.graph import GraphLookupError
+    from kg.index import EntityIndexError
+    from kg.rdf import RdfError
+    from kg.sparql import SparqlError
+    from kg.tabular import TableError
+    from kg.workspace import WorkspaceError
+
+    errors: tuple[type[BaseException], ...] = (
+        CliError, FileNotFoundError, EntityIndexError, GraphLookupError, RdfError, SparqlError,
+        TableError, WorkspaceError,
+    )  # fmt: skip
+    if "fusion.trainer" in sys.modules:
+        from fusion.labels import LabelError
+        from fusion.model import ConfigError
+        from fusion.registry import UnknownNameError
+        from fusion.trainer import TrainingError
+
+        errors += (ConfigError, LabelError, TrainingError, UnknownNameError)
+    if "fusion.encoders" in sys.modules:
+        from fusion.encoders import EncoderError
+
+        errors += (EncoderError,)
+    return errors
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault(
         "HF_HUB_OFFLINE", "1"
     )  # defaults run offline: models come from PyPI packages
     parser = make_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "run", None):
+    if not getattr(args, "handler", None):
         parser.print_help()
         return 0
-    from kg.graph import GraphLookupError
-    from kg.index import EntityIndexError
-    from kg.rdf import RdfError
-    from kg.sparql import SparqlError
-    from kg.workspace import WorkspaceError
-
-    user_errors: tuple[type[BaseException], ...] = (
-        EntityIndexError,
-        FileNotFoundError,
-        CliError,
-        RdfError,
-        WorkspaceError,
-        SparqlError,
-        GraphLookupError,
-    )
-    try:
-        from kg.tabular import TableError
-
-        user_errors += (TableError,)
-    except ImportError:
-        pass
     warnings.simplefilter("default")
     warnings.formatwarning = lambda message, category, *a, **k: f"warning: {message}\n"
     try:
-        return args.run(args)
-    except user_errors as err:
+        return args.handler(args)
+    except Exception as err:
+        if not isinstance(err, user_errors()):
+            raise
         print(f"kgf {args.command}: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and closed early

@@ -138,3 +138,22 @@ def test_demo_builds_the_sample_catalogue(tmp_path, capsys):
     assert len(items) == 3 and all(item["type"] == "Product" for item in items)
     assert main(["related", str(ws), "https://example.org/kgf/product/nope"]) == 2
     assert "did you mean" in capsys.readouterr().err
+
+
+def test_train_and_evaluate_link_prediction(tmp_path, capsys):
+    from kg.samples import write_sample_catalogue
+
+    sample = write_sample_catalogue(tmp_path / "cat", n_products=40, seed=1)
+    ws = tmp_path / "ws"
+    assert main(["build", str(sample.path), "-o", str(ws)]) == 0
+    args = ["train", str(ws), "--task", "link", "--relation", "isAccessoryOrSparePartFor"]
+    assert main([*args, "--gnn", "sage", "--set", "trainer.epochs=3", "--run", "lp"]) == 0
+    out = capsys.readouterr().out
+    assert "test/mrr" in out.lower() or "mrr" in out.lower()
+    assert (ws / "models" / "lp" / "model.safetensors").is_file()
+    assert main(["evaluate", str(ws), "lp", "--split", "valid"]) == 0
+    assert "mrr" in capsys.readouterr().out.lower()
+    assert main([*args[:4], "--relation", "isAccesoryFor", "--run", "bad"]) == 2
+    assert "isAccessoryOrSparePartFor" in capsys.readouterr().err  # lists the available ones
+    assert main([*args, "--set", "trainer.epochz=3"]) == 2
+    assert "epochs" in capsys.readouterr().err  # unknown key: a suggestion
