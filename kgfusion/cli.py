@@ -357,6 +357,88 @@ def evaluate_cmd(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- link
+def _link_train_args(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Train the text linker's scorer (and a contrastive projection) from labelled pairs in the "
+        "DeepMatcher layout: a mentions table (tableB.csv) and pairs (ltable_id = catalogue id, "
+        "rtable_id = mention id, label). The NIL threshold is calibrated on --valid. Saved as "
+        "WORKSPACE/linker/config.json + model.safetensors."
+    )
+    p.epilog = (
+        "example:\n  kgf link-train /tmp/abt --mentions abt_buy/tableB.csv --pairs abt_buy/train.csv "
+        "--valid abt_buy/valid.csv"
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workspace", type=Path)
+    p.add_argument("--mentions", type=Path, required=True, help="table of mention records (CSV)")
+    p.add_argument(
+        "--pairs", type=Path, required=True, help="training pairs (ltable_id, rtable_id, label)"
+    )
+    p.add_argument("--valid", type=Path, help="validation pairs: NIL threshold calibration")
+    p.add_argument("--id-col", default="id", help="id column of the mentions table")
+
+
+@command(
+    "link-train", "train the text linker from labelled pairs (DeepMatcher layout)", _link_train_args
+)
+def link_train_cmd(args) -> int:
+    from align import train_linker
+
+    report = train_linker(args.workspace, args.mentions, args.pairs, args.valid, id_col=args.id_col)
+    print(f"linker saved to {report.path}")
+    for key, value in report.metrics.items():
+        print(f"  {key:28} {value:.4f}" if isinstance(value, float) else f"  {key:28} {value}")
+    return 0
+
+
+def _link_args(p: argparse.ArgumentParser) -> None:
+    p.epilog = (
+        "examples:\n"
+        '  kgf link ws "looking for a sony ps-lx350h turntable"\n'
+        "  kgf link ws --table offers.csv -o links.csv"
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workspace", type=Path)
+    p.add_argument("text", nargs="?", help="free text: mentions are detected and linked")
+    p.add_argument("--table", type=Path, help="CSV of records, each linked as one mention")
+    p.add_argument("-o", "--output", type=Path, help="where --table writes its links (CSV)")
+    p.add_argument("-k", type=int, default=5, help="alternatives per link")
+    p.add_argument("--json", action="store_true")
+
+
+@command("link", "link text mentions or a table of records to graph entities", _link_args)
+def link_cmd(args) -> int:
+    from align import Linker, link_table
+
+    quiet_transformers()
+    linker = Linker(args.workspace)
+    if args.table is not None:
+        if args.output is None:
+            raise CliError("--table needs -o OUTPUT.csv")
+        count = link_table(linker, args.table, args.output, k=args.k)
+        print(f"linked {count:,} records -> {args.output}")
+        return 0
+    if args.text is None:
+        raise CliError("give a text to link, or --table")
+    links = linker.link_text(args.text, k=args.k)
+    if args.json:
+        print(json.dumps([link.to_dict() for link in links], indent=2, ensure_ascii=False))
+        return 0
+    from kg.report import format_table
+
+    rows = [
+        [ln.mention, ln.start, ln.end, "NIL" if ln.nil else ln.iri, f"{ln.score:.3f}"]
+        for ln in links
+    ]
+    print(
+        "\n".join(format_table(["mention", "start", "end", "entity", "score"], rows))
+        if rows
+        else "no mentions found"
+    )
+    return 0
+
+
 # --------------------------------------------------------------------------- index
 def _index_args(p: argparse.ArgumentParser) -> None:
     p.description = (
@@ -596,6 +678,10 @@ def user_errors() -> tuple[type[BaseException], ...]:
         from fusion.trainer import TrainingError
 
         errors += (ConfigError, LabelError, TrainingError, UnknownNameError)
+    if "align" in sys.modules:
+        from align import LinkerError
+
+        errors += (LinkerError,)
     if "fusion.encoders" in sys.modules:
         from fusion.encoders import EncoderError
 

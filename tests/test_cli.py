@@ -157,3 +157,17 @@ def test_train_and_evaluate_link_prediction(tmp_path, capsys):
     assert "isAccessoryOrSparePartFor" in capsys.readouterr().err  # lists the available ones
     assert main([*args, "--set", "trainer.epochz=3"]) == 2
     assert "epochs" in capsys.readouterr().err  # unknown key: a suggestion
+
+
+def test_link_text_on_the_demo_catalogue(tmp_path, capsys):
+    from kg.samples import write_sample_catalogue
+
+    sample = write_sample_catalogue(tmp_path / "cat", n_products=30, seed=2)
+    ws = tmp_path / "ws"
+    assert main(["build", str(sample.path), "-o", str(ws)]) == 0
+    assert main(["link", str(ws), "a red racing car"]) == 2
+    assert "kgf encode" in capsys.readouterr().err  # the missing step, named
+    assert main(["encode", str(ws), "--image", "none"]) == 0
+    capsys.readouterr()
+    assert main(["link", str(ws), "", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
