@@ -107,13 +107,13 @@ def link_table(
             for start in range(0, len(ids), batch):
                 chunk = ids[start : start + batch]
                 mentions = [linker.mention(records[i]) for i in chunk]
-                for key, m in zip(chunk, mentions, strict=True):
-                    if not m.text.strip():  # nothing to link: a NIL row
+                present = [m for m in mentions if m.text.strip()]
+                links = iter(linker.link_records(present, k=k, types=types) if present else [])
+                for key, mention in zip(chunk, mentions, strict=True):
+                    if not mention.text.strip():  # nothing to link: a NIL row
                         writer.writerow([key, "", "", f"{0.0:.6f}", 1, "", "[]"])
-                chunk = [i for i, m in zip(chunk, mentions, strict=True) if m.text.strip()]
-                mentions = [m for m in mentions if m.text.strip()]
-                links = linker.link_records(mentions, k=k, types=types) if mentions else []
-                for key, link in zip(chunk, links, strict=True):
+                        continue
+                    link = next(links)
                     alternatives = [[iri, round(s, 6)] for iri, s in link.alternatives]
                     writer.writerow(
                         [key, link.iri or "", link.type or "", f"{link.score:.6f}",
