@@ -45,6 +45,7 @@ import difflib
 import json
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -528,6 +529,23 @@ class _Setup:
         return metrics
 
 
+def _autocast_works(s: _Setup) -> bool:
+    """One bf16 forward pass as a probe: an op without a bf16 kernel on this device (e.g. a
+    sparse product) falls back to float32 with a warning instead of failing mid-run."""
+    try:
+        with torch.no_grad():
+            s.forward(True)
+        return True
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        warnings.warn(
+            f"bf16 autocast failed on {s.device} ({first}); training in float32", stacklevel=3
+        )
+        return False
+
+
 class Trainer:
     """Runs one training configuration (see :func:`train`)."""
 
@@ -585,6 +603,7 @@ class Trainer:
     def _fit(self, workspace, run_dir, run_name, resume, graph, features, device, amp, started):
         cfg, tc = self.config, self.config.trainer
         s = _Setup(cfg, workspace, graph, features, device)
+        amp = amp and _autocast_works(s)
         params = list(s.model.parameters()) + list(s.heads.parameters())
         optimizer = torch.optim.Adam(params, lr=tc.lr, weight_decay=tc.weight_decay)
         state = {
@@ -815,7 +834,7 @@ def evaluate(
         raise ConfigError(
             f"run {run_name} has no {split!r} split; splits: {', '.join(s.task.splits)}"
         )
-    amp = config.trainer.amp and dev.type == "cuda"
+    amp = config.trainer.amp and dev.type == "cuda" and _autocast_works(s)
     return s.evaluate(split, amp)
 
 
