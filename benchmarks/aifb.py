@@ -282,12 +282,14 @@ def main(argv=None) -> int:
         f"AIFB, {args.seeds} seeds, protocol {args.protocol}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
     )
-    print("| variant | test accuracy (%) | CPU s / run | wall s / run |")
-    print("|---|---|---|---|")
-    print(f"| R-GCN paper (Schlichtkrull et al. 2018) | {PAPER:.2f} | | |")
+    reference = next((r["mean"] for r in rows if r["variant"] == "reference"), None)
+    print("| variant | test accuracy (%) | / reference | CPU s / run | wall s / run |")
+    print("|---|---|---|---|---|")
+    print(f"| R-GCN paper (Schlichtkrull et al. 2018) | {PAPER:.2f} | | | |")
     for row in rows:
+        ratio = f"{row['mean'] / reference:.3f}" if reference else ""
         print(
-            f"| {row['variant']} | {row['mean']:.2f} +- {row['std']:.2f} | "
+            f"| {row['variant']} | {row['mean']:.2f} +- {row['std']:.2f} | {ratio} | "
             f"{row['cpu']:.1f} | {row['wall']:.1f} |"
         )
     return 0
