@@ -86,7 +86,9 @@ class TrainerConfig:
     ``patience``: evaluations without improvement of the validation metric before
     stopping (0: never stop early); ``eval_every``: epochs between evaluations;
     ``checkpoint_every``: epochs between resume checkpoints (and at the end);
-    ``deterministic``: None = on CPU only; ``amp``: bf16 autocast on CUDA.
+    ``deterministic``: None = on CPU only; ``amp``: bf16 autocast on CUDA. A task may
+    change the defaults (``Task.trainer_defaults``: link prediction uses lr 0.001, 300
+    epochs, patience 50); the config file and overrides still win.
     """
 
     epochs: int = 200
@@ -294,7 +296,11 @@ def resolve_config(config_path=None, overrides: dict | None = None, **explicit: 
         aux=[dict(a) for a in raw.get("aux", [])],
         model=model,
         data=config_from_dict(DataConfig, raw.get("data"), "[data]"),
-        trainer=config_from_dict(TrainerConfig, raw.get("trainer"), "[trainer]"),
+        trainer=config_from_dict(
+            TrainerConfig,
+            {**get_task_class(raw["task"]["name"]).trainer_defaults, **raw.get("trainer", {})},
+            "[trainer]",
+        ),
     )
     config.task_config()  # validate the task section now (unknown keys, missing labels)
     for aux in config.aux:

@@ -4,14 +4,18 @@
 
 1. **Candidates** come from the :class:`kg.index.EntityIndex` (``search_iri``, over-fetching
    ``5 k`` and more until ``k`` candidates of the wanted type remain; the query itself is
-   never one), plus, when a ``relation`` is given, the query's direct neighbours by it.
-2. **Score** of a candidate ``c`` for the query ``q`` (every term is in ``parts``)::
+   never one), plus, when a ``relation`` is given, the query's direct neighbours by it,
+   plus the scorer's own proposals when it has a ``propose`` method (a link-prediction
+   model finds accessories that the index, which finds look-alikes, would not).
+2. **Score** of a candidate ``c`` for the query ``q`` (the terms are the ``parts``)::
 
-       score = similarity + relation + evidence
-       similarity = the index score (cosine for the default metric)
-       relation   = scorer(q, candidates, relation)[c]        if a scorer is given
-                  = RELATION_BOOST if q and c share an edge of `relation`
-                    (either direction), else 0                if only a relation is given
+       score = w * similarity + scorer + relation + evidence
+       similarity = the index score (cosine for the default metric); w = 1, or
+                    SCORED_SIMILARITY_WEIGHT when a scorer is given (look-alikes are not
+                    what a relation asks for: the model's score leads)
+       scorer     = scorer(q, candidates, relation)[c]  (a trained model's probability)
+       relation   = RELATION_BOOST if q and c share an edge of `relation`
+                    (either direction), else 0           (when a relation is given)
        evidence   = min(EVIDENCE_CAP, EVIDENCE_SHARED * shared neighbours
                                       + EVIDENCE_DIRECT * direct edges)
 
@@ -19,8 +23,9 @@
    by the rest of their score, then the other candidates. A *shared neighbour* is a node
    that ``q`` and ``c`` reach by the same relation in the same direction (same brand, same
    category); a *direct edge* links ``q`` and ``c``. Paths do not change the score.
-   The scorer is the hook for a trained link-prediction model: any callable
-   ``scorer(query_iri, candidate_iris, relation) -> scores [len(candidate_iris)]``.
+   The scorer is the hook for a trained link-prediction model (``fusion.scoring.
+   LinkScorer``): any callable ``scorer(query_iri, candidate_iris, relation) -> scores
+   [len(candidate_iris)]``, optionally with ``propose(query_iri, relation, k) -> iris``.
 3. **Evidence** (``explain=True``) lists direct edges, shared neighbours and paths of
    length <= 3 between ``q`` and ``c``, found by a bounded breadth-first search over the
    graph's adjacency in both directions (nodes with more than ``HUB_DEGREE`` edges are not
@@ -48,6 +53,7 @@ from .index import MAX_K, EntityIndexError, StaleIndexError, graph_version
 from .naming import split_iri
 
 RELATION_BOOST = 1.0  # a known edge outranks any cosine gap: known links first
+SCORED_SIMILARITY_WEIGHT = 0.5  # with a trained scorer, similarity only breaks near-ties
 EVIDENCE_SHARED = 0.02
 EVIDENCE_DIRECT = 0.05
 EVIDENCE_CAP = 0.1
@@ -129,7 +135,8 @@ def related(graph, index, iri: str, k: int = 10, relation: str | None = None,
             ``relation`` from the query's type, else the query's own type; ``"*"``: any.
         explain: list the graph evidence of each answer (paths cost a bounded search).
         scorer: ``scorer(query_iri, candidate_iris, relation) -> scores``, e.g. a trained
-            link-prediction model; its scores replace the relation boost.
+            link-prediction model (:class:`fusion.scoring.LinkScorer`); with a
+            ``propose(query_iri, relation, k)`` method its proposals join the candidates.
     Raises:
         GraphLookupError: unknown IRI, relation or type (with the closest names).
         EntityIndexError: bad ``k``, query not in the index; StaleIndexError: the index
@@ -149,10 +156,16 @@ def related(graph, index, iri: str, k: int = 10, relation: str | None = None,
     q_nbr, q_rel, q_out = adj.of(q)
     linked = {n for n, r in zip(q_nbr.tolist(), q_rel.tolist(), strict=True) if r in preds}
     pool = _candidates(graph, index, iri, k, types, [graph.nodes[n] for n in linked if n != q])
+    if scorer is not None and hasattr(scorer, "propose"):
+        proposed = [c for c in scorer.propose(iri, relation, max(5 * k, 50))
+                    if c not in pool and c != iri and c in index and _wanted(graph, c, types)]  # fmt: skip
+        if proposed:
+            pool.update(zip(proposed, index.similarity(iri, proposed).tolist(), strict=True))
     if not pool:
         return []
 
-    # score: similarity + relation (scorer, or boost for linked candidates) + evidence
+    # score: weighted similarity + scorer + boost for linked candidates + evidence
+    weight = SCORED_SIMILARITY_WEIGHT if scorer is not None else 1.0
     candidates = list(pool)
     if scorer is not None:
         relation_part = np.asarray(scorer(iri, candidates, relation), dtype=np.float64)
@@ -166,10 +179,10 @@ def related(graph, index, iri: str, k: int = 10, relation: str | None = None,
         g = _gid(graph, c)
         shared = [key for key in _edge_keys(*adj.of(g)) & q_keys if key[0] not in (q, g)]
         bonus = EVIDENCE_SHARED * len(shared) + EVIDENCE_DIRECT * q_direct.get(g, 0)
-        parts = {"similarity": pool[c], "evidence": min(EVIDENCE_CAP, bonus)}
+        parts = {"similarity": weight * pool[c], "evidence": min(EVIDENCE_CAP, bonus)}
         if scorer is not None:
             parts["scorer"] = float(relation_part[j])
-        elif preds:
+        if preds:
             parts["relation"] = RELATION_BOOST if g in linked else 0.0
         rows.append((sum(parts.values()), pool[c], c, g, parts, shared))
     rows.sort(key=lambda r: (-r[0], -r[1], r[2]))

@@ -455,29 +455,38 @@ def _index_args(p: argparse.ArgumentParser) -> None:
 
 @command("index", "build the entity index (FAISS or torch) over node vectors", _index_args)
 def index_cmd(args) -> int:
+    from kg.workspace import load_graph
+
+    graph = load_graph(args.workspace)
+    index, node_types = build_index(args.workspace, graph, args.node_type, args.kind)
+    print(f"indexed {len(index):,} entities ({', '.join(node_types)}), dim {index.dim}, "
+          f"{index.kind}")  # fmt: skip
+    return 0
+
+
+def build_index(workspace: Path, graph, node_types=None, kind: str = "auto"):
+    """Index the encoded features' entity vectors (``kgf encode``) and save the index in
+    ``WORKSPACE/index``; returns the :class:`kg.EntityIndex` and the node types in it."""
     import numpy as np
 
     from fusion.features import NodeFeatures
     from kg.index import EntityIndex, graph_version
-    from kg.workspace import load_graph
 
-    graph = load_graph(args.workspace)
-    vectors = NodeFeatures.load(args.workspace).entity_vectors()
-    if args.node_type:
-        vectors = {t: v for t, v in vectors.items() if t in args.node_type}
+    vectors = NodeFeatures.load(workspace).entity_vectors()
+    if node_types:
+        vectors = {t: v for t, v in vectors.items() if t in node_types}
     elif vectors:  # one index, one width: the types as wide as the type with most vectors
         widest = max(vectors.values(), key=lambda v: len(v[0]))[1].shape[1]
         vectors = {t: v for t, v in vectors.items() if v[1].shape[1] == widest}
     if not vectors:
-        raise CliError(f"no vectors to index; run `kgf encode {args.workspace}` first")
+        raise CliError(f"no vectors to index; run `kgf encode {workspace}` first")
     if len({v.shape[1] for _, v in vectors.values()}) > 1:
         raise CliError("these node types have vectors of different widths; index one at a time")
     iris = [graph.iri(t, i) for t, (rows, _) in vectors.items() for i in rows.tolist()]
     matrix = np.concatenate([v.numpy() for _, v in vectors.values()])
-    index = EntityIndex.build(iris, matrix, kind=args.kind, graph_version=graph_version(graph))
-    index.save(args.workspace / "index", overwrite=True)
-    print(f"indexed {len(index):,} entities ({', '.join(vectors)}), dim {index.dim}, {index.kind}")
-    return 0
+    index = EntityIndex.build(iris, matrix, kind=kind, graph_version=graph_version(graph))
+    index.save(Path(workspace) / "index", overwrite=True)
+    return index, list(vectors)
 
 
 # --------------------------------------------------------------------------- related
@@ -495,6 +504,14 @@ def _related_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--relation", help="rank for this relation, e.g. isAccessoryOrSparePartFor")
     p.add_argument(
         "--node-type", help="answer type (default: the query's, or the relation's target)"
+    )
+    p.add_argument(
+        "--model",
+        help="link-prediction run that scores the relation (default: the newest `kgf train "
+        "--task link` run trained for --relation, if any)",
+    )
+    p.add_argument(
+        "--no-model", action="store_true", help="do not score with a link-prediction run"
     )
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -517,7 +534,12 @@ def related_cmd(args) -> int:
         iri = matches[0].iri
         print(f"{args.name!r} -> {iri} ({matches[0].text!r}, score {matches[0].score:.2f})")
     index = EntityIndex.load(args.workspace / "index", expected_version=graph)
-    items = graph.related(index, iri, k=args.k, relation=args.relation, node_type=args.node_type)
+    scorer = (
+        None if args.no_model else link_scorer(args.workspace, graph, args.relation, args.model)
+    )
+    items = graph.related(
+        index, iri, k=args.k, relation=args.relation, node_type=args.node_type, scorer=scorer
+    )
     if args.json:
         print(
             json.dumps(
@@ -537,12 +559,38 @@ def related_cmd(args) -> int:
             )
         )
         return 0
+    print("\n".join(format_table(*related_table(items))))
+    return 0
+
+
+def related_table(items) -> tuple[list[str], list[list]]:
+    """Header and rows for related items: the score, its parts, the first evidence."""
+    header = ["#", "score", "similarity", "relation", "evidence", "product", "why"]
     rows = [
-        [n, f"{i.score:.3f}", (i.name or i.iri)[:50], "; ".join(i.evidence[:2])[:90]]
+        [
+            n,
+            f"{i.score:.3f}",
+            f"{i.parts.get('similarity', 0):.3f}",
+            f"{i.parts.get('scorer', i.parts.get('relation', 0)):.3f}",
+            f"{i.parts.get('evidence', 0):.3f}",
+            (i.name or i.iri)[:44],
+            "; ".join(i.evidence[:1])[:70],
+        ]  # fmt: skip
         for n, i in enumerate(items, 1)
     ]
-    print("\n".join(format_table(["#", "score", "product", "why"], rows)))
-    return 0
+    return header, rows
+
+
+def link_scorer(workspace: Path, graph, relation: str | None, run: str | None):
+    """The link-prediction scorer for ``relation``: run ``run``, else the newest link run
+    trained for it; None when no relation is asked for or no such run exists."""
+    if run is None and relation is None:
+        return None
+    from fusion.scoring import LinkScorer
+
+    if run is not None:
+        return LinkScorer.from_run(workspace, run, graph)
+    return LinkScorer.from_workspace(workspace, relation, graph)
 
 
 # --------------------------------------------------------------------------- serve
@@ -608,27 +656,15 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 
 @command(
-    "demo", "end-to-end demo on the built-in multilingual sample catalogue (offline)", _demo_args
+    "demo",
+    "end to end on the built-in multilingual sample catalogue, offline: build, encode, train "
+    "link prediction, index, related products, multilingual text linking",
+    _demo_args,
 )
 def demo(args) -> int:
-    from fusion.features import FeatureSpec, build_features
-    from kg.rdf import load_rdf
-    from kg.report import format_info, info
-    from kg.samples import write_sample_catalogue
+    from .demo import run_demo
 
-    started = time.perf_counter()
-    sample = write_sample_catalogue(args.output / "catalogue", n_products=args.products, seed=0)
-    print(f"[1/3] sample catalogue: {sample.path}")
-    graph = load_rdf(sample.path)
-    workspace = graph.save(args.output / "workspace", overwrite=True)
-    print(f"[2/3] workspace: {workspace}\n")
-    print(format_info(info(graph)))
-    print("\n[3/3] node features (text: minilm, images: efficientnet-lite0, numbers)")
-    quiet_transformers()
-    print_encode_report(*build_features(graph, workspace, FeatureSpec()))
-    print(
-        f"\ndone in {time.perf_counter() - started:.1f}s. Try: kgf sparql {workspace} 'SELECT ...'"
-    )
+    run_demo(args.output, args.products)
     return 0
 
 

@@ -192,9 +192,9 @@ def test_decoders_score_all_candidates_like_pairs():
     torch.manual_seed(0)
     h, t, cands = torch.randn(3, 5), torch.randn(3, 5), torch.randn(7, 5)
     r = torch.tensor([0, 1, 1])
-    for name in ("distmult", "dot"):
+    for name in ("distmult", "dot", "bilinear"):
         dec = get_decoder(name, num_relations=2, dim=5)
-        if name == "distmult":
+        if name != "dot":
             torch.nn.init.normal_(dec.relation)
         all_tails = dec.score_tails(h, r, cands)
         assert all_tails.shape == (3, 7)
@@ -202,6 +202,10 @@ def test_decoders_score_all_candidates_like_pairs():
         assert torch.allclose(
             dec.score_heads(t, r, cands)[:, 4], dec(cands[4].expand(3, 5), r, t), atol=1e-6
         )
+    bilinear = get_decoder("bilinear", 1, 5)
+    torch.nn.init.normal_(bilinear.relation)
+    r0 = torch.zeros(3, dtype=torch.long)
+    assert not torch.allclose(bilinear(h, r0, t), bilinear(t, r0, h))  # roles differ
     with pytest.raises(ConfigError, match="did you mean 'distmult'"):
         get_decoder("distmul", 1, 2)
 

@@ -50,6 +50,7 @@ class Task(nn.Module):
     metric: ClassVar[str] = ""
     splits: tuple[str, ...] = ()
     eval_train: ClassVar[bool] = True  # report training-split metrics at the end
+    trainer_defaults: ClassVar[dict] = {}  # [trainer] defaults of this task (config wins)
 
     def __init__(self, config, graph, edge_index_dict: Mapping, features=None):
         super().__init__()

@@ -4,6 +4,10 @@
   (Yang et al., 2015, "Embedding Entities and Relations for Learning and Inference in
   Knowledge Bases"); the R-GCN link predictor (Schlichtkrull et al., 2018, section 4).
 - ``dot``: ``score = <h, t>`` (relation-agnostic).
+- ``bilinear``: ``score = h^T W_r t`` with a full ``d x d`` matrix per relation (RESCAL,
+  Nickel et al., 2011, "A Three-Way Model for Collective Learning on Multi-Relational
+  Data"): not symmetric, so it can tell the roles apart (an accessory *for* a product is
+  not a product for an accessory, and two products alike are not accessories of each other).
 
 Shapes: :meth:`forward` ``h`` [B, d], ``r`` [B] int64, ``t`` [B, d] -> [B];
 :meth:`score_tails` ``h`` [B, d], ``r`` [B], ``candidates`` [M, d] -> [B, M] (every
@@ -49,7 +53,22 @@ class Dot(nn.Module):
         return t @ candidates.T
 
 
-DECODERS: dict[str, type[nn.Module]] = {"distmult": DistMult, "dot": Dot}
+class Bilinear(nn.Module):
+    def __init__(self, num_relations: int, dim: int):
+        super().__init__()
+        self.relation = nn.Parameter(torch.eye(dim).repeat(num_relations, 1, 1))
+
+    def forward(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
+        return torch.einsum("bi,bij,bj->b", h, self.relation[r], t)
+
+    def score_tails(self, h: Tensor, r: Tensor, candidates: Tensor) -> Tensor:
+        return torch.einsum("bi,bij->bj", h, self.relation[r]) @ candidates.T
+
+    def score_heads(self, t: Tensor, r: Tensor, candidates: Tensor) -> Tensor:
+        return torch.einsum("bij,bj->bi", self.relation[r], t) @ candidates.T
+
+
+DECODERS: dict[str, type[nn.Module]] = {"distmult": DistMult, "dot": Dot, "bilinear": Bilinear}
 
 
 def get_decoder(name: str, num_relations: int, dim: int) -> nn.Module:

@@ -78,6 +78,9 @@ class LinkPredictionTask(Task):
     Config = LinkTaskConfig
     metric = "mrr"
     eval_train = False  # ranking every training edge is costly and says little
+    # DistMult on GNN outputs starts near its saddle at zero: lr 0.01 stays there (loss
+    # ln 2) on the sample catalogue, 0.001 escapes; it needs more epochs to converge.
+    trainer_defaults = {"lr": 0.001, "epochs": 300, "patience": 50}
 
     def __init__(self, config: LinkTaskConfig, graph, edge_index_dict, features=None):
         super().__init__(config, graph, edge_index_dict, features)

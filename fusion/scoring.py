@@ -1,0 +1,181 @@
+"""Score candidate links with a trained link-prediction run: the scorer of ``related()``.
+
+A run of the ``link`` task (``kgf train DIR --task link --relation R``) leaves the final
+node embeddings (``embeddings.safetensors``, ``{node_type: [N_t, d]}``) and the decoder
+(``heads.safetensors``: ``task.decoder.*``, e.g. DistMult's ``[R, d]`` relation diagonals)
+in ``WORKSPACE/models/RUN``. :class:`LinkScorer` reads both and scores
+``(query, relation, candidate)`` without rebuilding the GNN::
+
+    scorer = LinkScorer.from_workspace("ws", relation="isAccessoryOrSparePartFor")
+    scorer(query_iri, candidate_iris, "isAccessoryOrSparePartFor")   # -> [C] in (0, 1)
+    scorer.propose(query_iri, "isAccessoryOrSparePartFor", k=50)    # its own best answers
+    graph.related(index, query_iri, relation="isAccessoryOrSparePartFor", scorer=scorer)
+
+The score is ``sigmoid(decoder(h, r, t))``: the model's probability that the link holds,
+as it was trained (binary cross-entropy against sampled negatives, Schlichtkrull et al.,
+2018, section 4). The query is the head and the candidate the tail for ``R``, the reverse
+for ``rev_R``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from .model import ConfigError
+from .tasks.decoders import get_decoder
+from .tasks.link import LinkTaskConfig
+from .trainer import list_runs, load_embeddings, run_directory
+
+REVERSE = "rev_"
+
+
+class LinkScorer:
+    """``scorer(query_iri, candidate_iris, relation) -> np.ndarray [C]`` (probabilities).
+
+    Args:
+        graph: the :class:`kg.ProductGraph` the run was trained on.
+        embeddings: ``{node_type: [N_t, d]}`` final node embeddings of the run.
+        relations: the relation names the decoder was trained for (its row order).
+        decoder: the trained decoder (:mod:`fusion.tasks.decoders`).
+        run: the run's name, for messages.
+    """
+
+    def __init__(self, graph, embeddings: dict[str, torch.Tensor], relations: Sequence[str],
+                 decoder: torch.nn.Module, run: str = ""):  # fmt: skip
+        counts = graph.num_nodes_dict
+        stale = [t for t, e in embeddings.items() if counts.get(t) != len(e)]
+        if stale:
+            raise ConfigError(
+                f"run {run!r} was trained on another version of the graph (node counts of "
+                f"{', '.join(stale)} differ): retrain it with `kgf train DIR --task link ...`"
+            )
+        self.graph, self.embeddings, self.run = graph, embeddings, run
+        self.relations = list(relations)
+        self.decoder = decoder.eval()
+
+    @classmethod
+    def from_run(cls, workspace, run: str, graph=None) -> LinkScorer:
+        """The scorer of ``WORKSPACE/models/RUN`` (a ``link`` run)."""
+        from kg.workspace import load_graph
+
+        run_dir = run_directory(workspace, run)
+        saved = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        task = dict(saved["task"])
+        if task.pop("name", None) != "link":
+            raise ConfigError(f"run {run!r} is not a link-prediction run (task 'link')")
+        config = LinkTaskConfig(**{k: v for k, v in task.items() if k in _TASK_KEYS})
+        embeddings = load_embeddings(run_dir)
+        dim = next(iter(embeddings.values())).shape[1]
+        decoder = get_decoder(config.decoder, len(config.relations), dim)
+        prefix = "task.decoder."
+        heads = load_file(str(run_dir / "heads.safetensors"))
+        decoder.load_state_dict(
+            {k[len(prefix) :]: v for k, v in heads.items() if k.startswith(prefix)}
+        )
+        graph = graph if graph is not None else load_graph(workspace)
+        return cls(graph, embeddings, config.relations, decoder, run)
+
+    @classmethod
+    def from_workspace(
+        cls, workspace, relation: str | None = None, graph=None
+    ) -> LinkScorer | None:
+        """The newest ``link`` run of the workspace that was trained for ``relation`` (any
+        link run when ``relation`` is None), or None when there is none."""
+        run = find_link_run(workspace, relation)
+        return None if run is None else cls.from_run(workspace, run, graph)
+
+    def relation_index(self, relation: str | None) -> tuple[int, bool]:
+        """``(row of the decoder, reversed)`` for a relation name, ``rev_`` name or IRI."""
+        if relation is None:
+            if len(self.relations) == 1:
+                return 0, False
+            raise ConfigError(
+                f"run {self.run!r} predicts {', '.join(self.relations)}: name the relation"
+            )
+        name, reverse = _relation_name(relation)
+        if name not in self.relations:
+            raise ConfigError(
+                f"run {self.run!r} was not trained for {relation!r}; it predicts "
+                f"{', '.join(self.relations)} (train one with `kgf train DIR --task link "
+                f"--relation {name}`)"
+            )
+        return self.relations.index(name), reverse
+
+    def vectors(self, iris: Sequence[str]) -> torch.Tensor:
+        """``[len(iris), d]`` embeddings of entities (looked up by IRI)."""
+        rows = [self.embeddings[t][i] for t, i in map(self.graph.node, iris)]
+        dim = next(iter(self.embeddings.values())).shape[1]
+        return torch.stack(rows) if rows else torch.zeros(0, dim)
+
+    @torch.no_grad()
+    def propose(self, query_iri: str, relation: str | None, k: int) -> list[str]:
+        """The model's own ``k`` best answers for ``(query, relation, ?)``: every node of the
+        types at the relation's other end, scored at once (``[N, d] @ [d]``)."""
+        r, reverse = self.relation_index(relation)
+        name = self.relations[r]
+        ends = {
+            (x.src_type if reverse else x.dst_type) for x in self.graph.relations if x.name == name
+        } & set(self.embeddings)
+        query = self.vectors([query_iri])
+        rel = torch.tensor([r])
+        scored: list[tuple[float, str, int]] = []
+        for node_type in sorted(ends):
+            table = self.embeddings[node_type]
+            side = self.decoder.score_heads if reverse else self.decoder.score_tails
+            scores = side(query, rel, table)[0]
+            top = torch.topk(scores, min(k + 1, len(table)))
+            scored += [(float(v), node_type, int(i)) for v, i in zip(*top, strict=True)]
+        scored.sort(key=lambda x: -x[0])
+        iris = (self.graph.iri(t, i) for _, t, i in scored)
+        return [iri for iri in iris if iri != query_iri][:k]
+
+    @torch.no_grad()
+    def __call__(self, query_iri: str, candidate_iris: Sequence[str],
+                 relation: str | None = None) -> np.ndarray:  # fmt: skip
+        r, reverse = self.relation_index(relation)
+        query = self.vectors([query_iri]).expand(len(candidate_iris), -1)
+        candidates = self.vectors(candidate_iris)
+        heads, tails = (candidates, query) if reverse else (query, candidates)
+        rel = torch.full((len(candidate_iris),), r, dtype=torch.long)
+        return torch.sigmoid(self.decoder(heads, rel, tails)).double().numpy()
+
+
+_TASK_KEYS = {"relations", "split", "split_seed", "decoder", "num_negatives", "batch_size",
+              "eval_batch_size", "ks"}  # fmt: skip
+
+
+def _relation_name(relation: str) -> tuple[str, bool]:
+    """``"rev_isAccessoryOrSparePartFor"`` -> ``("isAccessoryOrSparePartFor", True)``; IRIs
+    give their local name."""
+    from kg.naming import split_iri
+
+    reverse = relation.startswith(REVERSE)
+    name = relation[len(REVERSE) :] if reverse else relation
+    if ":" in name:
+        name = split_iri(name)[1] or name
+    return name, reverse
+
+
+def find_link_run(workspace, relation: str | None = None) -> str | None:
+    """The newest run of ``WORKSPACE/models`` trained for link prediction on ``relation``
+    (any relation when None), or None."""
+    name = _relation_name(relation)[0] if relation else None
+    found = []
+    for run in list_runs(workspace):
+        path = Path(workspace) / "models" / run / "run.json"
+        try:
+            task = json.loads(path.read_text(encoding="utf-8"))["task"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if task.get("name") == "link" and (name is None or name in task.get("relations", [])):
+            found.append((path.stat().st_mtime, run))
+    return max(found)[1] if found else None
+
+
+__all__ = ["LinkScorer", "find_link_run"]
