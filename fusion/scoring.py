@@ -98,7 +98,7 @@ class LinkScorer:
             raise ConfigError(
                 f"run {self.run!r} predicts {', '.join(self.relations)}: name the relation"
             )
-        name, reverse = _relation_name(relation)
+        name, reverse = relation_name(relation)
         if name not in self.relations:
             raise ConfigError(
                 f"run {self.run!r} was not trained for {relation!r}; it predicts "
@@ -150,7 +150,7 @@ _TASK_KEYS = {"relations", "split", "split_seed", "decoder", "num_negatives", "b
               "eval_batch_size", "ks"}  # fmt: skip
 
 
-def _relation_name(relation: str) -> tuple[str, bool]:
+def relation_name(relation: str) -> tuple[str, bool]:
     """``"rev_isAccessoryOrSparePartFor"`` -> ``("isAccessoryOrSparePartFor", True)``; IRIs
     give their local name."""
     from kg.naming import split_iri
@@ -165,7 +165,7 @@ def _relation_name(relation: str) -> tuple[str, bool]:
 def find_link_run(workspace, relation: str | None = None) -> str | None:
     """The newest run of ``WORKSPACE/models`` trained for link prediction on ``relation``
     (any relation when None), or None."""
-    name = _relation_name(relation)[0] if relation else None
+    name = relation_name(relation)[0] if relation else None
     found = []
     for run in list_runs(workspace):
         path = Path(workspace) / "models" / run / "run.json"
@@ -178,4 +178,4 @@ def find_link_run(workspace, relation: str | None = None) -> str | None:
     return max(found)[1] if found else None
 
 
-__all__ = ["LinkScorer", "find_link_run"]
+__all__ = ["LinkScorer", "find_link_run", "relation_name"]

@@ -360,35 +360,72 @@ def evaluate_cmd(args) -> int:
 # --------------------------------------------------------------------------- link
 def _link_train_args(p: argparse.ArgumentParser) -> None:
     p.description = (
-        "Train the text linker's scorer (and a contrastive projection) from labelled pairs in the "
-        "DeepMatcher layout: a mentions table (tableB.csv) and pairs (ltable_id = catalogue id, "
-        "rtable_id = mention id, label). The NIL threshold is calibrated on --valid. Saved as "
-        "WORKSPACE/linker/config.json + model.safetensors."
+        "Train the linker of a workspace.\n\n"
+        "Text: the scorer (and a contrastive projection) from labelled pairs in the DeepMatcher\n"
+        "layout: a mentions table (tableB.csv) and pairs (ltable_id = catalogue id, rtable_id =\n"
+        "mention id, label). The NIL threshold is calibrated on --valid. Saved as\n"
+        "WORKSPACE/linker/config.json + model.safetensors.\n\n"
+        "Photos: --images LIST, one `image path, entity` line per labelled photo (the entity a\n"
+        "catalogue id or an IRI; paths relative to the list). Contrastive photo <-> entity\n"
+        "training, the products of the same category as hard negatives; the epoch and the NIL\n"
+        "threshold are chosen on a hold-out taken from the list. Saved as\n"
+        "WORKSPACE/image-linker/config.json + model.safetensors. Run `kgf encode` first."
     )
     p.epilog = (
-        "example:\n  kgf link-train /tmp/abt --mentions abt_buy/tableB.csv --pairs abt_buy/train.csv "
-        "--valid abt_buy/valid.csv"
+        "examples:\n"
+        "  kgf link-train /tmp/abt --mentions abt_buy/tableB.csv --pairs abt_buy/train.csv "
+        "--valid abt_buy/valid.csv\n"
+        "  kgf link-train /tmp/grocery --images ../shared/data/images/grocery/train.txt"
     )
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("workspace", type=Path)
-    p.add_argument("--mentions", type=Path, required=True, help="table of mention records (CSV)")
-    p.add_argument(
-        "--pairs", type=Path, required=True, help="training pairs (ltable_id, rtable_id, label)"
+    text = p.add_argument_group("text linker (labelled pairs)")
+    text.add_argument("--mentions", type=Path, help="table of mention records (CSV)")
+    text.add_argument("--pairs", type=Path, help="training pairs (ltable_id, rtable_id, label)")
+    text.add_argument("--valid", type=Path, help="validation pairs: NIL threshold calibration")
+    text.add_argument("--id-col", default="id", help="id column of the mentions table")
+    photos = p.add_argument_group("image linker (labelled photos)")
+    photos.add_argument(
+        "--images", type=Path, metavar="LIST", help="photo list: `image path, entity` per line"
     )
-    p.add_argument("--valid", type=Path, help="validation pairs: NIL threshold calibration")
-    p.add_argument("--id-col", default="id", help="id column of the mentions table")
+    photos.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
+    photos.add_argument("--base", help="IRI prefix of the entity ids (default: from the mapping)")
+    photos.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
 @command(
-    "link-train", "train the text linker from labelled pairs (DeepMatcher layout)", _link_train_args
+    "link-train",
+    "train the text linker from labelled pairs, or the image linker from labelled photos",
+    _link_train_args,
 )
 def link_train_cmd(args) -> int:
-    from align import train_linker
+    if args.images is None and args.mentions is None and args.pairs is None:
+        raise CliError("give --mentions and --pairs (text), or --images LIST (photos)")
+    if (args.mentions is None) != (args.pairs is None):
+        raise CliError("the text linker needs both --mentions and --pairs")
+    if args.mentions is not None:
+        from align import train_linker
 
-    report = train_linker(args.workspace, args.mentions, args.pairs, args.valid, id_col=args.id_col)
-    print(f"linker saved to {report.path}")
-    for key, value in report.metrics.items():
-        print(f"  {key:28} {value:.4f}" if isinstance(value, float) else f"  {key:28} {value}")
+        report = train_linker(
+            args.workspace, args.mentions, args.pairs, args.valid, id_col=args.id_col
+        )
+        print(f"linker saved to {report.path}")
+        for key, value in report.metrics.items():
+            print(f"  {key:28} {value:.4f}" if isinstance(value, float) else f"  {key:28} {value}")
+    if args.images is not None:
+        from align import train_image_linker
+
+        image_report = train_image_linker(
+            args.workspace, args.images, base=args.base, epochs=args.epochs, device=args.device,
+            progress=True,
+        )  # fmt: skip
+        print(f"image linker saved to {image_report.path}")
+        for key, value in image_report.metrics.items():
+            if key == "history":
+                value = ", ".join(
+                    f"{h['epoch']}: {h.get('holdout_accuracy', h['loss']):.3f}" for h in value
+                )
+            print(f"  {key:28} {value:.4f}" if isinstance(value, float) else f"  {key:28} {value}")
     return 0
 
 
@@ -396,23 +433,39 @@ def _link_args(p: argparse.ArgumentParser) -> None:
     p.epilog = (
         "examples:\n"
         '  kgf link ws "looking for a sony ps-lx350h turntable"\n'
-        "  kgf link ws --table offers.csv -o links.csv"
+        "  kgf link ws --table offers.csv -o links.csv\n"
+        "  kgf link ws --image photo.jpg                # trained with `kgf link-train --images`\n"
+        "  kgf link ws --image photos/ -o links.csv      # every image in a folder\n"
+        "  kgf link ws --image photo.jpg --untrained     # nearest catalogue image"
     )
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("workspace", type=Path)
     p.add_argument("text", nargs="?", help="free text: mentions are detected and linked")
     p.add_argument("--table", type=Path, help="CSV of records, each linked as one mention")
-    p.add_argument("-o", "--output", type=Path, help="where --table writes its links (CSV)")
+    p.add_argument(
+        "--image", type=Path, nargs="+", metavar="PATH",
+        help="photos (files or folders of images) to link, each to the entity it shows",
+    )  # fmt: skip
+    p.add_argument(
+        "--untrained", action="store_true",
+        help="--image without a trained image linker: link by the nearest catalogue image",
+    )  # fmt: skip
+    p.add_argument("-o", "--output", type=Path, help="where --table / --image write links (CSV)")
     p.add_argument("-k", type=int, default=5, help="alternatives per link")
     p.add_argument("--json", action="store_true")
 
 
-@command("link", "link text mentions or a table of records to graph entities", _link_args)
+@command("link", "link text mentions, a table of records or photos to graph entities", _link_args)
 def link_cmd(args) -> int:
     from align import Linker, link_table
 
     quiet_transformers()
+    given = [x is not None for x in (args.text, args.table, args.image)]
+    if sum(given) > 1:
+        raise CliError("give one of: a text, --table, --image")
     linker = Linker(args.workspace)
+    if args.image is not None:
+        return _link_images(linker, args)
     if args.table is not None:
         if args.output is None:
             raise CliError("--table needs -o OUTPUT.csv")
@@ -420,7 +473,7 @@ def link_cmd(args) -> int:
         print(f"linked {count:,} records -> {args.output}")
         return 0
     if args.text is None:
-        raise CliError("give a text to link, or --table")
+        raise CliError("give a text to link, --table or --image")
     links = linker.link_text(args.text, k=args.k)
     if args.json:
         print(json.dumps([link.to_dict() for link in links], indent=2, ensure_ascii=False))
@@ -437,6 +490,55 @@ def link_cmd(args) -> int:
         else "no mentions found"
     )
     return 0
+
+
+def _link_images(linker, args) -> int:
+    """``kgf link WS --image ...``: a table (or JSON, or a CSV with -o) of photo links."""
+    import csv
+    import io
+
+    from align import image_files
+
+    paths = image_files(args.image)
+    many = len(paths) > 1
+    links = linker.link_images(paths, k=args.k, untrained=args.untrained, progress=many)
+    if args.output is not None:
+        from kg.workspace import atomic_write_bytes
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["image", "iri", "type", "score", "nil", "alternatives"])
+        for ln in links:
+            alternatives = json.dumps([[iri, round(s, 6)] for iri, s in ln.alternatives])
+            writer.writerow([ln.mention, ln.iri or "", ln.type or "", f"{ln.score:.6f}",
+                             int(ln.nil), alternatives])  # fmt: skip
+        atomic_write_bytes(args.output, buffer.getvalue().encode("utf-8"))
+        print(f"linked {len(links):,} images -> {args.output}")
+        return 0
+    if args.json:
+        print(json.dumps([link.to_dict() for link in links], indent=2, ensure_ascii=False))
+        return 0
+    from kg.report import format_table
+
+    graph = linker.graph
+    rows = []
+    for ln in links:
+        best = ln.alternatives[0][0] if ln.alternatives else None
+        name = _entity_name(graph, best) if best else ""
+        entity = f"NIL (best: {best})" if ln.nil else ln.iri
+        rows.append([ln.mention, entity, name[:40], f"{ln.score:.3f}"])
+    print("\n".join(format_table(["image", "entity", "name", "score"], rows)))
+    return 0
+
+
+def _entity_name(graph, iri: str) -> str:
+    """An entity's first name-like text literal (``name``, ``title``, ``label``...), or ''."""
+    from align.entities import is_name_column
+
+    for literal in graph.literals(iri):
+        if literal.kind == "text" and is_name_column(literal.name):
+            return literal.value
+    return ""
 
 
 # --------------------------------------------------------------------------- index
@@ -519,7 +621,6 @@ def _related_args(p: argparse.ArgumentParser) -> None:
 @command("related", "related products for an IRI or a name, with explanations", _related_args)
 def related_cmd(args) -> int:
     from kg.index import EntityIndex
-    from kg.related import lexical_lookup
     from kg.report import format_table
     from kg.workspace import load_graph
 
@@ -528,11 +629,8 @@ def related_cmd(args) -> int:
         raise CliError("give either an IRI or --name")
     iri = args.iri
     if args.name is not None:
-        matches = lexical_lookup(graph, args.name, k=1)
-        if not matches:
-            raise CliError(f"no entity matches the name {args.name!r}")
-        iri = matches[0].iri
-        print(f"{args.name!r} -> {iri} ({matches[0].text!r}, score {matches[0].score:.2f})")
+        iri, how = resolve_name(args.workspace, graph, args.name)
+        print(f"{args.name!r} -> {iri} ({how})")
     index = EntityIndex.load(args.workspace / "index", expected_version=graph)
     scorer = (
         None if args.no_model else link_scorer(args.workspace, graph, args.relation, args.model)
@@ -564,21 +662,47 @@ def related_cmd(args) -> int:
 
 
 def related_table(items) -> tuple[list[str], list[list]]:
-    """Header and rows for related items: the score, its parts, the first evidence."""
-    header = ["#", "score", "similarity", "relation", "evidence", "product", "why"]
+    """Header and rows for related items: the score, its parts (see ``kg.related``), the
+    first piece of evidence. ``model``: a link-prediction run's probability; ``known``: the
+    boost for an existing edge of the relation."""
+    header = ["#", "score", "similarity", "model", "known", "evidence", "product", "why"]
+    part = lambda item, name: f"{item.parts[name]:.3f}" if name in item.parts else "-"
     rows = [
         [
             n,
             f"{i.score:.3f}",
-            f"{i.parts.get('similarity', 0):.3f}",
-            f"{i.parts.get('scorer', i.parts.get('relation', 0)):.3f}",
-            f"{i.parts.get('evidence', 0):.3f}",
+            part(i, "similarity"),
+            part(i, "scorer"),
+            part(i, "relation"),
+            part(i, "evidence"),
             (i.name or i.iri)[:44],
-            "; ".join(i.evidence[:1])[:70],
+            "; ".join(i.evidence[:1])[:64],
         ]  # fmt: skip
         for n, i in enumerate(items, 1)
     ]
     return header, rows
+
+
+def resolve_name(workspace: Path, graph, name: str) -> tuple[str, str]:
+    """``(iri, how)`` for a product name: align's text linker (dense + lexical candidates,
+    any language the text encoder knows) when the workspace has text features, else the
+    lexical lookup over name-like literals."""
+    from fusion.features import FEATURES_FILE
+    from kg.related import lexical_lookup
+
+    if (Path(workspace) / FEATURES_FILE).is_file():
+        from align import Linker, LinkerError
+
+        try:
+            link = Linker(workspace).link_record(name, k=1)
+        except LinkerError:  # e.g. features without a text encoder
+            link = None
+        if link is not None and not link.nil:
+            return link.iri, f"text linker, score {link.score:.2f}"
+    matches = lexical_lookup(graph, name, k=1)
+    if not matches:
+        raise CliError(f"no entity matches the name {name!r}")
+    return matches[0].iri, f"name {matches[0].text!r}, lexical score {matches[0].score:.2f}"
 
 
 def link_scorer(workspace: Path, graph, relation: str | None, run: str | None):

@@ -33,10 +33,11 @@ import json
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, NamedTuple
 from urllib.parse import parse_qs
@@ -193,6 +194,7 @@ class Workspace:
     index_problem: str | None
     store: object  # pyoxigraph.Store (read-only)
     linker: Linker | None = None
+    scorers: dict = field(default_factory=dict)  # relation -> fusion.scoring.LinkScorer
 
 
 def load_workspace(workspace, linker: Linker | None = None) -> Workspace:
@@ -218,7 +220,29 @@ def load_workspace(workspace, linker: Linker | None = None) -> Workspace:
         graph.neighbors(first)
         graph.literals(first)
         lexical_lookup(graph, "warm up")
-    return Workspace(path, graph, version, index, problem, store, linker)
+    return Workspace(
+        path, graph, version, index, problem, store, linker, _load_scorers(path, graph)
+    )
+
+
+def _load_scorers(path: Path, graph) -> dict:
+    """Relation name -> the newest link-prediction run trained for it (``kgf train --task
+    link``); runs trained on another version of the graph are skipped with a warning."""
+    from fusion.model import ConfigError
+    from fusion.scoring import LinkScorer
+    from fusion.trainer import list_runs
+
+    scorers: dict = {}
+    runs = sorted(list_runs(path), key=lambda r: (path / "models" / r).stat().st_mtime)
+    for run in runs:
+        try:
+            scorer = LinkScorer.from_run(path, run, graph)
+        except ConfigError as err:
+            if "not a link-prediction run" not in str(err):
+                warnings.warn(f"link run {run} is not used by /related: {err}", stacklevel=2)
+            continue
+        scorers.update(dict.fromkeys(scorer.relations, scorer))  # newer runs win
+    return scorers
 
 
 def _load_index(path: Path, graph) -> tuple[object | None, str | None]:
@@ -279,6 +303,7 @@ def related(ws: Workspace, iri: str | None = None, name: str | None = None, k: i
             explain: bool = True) -> RelatedResponse:  # fmt: skip
     """The ``k`` entities most related to ``iri``, or to the entity ``name`` resolves to
     (:func:`resolve_text`); see :func:`kg.related.related` for the score and evidence."""
+    from fusion.scoring import relation_name
     from kg.index import EntityIndexError
     from kg.related import related as find_related
 
@@ -295,7 +320,8 @@ def related(ws: Workspace, iri: str | None = None, name: str | None = None, k: i
         iri = resolved.iri
     query_type, _ = _node_or_404(ws, iri)
     try:
-        items = find_related(ws.graph, ws.index, iri, k, relation, node_type, explain)
+        scorer = ws.scorers.get(relation_name(relation)[0]) if relation else None
+        items = find_related(ws.graph, ws.index, iri, k, relation, node_type, explain, scorer)
     except EntityIndexError as err:  # stale, or the entity is in the graph but not the index
         detail = str(err).replace("`kgf index DIR`", f"`kgf index {ws.path}`")
         raise HTTPException(409, detail) from None

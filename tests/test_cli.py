@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -123,21 +124,28 @@ def test_build_example_mappings(tmp_path, capsys, table, mapping, products):
         assert report["images"] == {"found": 81, "missing": 0, "remote": 0, "missing_examples": []}
 
 
-def test_demo_builds_the_sample_catalogue(tmp_path, capsys):
+def test_demo_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path / "demo"), "--products", "40"]) == 0
     out = capsys.readouterr().out
-    assert "isAccessoryOrSparePartFor" in out and "de:40 en:40 es:40 zh:40" in out
+    assert "isAccessoryOrSparePartFor" in out and "test MRR" in out
+    assert "what this accessory fits" in out and "rotes Rennauto" in out  # steps 6-9 ran
     ws = tmp_path / "demo" / "workspace"
-    assert (ws / "manifest.json").is_file()
-    assert main(["related", str(ws), "--name", "racing car", "-k", "3"]) == 2
-    assert "kgf index" in capsys.readouterr().err  # no index yet: the message names the command
-    assert main(["index", str(ws)]) == 0
-    assert main(["related", str(ws), "--name", "racing car", "-k", "3", "--json"]) == 0
+    assert (ws / "models" / "demo-link" / "embeddings.safetensors").is_file()
+    related = ["related", str(ws), "--name", "racing car", "-k", "3", "--json"]
+    assert main([*related, "--relation", "rev_isAccessoryOrSparePartFor"]) == 0
     out = capsys.readouterr().out
     items = json.loads(out[out.index("[") :])
-    assert len(items) == 3 and all(item["type"] == "Product" for item in items)
+    assert len(items) == 3 and all("scorer" in item["parts"] for item in items)  # the LP run
+    assert main([*related, "--relation", "rev_isAccessoryOrSparePartFor", "--no-model"]) == 0
+    out = capsys.readouterr().out
+    assert not any("scorer" in item["parts"] for item in json.loads(out[out.index("[") :]))
+    assert main([*related, "--relation", "isSimilarTo", "--model", "nope"]) == 2
+    assert "no trained run 'nope'" in capsys.readouterr().err
     assert main(["related", str(ws), "https://example.org/kgf/product/nope"]) == 2
     assert "did you mean" in capsys.readouterr().err
+    shutil.rmtree(ws / "index")
+    assert main(["related", str(ws), "--name", "racing car", "-k", "3"]) == 2
+    assert "kgf index" in capsys.readouterr().err  # no index: the message names the command
 
 
 def test_train_and_evaluate_link_prediction(tmp_path, capsys):

@@ -93,6 +93,22 @@ def test_related_by_iri_and_by_name(client, graph, product):
     assert all(item["evidence"] == [] for item in by_name["items"])
 
 
+def test_related_uses_the_newest_link_run_for_its_relation(workspace, tmp_path, product):
+    from fusion.trainer import train
+
+    ws = tmp_path / "ws"
+    shutil.copytree(workspace, ws)
+    train(ws, task="link", relations=["isAccessoryOrSparePartFor"], run_name="lp",
+          progress=False, overrides={"epochs": 2, "hidden": 8, "out_dim": 8})  # fmt: skip
+    with TestClient(create_app(ws)) as client:
+        params = {"iri": product, "k": 3, "relation": "rev_isAccessoryOrSparePartFor"}
+        items = client.get("/related", params=params).json()["items"]
+        assert items and all(0 < item["parts"]["scorer"] < 1 for item in items)
+        params["relation"] = "isSimilarTo"  # no run predicts it: no scorer
+        items = client.get("/related", params=params).json()["items"]
+        assert items and not any("scorer" in item["parts"] for item in items)
+
+
 @pytest.mark.parametrize("k", [0, 10**6, "ten"])
 def test_related_k_out_of_bounds(client, product, k):
     r = client.get("/related", params={"iri": product, "k": k})
