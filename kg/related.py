@@ -9,10 +9,8 @@
    model finds accessories that the index, which finds look-alikes, would not).
 2. **Score** of a candidate ``c`` for the query ``q`` (the terms are the ``parts``)::
 
-       score = w * similarity + scorer + relation + evidence
-       similarity = the index score (cosine for the default metric); w = 1, or
-                    SCORED_SIMILARITY_WEIGHT when a scorer is given (look-alikes are not
-                    what a relation asks for: the model's score leads)
+       score = similarity + scorer + relation + evidence
+       similarity = the index score (cosine for the default metric)
        scorer     = scorer(q, candidates, relation)[c]  (a trained model's probability)
        relation   = RELATION_BOOST if q and c share an edge of `relation`
                     (either direction), else 0           (when a relation is given)
@@ -53,7 +51,6 @@ from .index import MAX_K, EntityIndexError, StaleIndexError, graph_version
 from .naming import split_iri
 
 RELATION_BOOST = 1.0  # a known edge outranks any cosine gap: known links first
-SCORED_SIMILARITY_WEIGHT = 0.5  # with a trained scorer, similarity only breaks near-ties
 EVIDENCE_SHARED = 0.02
 EVIDENCE_DIRECT = 0.05
 EVIDENCE_CAP = 0.1
@@ -164,8 +161,7 @@ def related(graph, index, iri: str, k: int = 10, relation: str | None = None,
     if not pool:
         return []
 
-    # score: weighted similarity + scorer + boost for linked candidates + evidence
-    weight = SCORED_SIMILARITY_WEIGHT if scorer is not None else 1.0
+    # score: similarity + scorer + boost for linked candidates + evidence
     candidates = list(pool)
     if scorer is not None:
         relation_part = np.asarray(scorer(iri, candidates, relation), dtype=np.float64)
@@ -179,7 +175,7 @@ def related(graph, index, iri: str, k: int = 10, relation: str | None = None,
         g = _gid(graph, c)
         shared = [key for key in _edge_keys(*adj.of(g)) & q_keys if key[0] not in (q, g)]
         bonus = EVIDENCE_SHARED * len(shared) + EVIDENCE_DIRECT * q_direct.get(g, 0)
-        parts = {"similarity": weight * pool[c], "evidence": min(EVIDENCE_CAP, bonus)}
+        parts = {"similarity": pool[c], "evidence": min(EVIDENCE_CAP, bonus)}
         if scorer is not None:
             parts["scorer"] = float(relation_part[j])
         if preds:

@@ -135,13 +135,12 @@ def test_scorer_hook(graph, index):
     items = related(
         graph, index, EX + "p1", k=2, relation="isAccessoryOrSparePartFor", scorer=scorer
     )
-    # both are known accessories (relation boost); the scorer puts p6 first, and the
-    # similarity counts half (SCORED_SIMILARITY_WEIGHT) next to a trained scorer
+    # both are known accessories (relation boost); the scorer puts p6 first
     assert items[0].iri == EX + "p6" and items[0].parts["scorer"] == 1.0
     assert items[0].parts["relation"] == 1.0 and items[1].iri == EX + "p5"
     assert items[0].score == pytest.approx(sum(items[0].parts.values()))
     cosine = index.similarity(EX + "p1", [EX + "p6"])[0]
-    assert items[0].parts["similarity"] == pytest.approx(0.5 * cosine)
+    assert items[0].parts["similarity"] == pytest.approx(cosine)
     query, candidates, relation = calls[0]
     assert query == EX + "p1" and relation == "isAccessoryOrSparePartFor"
     assert EX + "p5" in candidates and EX + "p1" not in candidates
