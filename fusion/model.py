@@ -232,6 +232,15 @@ class FusionGNN(nn.Module):
             for m, d in c.modalities(node_type).items()
         }
 
+    def fusion_module(self, node_type: str) -> nn.Module:
+        """The fusion module of ``node_type`` (e.g. to read an attention fusion's
+        ``last_weights`` [N_t, M] after a forward pass); KeyError for types without one."""
+        key = _key(node_type)
+        if key not in self.fuse:
+            fused = [t for t in self.config.node_types if _key(t) in self.fuse]
+            raise KeyError(f"node type {node_type!r} has no fusion module; these do: {fused}")
+        return self.fuse[key]
+
     # ------------------------------------------------------------------ forward
     def project(self, features: Mapping) -> dict[str, dict[str, tuple[Tensor, Tensor]]]:
         """Per type and modality: ``(z [N_t, d], mask [N_t])`` after the input projection."""
