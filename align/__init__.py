@@ -1,4 +1,4 @@
-"""align: link text mentions and records to graph entities, with enriched representations.
+"""align: link text mentions, records and photos to graph entities, with enriched representations.
 
 >>> from align import Linker, train_linker
 >>> train_linker("ws", "tableB.csv", "train.csv", "valid.csv")      # doctest: +SKIP
@@ -6,6 +6,9 @@
 >>> linker.link_text("Sony PS-LX350H turntable, like new")           # doctest: +SKIP
 [Link(mention='Sony PS-LX350H turntable', start=0, end=24, iri='...', ...)]
 >>> linker.link_record({"name": "sony ps-lx350h", "price": "99"})   # doctest: +SKIP
+>>> train_image_linker("ws", "photos.txt")      # lines: image path, entity id  # doctest: +SKIP
+>>> linker.link_image("photo.jpg")                                   # doctest: +SKIP
+Link(mention='photo.jpg', start=None, end=None, iri='...', ...)
 
 Pipeline, one module per concern: :mod:`align.text` (normalisation, model numbers),
 :mod:`align.entities` (the linkable entities and their graph-enriched vectors),
@@ -13,10 +16,13 @@ Pipeline, one module per concern: :mod:`align.text` (normalisation, model number
 retrieval), :mod:`align.pair_features`, :mod:`align.scorer` (learned scorer, NIL
 threshold), :mod:`align.projection` (contrastive fine-tuning), :mod:`align.linker`,
 :mod:`align.train` (training from DeepMatcher-layout pairs), :mod:`align.tables` (tables in
-and out).
+and out), :mod:`align.images` (photos: photo and entity towers, nearest-neighbour linking)
+and :mod:`align.image_train` (contrastive training from labelled photos).
 """
 
 from .entities import EntityTable
+from .image_train import ImageTrainReport, fit_image_linker, read_photo_list, train_image_linker
+from .images import ImageLinker, ImageLinkerConfig, image_files
 from .linker import Link, Linker, LinkerConfig, LinkerError
 from .mentions import Mention, MentionDetector, record_mention
 from .pair_features import FEATURES
@@ -26,6 +32,9 @@ from .train import TrainReport, fit_linker, resolve_ids, train_linker
 __all__ = [
     "FEATURES",
     "EntityTable",
+    "ImageLinker",
+    "ImageLinkerConfig",
+    "ImageTrainReport",
     "Link",
     "Linker",
     "LinkerConfig",
@@ -33,11 +42,15 @@ __all__ = [
     "Mention",
     "MentionDetector",
     "TrainReport",
+    "fit_image_linker",
     "fit_linker",
+    "image_files",
     "link_table",
     "read_pairs",
+    "read_photo_list",
     "read_table",
     "record_mention",
     "resolve_ids",
+    "train_image_linker",
     "train_linker",
 ]

@@ -1,6 +1,6 @@
-"""The linker: text and records -> graph entities, with scores, alternatives and NIL.
+"""The linker: text, records and photos -> graph entities, with scores, alternatives, NIL.
 
-:class:`Linker` loads a workspace's graph and text features and links
+:class:`Linker` loads a workspace's graph and features and links
 
 - free text (:meth:`Linker.link_text`): mention spans are found by
   :class:`~align.mentions.MentionDetector` (catalogue names and model numbers), each linked
@@ -10,7 +10,11 @@
 - records (:meth:`Linker.link_record`, :meth:`Linker.link_records`): an offer or product
   row, its fields joined, is one mention;
 - given pairs (:meth:`Linker.score_pairs`): the match probability of (record, entity)
-  pairs, for pairwise entity matching (Ditto's protocol).
+  pairs, for pairwise entity matching (Ditto's protocol);
+- photos (:meth:`Linker.link_image`, :meth:`Linker.link_images`): through the workspace's
+  image linker (:mod:`align.images`, trained by :mod:`align.image_train`). A workspace
+  encoded without text (``kgf encode DIR --text none``) still links photos; its text
+  methods then raise :class:`LinkerError` naming the ``encode`` command.
 
 For each mention: candidates (BM25 over names U dense nearest neighbours,
 :mod:`align.candidates`), pair features (:mod:`align.pair_features`), a learned scorer
@@ -67,14 +71,15 @@ class Link:
     """One linked (or NIL) mention.
 
     ``start``/``end`` are character offsets into the linked text (``text[start:end] ==
-    mention``; a record spans its joined text). ``iri``/``type`` are None when ``nil``;
+    mention``; a record spans its joined text); for a photo both are None and ``mention``
+    is the image's file name. ``iri``/``type`` are None when ``nil``;
     ``score`` is the best candidate's match probability either way, and ``alternatives``
     lists the top-k candidates ``(iri, probability)``, best first (the link included).
     """
 
     mention: str
-    start: int
-    end: int
+    start: int | None
+    end: int | None
     iri: str | None
     type: str | None
     score: float
@@ -137,7 +142,7 @@ class Linker:
         workspace: a workspace folder with features (``kgf build`` then ``kgf encode``).
         linker_dir: where a trained linker is read from (default ``WORKSPACE/linker``;
             a missing folder means the untrained default scorer).
-        device, batch_size: for the mention text encoder.
+        device, batch_size: for the mention text encoder (and the image encoder).
         graph_run: which ``WORKSPACE/models/<run>`` GNN embeddings give the graph vectors
             (default: those the trained linker was trained with - GNN run or neighbour
             mean -; untrained: the newest run, else the neighbour mean).
@@ -167,12 +172,19 @@ class Linker:
                 f"`encode` step first; run `kgf encode {self.workspace}`"
             )
         features = NodeFeatures.load(self.workspace)
+        self.features = features
+        self.device, self.batch_size = device, batch_size
+        self._images = None
+        self._text_error: str | None = None
         encoder_name = features.spec.text_encoder
-        if not encoder_name:
-            raise LinkerError(
+        if not encoder_name or not any("text" in mods for mods in features.features.values()):
+            self._text_error = (
                 f"{self.workspace}'s features have no text encoder; run "
-                f"`kgf encode {self.workspace} --text minilm --overwrite`"
+                f"`kgf encode {self.workspace} --text minilm`"
             )
+            self.config, self.entities, self.encoder = LinkerConfig(), None, None
+            self.version = graph_version(self.graph)
+            return
         linker_dir = Path(linker_dir) if linker_dir else self.workspace / LINKER_DIR
         trained = not fresh and (linker_dir / CONFIG_FILE).is_file()
         config = LinkerConfig.load(linker_dir) if trained else LinkerConfig()
@@ -236,7 +248,13 @@ class Linker:
                 stacklevel=3,
             )
 
+    def _need_text(self) -> None:
+        if self._text_error is not None:
+            raise LinkerError(self._text_error)
+
     def __repr__(self) -> str:
+        if self._text_error is not None:
+            return f"Linker({str(self.workspace)!r}, images only: no text features)"
         state = "trained" if self.config.trained else "untrained (default scorer)"
         return (
             f"Linker({str(self.workspace)!r}, entities={len(self.entities)}, "
@@ -245,6 +263,7 @@ class Linker:
 
     @property
     def detector(self) -> MentionDetector:
+        self._need_text()
         if self._detector is None:
             self._detector = MentionDetector(self.entities)
         return self._detector
@@ -271,6 +290,7 @@ class Linker:
 
         ``cache=True`` keeps them in the workspace's embedding cache (used in training).
         """
+        self._need_text()
         unique = list(dict.fromkeys(m.text for m in mentions))
         if not unique:
             return np.zeros((0, self.entities.text_vecs.shape[1]), np.float32)
@@ -353,6 +373,7 @@ class Linker:
         """
         if not isinstance(text, str):
             raise TypeError(f"link_text takes a string, not {type(text).__name__}")
+        self._need_text()
         k = self._check_k(k)
         if not text.strip():
             return []
@@ -382,6 +403,7 @@ class Linker:
     def link_records(self, records, *, k: int | None = None, types=None) -> list[Link]:
         """Link many records at once (batched encoding). ``types`` default to the node types
         the linker was trained on (``config.record_types``), else all."""
+        self._need_text()
         k = self._check_k(k)
         mentions = [self.mention(r) for r in records]
         types = types if types is not None else self.config.record_types
@@ -399,6 +421,7 @@ class Linker:
         candidates (for the margin features) are generated against ``types`` (default
         ``config.record_types``) plus the paired entities.
         """
+        self._need_text()
         if len(records) != len(iris):
             raise ValueError(f"{len(records)} records but {len(iris)} IRIs")
         mentions, groups = self._group(records, iris)
@@ -444,11 +467,13 @@ class Linker:
         :func:`align.train.fit_linker`. ``valid = (records, iris, labels)``."""
         from .train import fit_linker
 
+        self._need_text()
         return fit_linker(self, records, iris, labels, valid, **options)
 
     def save(self, directory=None) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (default ``WORKSPACE/linker``),
         atomically."""
+        self._need_text()
         directory = Path(directory) if directory else self.workspace / LINKER_DIR
         self.config.graph_version = self.version
         tensors = {f"scorer.{k}": v.contiguous() for k, v in self.scorer.state_dict().items()}
@@ -459,3 +484,33 @@ class Linker:
             payload = json.dumps(asdict(self.config), indent=2, ensure_ascii=False)
             atomic_write_bytes(tmp / CONFIG_FILE, payload.encode("utf-8"))
         return directory
+
+    # ------------------------------------------------------------------ images
+    def image_linker(self, untrained: bool = False):
+        """The workspace's :class:`~align.images.ImageLinker` (loaded once). Without a trained
+        one, :class:`LinkerError` names the training command; ``untrained=True`` links by
+        the nearest catalogue image instead."""
+        from .images import ImageLinker
+
+        if self._images is None or self._images.untrained != untrained:
+            self._images = ImageLinker(
+                self.workspace, untrained=untrained, device=self.device,
+                batch_size=min(self.batch_size, 32), graph=self.graph, features=self.features,
+            )  # fmt: skip
+        return self._images
+
+    def link_image(self, image, *, k: int | None = None, untrained: bool = False) -> Link:
+        """Link one photo (a local path or a ``PIL.Image``) to the entity it shows.
+
+        The :class:`Link` has ``mention`` = the file name, ``start = end = None``, the
+        best entity (or NIL below the calibrated threshold), its probability, ``k``
+        alternatives and ``representation`` = photo embedding + entity representation.
+        An unreadable image raises :class:`~fusion.encoders.ImageError` naming the file.
+        """
+        return self.link_images([image], k=k, untrained=untrained)[0]
+
+    def link_images(self, images, *, k: int | None = None, untrained: bool = False,
+                    progress: bool = False) -> list[Link]:  # fmt: skip
+        """Link many photos (batched); ``progress`` shows a progress bar."""
+        k = self._check_k(k)
+        return self.image_linker(untrained).link_images(images, k=k, progress=progress)

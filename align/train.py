@@ -61,19 +61,24 @@ def resolve_ids(linker: Linker, ids, base: str | None = None) -> dict[str, str]:
     percent-decoded) of the linkable entities' IRIs. Raises :class:`LinkerError` for an id
     that matches nothing, or several entities.
     """
+    return resolve_entity_ids(linker.entities.row_of, linker.graph, ids, base, linker.workspace)
+
+
+def resolve_entity_ids(rows, graph, ids, base: str | None = None, workspace="the workspace"):
+    """:func:`resolve_ids` against any set of entity IRIs ``rows`` (a dict or set) of
+    ``graph``; an id that is itself one of the IRIs maps to itself."""
     ids = list(dict.fromkeys(ids))
-    rows = linker.entities.row_of
     if base is None:
-        base = _mapping_base(linker)
+        base = _mapping_base(graph)
     if base is not None:
-        found = {i: base + quote(i, safe="") for i in ids}
+        found = {i: i if i in rows else base + quote(i, safe="") for i in ids}
         missing = [i for i, iri in found.items() if iri not in rows]
         if not missing:
             return found
         if len(missing) < len(ids):
             raise LinkerError(
                 f"{len(missing)} catalogue id(s) have no entity {base}<id> in "
-                f"{linker.workspace}, e.g. {missing[0]!r}; was the workspace built from "
+                f"{workspace}, e.g. {missing[0]!r}; was the workspace built from "
                 "this table?"
             )
     by_suffix: dict[str, list[str]] = {}
@@ -82,21 +87,21 @@ def resolve_ids(linker: Linker, ids, base: str | None = None) -> dict[str, str]:
         by_suffix.setdefault(suffix, []).append(iri)
     out = {}
     for i in ids:
-        hits = by_suffix.get(i, [])
+        hits = [i] if i in rows else by_suffix.get(i, [])
         if len(hits) != 1:
             why = "matches no entity IRI" if not hits else f"matches {len(hits)} entities"
             raise LinkerError(
-                f"catalogue id {i!r} {why} of {linker.workspace}; pass base= (the mapping's "
+                f"catalogue id {i!r} {why} of {workspace}; pass base= (the mapping's "
                 "[entity] base) so ids map to IRIs exactly"
             )
         out[i] = hits[0]
     return out
 
 
-def _mapping_base(linker: Linker) -> str | None:
+def _mapping_base(graph) -> str | None:
     from kg.tabular import Mapping
 
-    for source in linker.graph.sources:
+    for source in graph.sources:
         mapping = source.get("mapping")
         if mapping and Path(mapping).is_file():
             try:

@@ -2,8 +2,9 @@
 
 Each encoder has one safetensors file ``features/cache/<encoder>.safetensors`` holding
 ``keys`` (uint8 [n, 32]: sha256 of encoder name + version + the input's bytes) and
-``values`` (float32 [n, d]). Re-encoding an unchanged catalogue finds every key and runs
-no forward pass; a changed product changes only its own key. The file is rewritten
+``values`` (float32 [n, d]; another ``dtype`` on request, e.g. float16 for the intermediate
+feature maps the image linker keeps). Re-encoding an unchanged catalogue finds every key and
+runs no forward pass; a changed product changes only its own key. The file is rewritten
 atomically (temp file + rename), so an interrupted run never leaves a half-written cache.
 """
 
@@ -31,17 +32,18 @@ def content_key(encoder_id: str, payload: bytes) -> bytes:
 class EmbeddingCache:
     """``get(keys)`` -> rows found; ``put(keys, values)``; ``save()`` writes atomically."""
 
-    def __init__(self, folder: Path, encoder_id: str):
+    def __init__(self, folder: Path, encoder_id: str, dtype: torch.dtype = torch.float32):
         safe = re.sub(r"[^0-9A-Za-z_.-]+", "_", encoder_id)[:100]
         self.path = Path(folder) / f"{safe}.safetensors"
         self.encoder_id = encoder_id
+        self.dtype = dtype
         self._rows: dict[bytes, int] = {}
         self._values: list[torch.Tensor] = []
         self._dirty = False
         if self.path.is_file():
             stored = load_file(str(self.path))
             keys = stored["keys"].numpy()
-            self._values = [stored["values"]]
+            self._values = [stored["values"].to(dtype)]
             self._rows = {keys[i].tobytes(): i for i in range(len(keys))}
 
     def __len__(self) -> int:
@@ -66,7 +68,7 @@ class EmbeddingCache:
                 self._rows[k] = start + len(fresh)
                 fresh.append(i)
         if fresh:
-            self._values.append(values[fresh].float().cpu())
+            self._values.append(values[fresh].to(self.dtype).cpu())
             self._dirty = True
 
     def _table(self) -> torch.Tensor:

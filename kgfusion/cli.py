@@ -421,7 +421,7 @@ def link_train_cmd(args) -> int:
         )  # fmt: skip
         print(f"image linker saved to {image_report.path}")
         for key, value in image_report.metrics.items():
-            if key == "history":
+            if key in ("history", "refit_history"):
                 value = ", ".join(
                     f"{h['epoch']}: {h.get('holdout_accuracy', h['loss']):.3f}" for h in value
                 )
@@ -862,14 +862,14 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = lambda message, category, *a, **k: f"warning: {message}\n"
     try:
         return args.handler(args)
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0
     except Exception as err:
         if not isinstance(err, user_errors()):
             raise
         print(f"kgf {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # output piped into `head` and closed early
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        return 0
 
 
 if __name__ == "__main__":
