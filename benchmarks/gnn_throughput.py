@@ -22,6 +22,14 @@ reported too. "ours" uses the CSR path of :class:`fusion.gnn.RGCNLayer`
     python benchmarks/gnn_throughput.py                         # 100k nodes, 1M edges, 10 relations, 64-d
     python benchmarks/gnn_throughput.py --num-bases 4           # basis decomposition in all models
     python benchmarks/gnn_throughput.py --nodes 20000 --edges 200000 --reps 3
+    python benchmarks/gnn_throughput.py --featureless --nodes 20000 --edges 200000
+
+``--featureless``: no node features, R-GCN's one-hot input (the AIFB setting): ours is
+``get_gnn("rgcn", ..., in_dims={"node": 0}, featureless="onehot")`` (an
+:class:`fusion.gnn.RGCNInputLayer`, then R-GCN layers), the baseline a plain PyG model whose
+first ``RGCNConv(N, dim, R)`` is called with ``x=None`` (``[R, N, dim]`` input weights),
+both without the input linear; ``pyg-impl`` is left out (the one-hot layer has one
+implementation).
 """
 
 from __future__ import annotations
@@ -40,18 +48,22 @@ from fusion.gnn.relational import relational_graph
 
 
 class PlainPyG(nn.Module):
-    """Linear -> L x (RGCNConv, ReLU) -> Linear on a homogeneous graph."""
+    """Linear -> L x (RGCNConv, ReLU) -> Linear on a homogeneous graph; with ``nodes``
+    (featureless): no input linear, the first RGCNConv takes one-hot input (``x=None``)."""
 
-    def __init__(self, dim: int, layers: int, relations: int, num_bases: int | None):
+    def __init__(
+        self, dim: int, layers: int, relations: int, num_bases: int | None, nodes: int = 0
+    ):
         super().__init__()
-        self.inp = nn.Linear(dim, dim)
+        self.inp = None if nodes else nn.Linear(dim, dim)
         self.convs = nn.ModuleList(
-            RGCNConv(dim, dim, relations, num_bases=num_bases) for _ in range(layers)
+            RGCNConv(nodes if (nodes and i == 0) else dim, dim, relations, num_bases=num_bases)
+            for i in range(layers)
         )
         self.out = nn.Linear(dim, dim)
 
     def forward(self, x, edge_index, edge_type):
-        h = self.inp(x)
+        h = self.inp(x) if self.inp is not None else None
         for conv in self.convs:
             h = torch.relu(conv(h, edge_index, edge_type))
         return self.out(h)
@@ -74,6 +86,9 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     ap.add_argument("--skip-pyg-impl", action="store_true", help="time only ours and plain PyG")
+    ap.add_argument(
+        "--featureless", action="store_true", help="no features: one-hot input (R-GCN on AIFB)"
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -95,31 +110,34 @@ def main() -> None:
     homo = data.to_homogeneous()  # the baseline's input, built once, not timed
     target = torch.randn(n, d, generator=gen).to(device)
 
+    featureless = {"in_dims": {"node": 0}, "num_nodes": {"node": n}, "featureless": "onehot"}
+    kw = featureless if args.featureless else {"in_dims": {"node": d}}
     ours = get_gnn(
-        "rgcn",
-        data.metadata(),
-        {"node": d},
-        d,
-        d,
-        num_layers=args.layers,
-        num_bases=args.num_bases,
-    ).to(device)
+        "rgcn", data.metadata(), hidden=d, out_dim=d, num_layers=args.layers,
+        num_bases=args.num_bases, **kw,
+    ).to(device)  # fmt: skip
     pyg_impl = get_gnn(
-        "rgcn",
-        data.metadata(),
-        {"node": d},
-        d,
-        d,
-        num_layers=args.layers,
-        num_bases=args.num_bases,
-        impl="pyg",
-    ).to(device)
+        "rgcn", data.metadata(), hidden=d, out_dim=d, num_layers=args.layers,
+        num_bases=args.num_bases, impl="pyg", **kw,
+    ).to(device)  # fmt: skip
     pyg_impl.load_state_dict(ours.state_dict())
-    plain = PlainPyG(d, args.layers, r, args.num_bases).to(device)
-    plain.inp.load_state_dict(ours.encoders["node"].state_dict())
+    plain = PlainPyG(d, args.layers, r, args.num_bases, n if args.featureless else 0).to(device)
+    if args.featureless:
+        x_dict = {}
+        first, mine = plain.convs[0], ours.convs[0]  # RGCNConv(x=None) vs RGCNInputLayer
+        with torch.no_grad():
+            first.weight.copy_(mine.weight.view(first.weight.shape))
+            first.root.copy_(mine.root)
+            first.bias.copy_(mine.bias)
+            if args.num_bases:
+                first.comp.copy_(mine.comp)
+    else:
+        plain.inp.load_state_dict(ours.encoders["node"].state_dict())
+        plain.convs[0].load_state_dict(ours.convs[0].state_dict())
     plain.out.load_state_dict(ours.heads["node"].state_dict())
-    for conv, mine in zip(plain.convs, ours.convs, strict=True):
+    for conv, mine in zip(plain.convs[1:], ours.convs[1:], strict=True):
         conv.load_state_dict(mine.state_dict())
+    homo_x = None if args.featureless else homo.x
 
     # one-off preparation of ours: the relational (CSR) view, cached by the model
     sync(device)
@@ -147,9 +165,9 @@ def main() -> None:
     runs = {
         "ours": step_fn(ours, lambda m: m(x_dict, edge_index_dict)["node"]),
         "pyg-impl": step_fn(pyg_impl, lambda m: m(x_dict, edge_index_dict)["node"]),
-        "pyg": step_fn(plain, lambda m: m(homo.x, homo.edge_index, homo.edge_type)),
+        "pyg": step_fn(plain, lambda m: m(homo_x, homo.edge_index, homo.edge_type)),
     }
-    if args.skip_pyg_impl:
+    if args.skip_pyg_impl or args.featureless:
         del runs["pyg-impl"]
 
     # same weights, so the first (warm-up) outputs must agree
@@ -183,6 +201,7 @@ def main() -> None:
     )
     print(
         f"R-GCN training step: {n:,} nodes, {e:,} edges, {r} relations, {d}-d, "
+        f"{'featureless (one-hot input), ' if args.featureless else ''}"
         f"{args.layers} layers, num_bases={args.num_bases}; {where}; torch {torch.__version__}"
     )
     print(f"ours: one-off relational view (cached) {prep:.3f} s")

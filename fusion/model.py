@@ -10,15 +10,19 @@ included, as :meth:`kg.ProductGraph.to_pyg` gives them).
   masks respected) into one ``[N_t, hidden]`` vector, and one heterogeneous GNN
   (:func:`fusion.gnn.get_gnn`) propagates it over the relations to ``[N_t, out_dim]``.
 - **late** fusion (propagate, then fuse): one GNN per modality; node types that lack the
-  modality enter that GNN through learnable embeddings (``in_dims=0``) and nodes that lack
-  it carry zeros; the propagated per-modality vectors ``[N_t, out_dim]`` are then fused per
-  node type. After propagation every node has every modality (from its neighbours), so the
-  late fusion masks are all true.
+  modality enter that GNN featureless (``in_dims=0``: embeddings or one-hot) and nodes
+  that lack it carry zeros; the propagated per-modality vectors ``[N_t, out_dim]`` are then
+  fused per node type. After propagation every node has every modality (from its
+  neighbours), so the late fusion masks are all true.
 
-Node types without any feature get a learnable embedding per node, so a graph without a
-features file is plain R-GCN (Schlichtkrull et al., 2018, "Modeling Relational Data with
-Graph Convolutional Networks") with ``gnn="rgcn"``. ``node_embeddings=True`` adds a learnable
-per-node ``"id"`` modality to every node type, next to its features.
+Node types without any feature get a learnable embedding per node, or with ``gnn="rgcn"``
+(``gnn_kwargs.featureless``, one-hot by default where it fits in memory) the one-hot input
+of R-GCN's first layer, so a graph without a features file is plain R-GCN (Schlichtkrull et
+al., 2018, "Modeling Relational Data with Graph Convolutional Networks"); the paper's
+architecture, whose last R-GCN layer outputs the class logits, is ``gnn_kwargs.out_proj =
+false`` with the node task's ``head = false`` (``examples/aifb_rgcn.toml``).
+``node_embeddings=True`` adds a learnable per-node ``"id"`` modality to every node type,
+next to its features.
 
 The forward pass returns :class:`FusionOutput`: the final embeddings per node type and the
 per-modality vectors (early: the input projections; late: the propagated vectors) that the

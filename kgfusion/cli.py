@@ -259,7 +259,9 @@ def print_encode_report(features, report) -> None:
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Train a fusion x GNN model on the workspace's graph (and its features, if `kgf encode` "
-        "wrote some; featureless types get learnable embeddings, as in R-GCN). Checkpoints "
+        "wrote some; featureless types get the R-GCN paper's one-hot input with rgcn, learnable "
+        "embeddings otherwise). AIFB with the paper's settings: --config examples/aifb_rgcn.toml. "
+        "Checkpoints "
         "(config.json + model.safetensors), metrics.jsonl and final node embeddings go to "
         "WORKSPACE/models/RUN."
     )

@@ -9,7 +9,8 @@ no per-variant test code. Optional extra configurations per name go in
 
 Checked for every variant: output shapes, the config round trip, masks / missing inputs,
 gradients reaching every parameter, safetensors save + load, determinism under a seed,
-CPU and CUDA (skipped without CUDA); for GNNs also featureless node types (embeddings),
+CPU and CUDA (skipped without CUDA); for GNNs also featureless node types (embeddings, or
+one-hot input where a variant takes it),
 node types that receive no messages, and that messages really pass (except ``mlp``,
 where they must not).
 """
@@ -220,10 +221,19 @@ COMMON_EXTRA: list[dict[str, Any]] = [
     {"residual": True, "norm": "layer", "num_layers": 3, "dropout": 0.1, "act": "gelu"},
 ]
 GNN_EXTRA: dict[str, list[dict[str, Any]]] = {
-    "rgcn": [{"num_bases": 2}, {"num_blocks": 2}, {"impl": "pyg"}],
-    "hgt": [{"heads": 1}],
-    "gat": [{"heads": 4}],
-    "sage": [{"aggr": "max"}],
+    "rgcn": [
+        {"num_bases": 2},
+        {"num_blocks": 2},
+        {"impl": "pyg"},
+        {"featureless": "embedding", "relations": "edge_type"},
+        {"out_proj": False, "num_bases": 2},
+        {"out_proj": False, "num_layers": 1, "norm": "layer", "residual": True},
+        {"node_ids": True, "num_bases": 2},
+    ],
+    "hgt": [{"heads": 1}, {"heads": 1, "out_proj": False}],
+    "gat": [{"heads": 4}, {"heads": 1, "out_proj": False}],
+    "sage": [{"aggr": "max"}, {"out_proj": False}],
+    "mlp": [{"out_proj": False}],
 }
 GNN_CASES = (
     [(n, {}) for n in GNNS.names()]
@@ -307,9 +317,15 @@ class GNNCases:
         assert json.loads(json.dumps(module.config)) == module.config
 
     def test_featureless_type_uses_embedding(self, case):
+        """A featureless type gets an embedding, or (``onehot_types``) one-hot input into the
+        first layer; either way ids ``arange(N)`` give what ``None`` gives."""
         module = self.build(case)
-        emb = module.encoders[CATEGORY]
-        assert isinstance(emb, torch.nn.Embedding) and emb.num_embeddings == NUM_NODES[CATEGORY]
+        if CATEGORY in module.onehot_types:
+            assert CATEGORY not in module.encoders
+        else:
+            emb = module.encoders[CATEGORY]
+            assert isinstance(emb, torch.nn.Embedding)
+            assert emb.num_embeddings == NUM_NODES[CATEGORY]
         x, edges = gnn_graph()
         out = module(x, edges)
         with_ids = module({**x, CATEGORY: torch.arange(NUM_NODES[CATEGORY])}, edges)

@@ -23,7 +23,7 @@ from .base import GNNS, HeteroGNN, normalize_metadata
 from .gat import HeteroGAT
 from .hgt import HGT
 from .mlp import HeteroMLP
-from .rgcn import RGCN, RGCNLayer
+from .rgcn import RGCN, RGCNInputLayer, RGCNLayer
 from .sage import HeteroSAGE
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "HeteroGNN",
     "HeteroMLP",
     "HeteroSAGE",
+    "RGCNInputLayer",
     "RGCNLayer",
     "build_from_config",
     "get_gnn",

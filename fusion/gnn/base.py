@@ -21,13 +21,22 @@ The stack, for every variant::
         h_t = m_t + h_t  if residual else m_t
     out_t = V_t h_t + c_t
 
+With ``out_proj=False`` there is no ``V_t``: the last layer is the output layer, it maps
+``hidden -> out_dim`` and nothing follows it (no norm, activation, dropout or residual), so
+``out_t = m_t`` of the last layer -- R-GCN's architecture (Schlichtkrull et al. 2018: the
+softmax follows the second R-GCN layer) and PyG's ``BasicGNN``'s.
+
 **Featureless node types** (``in_dims[t]`` 0 or ``None``; PyG's AIFB/MUTAG entity graphs,
 as in R-GCN) get ``nn.Embedding(num_nodes[t], hidden)``: ``x_dict[t]`` may be absent or
 ``None`` (all ``num_nodes[t]`` rows, full batch) or a ``LongTensor`` of node ids (a
-mini-batch). **Node types that never receive messages** (no edge type ends there) still get
-an output: for variants whose convolution has no root/self weight for them, a per-layer
-linear self transform ``S_t`` is added (GAT gets one for every type, since GAT has no root
-weight at all).
+mini-batch). A variant may instead take some featureless types as **one-hot input** into
+its first layer (:meth:`HeteroGNN.onehot_input_types`, :attr:`onehot_types`; R-GCN's
+``featureless="onehot"``): they get no encoder, ``h_t`` before the first layer is the
+``LongTensor`` of their node ids, the first layer holds per-node weights for them, and the
+first layer's residual skips them. **Node types that never receive messages** (no edge type
+ends there) still get an output: for variants whose convolution has no root/self weight for
+them, a per-layer linear self transform ``S_t`` is added (GAT gets one for every type, since
+GAT has no root weight at all).
 """
 
 from __future__ import annotations
@@ -108,15 +117,20 @@ class HeteroGNN(nn.Module):
         residual: add each layer's input to its output (default ``False``).
         norm: ``None``, ``"layer"`` (LayerNorm) or ``"batch"`` (BatchNorm1d), per node type
             and layer, applied before the activation.
-        num_nodes: node count per featureless node type.
+        num_nodes: node count per featureless node type (others may be given too: kept in
+            the config, for variants that use them).
         act: ``"relu"`` (default), ``"gelu"``, ``"elu"``, ``"leaky_relu"``, ``"tanh"``,
             ``"none"``.
+        out_proj: the per-type output projection ``V_t h_t + c_t`` (default ``True``);
+            ``False``: none, the last layer is the output layer (``hidden -> out_dim``,
+            linear: see the module docstring; needs ``num_layers >= 1``).
         **options: the variant's own keyword arguments; stored in :attr:`config`.
 
     Subclasses set :attr:`self_types` (``"missing"``: a self transform for node types that
     receive no messages; ``"all"``; ``"none"``: the conv covers every node type itself) and
     implement :meth:`build_conv` (and :meth:`propagate` when the conv is not called as
-    ``conv(h_dict, edge_index_dict)``).
+    ``conv(h_dict, edge_index_dict)``; and :meth:`onehot_input_types` when the first layer
+    takes featureless types as one-hot input).
     """
 
     name: str = ""
@@ -134,6 +148,7 @@ class HeteroGNN(nn.Module):
         norm: str | None = None,
         num_nodes: Mapping[str, int] | None = None,
         act: str = "relu",
+        out_proj: bool = True,
         **options: Any,
     ):
         super().__init__()
@@ -153,6 +168,8 @@ class HeteroGNN(nn.Module):
             raise ValueError(f"{where}: norm must be None, 'layer' or 'batch', got {norm!r}")
         if act not in ACTIVATIONS:
             raise ValueError(f"{where}: act must be one of {sorted(ACTIVATIONS)}, got {act!r}")
+        if not out_proj and num_layers == 0:
+            raise ValueError(f"{where}: out_proj=False needs num_layers >= 1 (an output layer)")
         dims: dict[str, int | None] = {t: (in_dims.get(t) or None) for t in node_types}
         for t, d in dims.items():
             if d is None:
@@ -169,9 +186,11 @@ class HeteroGNN(nn.Module):
         self.hidden = hidden
         self.out_dim = out_dim
         self.num_layers = num_layers
+        self.out_proj = bool(out_proj)
         self.residual = residual
         self.act_name = act
         self.options = dict(options)
+        self.num_nodes: dict[str, int] = {t: num_nodes[t] for t in node_types if t in num_nodes}
         self.config: dict[str, Any] = check_json_config(
             {
                 "name": self.name,
@@ -183,17 +202,23 @@ class HeteroGNN(nn.Module):
                 "dropout": dropout,
                 "residual": residual,
                 "norm": norm,
-                "num_nodes": {t: num_nodes[t] for t in node_types if dims[t] is None},
+                "num_nodes": {t: num_nodes[t] for t in node_types if t in num_nodes},
                 "act": act,
+                "out_proj": bool(out_proj),
                 **options,
             },
             where,
         )
 
+        self.onehot_types: list[str] = list(self.onehot_input_types())
+        bad = [t for t in self.onehot_types if dims.get(t) is not None]
+        if bad or (self.onehot_types and num_layers == 0):
+            raise ValueError(f"{where}: one-hot input needs featureless types and a layer")
         self.encoders = ModuleDict(
             {
                 t: nn.Linear(d, hidden) if d is not None else nn.Embedding(num_nodes[t], hidden)
                 for t, d in dims.items()
+                if t not in self.onehot_types
             }
         )
         self.convs = nn.ModuleList(self.build_conv(i) for i in range(num_layers))
@@ -204,8 +229,8 @@ class HeteroGNN(nn.Module):
             "none": [],
         }[self.self_types]
         self.self_lins = nn.ModuleList(
-            ModuleDict({t: nn.Linear(hidden, hidden) for t in self_types})
-            for _ in range(num_layers)
+            ModuleDict({t: nn.Linear(hidden, self.layer_out(i)) for t in self_types})
+            for i in range(num_layers)
         )
         if norm is None:
             self.norms = None
@@ -216,17 +241,39 @@ class HeteroGNN(nn.Module):
                 else (lambda: nn.BatchNorm1d(hidden))
             )
             self.norms = nn.ModuleList(
-                ModuleDict({t: make() for t in node_types}) for _ in range(num_layers)
+                ModuleDict({t: make() for t in node_types})
+                for i in range(num_layers)
+                if not self.is_output_layer(i)
             )
         self.dropout = nn.Dropout(dropout)
-        self.heads = ModuleDict({t: nn.Linear(hidden, out_dim) for t in node_types})
+        self.heads = ModuleDict(
+            {t: nn.Linear(hidden, out_dim) for t in node_types} if out_proj else {}
+        )
         self._empty_edges: dict[torch.device, Tensor] = {}
+        self._ids: dict[tuple[str, torch.device], Tensor] = {}
 
     # -- the part a variant writes ---------------------------------------------------------
 
     def build_conv(self, layer: int) -> nn.Module:
-        """The message-passing module of layer ``layer`` (``hidden -> hidden``)."""
+        """The message-passing module of layer ``layer`` (``hidden ->``
+        :meth:`layer_out` ``(layer)``)."""
         raise NotImplementedError
+
+    def is_output_layer(self, layer: int) -> bool:
+        """Whether ``layer`` is the output layer (the last one, with ``out_proj=False``)."""
+        return not self.out_proj and layer == self.num_layers - 1
+
+    def layer_out(self, layer: int) -> int:
+        """Output width of layer ``layer``: ``out_dim`` for the output layer, else
+        ``hidden``."""
+        return self.out_dim if self.is_output_layer(layer) else self.hidden
+
+    def onehot_input_types(self) -> list[str]:
+        """The featureless node types whose input is their one-hot node id, taken by the
+        first layer's per-node weights instead of an embedding (default: none). Called by
+        ``__init__`` before the encoders and convs are built (``self.options``,
+        ``self.in_dims``, ``self.num_nodes``, ``self.edge_types`` are set)."""
+        return []
 
     def prepare(self, h: dict[str, Tensor], edges: dict[EdgeType, Tensor]) -> Any:
         """Per-forward graph preprocessing shared by all layers (passed to :meth:`propagate`)."""
@@ -263,33 +310,44 @@ class HeteroGNN(nn.Module):
                     m = s if m is None else m + s
                 if m is None:
                     raise RuntimeError(f"gnn {self.name!r}: layer {i} gave no output for {t!r}")
+                if self.is_output_layer(i):
+                    new[t] = m
+                    continue
                 if self.norms is not None:
                     m = self.norms[i][t](m)
                 m = act(m)
                 if self.dropout.p > 0:
                     m = self.dropout(m)
-                new[t] = m + h[t] if self.residual else m
+                residual = self.residual and h[t].is_floating_point()  # not one-hot ids
+                new[t] = m + h[t] if residual else m
             h = new
+        if not self.out_proj:
+            return {t: h[t] for t in self.node_types}
         return {t: self.heads[t](h[t]) for t in self.node_types}
 
     def encode(self, x_dict: Mapping[str, Tensor | None]) -> dict[str, Tensor]:
-        """The input projections / embeddings: ``{node_type: [N_t, hidden]}``."""
+        """The input projections / embeddings: ``{node_type: [N_t, hidden]}`` (one-hot input
+        types: their node ids ``[N_t]``)."""
         where = f"gnn {self.name!r}"
         unknown = sorted(set(x_dict) - set(self.node_types))
         if unknown:
             raise KeyError(f"{where}: x_dict has unknown node types {unknown}")
         h: dict[str, Tensor] = {}
         for t in self.node_types:
-            enc = self.encoders[t]
             x = x_dict.get(t)
             if self.in_dims[t] is None:
+                onehot = t in self.onehot_types
                 if x is None:
-                    h[t] = enc.weight
+                    if onehot:
+                        h[t] = self._all_ids(t)
+                    else:
+                        h[t] = self.encoders[t].weight
                 elif x.dtype in (torch.int64, torch.int32) and x.dim() == 1:
-                    h[t] = enc(x)
+                    h[t] = x.long() if onehot else self.encoders[t](x)
                 else:
+                    kind = "one-hot input" if onehot else "learned embedding"
                     raise ValueError(
-                        f"{where}: node type {t!r} is featureless (learned embedding); "
+                        f"{where}: node type {t!r} is featureless ({kind}); "
                         f"x_dict[{t!r}] must be None or a LongTensor of node ids, got "
                         f"{x.dtype} {tuple(x.shape)}"
                     )
@@ -304,8 +362,18 @@ class HeteroGNN(nn.Module):
                         f"{where}: x_dict[{t!r}] has shape {tuple(x.shape)}, expected "
                         f"[N, {self.in_dims[t]}]"
                     )
-                h[t] = enc(x)
+                h[t] = self.encoders[t](x)
         return h
+
+    def _all_ids(self, node_type: str) -> Tensor:
+        """``arange(num_nodes[t])`` on the parameters' device, one cached tensor (so a
+        layer can tell "all nodes" from a mini-batch of ids by identity)."""
+        device = next(self.parameters()).device
+        key = (node_type, device)
+        ids = self._ids.get(key)
+        if ids is None:
+            ids = self._ids[key] = torch.arange(self.num_nodes[node_type], device=device)
+        return ids
 
     def check_edges(
         self, edge_index_dict: Mapping[EdgeType, Tensor], h: Mapping[str, Tensor]

@@ -30,8 +30,9 @@ class HeteroGAT(HeteroGNN):
 
     Args:
         metadata, in_dims, hidden, out_dim, num_layers, dropout, residual, norm, num_nodes,
-        act: see :class:`~fusion.gnn.base.HeteroGNN`.
-        heads: attention heads (must divide ``hidden``; default 2).
+        act, out_proj: see :class:`~fusion.gnn.base.HeteroGNN`.
+        heads: attention heads (must divide ``hidden``, and ``out_dim`` with
+            ``out_proj=False``; default 2).
         attn_dropout: dropout on the attention coefficients (default 0.0).
 
     Shapes:
@@ -53,12 +54,17 @@ class HeteroGAT(HeteroGNN):
         norm: str | None = None,
         num_nodes: dict[str, int] | None = None,
         act: str = "relu",
+        out_proj: bool = True,
         *,
         heads: int = 2,
         attn_dropout: float = 0.0,
     ):
         if not isinstance(heads, int) or heads <= 0 or hidden % heads:
             raise ValueError(f"gnn 'gat': heads={heads!r} must be a positive divisor of hidden")
+        if not out_proj and out_dim % heads:
+            raise ValueError(
+                f"gnn 'gat': with out_proj=False heads={heads!r} must divide out_dim={out_dim}"
+            )
         super().__init__(
             metadata,
             in_dims,
@@ -70,17 +76,19 @@ class HeteroGAT(HeteroGNN):
             norm=norm,
             num_nodes=num_nodes,
             act=act,
+            out_proj=out_proj,
             heads=heads,
             attn_dropout=attn_dropout,
         )
 
     def build_conv(self, layer: int) -> nn.Module:
         h, heads = self.hidden, self.options["heads"]
+        out = self.layer_out(layer)
         return quiet_hetero_conv(
             {
                 e: GATConv(
                     (h, h),
-                    h // heads,
+                    out // heads,
                     heads=heads,
                     add_self_loops=False,
                     dropout=self.options["attn_dropout"],

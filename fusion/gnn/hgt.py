@@ -30,8 +30,9 @@ class HGT(HeteroGNN):
 
     Args:
         metadata, in_dims, hidden, out_dim, num_layers, dropout, residual, norm, num_nodes,
-        act: see :class:`~fusion.gnn.base.HeteroGNN`.
-        heads: attention heads (must divide ``hidden``; default 2).
+        act, out_proj: see :class:`~fusion.gnn.base.HeteroGNN`.
+        heads: attention heads (must divide ``hidden``, and ``out_dim`` with
+            ``out_proj=False``; default 2).
 
     Shapes:
         ``x_dict[t]: [N_t, in_dims[t]]``, ``edge_index_dict[e]: [2, E_e]`` ->
@@ -52,11 +53,16 @@ class HGT(HeteroGNN):
         norm: str | None = None,
         num_nodes: dict[str, int] | None = None,
         act: str = "relu",
+        out_proj: bool = True,
         *,
         heads: int = 2,
     ):
         if not isinstance(heads, int) or heads <= 0 or hidden % heads:
             raise ValueError(f"gnn 'hgt': heads={heads!r} must be a positive divisor of hidden")
+        if not out_proj and out_dim % heads:
+            raise ValueError(
+                f"gnn 'hgt': with out_proj=False heads={heads!r} must divide out_dim={out_dim}"
+            )
         super().__init__(
             metadata,
             in_dims,
@@ -68,6 +74,7 @@ class HGT(HeteroGNN):
             norm=norm,
             num_nodes=num_nodes,
             act=act,
+            out_proj=out_proj,
             heads=heads,
         )
 
@@ -87,13 +94,14 @@ class HGT(HeteroGNN):
             return nn.ModuleDict()
         node_types = [self._safe(t) for t in self._conv_node_types()]
         edge_types = [self._safe_edge(i) for i in range(len(self.edge_types))]
-        conv = HGTConv(
-            self.hidden, self.hidden, (node_types, edge_types), heads=self.options["heads"]
-        )
+        out = self.layer_out(layer)
+        conv = HGTConv(self.hidden, out, (node_types, edge_types), heads=self.options["heads"])
         dst_types = {e[2] for e in edge_types}
         for t in node_types:
             if t not in dst_types:
                 del conv.out_lin.lins[t]
+                del conv.skip[t]
+            elif out != self.hidden:  # the skip gate needs equal widths: never used
                 del conv.skip[t]
         return conv
 

@@ -20,7 +20,7 @@ class HeteroMLP(HeteroGNN):
 
     Args:
         metadata, in_dims, hidden, out_dim, num_layers, dropout, residual, norm, num_nodes,
-        act: see :class:`~fusion.gnn.base.HeteroGNN`.
+        act, out_proj: see :class:`~fusion.gnn.base.HeteroGNN`.
 
     Shapes:
         ``x_dict[t]: [N_t, in_dims[t]]`` -> ``{t: [N_t, out_dim]}``.
@@ -29,7 +29,8 @@ class HeteroMLP(HeteroGNN):
     self_types = "none"
 
     def build_conv(self, layer: int) -> nn.Module:
-        return ModuleDict({t: nn.Linear(self.hidden, self.hidden) for t in self.node_types})
+        out = self.layer_out(layer)
+        return ModuleDict({t: nn.Linear(self.hidden, out) for t in self.node_types})
 
     def propagate(
         self, layer: int, h: dict[str, Tensor], edges: dict[EdgeType, Tensor], graph: Any

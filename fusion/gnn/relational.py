@@ -19,6 +19,10 @@ The sparse products run as ``torch.nn.functional.embedding_bag`` (mode ``"sum"``
 (``AT @ g``) faster than ``torch.sparse`` CSR matmul (torch 2.13; 1M non-zeros, 64-d).
 :meth:`RelationalGraph.homogeneous` gives the plain ``edge_index`` / ``edge_type`` pair PyG's
 ``RGCNConv`` takes.
+
+A relation is an edge type by default; ``relation_ids`` maps several edge types onto one
+relation (e.g. all edge types of one predicate, whatever their node types: R-GCN's
+relations), which then share the relation's slots, normalisation and weight.
 """
 
 from __future__ import annotations
@@ -83,6 +87,10 @@ class RelationalGraph:
     AT: Bags  # [N, S]: A transposed
     B: Bags  # [N, S]: sums the slots into their destinations (B[i, s] = 1 if slot s ends at i)
     bounds: list[tuple[int, int]] = field(init=False)  # (start, end) of each relation's slots
+    offsets: dict[str, int] = field(default_factory=dict)  # node type -> first global id
+    counts: dict[str, int] = field(default_factory=dict)  # node type -> node count
+    norm: Tensor | None = None  # [E] 1 / c_{dst, rel} of each edge
+    cache: dict = field(default_factory=dict, repr=False)  # layers' derived structures
 
     def __post_init__(self) -> None:
         ends = list(itertools.accumulate(self.sizes))
@@ -120,15 +128,25 @@ def relational_graph(
     edge_types: Sequence[tuple[str, str, str]],
     offsets: dict[str, int],
     counts: dict[str, int],
+    relation_ids: Sequence[int] | None = None,
 ) -> RelationalGraph:
     """Build the :class:`RelationalGraph` of ``edges[k]`` (``[2, E_k]``, local ids) of
     ``edge_types[k]``, with node type ``t`` at global ids ``offsets[t] ..
-    offsets[t] + counts[t]``. Raises ``IndexError`` naming the edge type on bad ids."""
+    offsets[t] + counts[t]``; ``relation_ids[k]``: the relation of edge type ``k`` (default
+    ``k``: one relation per edge type). Raises ``IndexError`` naming the edge type on bad
+    ids."""
     device = edges[0].device if len(edges) else torch.device("cpu")
     num_nodes = sum(counts.values())
-    num_relations = len(edge_types)
+    if relation_ids is None:
+        relation_ids = range(len(edge_types))
+    relation_ids = [int(r) for r in relation_ids]
+    if len(relation_ids) != len(edge_types):
+        raise ValueError(
+            f"relation_ids has {len(relation_ids)} entries for {len(edge_types)} edge types"
+        )
+    num_relations = max(relation_ids, default=-1) + 1
     srcs, dsts, rels = [], [], []
-    for r, (et, ei) in enumerate(zip(edge_types, edges, strict=True)):
+    for r, et, ei in zip(relation_ids, edge_types, edges, strict=True):
         if ei.numel() == 0:
             continue
         s, _, d = et
@@ -157,7 +175,10 @@ def relational_graph(
     A = _bags(slot, src, norm, (num_slots, num_nodes))
     AT = _bags(src, slot, norm, (num_nodes, num_slots))
     B = _bags(slot_dst, torch.arange(num_slots, device=device), None, (num_nodes, num_slots))
-    return RelationalGraph(num_nodes, num_relations, src, dst, rel, slot_dst, sizes, A, AT, B)
+    return RelationalGraph(
+        num_nodes, num_relations, src, dst, rel, slot_dst, sizes, A, AT, B,
+        offsets=dict(offsets), counts=dict(counts), norm=norm,
+    )  # fmt: skip
 
 
 class _SpMM(torch.autograd.Function):

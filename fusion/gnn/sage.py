@@ -27,7 +27,7 @@ class HeteroSAGE(HeteroGNN):
 
     Args:
         metadata, in_dims, hidden, out_dim, num_layers, dropout, residual, norm, num_nodes,
-        act: see :class:`~fusion.gnn.base.HeteroGNN`.
+        act, out_proj: see :class:`~fusion.gnn.base.HeteroGNN`.
         aggr: neighbour aggregation of each ``SAGEConv`` (default ``"mean"``).
 
     Shapes:
@@ -49,6 +49,7 @@ class HeteroSAGE(HeteroGNN):
         norm: str | None = None,
         num_nodes: dict[str, int] | None = None,
         act: str = "relu",
+        out_proj: bool = True,
         *,
         aggr: str = "mean",
     ):
@@ -63,11 +64,12 @@ class HeteroSAGE(HeteroGNN):
             norm=norm,
             num_nodes=num_nodes,
             act=act,
+            out_proj=out_proj,
             aggr=aggr,
         )
 
     def build_conv(self, layer: int) -> nn.Module:
-        h = self.hidden
+        h, out = self.hidden, self.layer_out(layer)
         return quiet_hetero_conv(
-            {e: SAGEConv((h, h), h, aggr=self.options["aggr"]) for e in self.edge_types}
+            {e: SAGEConv((h, h), out, aggr=self.options["aggr"]) for e in self.edge_types}
         )

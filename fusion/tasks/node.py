@@ -38,7 +38,13 @@ from .base import Task, register_task
 class NodeTaskConfig:
     """``labels``: training labels file; ``valid`` / ``test``: optional files; without a
     ``valid`` file, ``valid_fraction`` of the training rows (stratified, ``split_seed``)
-    are held out for early stopping (0: none, train on all rows)."""
+    are held out for early stopping (0: none, train on all rows).
+
+    ``head``: a classification head per label column on the embeddings (``Dropout`` +
+    ``Linear``, or an MLP with ``head_hidden`` units); ``false``: none, the embeddings are
+    the logits (one label column, ``model.out_dim`` = its number of classes) -- R-GCN's
+    setting, with ``gnn_kwargs.out_proj = false`` so that the last GNN layer outputs them.
+    """
 
     labels: str = ""
     valid: str | None = None
@@ -50,6 +56,7 @@ class NodeTaskConfig:
     split_seed: int = 0
     head_hidden: int = 0
     head_dropout: float = 0.0
+    head: bool = True
 
     def __post_init__(self):
         if not self.labels:
@@ -137,6 +144,17 @@ class NodeClassificationTask(Task):
     def build(self, model_config: FusionGNNConfig) -> None:
         c, d = self.config, model_config.out_dim
         self.heads = nn.ModuleDict()
+        if not c.head:
+            col = self.label_cols[0]
+            n = len(self.classes[col])
+            if len(self.label_cols) != 1 or d != n:
+                raise ConfigError(
+                    f"task.head = false: the embeddings are the logits, so there must be one "
+                    f"label column (got {len(self.label_cols)}) and model.out_dim must be its "
+                    f"number of classes ({col!r}: {n}; got out_dim={d})"
+                )
+            self.heads["col0"] = nn.Identity()
+            return
         for k, col in enumerate(self.label_cols):
             n = len(self.classes[col])
             if c.head_hidden:
