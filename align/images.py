@@ -61,7 +61,7 @@ from fusion.features import FEATURES_FILE, NodeFeatures
 from kg.index import graph_version
 from kg.workspace import atomic_directory, atomic_write_bytes, load_graph
 
-from .linker import Link, LinkerError
+from .linker import Link, LinkerError, read_config
 
 FORMAT = "kgfusion-image-linker"
 VERSION = 1
@@ -109,14 +109,7 @@ class ImageLinkerConfig:
 
     @classmethod
     def load(cls, directory) -> ImageLinkerConfig:
-        path = Path(directory) / CONFIG_FILE
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != FORMAT:
-            raise LinkerError(f"{path} is not a kgfusion image linker config")
-        if data.get("version", 0) > VERSION:
-            raise LinkerError(f"{path}: image linker format {data['version']}; upgrade kgfusion")
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return read_config(cls, Path(directory) / CONFIG_FILE, FORMAT, VERSION, "image linker")
 
 
 # ---------------------------------------------------------------------- photo tower

@@ -125,14 +125,19 @@ class LinkerConfig:
 
     @classmethod
     def load(cls, directory) -> LinkerConfig:
-        path = Path(directory) / CONFIG_FILE
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != FORMAT:
-            raise LinkerError(f"{path} is not a kgfusion linker config")
-        if data.get("version", 0) > VERSION:
-            raise LinkerError(f"{path}: linker format {data['version']}; upgrade kgfusion")
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return read_config(cls, Path(directory) / CONFIG_FILE, FORMAT, VERSION, "linker")
+
+
+def read_config(cls, path: Path, fmt: str, version: int, what: str):
+    """A config dataclass from its ``config.json``: the format tag must match and the
+    version must not be newer than this code's; unknown keys are ignored."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("format") != fmt:
+        raise LinkerError(f"{path} is not a kgfusion {what} config")
+    if data.get("version", 0) > version:
+        raise LinkerError(f"{path}: {what} format {data['version']}; upgrade kgfusion")
+    known = set(cls.__dataclass_fields__)
+    return cls(**{k: v for k, v in data.items() if k in known})
 
 
 class Linker:
