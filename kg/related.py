@@ -189,7 +189,7 @@ def related(graph, index, iri: str, k: int = 10, relation: str | None = None,
         RelatedItem(
             c, _type_of(graph, c), float(score), parts,
             paths.explain(g, shared, max_paths, names) if paths is not None else [],
-            _name(graph, c),
+            display_name(graph, c),
         )
         for score, _, c, g, parts, shared in rows[:k]
     ]  # fmt: skip
@@ -342,12 +342,13 @@ class _PathFinder:
 def _label(graph, node: int, cache: dict[int, str]) -> str:
     if node not in cache:
         iri = graph.nodes[node]
-        cache[node] = _name(graph, iri) or split_iri(iri)[1]
+        cache[node] = display_name(graph, iri) or split_iri(iri)[1]
     return cache[node]
 
 
-def _name(graph, iri: str) -> str | None:
-    """The node's name-like literal: English first, then untagged, then any language."""
+def display_name(graph, iri: str) -> str | None:
+    """The node's name-like literal (``name``, ``title``, ``label``...): English first, then
+    untagged, then any language; None when it has none."""
     best, rank = None, 99
     for lit in graph.literals(iri):
         if lit.kind != "text" or not _is_name_column(lit.name):

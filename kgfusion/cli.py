@@ -534,13 +534,9 @@ def _link_images(linker, args) -> int:
 
 
 def _entity_name(graph, iri: str) -> str:
-    """An entity's first name-like text literal (``name``, ``title``, ``label``...), or ''."""
-    from align.entities import is_name_column
+    from kg.related import display_name
 
-    for literal in graph.literals(iri):
-        if literal.kind == "text" and is_name_column(literal.name):
-            return literal.value
-    return ""
+    return display_name(graph, iri) or ""
 
 
 # --------------------------------------------------------------------------- index
@@ -765,8 +761,35 @@ def serve_cmd(args) -> int:
         port=args.port,
         max_k=args.max_k,
         query_timeout_s=args.query_timeout,
+        linker=text_linker(args.workspace),
     )
     return 0
+
+
+def text_linker(workspace: Path):
+    """align's text linker as the service's ``linker(text, k) -> [Match]`` (for /link and
+    /related?name=), when the workspace has text features; None (lexical lookup) otherwise."""
+    from fusion.features import FEATURES_FILE
+
+    if not (Path(workspace) / FEATURES_FILE).is_file():
+        return None
+    from align import Linker, LinkerError
+    from kg.related import display_name
+    from kgfusion.service import Match
+
+    try:
+        linker = Linker(workspace)
+    except LinkerError:  # e.g. features without a text encoder
+        return None
+
+    def link(text: str, k: int) -> list[Match]:
+        found = linker.link_record(text, k=k)
+        if found.nil:
+            return []
+        return [Match(iri, float(p), display_name(linker.graph, iri) or iri)
+                for iri, p in found.alternatives[:k]]  # fmt: skip
+
+    return link
 
 
 # --------------------------------------------------------------------------- demo

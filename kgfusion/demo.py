@@ -30,6 +30,7 @@ def run_demo(output: Path, products: int = 120, progress: bool = True) -> Path:
     from fusion.features import FeatureSpec, build_features
     from fusion.trainer import train
     from kg.rdf import load_rdf
+    from kg.related import display_name
     from kg.report import format_table
     from kg.samples import write_sample_catalogue
 
@@ -81,7 +82,7 @@ def run_demo(output: Path, products: int = 120, progress: bool = True) -> Path:
         step(f"related: {title}", _related_command(workspace, iri, relation))
         items = graph.related(index, iri, k=5, relation=relation,
                               scorer=scorer if relation else None)  # fmt: skip
-        print(f"query: {_name(graph, iri)}")
+        print(f"query: {display_name(graph, iri) or iri}")
         print("\n".join(format_table(*related_table(items))))
 
     from align import Linker
@@ -91,7 +92,13 @@ def run_demo(output: Path, products: int = 120, progress: bool = True) -> Path:
     rows = []
     for query in QUERIES:
         link = linker.link_record(query, k=3)
-        rows.append([query, "NIL" if link.nil else _name(graph, link.iri), f"{link.score:.3f}"])
+        rows.append(
+            [
+                query,
+                "NIL" if link.nil else display_name(graph, link.iri) or link.iri,
+                f"{link.score:.3f}",
+            ]
+        )
     print("\n".join(format_table(["query", "linked product", "score"], rows)))
     print(
         f"\ndone in {time.perf_counter() - started:.1f}s. Try:\n"
@@ -132,9 +139,3 @@ def _examples(graph) -> list[tuple[str, str, str | None]]:
 def _related_command(workspace: Path, iri: str, relation: str | None) -> str:
     extra = f" --relation {relation}" if relation else ""
     return f"kgf related {workspace} {iri} -k 5{extra}"
-
-
-def _name(graph, iri: str) -> str:
-    names = [x for x in graph.literals(iri) if x.name == "name"]
-    english = [x.value for x in names if x.language in ("en", None)]
-    return (english or [x.value for x in names] or [iri])[0]
