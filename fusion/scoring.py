@@ -19,6 +19,7 @@ for ``rev_R``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,7 +70,8 @@ class LinkScorer:
         task = dict(saved["task"])
         if task.pop("name", None) != "link":
             raise ConfigError(f"run {run!r} is not a link-prediction run (task 'link')")
-        config = LinkTaskConfig(**{k: v for k, v in task.items() if k in _TASK_KEYS})
+        known = {f.name for f in dataclasses.fields(LinkTaskConfig)}
+        config = LinkTaskConfig(**{k: v for k, v in task.items() if k in known})
         embeddings = load_embeddings(run_dir)
         dim = next(iter(embeddings.values())).shape[1]
         decoder = get_decoder(config.decoder, len(config.relations), dim)
@@ -146,10 +148,6 @@ class LinkScorer:
         return torch.sigmoid(self.decoder(heads, rel, tails)).double().numpy()
 
 
-_TASK_KEYS = {"relations", "split", "split_seed", "decoder", "num_negatives", "batch_size",
-              "eval_batch_size", "ks"}  # fmt: skip
-
-
 def relation_name(relation: str) -> tuple[str, bool]:
     """``"rev_isAccessoryOrSparePartFor"`` -> ``("isAccessoryOrSparePartFor", True)``; IRIs
     give their local name."""
@@ -162,10 +160,8 @@ def relation_name(relation: str) -> tuple[str, bool]:
     return name, reverse
 
 
-def find_link_run(workspace, relation: str | None = None) -> str | None:
-    """The newest run of ``WORKSPACE/models`` trained for link prediction on ``relation``
-    (any relation when None), or None."""
-    name = relation_name(relation)[0] if relation else None
+def link_runs(workspace) -> list[tuple[str, list[str]]]:
+    """The workspace's link-prediction runs, oldest first: ``(run, relations)``."""
     found = []
     for run in list_runs(workspace):
         path = Path(workspace) / "models" / run / "run.json"
@@ -173,9 +169,17 @@ def find_link_run(workspace, relation: str | None = None) -> str | None:
             task = json.loads(path.read_text(encoding="utf-8"))["task"]
         except (OSError, ValueError, KeyError):
             continue
-        if task.get("name") == "link" and (name is None or name in task.get("relations", [])):
-            found.append((path.stat().st_mtime, run))
-    return max(found)[1] if found else None
+        if task.get("name") == "link":
+            found.append((path.stat().st_mtime, run, list(task.get("relations", []))))
+    return [(run, relations) for _, run, relations in sorted(found)]
 
 
-__all__ = ["LinkScorer", "find_link_run", "relation_name"]
+def find_link_run(workspace, relation: str | None = None) -> str | None:
+    """The newest run of ``WORKSPACE/models`` trained for link prediction on ``relation``
+    (any relation when None), or None."""
+    name = relation_name(relation)[0] if relation else None
+    runs = [run for run, relations in link_runs(workspace) if name is None or name in relations]
+    return runs[-1] if runs else None
+
+
+__all__ = ["LinkScorer", "find_link_run", "link_runs", "relation_name"]

@@ -229,19 +229,16 @@ def _load_scorers(path: Path, graph) -> dict:
     """Relation name -> the newest link-prediction run trained for it (``kgf train --task
     link``); runs trained on another version of the graph are skipped with a warning."""
     from fusion.model import ConfigError
-    from fusion.scoring import LinkScorer
-    from fusion.trainer import list_runs
+    from fusion.scoring import LinkScorer, link_runs
 
     scorers: dict = {}
-    runs = sorted(list_runs(path), key=lambda r: (path / "models" / r).stat().st_mtime)
-    for run in runs:
+    for run, _ in link_runs(path):  # oldest first: newer runs win
         try:
             scorer = LinkScorer.from_run(path, run, graph)
         except ConfigError as err:
-            if "not a link-prediction run" not in str(err):
-                warnings.warn(f"link run {run} is not used by /related: {err}", stacklevel=2)
+            warnings.warn(f"link run {run} is not used by /related: {err}", stacklevel=2)
             continue
-        scorers.update(dict.fromkeys(scorer.relations, scorer))  # newer runs win
+        scorers.update(dict.fromkeys(scorer.relations, scorer))
     return scorers
 
 

@@ -49,25 +49,13 @@ def get_gnn(
     in_dims: Mapping[str, int | None],
     hidden: int,
     out_dim: int,
-    num_layers: int = 2,
-    dropout: float = 0.0,
-    residual: bool = False,
-    norm: str | None = None,
     **kwargs: Any,
 ) -> HeteroGNN:
-    """The GNN registered as ``name`` (``list_gnns()``); ``kwargs``: ``num_nodes``, ``act``
-    and the variant's own options (see its class)."""
+    """The GNN registered as ``name`` (``list_gnns()``); ``kwargs``: the stack's settings
+    (``num_layers``, ``dropout``, ``residual``, ``norm``, ``num_nodes``, ``act``,
+    ``out_proj``: see :class:`HeteroGNN`) and the variant's own options (see its class)."""
     return GNNS.get(
-        name,
-        metadata=metadata,
-        in_dims=in_dims,
-        hidden=hidden,
-        out_dim=out_dim,
-        num_layers=num_layers,
-        dropout=dropout,
-        residual=residual,
-        norm=norm,
-        **kwargs,
+        name, metadata=metadata, in_dims=in_dims, hidden=hidden, out_dim=out_dim, **kwargs
     )
 
 

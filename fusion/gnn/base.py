@@ -44,7 +44,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +53,7 @@ from torch_geometric.nn.module_dict import ModuleDict
 
 from ..registry import Registry, check_json_config, load_module, save_module
 
-__all__ = ["GNNS", "HeteroGNN", "EdgeType", "Metadata", "normalize_metadata"]
+__all__ = ["GNNS", "HeteroGNN", "check_heads", "EdgeType", "Metadata", "normalize_metadata"]
 
 EdgeType = tuple[str, str, str]
 Metadata = tuple[list[str], list[EdgeType]]
@@ -103,6 +103,16 @@ def quiet_hetero_conv(convs: dict, aggr: str = "sum"):
         return HeteroConv(convs, aggr=aggr)
 
 
+def check_heads(name: str, heads, hidden: int, out_dim: int, out_proj: bool) -> None:
+    """Attention heads must divide ``hidden`` (and ``out_dim`` when the last layer outputs it)."""
+    if not isinstance(heads, int) or heads <= 0 or hidden % heads:
+        raise ValueError(f"gnn {name!r}: heads={heads!r} must be a positive divisor of hidden")
+    if not out_proj and out_dim % heads:
+        raise ValueError(
+            f"gnn {name!r}: with out_proj=False heads={heads!r} must divide out_dim={out_dim}"
+        )
+
+
 class HeteroGNN(nn.Module):
     """Base class of the heterogeneous GNNs (the stack is in the module docstring).
 
@@ -127,14 +137,18 @@ class HeteroGNN(nn.Module):
         **options: the variant's own keyword arguments; stored in :attr:`config`.
 
     Subclasses set :attr:`self_types` (``"missing"``: a self transform for node types that
-    receive no messages; ``"all"``; ``"none"``: the conv covers every node type itself) and
-    implement :meth:`build_conv` (and :meth:`propagate` when the conv is not called as
-    ``conv(h_dict, edge_index_dict)``; and :meth:`onehot_input_types` when the first layer
+    receive no messages; ``"all"``; ``"none"``: the conv covers every node type itself),
+    declare their own keyword options with defaults in :attr:`option_defaults` (validated in
+    :meth:`check_options`), and implement :meth:`build_conv` (and :meth:`propagate` when the
+    conv is not called as ``conv(h_dict, edge_index_dict)``; and :meth:`onehot_input_types` when the first layer
     takes featureless types as one-hot input).
     """
 
     name: str = ""
     self_types: str = "missing"
+    option_defaults: ClassVar[dict[str, Any] | None] = None
+    """The variant's own keyword options and their defaults (``{"heads": 2}``); others are
+    refused with a ``TypeError``. ``None``: any options are kept as given."""
 
     def __init__(
         self,
@@ -189,8 +203,18 @@ class HeteroGNN(nn.Module):
         self.out_proj = bool(out_proj)
         self.residual = residual
         self.act_name = act
-        self.options = dict(options)
         self.num_nodes: dict[str, int] = {t: num_nodes[t] for t in node_types if t in num_nodes}
+        declared = self.option_defaults
+        if declared is not None:
+            unknown = sorted(set(options) - set(declared))
+            if unknown:
+                raise TypeError(
+                    f"{where}: unknown option(s) {unknown}; options: {sorted(declared) or 'none'}"
+                )
+            options = {**declared, **options}
+        self.options = dict(options)
+        self.check_options()
+        options = self.options
         self.config: dict[str, Any] = check_json_config(
             {
                 "name": self.name,
@@ -253,6 +277,10 @@ class HeteroGNN(nn.Module):
         self._ids: dict[tuple[str, torch.device], Tensor] = {}
 
     # -- the part a variant writes ---------------------------------------------------------
+
+    def check_options(self) -> None:
+        """Validate (and normalise) ``self.options`` against the common settings, before
+        any layer is built; raise ``ValueError`` naming the option. Default: nothing."""
 
     def build_conv(self, layer: int) -> nn.Module:
         """The message-passing module of layer ``layer`` (``hidden ->``

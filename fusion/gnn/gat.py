@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import nn
 from torch_geometric.nn import GATConv
 
-from .base import GNNS, HeteroGNN, quiet_hetero_conv
+from .base import GNNS, HeteroGNN, check_heads, quiet_hetero_conv
 
 __all__ = ["HeteroGAT"]
 
@@ -42,44 +40,10 @@ class HeteroGAT(HeteroGNN):
 
     self_types = "all"
 
-    def __init__(
-        self,
-        metadata: Any,
-        in_dims: dict[str, int | None],
-        hidden: int,
-        out_dim: int,
-        num_layers: int = 2,
-        dropout: float = 0.0,
-        residual: bool = False,
-        norm: str | None = None,
-        num_nodes: dict[str, int] | None = None,
-        act: str = "relu",
-        out_proj: bool = True,
-        *,
-        heads: int = 2,
-        attn_dropout: float = 0.0,
-    ):
-        if not isinstance(heads, int) or heads <= 0 or hidden % heads:
-            raise ValueError(f"gnn 'gat': heads={heads!r} must be a positive divisor of hidden")
-        if not out_proj and out_dim % heads:
-            raise ValueError(
-                f"gnn 'gat': with out_proj=False heads={heads!r} must divide out_dim={out_dim}"
-            )
-        super().__init__(
-            metadata,
-            in_dims,
-            hidden,
-            out_dim,
-            num_layers=num_layers,
-            dropout=dropout,
-            residual=residual,
-            norm=norm,
-            num_nodes=num_nodes,
-            act=act,
-            out_proj=out_proj,
-            heads=heads,
-            attn_dropout=attn_dropout,
-        )
+    option_defaults = {"heads": 2, "attn_dropout": 0.0}
+
+    def check_options(self) -> None:
+        check_heads("gat", self.options["heads"], self.hidden, self.out_dim, self.out_proj)
 
     def build_conv(self, layer: int) -> nn.Module:
         h, heads = self.hidden, self.options["heads"]

@@ -7,7 +7,7 @@ from typing import Any
 from torch import Tensor, nn
 from torch_geometric.nn import HGTConv
 
-from .base import GNNS, EdgeType, HeteroGNN
+from .base import GNNS, EdgeType, HeteroGNN, check_heads
 
 __all__ = ["HGT"]
 
@@ -41,42 +41,10 @@ class HGT(HeteroGNN):
 
     self_types = "missing"
 
-    def __init__(
-        self,
-        metadata: Any,
-        in_dims: dict[str, int | None],
-        hidden: int,
-        out_dim: int,
-        num_layers: int = 2,
-        dropout: float = 0.0,
-        residual: bool = False,
-        norm: str | None = None,
-        num_nodes: dict[str, int] | None = None,
-        act: str = "relu",
-        out_proj: bool = True,
-        *,
-        heads: int = 2,
-    ):
-        if not isinstance(heads, int) or heads <= 0 or hidden % heads:
-            raise ValueError(f"gnn 'hgt': heads={heads!r} must be a positive divisor of hidden")
-        if not out_proj and out_dim % heads:
-            raise ValueError(
-                f"gnn 'hgt': with out_proj=False heads={heads!r} must divide out_dim={out_dim}"
-            )
-        super().__init__(
-            metadata,
-            in_dims,
-            hidden,
-            out_dim,
-            num_layers=num_layers,
-            dropout=dropout,
-            residual=residual,
-            norm=norm,
-            num_nodes=num_nodes,
-            act=act,
-            out_proj=out_proj,
-            heads=heads,
-        )
+    option_defaults = {"heads": 2}
+
+    def check_options(self) -> None:
+        check_heads("hgt", self.options["heads"], self.hidden, self.out_dim, self.out_proj)
 
     def _conv_node_types(self) -> list[str]:
         used = {t for e in self.edge_types for t in (e[0], e[2])}

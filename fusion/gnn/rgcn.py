@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import RGCNConv
 
-from .base import GNNS, EdgeType, HeteroGNN, normalize_metadata
+from .base import GNNS, EdgeType, HeteroGNN
 from .relational import RelationalGraph, _bags, relational_graph, relational_messages, spmm
 
 __all__ = ["RGCN", "RGCNInputLayer", "RGCNLayer", "onehot_input_size"]
@@ -430,66 +430,41 @@ class RGCN(HeteroGNN):
     self_types = "none"
     cache_size = 2
 
-    def __init__(
-        self,
-        metadata: Any,
-        in_dims: dict[str, int | None],
-        hidden: int,
-        out_dim: int,
-        num_layers: int = 2,
-        dropout: float = 0.0,
-        residual: bool = False,
-        norm: str | None = None,
-        num_nodes: dict[str, int] | None = None,
-        act: str = "relu",
-        out_proj: bool = True,
-        *,
-        num_bases: int | None = None,
-        num_blocks: int | None = None,
-        impl: str = "csr",
-        featureless: str = "auto",
-        relations: str = "predicate",
-        node_ids: bool = False,
-    ):
-        if num_bases is not None and num_blocks is not None:
+    option_defaults = {
+        "num_bases": None, "num_blocks": None, "impl": "csr", "featureless": "auto",
+        "relations": "predicate", "node_ids": False,
+    }  # fmt: skip
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._graphs = _GraphCache()
+
+    def check_options(self) -> None:
+        o = self.options
+        if o["num_bases"] is not None and o["num_blocks"] is not None:
             raise ValueError("gnn 'rgcn': pass num_bases or num_blocks, not both")
-        if num_blocks is not None and hidden % num_blocks:
-            raise ValueError(f"gnn 'rgcn': num_blocks={num_blocks} must divide hidden={hidden}")
-        if impl not in IMPLS:
-            raise ValueError(f"gnn 'rgcn': impl must be one of {IMPLS}, got {impl!r}")
-        if featureless not in FEATURELESS:
+        if o["num_blocks"] is not None and self.hidden % o["num_blocks"]:
             raise ValueError(
-                f"gnn 'rgcn': featureless must be one of {FEATURELESS}, got {featureless!r}"
+                f"gnn 'rgcn': num_blocks={o['num_blocks']} must divide hidden={self.hidden}"
             )
-        if relations not in RELATIONS:
-            raise ValueError(f"gnn 'rgcn': relations must be one of {RELATIONS}, got {relations!r}")
-        if node_ids:
-            missing = [t for t in normalize_metadata(metadata)[0] if not (num_nodes or {}).get(t)]
-            if missing or num_layers == 0:
+        if o["impl"] not in IMPLS:
+            raise ValueError(f"gnn 'rgcn': impl must be one of {IMPLS}, got {o['impl']!r}")
+        if o["featureless"] not in FEATURELESS:
+            raise ValueError(
+                f"gnn 'rgcn': featureless must be one of {FEATURELESS}, got {o['featureless']!r}"
+            )
+        if o["relations"] not in RELATIONS:
+            raise ValueError(
+                f"gnn 'rgcn': relations must be one of {RELATIONS}, got {o['relations']!r}"
+            )
+        o["node_ids"] = bool(o["node_ids"])
+        if o["node_ids"]:
+            missing = [t for t in self.node_types if not self.num_nodes.get(t)]
+            if missing or self.num_layers == 0:
                 raise ValueError(
                     f"gnn 'rgcn': node_ids=True needs num_layers >= 1 and num_nodes of every "
                     f"node type (missing: {missing})"
                 )
-        super().__init__(
-            metadata,
-            in_dims,
-            hidden,
-            out_dim,
-            num_layers=num_layers,
-            dropout=dropout,
-            residual=residual,
-            norm=norm,
-            num_nodes=num_nodes,
-            act=act,
-            out_proj=out_proj,
-            num_bases=num_bases,
-            num_blocks=num_blocks,
-            impl=impl,
-            featureless=featureless,
-            relations=relations,
-            node_ids=bool(node_ids),
-        )
-        self._graphs = _GraphCache()
 
     def onehot_input_types(self) -> list[str]:
         """The featureless types that take one-hot input (see ``featureless``)."""

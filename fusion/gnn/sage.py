@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import nn
 from torch_geometric.nn import SAGEConv
 
@@ -37,36 +35,7 @@ class HeteroSAGE(HeteroGNN):
 
     self_types = "missing"
 
-    def __init__(
-        self,
-        metadata: Any,
-        in_dims: dict[str, int | None],
-        hidden: int,
-        out_dim: int,
-        num_layers: int = 2,
-        dropout: float = 0.0,
-        residual: bool = False,
-        norm: str | None = None,
-        num_nodes: dict[str, int] | None = None,
-        act: str = "relu",
-        out_proj: bool = True,
-        *,
-        aggr: str = "mean",
-    ):
-        super().__init__(
-            metadata,
-            in_dims,
-            hidden,
-            out_dim,
-            num_layers=num_layers,
-            dropout=dropout,
-            residual=residual,
-            norm=norm,
-            num_nodes=num_nodes,
-            act=act,
-            out_proj=out_proj,
-            aggr=aggr,
-        )
+    option_defaults = {"aggr": "mean"}
 
     def build_conv(self, layer: int) -> nn.Module:
         h, out = self.hidden, self.layer_out(layer)
