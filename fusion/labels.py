@@ -22,7 +22,6 @@ are reported (count and examples) and dropped; if none remain it is an error.
 from __future__ import annotations
 
 import csv
-import difflib
 import gzip
 import io
 import warnings
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 
 from kg.graph import GraphLookupError, ProductGraph
+from kg.hints import did_you_mean
 
 
 class LabelError(ValueError):
@@ -116,8 +116,7 @@ def _delimiter(path: Path, sample: str, delimiter: str | None) -> str:
 def _pick(name: str, header: list[str], path: Path, what: str) -> str:
     if name in header:
         return name
-    close = difflib.get_close_matches(name, header, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(name, header, paren=True)
     raise LabelError(f"{path}: no {what} column {name!r}{hint}; columns: {', '.join(header)}")
 
 

@@ -33,7 +33,6 @@ contrastive task aligns. ``save(dir)`` writes ``config.json`` + ``model.safetens
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -45,6 +44,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_tensors
 from torch import Tensor, nn
 
+from kg.hints import did_you_mean
 from kg.workspace import atomic_write_bytes
 
 MODES = ("early", "late")
@@ -63,8 +63,7 @@ def config_from_dict(cls, data: Mapping | None, where: str):
     names = [f.name for f in dataclasses.fields(cls)]
     for key in data:
         if key not in names:
-            close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, names, cutoff=0.5)
             raise ConfigError(
                 f"{where}: unknown key {key!r}{hint} (known keys: {', '.join(names)})"
             )
@@ -103,8 +102,7 @@ class FusionGNNConfig:
 
     def __post_init__(self):
         if self.mode not in MODES:
-            close = difflib.get_close_matches(str(self.mode), MODES, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(self.mode, MODES)
             raise ConfigError(f"model.mode={self.mode!r}{hint}; choose one of {MODES}")
         for name in ("hidden", "out_dim", "layers"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import json
 import shutil
 import time
@@ -55,6 +54,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_tensors
 from torch import nn
 
+from kg.hints import did_you_mean
 from kg.workspace import atomic_write_bytes
 
 from .model import (
@@ -173,8 +173,7 @@ class TrainResult:
 
 # ---------------------------------------------------------------------- configuration
 def _suggest(key: str, names, where: str) -> ConfigError:
-    close = difflib.get_close_matches(key, list(names), n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(key, names, cutoff=0.5)
     return ConfigError(f"{where}: unknown key {key!r}{hint}")
 
 
@@ -247,8 +246,7 @@ def apply_overrides(raw: dict, overrides: dict | None) -> dict:
                     for k in _section_keys(s, task_name)
                 ]
                 bare = {k.split(".", 1)[1]: k for k in every}
-                close = difflib.get_close_matches(key, list(bare), n=1, cutoff=0.5)
-                hint = f"; did you mean {bare[close[0]]!r}?" if close else ""
+                hint = did_you_mean(key, bare, cutoff=0.5, show=bare.get)
                 raise ConfigError(f"overrides: unknown key {key!r}{hint}")
             section, name = owners[0], key
         raw.setdefault(section, {})[name] = value
@@ -458,8 +456,7 @@ def run_directory(workspace, run_name: str) -> Path:
     path = Path(workspace) / "models" / run_name
     if not (path / "run.json").is_file():
         runs = list_runs(workspace)
-        close = difflib.get_close_matches(run_name, runs, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(run_name, runs, paren=True)
         raise ConfigError(
             f"no trained run {run_name!r} in {workspace}{hint}; runs: {', '.join(runs) or 'none'}"
         )

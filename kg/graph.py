@@ -26,7 +26,6 @@ derives everything else with vectorised numpy:
 
 from __future__ import annotations
 
-import difflib
 import math
 import warnings
 from collections import Counter
@@ -37,6 +36,7 @@ from urllib.parse import quote, unquote, urlparse
 
 import numpy as np
 
+from .hints import did_you_mean
 from .naming import split_iri, unique_local_names
 from .rdf import DEFAULT_IMAGE_PREDICATES, RawTriples
 
@@ -393,8 +393,7 @@ class ProductGraph:
         found = self._index.get(iri)
         if found is None:
             pool = [k for k in self.nodes if k[:12] == iri[:12]] or self.nodes
-            close = difflib.get_close_matches(iri, pool[:50000], n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            hint = did_you_mean(iri, pool[:50000], n=3, cutoff=0.5, quote=False)
             raise GraphLookupError(f"no node {iri!r} in the graph{hint}")
         return found
 
@@ -405,10 +404,9 @@ class ProductGraph:
 
     def _type_id(self, node_type: str) -> int:
         if node_type not in self.num_nodes_dict:
-            close = difflib.get_close_matches(node_type, self.node_types, n=3)
             raise GraphLookupError(
                 f"no node type {node_type!r}; types: {', '.join(self.node_types)}"
-                + (f" (did you mean {close[0]}?)" if close else "")
+                + did_you_mean(node_type, self.node_types, paren=True, quote=False)
             )
         return self.node_types.index(node_type)
 

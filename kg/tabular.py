@@ -145,7 +145,6 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
-import difflib
 import gzip
 import json
 import os
@@ -156,6 +155,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from .hints import did_you_mean
 
 try:
     import tomllib
@@ -273,8 +274,7 @@ class MappingError(TableError):
 
 
 def _suggest(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return did_you_mean(word, choices)
 
 
 _BLANK_OK = {"separator", "hierarchy_separator", "delimiter", "quotechar"}  # " " / "\t" are fine

@@ -41,7 +41,6 @@ GAT has no root weight at all).
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -50,6 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn.module_dict import ModuleDict
+
+from kg.hints import did_you_mean
 
 from ..registry import Registry, check_json_config, load_module, save_module
 
@@ -414,10 +415,7 @@ class HeteroGNN(nn.Module):
         for key, value in edge_index_dict.items():
             et = tuple(key) if isinstance(key, Sequence) and not isinstance(key, str) else key
             if et not in known:
-                close = difflib.get_close_matches(
-                    str(et), [str(e) for e in self.edge_types], n=1, cutoff=0.5
-                )
-                hint = f" (did you mean {close[0]}?)" if close else ""
+                hint = did_you_mean(et, self.edge_types, cutoff=0.5, paren=True, quote=False)
                 raise KeyError(
                     f"{where}: edge type {et!r} is not in the metadata{hint}; known: "
                     f"{self.edge_types}"

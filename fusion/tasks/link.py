@@ -24,13 +24,14 @@ indices local to their node types.
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from kg.hints import did_you_mean
 
 from ..model import ConfigError, FusionGNNConfig, FusionOutput
 from .base import Task, move, register_task
@@ -87,8 +88,7 @@ class LinkPredictionTask(Task):
         names = sorted({e[1] for e in edge_index_dict if not e[1].startswith("rev_")})
         for r in config.relations:
             if r not in names:
-                close = difflib.get_close_matches(r, names, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                hint = did_you_mean(r, names, paren=True)
                 raise ConfigError(
                     f"no relation {r!r} in the graph{hint}; relations: {', '.join(names)}"
                 )
