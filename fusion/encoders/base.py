@@ -1,7 +1,9 @@
 """The encoder interface, the registry, and the helpers every encoder shares.
 
 An :class:`Encoder` turns a batch of raw inputs of one modality into a float32 tensor
-``[N, dim]`` on the CPU. Encoders are found by name (:func:`get_encoder`); a name
+``[N, dim]`` on the CPU. Encoders are found by name in :data:`ENCODERS` (a
+:class:`fusion.registry.Registry`; :func:`get_encoder` is the short way); the built-ins are
+lazy entries, so no encoder module is imported before its name is used. A name
 ``"hf:<folder or hub id>"`` loads any local Hugging Face model (:mod:`fusion.encoders.hf`).
 Models are loaded lazily, on the first ``encode``, and cached per process, so creating an
 encoder is cheap and two encoders with the same model share its weights.
@@ -15,7 +17,6 @@ leaves behind carry ``mask = False`` and are never read as data.
 from __future__ import annotations
 
 import abc
-import difflib
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..registry import Registry, UnknownNameError
+
 __all__ = [
+    "ENCODERS",
     "Encoder",
     "EncoderError",
     "ImageError",
@@ -45,7 +49,7 @@ class EncoderError(ValueError):
     """An encoder cannot be built or cannot encode its input (the message says why)."""
 
 
-class UnknownEncoderError(EncoderError):
+class UnknownEncoderError(EncoderError, UnknownNameError):
     """``get_encoder`` was given a name that no encoder is registered under."""
 
 
@@ -104,34 +108,43 @@ class Encoder(abc.ABC):
         return f"{self.name}@{self.version}"
 
     def __repr__(self) -> str:
+        try:
+            dim = self.dim
+        except EncoderError:  # e.g. an unfitted numeric encoder: no width yet
+            dim = None
         return (
             f"{type(self).__name__}(name={self.name!r}, modality={self.modality!r}, "
-            f"dim={self.dim}, device={str(self.device)!r})"
+            f"dim={dim}, device={str(self.device)!r})"
         )
 
 
 # --------------------------------------------------------------------------- registry
-_REGISTRY: dict[str, type[Encoder]] = {}
+ENCODERS: Registry[Encoder] = Registry(
+    "encoder", base=Encoder, unknown_error=UnknownEncoderError, taken_error=EncoderError
+)
+# the built-ins, lazily: no encoder module is imported until its name is asked for
+for _name, _target in {
+    "e5-multilingual": "fusion.encoders.e5:E5MultilingualEncoder",
+    "efficientnet-lite0": "fusion.encoders.efficientnet_lite0:EfficientNetLite0Encoder",
+    "minilm": "fusion.encoders.minilm:MiniLMEncoder",
+    "numeric": "fusion.encoders.numeric:NumericEncoder",
+    "video": "fusion.encoders.video:VideoEncoder",
+}.items():
+    ENCODERS.register_lazy(_name, _target)
+del _name, _target
+ENCODERS.register_prefix(
+    "hf", "fusion.encoders.hf:HFEncoder", usage="hf:<local model folder or cached hub id>"
+)
 
 
 def register(name: str) -> Callable[[type[Encoder]], type[Encoder]]:
     """Class decorator: make an :class:`Encoder` subclass findable as ``name``."""
-
-    def wrap(cls: type[Encoder]) -> type[Encoder]:
-        other = _REGISTRY.get(name)
-        if other is not None and other.__qualname__ != cls.__qualname__:
-            raise EncoderError(f"encoder name {name!r} is already taken by {other.__qualname__}")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return wrap
+    return ENCODERS.register(name)
 
 
 def list_encoders() -> list[str]:
     """Registered encoder names (any ``hf:<path>`` works besides these)."""
-    _import_builtins()
-    return sorted(_REGISTRY)
+    return ENCODERS.names()
 
 
 def get_encoder(name: str | Encoder, **kwargs: Any) -> Encoder:
@@ -141,28 +154,7 @@ def get_encoder(name: str | Encoder, **kwargs: Any) -> Encoder:
     (local files only). An :class:`Encoder` instance is returned as is. Building is cheap:
     weights load on the first ``encode`` and are shared by every encoder of the same model.
     """
-    if isinstance(name, Encoder):
-        return name
-    _import_builtins()
-    key = str(name).strip()
-    if key.lower().startswith("hf:"):
-        from .hf import HFEncoder
-
-        return HFEncoder(key[3:], **kwargs)
-    cls = _REGISTRY.get(key) or _REGISTRY.get(key.lower())
-    if cls is None:
-        close = difflib.get_close_matches(key.lower(), list(_REGISTRY), n=1, cutoff=0.5)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UnknownEncoderError(
-            f"unknown encoder {key!r}{hint}; registered: {', '.join(sorted(_REGISTRY))}, "
-            "or hf:<local model folder or cached hub id>"
-        )
-    return cls(**kwargs)
-
-
-def _import_builtins() -> None:
-    # the built-in encoders register themselves on import (cheap: no model is loaded)
-    from . import e5, efficientnet_lite0, hf, minilm, numeric, video  # noqa: F401
+    return ENCODERS.get(name, **kwargs)
 
 
 # --------------------------------------------------------------------------- text helpers

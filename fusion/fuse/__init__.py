@@ -6,7 +6,8 @@
 >>> fuse = get_fusion("attention", in_dims={"text": 384, "image": 1280}, out_dim=128)
 >>> z = fuse({"text": t, "image": i}, mask={"text": has_text, "image": has_image})  # [N, 128]
 
-Each variant is one class in one file, registered in :data:`FUSIONS`; the contract (masks,
+Each variant is one class in one file, registered in :data:`FUSIONS` (a
+:class:`fusion.registry.Registry`: a notebook cell may register one too); the contract (masks,
 missing modalities, the learned no-feature vector) is in :mod:`fusion.fuse.base`. A module's
 ``config`` (JSON) rebuilds it with :func:`build_from_config`; ``module.save(dir)`` /
 ``Fusion.load(dir)`` write and read ``config.json`` + ``model.safetensors``.

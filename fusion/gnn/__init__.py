@@ -7,7 +7,8 @@
 ...               hidden=64, out_dim=32, num_nodes={"Brand": 120}, num_bases=8)
 >>> out = gnn(data.x_dict, data.edge_index_dict)   # {node_type: [N_t, 32]}
 
-Each variant is one class in one file, registered in :data:`GNNS`; the shared layer stack
+Each variant is one class in one file, registered in :data:`GNNS` (a
+:class:`fusion.registry.Registry`); the shared layer stack
 (input projections / embeddings, norm, activation, dropout, residuals, output heads) is in
 :mod:`fusion.gnn.base`. A model's ``config`` (JSON) rebuilds it with
 :func:`build_from_config`; ``gnn.save(dir)`` / ``HeteroGNN.load(dir)`` write and read

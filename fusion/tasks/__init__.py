@@ -1,4 +1,6 @@
-"""Training objectives, found by name in :data:`TASKS`: one class per file.
+"""Training objectives, found by name in :data:`TASKS` (a :class:`fusion.registry.Registry`):
+one class per file, registered with :func:`register_task`; link decoders likewise in
+:data:`fusion.tasks.decoders.DECODERS`.
 
 - ``node``: node classification (R-GCN entity classification), :mod:`.node`;
 - ``link``: link prediction with filtered rank metrics (DistMult / dot), :mod:`.link`;
@@ -11,10 +13,12 @@
 
 from .base import TASKS, Task, get_task_class, register_task
 from .contrastive import ContrastiveTask, ContrastiveTaskConfig
+from .decoders import DECODERS, get_decoder
 from .link import LinkPredictionTask, LinkTaskConfig
 from .node import NodeClassificationTask, NodeTaskConfig
 
 __all__ = [
+    "DECODERS",
     "TASKS",
     "ContrastiveTask",
     "ContrastiveTaskConfig",
@@ -23,6 +27,7 @@ __all__ = [
     "NodeClassificationTask",
     "NodeTaskConfig",
     "Task",
+    "get_decoder",
     "get_task_class",
     "register_task",
 ]

@@ -1,4 +1,4 @@
-"""The task interface and its registry.
+"""The task interface and its registry, :data:`TASKS` (a :class:`fusion.registry.Registry`).
 
 A task owns its data (labels, edge splits), its heads (``nn.Module`` parameters) and its
 metrics. The trainer calls, in order::
@@ -15,7 +15,6 @@ metrics. The trainer calls, in order::
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -23,23 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..model import ConfigError, FusionGNNConfig, FusionOutput
-
-TASKS: dict[str, type[Task]] = {}
-
-
-def register_task(cls: type[Task]) -> type[Task]:
-    """Class decorator: make a task available by its ``name``."""
-    TASKS[cls.name] = cls
-    return cls
-
-
-def get_task_class(name: str) -> type[Task]:
-    """The task class registered as ``name`` (error with a suggestion otherwise)."""
-    if name not in TASKS:
-        close = difflib.get_close_matches(str(name), TASKS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"no task {name!r}{hint}; tasks: {', '.join(sorted(TASKS))}")
-    return TASKS[name]
+from ..registry import Registry
 
 
 class Task(nn.Module):
@@ -84,6 +67,20 @@ class Task(nn.Module):
     def to_device(self, device) -> Task:
         """Move the task's data tensors (not only its parameters) to ``device``."""
         return self.to(device)
+
+
+TASKS: Registry[Task] = Registry("task", base=Task, unknown_error=ConfigError)
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: make a task available by its ``name`` (a class attribute)."""
+    return TASKS.register(cls.name, cls)
+
+
+def get_task_class(name: str) -> type[Task]:
+    """The task class registered as ``name`` (:class:`ConfigError` with a suggestion
+    otherwise)."""
+    return TASKS.get_class(name)
 
 
 def move(value, device):

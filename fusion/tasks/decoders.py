@@ -16,14 +16,16 @@ candidate as the tail); :meth:`score_heads` likewise with ``t`` as the given sid
 
 from __future__ import annotations
 
-import difflib
-
 import torch
 from torch import Tensor, nn
 
 from ..model import ConfigError
+from ..registry import Registry
+
+DECODERS: Registry[nn.Module] = Registry("decoder", unknown_error=ConfigError)
 
 
+@DECODERS.register("distmult")
 class DistMult(nn.Module):
     def __init__(self, num_relations: int, dim: int):
         super().__init__()
@@ -39,6 +41,7 @@ class DistMult(nn.Module):
         return (t * self.relation[r]) @ candidates.T
 
 
+@DECODERS.register("dot")
 class Dot(nn.Module):
     def __init__(self, num_relations: int, dim: int):
         super().__init__()
@@ -53,6 +56,7 @@ class Dot(nn.Module):
         return t @ candidates.T
 
 
+@DECODERS.register("bilinear")
 class Bilinear(nn.Module):
     def __init__(self, num_relations: int, dim: int):
         super().__init__()
@@ -68,12 +72,7 @@ class Bilinear(nn.Module):
         return torch.einsum("bij,bj->bi", self.relation[r], t) @ candidates.T
 
 
-DECODERS: dict[str, type[nn.Module]] = {"distmult": DistMult, "dot": Dot, "bilinear": Bilinear}
-
-
 def get_decoder(name: str, num_relations: int, dim: int) -> nn.Module:
-    if name not in DECODERS:
-        close = difflib.get_close_matches(str(name), DECODERS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"no decoder {name!r}{hint}; decoders: {', '.join(DECODERS)}")
-    return DECODERS[name](num_relations, dim)
+    """The decoder registered as ``name`` for ``num_relations`` relations of ``dim``-wide
+    embeddings (:class:`ConfigError` with a suggestion for an unknown name)."""
+    return DECODERS.get(name, num_relations=num_relations, dim=dim)
