@@ -1,35 +1,54 @@
 """Generic test cases for every registered variant (PyKEEN style).
 
-:class:`FusionCases` and :class:`GNNCases` are parametrised over the names in
-``FUSIONS`` / ``GNNS`` at collection time, so a new variant is tested by being registered:
-no per-variant test code. Optional extra configurations per name go in
-``FUSION_EXTRA`` / ``GNN_EXTRA``. A test module collects a case class by subclassing it::
+:class:`FusionCases`, :class:`GNNCases`, :class:`EncoderCases`, :class:`TaskCases` and
+:class:`DecoderCases` are parametrised over the names in ``FUSIONS`` / ``GNNS`` /
+``ENCODERS`` / ``TASKS`` / ``DECODERS`` (the :mod:`fusion.registry` registries) at collection
+time, so a new variant is tested by being registered: no per-variant test code. Optional
+extra configurations per name go in ``FUSION_EXTRA`` / ``GNN_EXTRA``; an encoder that must
+be fitted first says how in ``ENCODER_PREPARE``, one that loads a pretrained model is listed
+in ``SLOW_ENCODERS``; a task needs its one-line config in ``TASK_SETUPS`` (its cases fail
+until it has one). A test module collects a case class by subclassing it::
 
     class TestFusions(FusionCases): ...
 
-Checked for every variant: output shapes, the config round trip, masks / missing inputs,
-gradients reaching every parameter, safetensors save + load, determinism under a seed,
-CPU and CUDA (skipped without CUDA); for GNNs also featureless node types (embeddings, or
-one-hot input where a variant takes it),
-node types that receive no messages, and that messages really pass (except ``mlp``,
-where they must not).
+Checked for every fusion / GNN: output shapes, the config round trip, masks / missing
+inputs, gradients reaching every parameter, safetensors save + load, determinism under a
+seed, CPU and CUDA (skipped without CUDA); for GNNs also featureless node types (embeddings,
+or one-hot input where a variant takes it), node types that receive no messages, and that
+messages really pass (except ``mlp``, where they must not). For every encoder: metadata,
+``float32 [N, dim]`` CPU output, rows in input order whatever the batching, determinism,
+devices. For every task, on a small graph with a real model: splits and message-passing
+edges, a finite loss whose gradients reach the model and every head parameter, the early
+stopping metric on every split, ``info`` as JSON, determinism, devices. For every decoder:
+all-candidate scoring equals pairwise scoring, gradients.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+import math
+import random
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
+import kg
+from fusion.encoders import ENCODERS, Encoder, EncoderError, UnknownEncoderError, get_encoder
+from fusion.features import FeatureSpec, NodeFeatures
 from fusion.fuse import FUSIONS
 from fusion.fuse import build_from_config as build_fusion
 from fusion.gnn import GNNS
 from fusion.gnn import build_from_config as build_gnn
+from fusion.model import ConfigError, FusionGNN, FusionGNNConfig
 from fusion.registry import UnknownNameError
+from fusion.tasks import DECODERS, TASKS, Task, get_decoder, get_task_class
 
 DEVICES = [
     "cpu",
@@ -425,3 +444,334 @@ class GNNCases:
     def test_unknown_name(self, case):
         with pytest.raises(KeyError, match=f"did you mean '{case[0]}'"):
             GNNS.get(case[0] + "x")
+
+
+# ------------------------------------------------------------------------------------------
+# encoders
+# ------------------------------------------------------------------------------------------
+
+#: registered encoders that load a pretrained model: their cases are marked ``slow``
+SLOW_ENCODERS = {"minilm", "e5-multilingual", "efficientnet-lite0", "video"}
+
+
+def _image(colour: tuple[int, int, int], size: tuple[int, int]) -> Image.Image:
+    """A solid image with a darker diagonal stripe (so rows differ in content and size)."""
+    img = Image.new("RGB", size, colour)
+    for i in range(min(size)):
+        img.putpixel((i, i), tuple(c // 3 for c in colour))
+    return img
+
+
+def encoder_samples(modality: str) -> list:
+    """Five raw inputs of ``modality`` (no missing ones: masking is the caller's job)."""
+    if modality == "text":
+        return [
+            "red toy car",
+            "stainless steel chef knife, 20 cm",
+            "Bio-Vollmilch 3,8 % Fett",
+            "a much longer description of a wooden train set with twelve pieces and a bridge",
+            "ok",
+        ]
+    if modality == "image":
+        colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (240, 240, 240), (90, 60, 20)]
+        sizes = [(40, 32), (64, 64), (17, 90), (224, 224), (33, 33)]
+        return [_image(c, s) for c, s in zip(colours, sizes, strict=True)]
+    if modality == "numeric":
+        return [[1.0, 250.0], [2.5, None], [float("nan"), 80.0], [4.0, 120.0], [0.5, 99.0]]
+    if modality == "video":
+        frames = encoder_samples("image")
+        return [frames[:2], [frames[2]], frames[1:4], [frames[4], frames[0]], [frames[3]]]
+    raise AssertionError(f"no samples for modality {modality!r}: add them to encoder_samples")
+
+
+#: how to make a built encoder usable on its samples (default: as built)
+ENCODER_PREPARE: dict[str, Callable[[Any, list], Any]] = {
+    "numeric": lambda encoder, samples: encoder.fit(samples),
+}
+ENCODER_CASES = [
+    pytest.param(n, marks=[pytest.mark.slow] if n in SLOW_ENCODERS else [], id=n)
+    for n in ENCODERS.names()
+]
+
+
+class EncoderCases:
+    """Checks every registered encoder (built-ins are lazy entries, imported on first use)."""
+
+    @pytest.fixture(params=ENCODER_CASES)
+    def name(self, request) -> str:
+        return request.param
+
+    def build(self, name: str, **kwargs):
+        encoder = get_encoder(name, **{"device": "cpu", "batch_size": 2, **kwargs})
+        samples = encoder_samples(encoder.modality)
+        prepare = ENCODER_PREPARE.get(name)
+        return (prepare(encoder, samples) if prepare else encoder), samples
+
+    def test_metadata(self, name):
+        encoder, _ = self.build(name)
+        assert isinstance(encoder, Encoder) and type(encoder) is ENCODERS.get_class(name)
+        assert encoder.name == name and encoder.modality in ("text", "image", "numeric", "video")
+        assert isinstance(encoder.dim, int) and encoder.dim > 0
+        assert encoder.cache_id == f"{name}@{encoder.version}" and encoder.version
+        assert encoder.device == torch.device("cpu") and encoder.batch_size == 2
+        assert name in repr(encoder)
+        assert get_encoder(encoder) is encoder  # an instance is resolved as itself
+
+    def test_encode_shape_dtype_device(self, name):
+        encoder, samples = self.build(name)
+        out = encoder.encode(samples)
+        assert out.shape == (len(samples), encoder.dim)
+        assert out.dtype == torch.float32 and out.device.type == "cpu"
+        assert torch.isfinite(out).all()
+        assert not torch.equal(out[0], out[1])  # different inputs, different rows
+
+    def test_rows_follow_input_order_and_batching(self, name):
+        encoder, samples = self.build(name)
+        out = encoder.encode(samples)
+        perm = [3, 0, 4, 2, 1]
+        assert close(encoder.encode([samples[i] for i in perm]), out[perm], 1e-4)
+        whole, _ = self.build(name, batch_size=len(samples))
+        whole = ENCODER_PREPARE[name](whole, samples) if name in ENCODER_PREPARE else whole
+        assert close(whole.encode(samples), out, 1e-4)
+        assert close(encoder.encode(samples[1:2]), out[1:2], 1e-4)
+
+    def test_deterministic(self, name):
+        encoder, samples = self.build(name)
+        assert torch.equal(encoder.encode(samples), encoder.encode(samples))
+        again, _ = self.build(name)
+        assert torch.equal(again.encode(samples), encoder.encode(samples))
+
+    @pytest.mark.parametrize("device", DEVICES)
+    def test_device(self, name, device):
+        encoder, samples = self.build(name)
+        expected = encoder.encode(samples)
+        on_device, _ = self.build(name, device=device)
+        assert on_device.device.type == device
+        out = on_device.encode(samples)
+        assert out.device.type == "cpu"  # the contract: outputs come back on the CPU
+        assert close(out, expected, 1e-3)
+
+    def test_bad_batch_size(self, name):
+        with pytest.raises(EncoderError, match="batch_size"):
+            get_encoder(name, batch_size=0)
+
+    def test_unknown_name(self, name):
+        with pytest.raises(UnknownEncoderError) as err:
+            get_encoder(name + "x")
+        assert isinstance(err.value, UnknownNameError)
+        assert f"did you mean {name!r}" in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------
+# tasks
+# ------------------------------------------------------------------------------------------
+
+TASK_EX = "http://ex.org/"
+
+
+def task_graph(directory: Path, n: int = 30, seed: int = 0):
+    """People (``Person`` or ``Student``) who know each other and work on one of four
+    projects; ``label_affiliation`` (the project's group, A or B) is what ``node`` predicts.
+    Returns the graph and ``(IRI, label)`` rows."""
+    rng = random.Random(seed)
+    lines = ["@prefix ex: <http://ex.org/> ."]
+    lines += [f'ex:proj{p} a ex:Project ; ex:name "project {p}" .' for p in range(4)]
+    rows = []
+    for i in range(n):
+        p = rng.randrange(4)
+        kind = "Student" if i % 3 == 0 else "Person"
+        lines.append(f'ex:p{i} a ex:{kind} ; ex:worksOn ex:proj{p} ; ex:name "person {i}" .')
+        if i:
+            lines.append(f"ex:p{i} ex:knows ex:p{i - 1} .")
+            lines.append(f"ex:p{i} ex:knows ex:p{rng.randrange(i)} .")
+        rows.append((f"{TASK_EX}p{i}", "A" if p < 2 else "B"))
+    (directory / "g.ttl").write_text("\n".join(lines), encoding="utf-8")
+    return kg.load_rdf(directory / "g.ttl"), rows
+
+
+def task_features(graph, dim: int = 6) -> NodeFeatures:
+    """Random ``text`` and ``image`` features for every node type; node 0 of each type
+    lacks its image."""
+    gen = torch.Generator().manual_seed(0)
+    feats = {}
+    for t, n in graph.num_nodes_dict.items():
+        image_mask = torch.ones(n, dtype=torch.bool)
+        image_mask[0] = False
+        feats[t] = {
+            "text": (torch.randn(n, dim, generator=gen), torch.ones(n, dtype=torch.bool)),
+            "image": (torch.randn(n, dim, generator=gen), image_mask),
+        }
+    return NodeFeatures(feats, FeatureSpec())
+
+
+def _node_config(directory: Path, rows):
+    path = directory / "labels.tsv"
+    path.write_text(
+        "person\tlabel_affiliation\n" + "\n".join(f"{e}\t{label}" for e, label in rows[:24]),
+        encoding="utf-8",
+    )
+    return TASKS["node"].Config(labels=str(path), valid_fraction=0.25)
+
+
+#: per task name: ``(directory, label rows) -> the task's Config`` on :func:`task_graph`.
+#: A new task is tested by adding its entry here.
+TASK_SETUPS: dict[str, Callable[[Path, list], Any]] = {
+    "node": _node_config,
+    "link": lambda directory, rows: TASKS["link"].Config(relations=["knows"], batch_size=16),
+    "contrastive": lambda directory, rows: TASKS["contrastive"].Config(proj_dim=4),
+}
+TASK_SPLITS = ("train", "valid", "test")
+
+
+class TaskCases:
+    """Checks every registered task: data, heads, loss, gradients, metrics, devices."""
+
+    @pytest.fixture(params=TASKS.names())
+    def name(self, request) -> str:
+        assert request.param in TASK_SETUPS, (
+            f"task {request.param!r} has no entry in tests/generic_cases.py TASK_SETUPS"
+        )
+        return request.param
+
+    @pytest.fixture
+    def data(self, tmp_path):
+        graph, rows = task_graph(tmp_path)
+        return tmp_path, graph, rows, dict(graph.to_pyg().edge_index_dict), task_features(graph)
+
+    def build(self, name, data, seed: int = 0):
+        """``(task, model, model input features, message-passing edges)``, as the trainer
+        builds them."""
+        directory, graph, rows, edges, features = data
+        task = TASKS[name](TASK_SETUPS[name](directory, rows), graph, edges, features)
+        mp = task.message_passing(edges)
+        config = FusionGNNConfig.for_graph(
+            (graph.node_types, list(edges)), graph.num_nodes_dict, features,
+            hidden=8, out_dim=8, gnn="sage", fusion="mean",
+        )  # fmt: skip
+        torch.manual_seed(seed)
+        model = FusionGNN(config)
+        task.build(config)
+        return task, model, features.features, mp
+
+    def test_registered_class(self, name):
+        cls = TASKS.get_class(name)
+        assert cls.name == name and issubclass(cls, Task) and get_task_class(name) is cls
+        assert dataclasses.is_dataclass(cls.Config)
+        assert isinstance(cls.metric, str) and cls.metric
+        assert isinstance(cls.trainer_defaults, dict)
+
+    def test_splits_and_message_passing(self, name, data):
+        edges = data[3]
+        before = {k: v.clone() for k, v in edges.items()}
+        task, _, _, mp = self.build(name, data)
+        assert "train" in task.splits and set(task.splits) <= set(TASK_SPLITS)
+        assert set(mp) == set(edges)
+        for key, value in mp.items():
+            assert value.dim() == 2 and value.shape[0] == 2, key
+            assert value.shape[1] <= edges[key].shape[1], key
+        assert all(torch.equal(edges[k], before[k]) for k in edges)  # input left alone
+
+    def test_loss_reaches_model_and_heads(self, name, data):
+        task, model, x, mp = self.build(name, data)
+        model.train()
+        steps = 0
+        for batch in task.batches(0):
+            loss = task.loss(model(x, mp), batch)
+            assert loss.ndim == 0 and torch.isfinite(loss), (steps, loss)
+            loss.backward()
+            steps += 1
+        assert steps >= 1
+        if any(True for _ in task.parameters()):
+            check_grads(task)
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+    def test_evaluate_every_split(self, name, data):
+        task, model, x, mp = self.build(name, data)
+        model.eval()
+        with torch.no_grad():
+            out = model(x, mp)
+        for split in task.splits:
+            metrics = task.evaluate(out, split)
+            assert task.metric in metrics, (split, sorted(metrics))
+            assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
+
+    def test_info_round_trip(self, name, data):
+        task, _, _, _ = self.build(name, data)
+        info = json.loads(json.dumps(task.info()))
+        task.check_info(info)  # the same data: accepted
+
+    def test_deterministic(self, name, data):
+        losses = []
+        for _ in range(2):
+            task, model, x, mp = self.build(name, data, seed=3)
+            assert task.info() == self.build(name, data, seed=3)[0].info()
+            torch.manual_seed(5)
+            losses.append(task.loss(model(x, mp), next(iter(task.batches(0)))))
+        assert torch.equal(losses[0], losses[1])
+
+    @pytest.mark.parametrize("device", DEVICES)
+    def test_device(self, name, data, device):
+        task, model, x, mp = self.build(name, data)
+        task.to_device(device)
+        model.to(device)
+        x = {
+            t: {m: (v.to(device), k.to(device)) for m, (v, k) in ms.items()} for t, ms in x.items()
+        }
+        mp = {k: v.to(device) for k, v in mp.items()}
+        out = model(x, mp)
+        loss = task.loss(out, next(iter(task.batches(0))))
+        assert loss.device.type == device and torch.isfinite(loss)
+        loss.backward()
+        with torch.no_grad():
+            metrics = task.evaluate(model(x, mp), task.splits[0])
+        assert task.metric in metrics
+
+    def test_unknown_name(self, name):
+        with pytest.raises(ConfigError, match=f"did you mean {name!r}"):
+            get_task_class(name + "x")
+
+
+# ------------------------------------------------------------------------------------------
+# link decoders
+# ------------------------------------------------------------------------------------------
+
+
+class DecoderCases:
+    """Checks every registered link decoder: pairs vs all-candidate scoring, gradients."""
+
+    @pytest.fixture(params=DECODERS.names())
+    def name(self, request) -> str:
+        return request.param
+
+    def build(self, name):
+        torch.manual_seed(0)
+        decoder = get_decoder(name, num_relations=3, dim=5)
+        with torch.no_grad():
+            for p in decoder.parameters():
+                p.add_(torch.randn_like(p))  # away from the identity start
+        return decoder
+
+    def test_scores_all_candidates_like_pairs(self, name):
+        decoder = self.build(name)
+        gen = torch.Generator().manual_seed(1)
+        h, t, cands = (torch.randn(s, 5, generator=gen) for s in (4, 4, 6))
+        r = torch.tensor([0, 2, 1, 2])
+        assert decoder(h, r, t).shape == (4,)
+        tails, heads = decoder.score_tails(h, r, cands), decoder.score_heads(t, r, cands)
+        assert tails.shape == heads.shape == (4, 6)
+        for j in range(6):
+            assert close(tails[:, j], decoder(h, r, cands[j].expand(4, 5)))
+            assert close(heads[:, j], decoder(cands[j].expand(4, 5), r, t))
+
+    def test_gradients(self, name):
+        decoder = self.build(name)
+        h = torch.randn(4, 5, requires_grad=True)
+        t = torch.randn(4, 5, requires_grad=True)
+        decoder(h, torch.tensor([0, 1, 2, 0]), t).pow(2).sum().backward()
+        assert h.grad is not None and t.grad is not None
+        if any(True for _ in decoder.parameters()):
+            check_grads(decoder)
+
+    def test_unknown_name(self, name):
+        with pytest.raises(ConfigError, match=f"did you mean {name!r}"):
+            get_decoder(name + "x", 1, 2)
