@@ -61,7 +61,7 @@ from fusion.features import FEATURES_FILE, NodeFeatures
 from kg.index import graph_version
 from kg.workspace import atomic_directory, atomic_write_bytes, load_graph
 
-from .linker import Link, LinkerError, read_config
+from .base import Link, LinkerError, read_config
 
 FORMAT = "kgfusion-image-linker"
 VERSION = 1

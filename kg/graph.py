@@ -22,6 +22,10 @@ derives everything else with vectorised numpy:
   ``text`` (with language tag), ``number``, ``boolean``, ``date`` (days since 1970-01-01)
   and ``image`` (a reference, resolved relative to the file it came from). A lexical form
   that does not parse as its datatype is kept as text and counted in a warning.
+
+The graph is a data object: queries over it are functions of their own modules,
+:func:`kg.related.related` (related products), :func:`kg.sparql.run_query` (SPARQL),
+:func:`kg.labels.display_name` / :func:`kg.labels.lexical_lookup` (names).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from urllib.parse import quote, unquote, urlparse
 
 import numpy as np
 
-from .naming import split_iri, unique_local_names
+from .naming import REV_PREFIX, split_iri, unique_local_names
 from .rdf import DEFAULT_IMAGE_PREDICATES, RawTriples
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
@@ -403,7 +407,9 @@ class ProductGraph:
         i = self._node_id(iri)
         return self.node_types[self.node_type_id[i]], int(self.node_local[i])
 
-    def _type_id(self, node_type: str) -> int:
+    def type_id(self, node_type: str) -> int:
+        """Index of ``node_type`` in :attr:`node_types`; :class:`GraphLookupError` (with the
+        closest names) for an unknown type."""
         if node_type not in self.num_nodes_dict:
             close = difflib.get_close_matches(node_type, self.node_types, n=3)
             raise GraphLookupError(
@@ -414,7 +420,7 @@ class ProductGraph:
 
     def global_ids(self, node_type: str) -> np.ndarray:
         """Global node ids of a type, in index order (int64 [num_nodes_dict[type]])."""
-        t = self._type_id(node_type)
+        t = self.type_id(node_type)
         start = self._type_starts[t]
         return self._type_order[start : start + self.num_nodes_dict[node_type]]
 
@@ -443,7 +449,7 @@ class ProductGraph:
         """
         i = self._node_id(iri)
         if relation is not None and not any(
-            relation in (r.name, "rev_" + r.name, r.predicate) for r in self.relations
+            relation in (r.name, REV_PREFIX + r.name, r.predicate) for r in self.relations
         ):
             names = sorted({r.name for r in self.relations})
             raise GraphLookupError(f"no relation {relation!r}; relations: {', '.join(names)}")
@@ -452,7 +458,7 @@ class ProductGraph:
             for e in self._csr_lookup(direction, keys, i).tolist():
                 iri_p = self.predicates[self.pred[e]]
                 name = self.predicate_names[iri_p]
-                label = name if direction == "out" else "rev_" + name
+                label = name if direction == "out" else REV_PREFIX + name
                 if relation is None or relation in (label, iri_p):
                     other = int(others[e])
                     out.append(
@@ -573,7 +579,7 @@ class ProductGraph:
             data[relation.edge_type].edge_index = index
             if inverse:
                 data[
-                    relation.dst_type, "rev_" + relation.name, relation.src_type
+                    relation.dst_type, REV_PREFIX + relation.name, relation.src_type
                 ].edge_index = index.flip(0)
         return data
 
@@ -665,27 +671,6 @@ class ProductGraph:
         from .workspace import load_graph
 
         return load_graph(directory)
-
-    def related(
-        self,
-        index,
-        iri: str,
-        k: int = 10,
-        relation: str | None = None,
-        node_type: str | None = None,
-        explain: bool = True,
-        scorer=None,
-    ):
-        """Products related to ``iri``, explained by graph evidence; see :func:`kg.related.related`."""
-        from .related import related
-
-        return related(self, index, iri, k, relation, node_type, explain, scorer)
-
-    def sparql(self, query: str):
-        """Run a read-only SPARQL query; see :func:`kg.sparql.run_query`."""
-        from .sparql import run_query
-
-        return run_query(self, query)
 
 
 def _named(iri: str):

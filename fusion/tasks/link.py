@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from kg.naming import REV_PREFIX
+
 from ..model import ConfigError, FusionGNNConfig, FusionOutput
 from .base import Task, move, register_task
 from .decoders import get_decoder
@@ -84,7 +86,7 @@ class LinkPredictionTask(Task):
 
     def __init__(self, config: LinkTaskConfig, graph, edge_index_dict, features=None):
         super().__init__(config, graph, edge_index_dict, features)
-        names = sorted({e[1] for e in edge_index_dict if not e[1].startswith("rev_")})
+        names = sorted({e[1] for e in edge_index_dict if not e[1].startswith(REV_PREFIX)})
         for r in config.relations:
             if r not in names:
                 close = difflib.get_close_matches(r, names, n=1)
@@ -130,8 +132,8 @@ class LinkPredictionTask(Task):
             mine = train[train[:, 0] == i]
             kept = torch.stack([mine[:, 1], mine[:, 2]]).to(edges[(s, r, d)].dtype)
             edges[(s, r, d)] = kept
-            if (d, "rev_" + r, s) in edges:
-                edges[(d, "rev_" + r, s)] = kept.flip(0)
+            if (d, REV_PREFIX + r, s) in edges:
+                edges[(d, REV_PREFIX + r, s)] = kept.flip(0)
         return edges
 
     def build(self, model_config: FusionGNNConfig) -> None:
