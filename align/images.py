@@ -135,7 +135,9 @@ class PhotoTower(nn.Module):
 
             net = load_network("cpu")
             if not 1 <= self.tail_from < net.num_blocks:
-                raise ValueError(f"tail_from={tail_from}: choose a block in 1..{net.num_blocks - 1}")
+                raise ValueError(
+                    f"tail_from={tail_from}: choose a block in 1..{net.num_blocks - 1}"
+                )
             self.tail = net.tail_layers(self.tail_from)  # trainable copy, before the head's ReLU6
             in_dim = HEAD_CHANNELS
         else:

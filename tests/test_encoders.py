@@ -400,7 +400,9 @@ def test_efficientnet_trunk_and_tail_compose_to_features():
         layers = net.tail_layers(11)  # a trainable copy: same function, own parameters
         assert layers[0].in_channels == BLOCK_CHANNELS[10] == 112
         trunk = net.trunk(x, 11)
-        assert torch.allclose(torch.nn.functional.relu6(layers(trunk)), net.tail(trunk, 11), atol=1e-5)
+        assert torch.allclose(
+            torch.nn.functional.relu6(layers(trunk)), net.tail(trunk, 11), atol=1e-5
+        )
     assert all(p.requires_grad for p in layers.parameters())
     assert not any(p is q for p in layers.parameters() for q in net.parameters())
     for bad in (-1, net.num_blocks + 1):

@@ -75,7 +75,7 @@ def test_sparql_in_memory_and_on_disk(tmp_path, graph):
     assert "Ring" in result.to_table()
     assert run_query(
         loaded,
-        "ASK { <http://ex.org/p2> <http://schema.org/isAccessoryOrSparePartFor> <http://ex.org/p1> }"
+        "ASK { <http://ex.org/p2> <http://schema.org/isAccessoryOrSparePartFor> <http://ex.org/p1> }",
     ).boolean
     with pytest.raises(SparqlError, match="read-only"):
         run_query(loaded, "INSERT DATA { <http://a> <http://b> <http://c> }")

@@ -145,7 +145,11 @@ class EfficientNetLite0(nn.Module):
         return len(self._blocks)
 
     def _check_block(self, block: int, what: str) -> None:
-        if isinstance(block, bool) or not isinstance(block, int) or not 0 <= block <= self.num_blocks:
+        if (
+            isinstance(block, bool)
+            or not isinstance(block, int)
+            or not 0 <= block <= self.num_blocks
+        ):
             raise ValueError(f"{what}={block!r}: choose a block in 0..{self.num_blocks}")
 
     def trunk(self, x: torch.Tensor, upto: int) -> torch.Tensor:
