@@ -10,7 +10,8 @@
 >>> linker.link_image("photo.jpg")                                   # doctest: +SKIP
 Link(mention='photo.jpg', start=None, end=None, iri='...', ...)
 
-Pipeline, one module per concern: :mod:`align.text` (normalisation, model numbers),
+Pipeline, one module per concern: :mod:`align.base` (:class:`Link`, :class:`LinkerError`,
+the config reader), :mod:`align.text` (normalisation, model numbers),
 :mod:`align.entities` (the linkable entities and their graph-enriched vectors),
 :mod:`align.mentions` (mention detection), :mod:`align.candidates` (BM25 + dense
 retrieval), :mod:`align.pair_features`, :mod:`align.scorer` (learned scorer, NIL
@@ -20,10 +21,11 @@ and out), :mod:`align.images` (photos: photo and entity towers, nearest-neighbou
 and :mod:`align.image_train` (contrastive training from labelled photos).
 """
 
+from .base import Link, LinkerError
 from .entities import EntityTable
 from .image_train import ImageTrainReport, fit_image_linker, read_photo_list, train_image_linker
 from .images import ImageLinker, ImageLinkerConfig, image_files
-from .linker import Link, Linker, LinkerConfig, LinkerError
+from .linker import Linker, LinkerConfig
 from .mentions import Mention, MentionDetector, record_mention
 from .pair_features import FEATURES
 from .tables import link_table, read_pairs, read_table

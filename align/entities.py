@@ -4,8 +4,9 @@ An :class:`EntityTable` has one row per graph node that has a text feature (ever
 encoded by ``kgf encode``: products, brands, categories...). Row ``r`` holds:
 
 - ``iris[r]``, ``types[r]``, ``gids[r]`` (global node id in the :class:`~kg.ProductGraph`);
-- ``names[r]``: the preferred name-like literal (columns ``name``, ``title``, ``label``,
-  ``prefLabel``, ``altLabel``...; English, then untagged, then any language), or the node's
+- ``names[r]``: the preferred name-like literal (:func:`kg.labels.is_name_column`: columns
+  ``name``, ``title``, ``label``, ``prefLabel``, ``altLabel``...; English, then untagged, then
+  any language), or the node's
   text when it has none; ``aliases[r]``: every name-like literal value (all languages);
 - ``texts[r]``: the text the features were encoded from (:func:`fusion.features.node_texts`);
 - ``prices[r]``: the first ``number`` literal whose column name contains ``price`` (NaN);
@@ -44,26 +45,19 @@ import numpy as np
 import torch
 
 from fusion.features import NodeFeatures, node_texts
+from kg.labels import is_name_column, language_priority, name_column_priority
 
 from . import text as T
 
-NAME_COLUMNS = ("name", "title", "label", "preflabel", "altlabel", "alternatename")
 _BRAND_RELATION = re.compile(r"brand|manufacturer|maker|vendor", re.I)
 _BRAND_TYPE = re.compile(r"brand|manufacturer", re.I)
 RIDGE = 1e-2
 
 
-def is_name_column(name: str) -> bool:
-    local = name.rsplit("_", 1)[-1].lower()
-    return local in NAME_COLUMNS or local.endswith(("name", "title", "label"))
-
-
-def _name_rank(name: str, language: str | None, languages: tuple[str, ...]) -> tuple:
-    local = name.rsplit("_", 1)[-1].lower()
-    column = NAME_COLUMNS.index(local) if local in NAME_COLUMNS else len(NAME_COLUMNS)
-    lang = (language or "").lower()
-    first = 0 if any(lang.startswith(wanted) for wanted in languages) else 1 if not language else 2
-    return (first, column)
+def _name_rank(column: str, language: str | None, languages: tuple[str, ...]) -> tuple:
+    """Language first (the features' languages, untagged, others), then the column's
+    preference (:data:`kg.labels.NAME_COLUMNS`)."""
+    return (language_priority(language, languages), name_column_priority(column))
 
 
 @dataclass

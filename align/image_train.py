@@ -54,6 +54,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .base import LinkerError
 from .images import (
     EntityTower,
     ImageLinker,
@@ -62,7 +63,6 @@ from .images import (
     candidate_table,
     find_group_relation,
 )
-from .linker import LinkerError
 from .train import resolve_entity_ids
 
 _HEADER = {"path", "image", "file", "photo", "filename"}

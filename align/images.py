@@ -43,7 +43,6 @@ Each :class:`~align.linker.Link` it returns has ``mention`` = the image's file n
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -61,7 +60,7 @@ from fusion.features import FEATURES_FILE, NodeFeatures
 from kg.index import graph_version
 from kg.workspace import atomic_directory, atomic_write_bytes, load_graph
 
-from .linker import Link, LinkerError, read_config
+from .base import Link, LinkerError, read_config
 
 FORMAT = "kgfusion-image-linker"
 VERSION = 1
@@ -132,17 +131,15 @@ class PhotoTower(nn.Module):
         self.device = self.encoder.device
         self.tail_from = tail_from if encoder_name == LITE0 else None
         if self.tail_from is not None:
-            from fusion.encoders.efficientnet_lite0 import load_network
+            from fusion.encoders.efficientnet_lite0 import HEAD_CHANNELS, load_network
 
             net = load_network("cpu")
-            if not 1 <= self.tail_from < len(net._blocks):
+            if not 1 <= self.tail_from < net.num_blocks:
                 raise ValueError(
-                    f"tail_from={tail_from}: choose a block in 1..{len(net._blocks) - 1}"
+                    f"tail_from={tail_from}: choose a block in 1..{net.num_blocks - 1}"
                 )
-            self.tail = nn.Sequential(
-                *copy.deepcopy(net._blocks[self.tail_from :]), copy.deepcopy(net._conv_head)
-            ).requires_grad_(True)
-            in_dim = net._conv_head.out_channels
+            self.tail = net.tail_layers(self.tail_from)  # trainable copy, before the head's ReLU6
+            in_dim = HEAD_CHANNELS
         else:
             self.tail = None
             in_dim = self.encoder.dim
@@ -154,8 +151,7 @@ class PhotoTower(nn.Module):
         """The shape ``[V, ...]`` of one photo's trunk outputs, from their flat size."""
         if self.tail is None:
             return (views, flat // views)
-        first = self.tail[0]
-        channels = (first._expand_conv if first.has_expand else first._depthwise_conv).in_channels
+        channels = self.tail[0].in_channels
         side = math.isqrt(flat // views // channels)
         return (views, channels, side, side)
 
@@ -200,9 +196,7 @@ class PhotoTower(nn.Module):
                 x = pixels.flip(3) if view == 1 else pixels
                 x = ((x.float() - MEAN) / STD).contiguous(memory_format=torch.channels_last)
                 with torch.inference_mode():
-                    x = F.relu6(net._bn0(net._conv_stem(x)))
-                    for block in net._blocks[: self.tail_from]:
-                        x = block(x)
+                    x = net.trunk(x, self.tail_from)
                 per_view.append(x.float().contiguous().cpu())
             out.append(torch.stack(per_view, dim=1))
         return torch.cat(out)

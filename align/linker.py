@@ -41,6 +41,7 @@ import re
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -50,9 +51,10 @@ from fusion.features import FEATURES_FILE, NodeFeatures
 from kg.index import graph_version
 from kg.workspace import atomic_directory, atomic_write_bytes, load_graph
 
-from .candidates import CandidateGenerator
+from .base import Link, LinkerError, read_config
+from .candidates import CandidateGenerator, Candidates
 from .entities import EntityTable
-from .mentions import Mention, MentionDetector, _windows, record_mention
+from .mentions import Mention, MentionDetector, record_mention, text_windows
 from .pair_features import FEATURES, pair_features
 from .scorer import PairScorer, default_scorer
 
@@ -62,40 +64,12 @@ LINKER_DIR = "linker"
 CONFIG_FILE, MODEL_FILE = "config.json", "model.safetensors"
 
 
-class LinkerError(RuntimeError):
-    """A workspace the linker cannot use, or a bad input; the message says what to do."""
+class CandidateScores(NamedTuple):
+    """What :meth:`Linker.score_candidates` gives for M mentions (lists of length M)."""
 
-
-@dataclass
-class Link:
-    """One linked (or NIL) mention.
-
-    ``start``/``end`` are character offsets into the linked text (``text[start:end] ==
-    mention``; a record spans its joined text); for a photo both are None and ``mention``
-    is the image's file name. ``iri``/``type`` are None when ``nil``;
-    ``score`` is the best candidate's match probability either way, and ``alternatives``
-    lists the top-k candidates ``(iri, probability)``, best first (the link included).
-    """
-
-    mention: str
-    start: int | None
-    end: int | None
-    iri: str | None
-    type: str | None
-    score: float
-    alternatives: list[tuple[str, float]]
-    nil: bool
-    representation: np.ndarray | None = field(default=None, repr=False)
-
-    def to_dict(self, representation: bool = False) -> dict:
-        out = {
-            "mention": self.mention, "start": self.start, "end": self.end, "iri": self.iri,
-            "type": self.type, "score": round(self.score, 6), "nil": self.nil,
-            "alternatives": [[iri, round(s, 6)] for iri, s in self.alternatives],
-        }  # fmt: skip
-        if representation and self.representation is not None:
-            out["representation"] = self.representation.tolist()
-        return out
+    candidates: list[Candidates]  # per mention: rows and raw retrieval signals [C_i]
+    features: list[np.ndarray]  # per mention: pair features float32 [C_i, F]
+    probs: list[np.ndarray]  # per mention: match probabilities [C_i]
 
 
 @dataclass
@@ -126,18 +100,6 @@ class LinkerConfig:
     @classmethod
     def load(cls, directory) -> LinkerConfig:
         return read_config(cls, Path(directory) / CONFIG_FILE, FORMAT, VERSION, "linker")
-
-
-def read_config(cls, path: Path, fmt: str, version: int, what: str):
-    """A config dataclass from its ``config.json``: the format tag must match and the
-    version must not be newer than this code's; unknown keys are ignored."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("format") != fmt:
-        raise LinkerError(f"{path} is not a kgfusion {what} config")
-    if data.get("version", 0) > version:
-        raise LinkerError(f"{path}: {what} format {data['version']}; upgrade kgfusion")
-    known = set(cls.__dataclass_fields__)
-    return cls(**{k: v for k, v in data.items() if k in known})
 
 
 class Linker:
@@ -328,8 +290,21 @@ class Linker:
             raise ValueError(f"k={k!r}: ask for at least one alternative (k >= 1)")
         return k
 
-    def _features(self, mentions, vecs, types, extra=None, only_extra=False):
-        """Candidates, features [C_i, F] and probabilities [C_i] for each mention."""
+    def score_candidates(self, mentions: list[Mention], vecs: np.ndarray, types=None,
+                         extra: list[list[int]] | None = None,
+                         only_extra: bool = False) -> CandidateScores:  # fmt: skip
+        """Generate, featurise and score the candidates of each mention.
+
+        Args:
+            mentions: M mentions; ``vecs`` float32 [M, d] their embeddings (:meth:`encode`).
+            types: node types the candidates are drawn from (None: all).
+            extra: per mention, entity rows to add to its candidates (labelled pairs,
+                mined negatives); with ``only_extra`` only those rows get features
+                (the other candidates still set the margin features).
+        Returns:
+            :class:`CandidateScores`: per mention its :class:`~align.candidates.Candidates`,
+            pair features [C_i, F] (``F = len(FEATURES)``) and match probabilities [C_i].
+        """
         cands = self.candidates.generate(
             mentions, vecs, k_dense=self.config.k_dense, k_lexical=self.config.k_lexical,
             types=types, extra=extra,
@@ -342,10 +317,10 @@ class Linker:
         sizes = [len(b) for b in blocks]
         stacked = np.concatenate(blocks) if blocks else np.zeros((0, len(FEATURES)), np.float32)
         probs = np.split(self.scorer.predict(stacked), np.cumsum(sizes)[:-1]) if sizes else []
-        return cands, blocks, probs
+        return CandidateScores(cands, blocks, probs)
 
     def _links(self, mentions, vecs, types, k) -> list[Link]:
-        cands, _, probs = self._features(mentions, vecs, types)
+        cands, _, probs = self.score_candidates(mentions, vecs, types)
         dim_g = self.entities.graph_vecs.shape[1]
         links = []
         for mention, vec, cand, p in zip(mentions, vecs, cands, probs, strict=True):
@@ -391,7 +366,7 @@ class Linker:
 
     def _fallback(self, text: str) -> list[Mention]:
         out = []
-        for offset, window in _windows(text, self.window_chars):
+        for offset, window in text_windows(text, self.window_chars):
             stripped = window.strip()
             if not re.search(r"[^\W_]", stripped):
                 continue
@@ -429,12 +404,17 @@ class Linker:
         self._need_text()
         if len(records) != len(iris):
             raise ValueError(f"{len(records)} records but {len(iris)} IRIs")
-        mentions, groups = self._group(records, iris)
+        mentions, groups = self.group_pairs(records, iris)
         types = types if types is not None else self.config.record_types
-        return self._pair_block(mentions, groups, types, cache)[1]
+        return self.grouped_pair_features(mentions, groups, types, cache)[1]
 
-    def _group(self, records, iris):
-        """Unique mentions and, per unique mention, the (pair index, entity row) it has."""
+    def group_pairs(self, records, iris) -> tuple[list[Mention], list[list[tuple[int, int]]]]:
+        """The pairs ``(records[i], iris[i])`` grouped by mention, so that each distinct
+        mention is encoded and searched once.
+
+        Returns ``(mentions, groups)``: the U unique mentions and, for each, its pairs as
+        ``(pair index i, entity row)``. Raises :class:`LinkerError` for an IRI that is not
+        a linkable entity."""
         keyed: dict[tuple, int] = {}
         mentions: list[Mention] = []
         groups: list[list[tuple[int, int]]] = []
@@ -454,11 +434,17 @@ class Linker:
             groups[keyed[key]].append((i, row))
         return mentions, groups
 
-    def _pair_block(self, mentions, groups, types, cache=False):
-        """Features [P, F] and probabilities [P] of grouped pairs, in pair order."""
+    def grouped_pair_features(self, mentions: list[Mention], groups, types=None,
+                              cache: bool = False) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """Pair features [P, F] and match probabilities [P] of the pairs of
+        :meth:`group_pairs` (``P`` = the number of pairs), in pair-index order.
+
+        Each mention's candidates are generated against ``types`` plus its paired entities
+        (for the margin features); ``cache`` keeps mention embeddings in the workspace's
+        embedding cache (training)."""
         vecs = self.encode(mentions, cache=cache)
         extra = [list(dict.fromkeys(r for _, r in g)) for g in groups]
-        _, blocks, _ = self._features(mentions, vecs, types, extra=extra, only_extra=True)
+        _, blocks, _ = self.score_candidates(mentions, vecs, types, extra=extra, only_extra=True)
         n = sum(len(g) for g in groups)
         x = np.zeros((n, len(FEATURES)), np.float32)
         for g, rows, block in zip(groups, extra, blocks, strict=True):
@@ -466,14 +452,6 @@ class Linker:
             for pair, row in g:
                 x[pair] = block[where[row]]
         return x, self.scorer.predict(x)
-
-    def fit(self, records, iris, labels, valid=None, **options) -> dict:
-        """Train the scorer (and projection) on labelled pairs in memory; see
-        :func:`align.train.fit_linker`. ``valid = (records, iris, labels)``."""
-        from .train import fit_linker
-
-        self._need_text()
-        return fit_linker(self, records, iris, labels, valid, **options)
 
     def save(self, directory=None) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (default ``WORKSPACE/linker``),

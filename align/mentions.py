@@ -221,7 +221,7 @@ class MentionDetector:
         spans: list[tuple[int, int]] = []
         cache: dict[str, str | None] = {}
         budget = [self.max_fuzzy]
-        for offset, window in _windows(text, self.window_chars):
+        for offset, window in text_windows(text, self.window_chars):
             for start, end in self._detect_window(window, cache, budget):
                 spans.append((offset + start, offset + end))
                 if len(spans) >= self.max_mentions:
@@ -309,7 +309,7 @@ class MentionDetector:
         return positions[0], positions[-1]
 
 
-def _windows(text: str, size: int):
+def text_windows(text: str, size: int):
     """``(offset, window)`` pieces of ``text`` of about ``size`` characters, cut at a
     newline or space in the last fifth of the window where there is one."""
     start, n = 0, len(text)

@@ -18,7 +18,7 @@ import os
 import uuid
 from pathlib import Path
 
-from .linker import LinkerError
+from .base import LinkerError
 
 
 def read_table(path, id_col: str = "id") -> dict[str, dict]:

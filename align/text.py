@@ -2,9 +2,10 @@
 
 Everything here is a plain function of strings (no model, no graph):
 
-- :func:`normalise` folds case and accents (NFKD, combining marks dropped, ``casefold``);
-- :func:`tokens` splits into word tokens (letters and digits; ``_`` separates), with
-  :func:`token_spans` giving their character offsets in the original text;
+- :func:`normalise` folds case and accents (NFKD, combining marks dropped, ``casefold``)
+  and :func:`tokens` splits into word tokens (letters and digits; ``_`` separates): both
+  are :mod:`kg.labels`' (the one text normaliser, shared with the graph's name lookup);
+  :func:`token_spans` gives the tokens' character offsets in the original text;
 - :func:`model_tokens` finds model-number-like tokens: a run of letters, digits and hyphens
   that contains a digit, matches ``[A-Za-z]*\\d[\\w-]*`` once hyphens between letters are
   allowed (``PS-LX350H``), is at least :data:`MIN_MODEL_LEN` characters long after
@@ -18,12 +19,12 @@ Everything here is a plain function of strings (no model, no graph):
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterator
+
+from kg.labels import WORD, normalise, tokens
 
 MIN_MODEL_LEN = 4
 
-_WORD = re.compile(r"[^\W_]+")
 _MODEL = re.compile(r"(?<![\w-])[A-Za-z0-9][A-Za-z0-9-]*\d[\w-]*|(?<![\w-])\d[\w-]*")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?(?![\w])")
 _PRICE = re.compile(r"-?\d+(?:[.,]\d+)*")
@@ -79,21 +80,10 @@ STOPWORDS = frozenset(
 )
 
 
-def normalise(text: str) -> str:
-    """Case- and accent-folded text (NFKD, combining marks dropped, ``casefold``)."""
-    text = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
-
-
-def tokens(text: str) -> list[str]:
-    """Normalised word tokens (letters and digits, any script)."""
-    return _WORD.findall(normalise(text))
-
-
 def token_spans(text: str) -> Iterator[tuple[int, int, str]]:
     """``(start, end, normalised token)`` for each word token of ``text`` (offsets into
     ``text`` itself; normalisation is per token, so offsets never drift)."""
-    for match in _WORD.finditer(text):
+    for match in WORD.finditer(text):
         yield match.start(), match.end(), normalise(match.group())
 
 

@@ -36,7 +36,9 @@ from urllib.parse import quote, unquote
 
 import numpy as np
 
-from .linker import Linker, LinkerConfig, LinkerError
+from .base import LinkerError
+from .linker import Linker, LinkerConfig
+from .pair_features import F
 from .projection import train_projection
 from .scorer import average_precision, best_threshold, fit_scorer, prf
 from .tables import read_pairs, read_table
@@ -123,9 +125,7 @@ def _negatives(linker, mentions, groups, labels, n: int, types):
         return []
     sub = [mentions[i] for i in chosen]
     vecs = linker.encode(sub, cache=True)
-    cands, blocks, _ = linker._features(sub, vecs, types)
-    from .pair_features import F
-
+    cands, blocks, _ = linker.score_candidates(sub, vecs, types)
     out = []
     for i, cand, block in zip(chosen, cands, blocks, strict=True):
         labelled = {row for _, row in groups[i]}
@@ -137,7 +137,7 @@ def _negatives(linker, mentions, groups, labels, n: int, types):
 
 
 def _pair_data(linker, records, iris, labels, types, mine: int = 0):
-    mentions, groups = linker._group(records, iris)
+    mentions, groups = linker.group_pairs(records, iris)
     labels = np.asarray(labels, np.float32)
     extra = _negatives(linker, mentions, groups, labels, mine, types)
     mined_labels = np.zeros(len(extra), np.float32)
@@ -146,7 +146,7 @@ def _pair_data(linker, records, iris, labels, types, mine: int = 0):
         for j, (i, row) in enumerate(extra):
             groups[i].append((start + j, row))
         labels = np.concatenate([labels, mined_labels])
-    x, _ = linker._pair_block(mentions, groups, types, cache=True)
+    x, _ = linker.grouped_pair_features(mentions, groups, types, cache=True)
     return x, labels, mentions, groups
 
 
@@ -167,7 +167,8 @@ def fit_linker(
 
     ``valid = (records, iris, labels)`` chooses the epoch and the NIL threshold; without it
     a fifth of the training mentions is held out for that. Returns the metrics (also kept
-    in ``linker.config.metrics``); call :meth:`Linker.save` to keep the result.
+    in ``linker.config.metrics``); call :meth:`Linker.save` to keep the result. This is
+    how a :class:`Linker` is trained in memory (``fit_linker(linker, records, iris, labels)``).
     """
     started = time.perf_counter()
     labels = np.asarray(labels, np.int64)

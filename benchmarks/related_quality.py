@@ -61,6 +61,8 @@ def evaluate(products: int, seed: int) -> dict[str, tuple[float, float]]:
     from fusion.scoring import LinkScorer
     from fusion.trainer import train
     from kg.index import EntityIndex, graph_version
+    from kg.naming import REV_PREFIX
+    from kg.related import related
 
     with tempfile.TemporaryDirectory() as tmp:
         graph, pairs = held_out_graph(Path(tmp), products, seed)
@@ -79,7 +81,7 @@ def evaluate(products: int, seed: int) -> dict[str, tuple[float, float]]:
         popularity = torch.zeros(graph.num_nodes_dict["Product"])
         for i in targets:
             popularity[i] = len(
-                graph.neighbors(graph.iri("Product", i), "rev_isAccessoryOrSparePartFor")
+                graph.neighbors(graph.iri("Product", i), REV_PREFIX + "isAccessoryOrSparePartFor")
             )
         ranks: dict[str, list[int]] = {name: [] for name in METHODS}
         candidates = torch.tensor(targets)
@@ -90,7 +92,8 @@ def evaluate(products: int, seed: int) -> dict[str, tuple[float, float]]:
             ranks["popularity"].append(int((pop > pop[true]).sum()) + 1)
             sim = text[candidates] @ text[a]
             ranks["text-only"].append(int((sim > sim[true]).sum()) + 1)
-            items = graph.related(
+            items = related(
+                graph,
                 index,
                 accessory,
                 k=len(iris) - 1,
@@ -105,8 +108,8 @@ def evaluate(products: int, seed: int) -> dict[str, tuple[float, float]]:
             target_iris = [graph.iri("Product", i) for i in targets]
             model = torch.from_numpy(scorer(accessory, target_iris, RELATION))
             ranks["link model"].append(int((model > model[true]).sum()) + 1)
-            items = graph.related(
-                index, accessory, k=len(iris) - 1, relation="isAccessoryOrSparePartFor",
+            items = related(
+                graph, index, accessory, k=len(iris) - 1, relation="isAccessoryOrSparePartFor",
                 node_type="Product", explain=False, scorer=scorer,
             )  # fmt: skip
             order = [it.iri for it in items if graph.node(it.iri)[1] in set(targets)]

@@ -9,7 +9,7 @@ in ``WORKSPACE/models/RUN``. :class:`LinkScorer` reads both and scores
     scorer = LinkScorer.from_workspace("ws", relation="isAccessoryOrSparePartFor")
     scorer(query_iri, candidate_iris, "isAccessoryOrSparePartFor")   # -> [C] in (0, 1)
     scorer.propose(query_iri, "isAccessoryOrSparePartFor", k=50)    # its own best answers
-    graph.related(index, query_iri, relation="isAccessoryOrSparePartFor", scorer=scorer)
+    related(graph, index, query_iri, relation="isAccessoryOrSparePartFor", scorer=scorer)
 
 The score is ``sigmoid(decoder(h, r, t))``: the model's probability that the link holds,
 as it was trained (binary cross-entropy against sampled negatives, Schlichtkrull et al.,
@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from kg.naming import REV_PREFIX
+
 from .model import ConfigError
 from .tasks.decoders import get_decoder
 from .tasks.link import LinkTaskConfig
 from .trainer import list_runs, load_embeddings, run_directory
-
-REVERSE = "rev_"
 
 
 class LinkScorer:
@@ -153,8 +153,8 @@ def relation_name(relation: str) -> tuple[str, bool]:
     give their local name."""
     from kg.naming import split_iri
 
-    reverse = relation.startswith(REVERSE)
-    name = relation[len(REVERSE) :] if reverse else relation
+    reverse = relation.startswith(REV_PREFIX)
+    name = relation[len(REV_PREFIX) :] if reverse else relation
     if ":" in name:
         name = split_iri(name)[1] or name
     return name, reverse

@@ -55,6 +55,7 @@ from safetensors.torch import save as save_tensors
 from torch import nn
 
 from kg.hints import did_you_mean
+from kg.naming import REV_PREFIX
 from kg.workspace import atomic_write_bytes
 
 from .model import (
@@ -372,7 +373,7 @@ def _grouped_edges(edges: dict, src_type, src_local, dst_type, dst_local, relati
         s, d, r = types[0][uniq[0, k]], types[1][uniq[1, k]], types[2][uniq[2, k]]
         index = torch.from_numpy(np.stack([src_local[rows], dst_local[rows]]).astype(np.int64))
         edges[(s, r, d)] = index
-        edges[(d, "rev_" + r, s)] = index.flip(0)
+        edges[(d, REV_PREFIX + r, s)] = index.flip(0)
 
 
 def graph_tensors(graph, data: DataConfig) -> tuple[dict, dict[str, int]]:

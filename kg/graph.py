@@ -21,52 +21,30 @@ derives everything else with vectorised numpy:
 - **Literal columns** per ``(node_type, predicate name, kind)`` with kind one of
   ``text`` (with language tag), ``number``, ``boolean``, ``date`` (days since 1970-01-01)
   and ``image`` (a reference, resolved relative to the file it came from). A lexical form
-  that does not parse as its datatype is kept as text and counted in a warning.
+  that does not parse as its datatype is kept as text and counted in a warning
+  (:mod:`kg.literals`).
+
+The graph is a data object: queries over it are functions of their own modules,
+:func:`kg.related.related` (related products), :func:`kg.sparql.run_query` (SPARQL),
+:func:`kg.labels.display_name` / :func:`kg.labels.lexical_lookup` (names).
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
 import numpy as np
 
 from .hints import did_you_mean
-from .naming import split_iri, unique_local_names
+from .literals import KINDS, ColumnData, LiteralColumn, LiteralValue, classify_literals
+from .naming import REV_PREFIX, split_iri, unique_local_names
 from .rdf import DEFAULT_IMAGE_PREDICATES, RawTriples
 
-XSD = "http://www.w3.org/2001/XMLSchema#"
-RDF_LANG_STRING = "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"
-NUMERIC_TYPES = {
-    XSD + t
-    for t in [
-        "integer",
-        "decimal",
-        "double",
-        "float",
-        "int",
-        "long",
-        "short",
-        "byte",
-        "nonNegativeInteger",
-        "positiveInteger",
-        "negativeInteger",
-        "nonPositiveInteger",
-        "unsignedInt",
-        "unsignedLong",
-        "unsignedShort",
-        "unsignedByte",
-    ]
-}
-DATE_TYPES = {XSD + t for t in ("date", "dateTime", "dateTimeStamp", "gYear", "gYearMonth")}
-KINDS = ("text", "number", "boolean", "date", "image")
 MULTI_TYPE_RULES = ("rarest", "lexical", "join")
-_EPOCH = date(1970, 1, 1)
 
 
 class GraphLookupError(KeyError):
@@ -106,44 +84,11 @@ class Relation:
 
 
 @dataclass(frozen=True)
-class LiteralColumn:
-    node_type: str
-    name: str
-    predicate: str
-    kind: str
-    count: int
-    nodes: int
-    coverage: float
-    languages: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ColumnData:
-    """Values of one literal column: ``index[i]`` is the node's index within its type."""
-
-    index: np.ndarray  # int64 [n]
-    values: list[str]
-    languages: list[str | None]
-    numbers: np.ndarray  # float64 [n], NaN where not numeric
-    paths: list[Path | None] | None = None  # image columns: resolved local files
-
-
-@dataclass(frozen=True)
 class Neighbor:
     relation: str
     iri: str
     node_type: str
     direction: str  # "out" (iri is the object) or "in" (iri is the subject; relation rev_*)
-
-
-@dataclass(frozen=True)
-class LiteralValue:
-    predicate: str
-    name: str
-    value: str
-    kind: str
-    language: str | None
-    datatype: str | None
 
 
 def _array(buffer, dtype) -> np.ndarray:
@@ -305,43 +250,13 @@ class ProductGraph:
             )
 
     def _classify_literals(self) -> None:
-        kind_of_dtype = np.array(
-            [
-                "image" if dt == "" else "number" if dt in NUMERIC_TYPES
-                else "boolean" if dt == XSD + "boolean" else "date" if dt in DATE_TYPES else "text"
-                for dt in self.datatypes
-            ]
-        )  # fmt: skip
-        kind = kind_of_dtype[self.lit_dtype] if len(self.lit_dtype) else np.zeros(0, "<U7")
-        images = np.isin(
-            self.lit_pred,
-            [i for i, p in enumerate(self.predicates) if p in set(self.options.image_predicates)],
+        image_preds = set(self.options.image_predicates)
+        is_image = np.isin(
+            self.lit_pred, [i for i, p in enumerate(self.predicates) if p in image_preds]
         )
-        kind[images] = "image"
-        numbers = np.full(len(kind), np.nan)
-        invalid: list[str] = []
-        for k, parse, fast in (
-            ("number", float, np.float64),
-            ("boolean", _parse_bool, None),
-            ("date", _parse_date, "datetime64[D]"),
-        ):
-            rows = np.nonzero(kind == k)[0]
-            values = [self.lit_value[i] for i in rows.tolist()]
-            if fast is not None and values:
-                try:  # vectorised parse; any odd value falls back to one at a time
-                    parsed = np.array(values, dtype=fast)
-                    if k == "date":
-                        parsed = (parsed - np.datetime64("1970-01-01")).astype(np.float64)
-                    numbers[rows] = parsed
-                    continue
-                except ValueError:
-                    pass
-            for i, value in zip(rows.tolist(), values, strict=True):
-                try:
-                    numbers[i] = parse(value)
-                except ValueError:
-                    kind[i] = "text"
-                    invalid.append(f"{value!r}^^{split_iri(self.datatypes[self.lit_dtype[i]])[1]}")
+        kind, numbers, invalid = classify_literals(
+            self.lit_value, self.lit_dtype, self.datatypes, is_image
+        )
         if invalid:
             warnings.warn(
                 f"{len(invalid)} literal(s) do not parse as their datatype and were kept as "
@@ -349,10 +264,7 @@ class ProductGraph:
                 stacklevel=3,
             )
         self.invalid_literals = len(invalid)
-        self.lit_kind = np.zeros(len(kind), dtype=np.int8)
-        for code, name in enumerate(KINDS):
-            self.lit_kind[kind == name] = code
-        self.lit_num = numbers
+        self.lit_kind, self.lit_num = kind, numbers  # int8 [L] codes into KINDS, float64 [L]
         n_preds = max(len(self.predicates), 1)
         key = (self.node_type_id[self.lit_node].astype(np.int64) * n_preds + self.lit_pred) * len(
             KINDS
@@ -402,7 +314,9 @@ class ProductGraph:
         i = self._node_id(iri)
         return self.node_types[self.node_type_id[i]], int(self.node_local[i])
 
-    def _type_id(self, node_type: str) -> int:
+    def type_id(self, node_type: str) -> int:
+        """Index of ``node_type`` in :attr:`node_types`; :class:`GraphLookupError` (with the
+        closest names) for an unknown type."""
         if node_type not in self.num_nodes_dict:
             raise GraphLookupError(
                 f"no node type {node_type!r}; types: {', '.join(self.node_types)}"
@@ -412,7 +326,7 @@ class ProductGraph:
 
     def global_ids(self, node_type: str) -> np.ndarray:
         """Global node ids of a type, in index order (int64 [num_nodes_dict[type]])."""
-        t = self._type_id(node_type)
+        t = self.type_id(node_type)
         start = self._type_starts[t]
         return self._type_order[start : start + self.num_nodes_dict[node_type]]
 
@@ -441,7 +355,7 @@ class ProductGraph:
         """
         i = self._node_id(iri)
         if relation is not None and not any(
-            relation in (r.name, "rev_" + r.name, r.predicate) for r in self.relations
+            relation in (r.name, REV_PREFIX + r.name, r.predicate) for r in self.relations
         ):
             names = sorted({r.name for r in self.relations})
             raise GraphLookupError(f"no relation {relation!r}; relations: {', '.join(names)}")
@@ -450,7 +364,7 @@ class ProductGraph:
             for e in self._csr_lookup(direction, keys, i).tolist():
                 iri_p = self.predicates[self.pred[e]]
                 name = self.predicate_names[iri_p]
-                label = name if direction == "out" else "rev_" + name
+                label = name if direction == "out" else REV_PREFIX + name
                 if relation is None or relation in (label, iri_p):
                     other = int(others[e])
                     out.append(
@@ -571,7 +485,7 @@ class ProductGraph:
             data[relation.edge_type].edge_index = index
             if inverse:
                 data[
-                    relation.dst_type, "rev_" + relation.name, relation.src_type
+                    relation.dst_type, REV_PREFIX + relation.name, relation.src_type
                 ].edge_index = index.flip(0)
         return data
 
@@ -664,27 +578,6 @@ class ProductGraph:
 
         return load_graph(directory)
 
-    def related(
-        self,
-        index,
-        iri: str,
-        k: int = 10,
-        relation: str | None = None,
-        node_type: str | None = None,
-        explain: bool = True,
-        scorer=None,
-    ):
-        """Products related to ``iri``, explained by graph evidence; see :func:`kg.related.related`."""
-        from .related import related
-
-        return related(self, index, iri, k, relation, node_type, explain, scorer)
-
-    def sparql(self, query: str):
-        """Run a read-only SPARQL query; see :func:`kg.sparql.run_query`."""
-        from .sparql import run_query
-
-        return run_query(self, query)
-
 
 def _named(iri: str):
     """A pyoxigraph NamedNode; an IRI read with ``lenient=True`` that is not valid (e.g. a
@@ -695,27 +588,3 @@ def _named(iri: str):
         return ox.NamedNode(iri)
     except ValueError:
         return ox.NamedNode(quote(iri.strip(), safe=":/?#[]@!$&'()*+,;=%~"))
-
-
-def _parse_bool(text: str) -> float:
-    value = text.strip().lower()
-    if value in ("true", "1"):
-        return 1.0
-    if value in ("false", "0"):
-        return 0.0
-    raise ValueError(text)
-
-
-def _parse_date(text: str) -> float:
-    value = text.strip()
-    if len(value) == 4 and value.isdigit():  # gYear
-        value += "-01-01"
-    elif len(value) == 7 and value[4] == "-":  # gYearMonth
-        value += "-01"
-    if "T" in value:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return (parsed.date() - _EPOCH).days + (parsed.hour * 3600 + parsed.minute * 60) / 86400
-    days = (date.fromisoformat(value[:10]) - _EPOCH).days
-    if not math.isfinite(days):
-        raise ValueError(text)
-    return float(days)

@@ -5,6 +5,12 @@ A relation is named by its predicate's local name (``http://schema.org/brand`` -
 prefixed with a namespace label (``schema_name``, ``foaf_name``) taken from well-known
 prefixes or, failing that, from the namespace's last path segment; a numeric suffix settles
 anything still equal. The result is deterministic: it depends only on the set of IRIs.
+
+Every relation ``R`` also has an inverse for message passing, named ``REV_PREFIX + R``
+(``rev_brand``): :meth:`kg.ProductGraph.neighbors` reports incoming edges under it,
+:meth:`kg.ProductGraph.to_pyg` adds ``(dst, rev_R, src)`` edge types, and queries accept it.
+
+Not to be confused with :mod:`kg.labels`, the human-readable names of entities.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ WELL_KNOWN_PREFIXES = {
     "http://www.w3.org/2006/vcard/ns#": "vcard",
     "http://swrc.ontoware.org/ontology#": "swrc",
 }
+
+#: The prefix of an inverse relation's name: ``rev_brand`` is ``brand`` read backwards.
+REV_PREFIX = "rev_"
 
 _NOT_IDENT = re.compile(r"[^0-9A-Za-z_]+")
 

@@ -30,32 +30,29 @@
    expanded; at most ``max_expansions`` adjacency entries are read per query). A path reads
    ``A -brand-> B <-brand- C``: arrows follow the RDF edges.
 
-:func:`lexical_lookup` finds entities by name without embeddings (token overlap and
-character-trigram similarity over name-like literal columns), for ``--name "..."``.
+Entity names (``RelatedItem.name``, the labels in evidence lines) come from
+:func:`kg.labels.display_name`; finding an entity by name is :func:`kg.labels.lexical_lookup`.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 
 from .graph import GraphLookupError
 from .index import MAX_K, EntityIndexError, StaleIndexError, graph_version
-from .naming import split_iri
+from .labels import display_name
+from .naming import REV_PREFIX, split_iri
 
 RELATION_BOOST = 1.0  # a known edge outranks any cosine gap: known links first
 EVIDENCE_SHARED = 0.02
 EVIDENCE_DIRECT = 0.05
 EVIDENCE_CAP = 0.1
 HUB_DEGREE = 1000
-NAME_COLUMNS = ("name", "title", "label", "preflabel", "altlabel", "alternatename")
 Scorer = Callable[[str, list[str], "str | None"], Sequence[float]]
 
 
@@ -69,12 +66,6 @@ class RelatedItem:
     parts: dict[str, float]
     evidence: list[str] = field(default_factory=list)
     name: str | None = None
-
-
-class LexicalMatch(NamedTuple):
-    iri: str
-    score: float
-    text: str
 
 
 # ---------------------------------------------------------------------- adjacency
@@ -214,7 +205,7 @@ def _candidates(graph, index, iri: str, k: int, types, linked: list[str]) -> dic
 
 
 def _relation_predicates(graph, relation: str) -> set[int]:
-    base = relation.removeprefix("rev_")
+    base = relation.removeprefix(REV_PREFIX)
     preds = {
         i for i, p in enumerate(graph.predicates)
         if relation == p or base == graph.predicate_names[p]
@@ -233,7 +224,7 @@ def _answer_types(graph, query_type: str, node_type, preds: set[int]) -> set[str
     if node_type is not None:
         wanted = {node_type} if isinstance(node_type, str) else set(node_type)
         for t in wanted:
-            _check_type(graph, t)
+            graph.type_id(t)  # raises GraphLookupError with the closest names
         return wanted
     names = {graph.predicates[p] for p in preds}
     ends = {
@@ -243,12 +234,6 @@ def _answer_types(graph, query_type: str, node_type, preds: set[int]) -> set[str
         r.src_type for r in graph.relations if r.predicate in names and r.dst_type == query_type
     }
     return ends or {query_type}
-
-
-def _check_type(graph, node_type: str) -> int:
-    if node_type not in graph.num_nodes_dict:
-        raise GraphLookupError(f"no node type {node_type!r}; types: {', '.join(graph.node_types)}")
-    return graph.node_types.index(node_type)
 
 
 def _wanted(graph, iri: str, types: set[str] | None) -> bool:
@@ -344,115 +329,3 @@ def _label(graph, node: int, cache: dict[int, str]) -> str:
         iri = graph.nodes[node]
         cache[node] = display_name(graph, iri) or split_iri(iri)[1]
     return cache[node]
-
-
-def display_name(graph, iri: str) -> str | None:
-    """The node's name-like literal (``name``, ``title``, ``label``...): English first, then
-    untagged, then any language; None when it has none."""
-    best, rank = None, 99
-    for lit in graph.literals(iri):
-        if lit.kind != "text" or not _is_name_column(lit.name):
-            continue
-        r = 0 if (lit.language or "").lower().startswith("en") else 1 if not lit.language else 2
-        r += 3 * _name_priority(lit.name)
-        if r < rank:
-            best, rank = lit.value, r
-    return best
-
-
-def _is_name_column(name: str) -> bool:
-    local = name.rsplit("_", 1)[-1].lower()
-    return local in NAME_COLUMNS or local.endswith(("name", "title", "label"))
-
-
-def _name_priority(name: str) -> int:
-    local = name.rsplit("_", 1)[-1].lower()
-    return NAME_COLUMNS.index(local) if local in NAME_COLUMNS else len(NAME_COLUMNS)
-
-
-# ---------------------------------------------------------------------- lexical lookup
-def _normalise(text: str) -> list[str]:
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
-    return re.findall(r"[^\W_]+", text)
-
-
-def _trigrams(token: str) -> set[str]:
-    padded = f" {token} "
-    return {padded[i : i + 3] for i in range(len(padded) - 2)}
-
-
-class _LexicalIndex:
-    """Name-like text literals with an inverted index of their character trigrams."""
-
-    def __init__(self, graph):
-        self.gids, self.texts = [], []
-        for col in graph.literal_columns():
-            if col.kind == "text" and _is_name_column(col.name):
-                data = graph.column(col.node_type, col.predicate, "text")
-                self.gids += graph.global_ids(col.node_type)[data.index].tolist()
-                self.texts += data.values
-        vocab: dict[str, int] = {}
-        tri_ids, rows = [], []
-        for row, text in enumerate(self.texts):
-            grams = set().union(*map(_trigrams, _normalise(text))) if text else set()
-            for g in grams:
-                tri_ids.append(vocab.setdefault(g, len(vocab)))
-                rows.append(row)
-        order = np.argsort(np.asarray(tri_ids, np.int64), kind="stable")
-        self.rows = np.asarray(rows, np.int64)[order]
-        self.ptr = np.searchsorted(np.asarray(tri_ids, np.int64)[order], np.arange(len(vocab) + 1))
-        self.vocab, self.literals = vocab, graph.num_literals
-        self.types = graph.node_type_id[np.asarray(self.gids, np.int64)] if self.gids else np.zeros(0, np.int32)  # fmt: skip
-
-
-_LEXICAL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def lexical_lookup(graph, name: str, node_type: str | None = None, k: int = 5,
-                   shortlist: int = 200) -> list[LexicalMatch]:  # fmt: skip
-    """Entities whose name-like literal (columns named ``name``, ``title``, ``label``...)
-    best matches ``name``: partial, reordered and misspelt names still match.
-
-    score = 0.6 * token coverage + 0.4 * trigram Dice, in [0, 1]: *token coverage* is the
-    mean, over the query's tokens, of the best character-trigram Jaccard with a token of the
-    text (1 for an exact token); *trigram Dice* compares the two trigram sets (tokens padded
-    with spaces, so word order does not matter). An inverted trigram index picks the
-    ``shortlist`` texts sharing most trigrams before exact scoring. One answer per entity:
-    ``(iri, score, matched text)``, best first.
-    """
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-        raise ValueError(f"k={k!r}: ask for at least one match (k >= 1)")
-    tokens = _normalise(name)
-    if not tokens:
-        raise ValueError(f"name={name!r} has no letters or digits to match")
-    lex = _LEXICAL.get(graph)
-    if lex is None or lex.literals != graph.num_literals:
-        lex = _LEXICAL[graph] = _LexicalIndex(graph)
-    grams = set().union(*map(_trigrams, tokens))
-    ids = [lex.vocab[g] for g in grams if g in lex.vocab]
-    if not ids or not lex.texts:
-        return []
-    hits = np.bincount(
-        np.concatenate([lex.rows[lex.ptr[i] : lex.ptr[i + 1]] for i in ids]), minlength=len(lex.texts)
-    )  # fmt: skip
-    if node_type is not None:
-        hits[lex.types != _check_type(graph, node_type)] = 0
-    top = np.argsort(-hits, kind="stable")[:shortlist]
-    best: dict[int, LexicalMatch] = {}
-    query_tokens = [(t, _trigrams(t)) for t in tokens]
-    for row in top[hits[top] > 0].tolist():
-        text_tokens = _normalise(lex.texts[row])
-        text_grams = [_trigrams(t) for t in text_tokens]
-        coverage = np.mean([
-            max((1.0 if t == u else len(g & h) / len(g | h)
-                 for u, h in zip(text_tokens, text_grams, strict=True)), default=0.0)
-            for t, g in query_tokens
-        ])  # fmt: skip
-        all_text = set().union(*text_grams) if text_grams else set()
-        dice = 2 * len(grams & all_text) / (len(grams) + len(all_text))
-        score = round(float(0.6 * coverage + 0.4 * dice), 4)
-        gid = lex.gids[row]
-        if gid not in best or score > best[gid].score:
-            best[gid] = LexicalMatch(graph.nodes[gid], score, lex.texts[row])
-    return sorted(best.values(), key=lambda m: (-m.score, m.iri))[:k]

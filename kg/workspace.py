@@ -94,7 +94,7 @@ def atomic_directory(target, overwrite: bool = False):
 
 
 def manifest_of(graph) -> dict:
-    from . import __version__
+    from .version import __version__
 
     return {
         "format": FORMAT,

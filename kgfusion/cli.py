@@ -164,6 +164,7 @@ def _sparql_args(p: argparse.ArgumentParser) -> None:
 
 @command("sparql", "run a read-only SPARQL query over a workspace", _sparql_args)
 def sparql(args) -> int:
+    from kg.sparql import run_query
     from kg.workspace import load_graph
 
     query = (
@@ -171,7 +172,7 @@ def sparql(args) -> int:
         if args.query.startswith("@")
         else args.query
     )
-    result = load_graph(args.workspace).sparql(query)
+    result = run_query(load_graph(args.workspace), query)
     print(
         {"table": result.to_table, "csv": result.to_csv, "json": result.to_json}[
             args.format
@@ -534,7 +535,7 @@ def _link_images(linker, args) -> int:
 
 
 def _entity_name(graph, iri: str) -> str:
-    from kg.related import display_name
+    from kg.labels import display_name
 
     return display_name(graph, iri) or ""
 
@@ -619,6 +620,7 @@ def _related_args(p: argparse.ArgumentParser) -> None:
 @command("related", "related products for an IRI or a name, with explanations", _related_args)
 def related_cmd(args) -> int:
     from kg.index import EntityIndex
+    from kg.related import related
     from kg.report import format_table
     from kg.workspace import load_graph
 
@@ -633,8 +635,8 @@ def related_cmd(args) -> int:
     scorer = (
         None if args.no_model else link_scorer(args.workspace, graph, args.relation, args.model)
     )
-    items = graph.related(
-        index, iri, k=args.k, relation=args.relation, node_type=args.node_type, scorer=scorer
+    items = related(
+        graph, index, iri, k=args.k, relation=args.relation, node_type=args.node_type, scorer=scorer
     )
     if args.json:
         print(
@@ -686,7 +688,7 @@ def resolve_name(workspace: Path, graph, name: str) -> tuple[str, str]:
     any language the text encoder knows) when the workspace has text features, else the
     lexical lookup over name-like literals."""
     from fusion.features import FEATURES_FILE
-    from kg.related import lexical_lookup
+    from kg.labels import lexical_lookup
 
     if (Path(workspace) / FEATURES_FILE).is_file():
         from align import Linker, LinkerError
@@ -774,7 +776,7 @@ def text_linker(workspace: Path):
     if not (Path(workspace) / FEATURES_FILE).is_file():
         return None
     from align import Linker, LinkerError
-    from kg.related import display_name
+    from kg.labels import display_name
     from kgfusion.service import Match
 
     try:

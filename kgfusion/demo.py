@@ -29,8 +29,9 @@ def run_demo(output: Path, products: int = 120, progress: bool = True) -> Path:
     """Run the demo into ``output`` (``catalogue/`` and ``workspace/``); returns the workspace."""
     from fusion.features import FeatureSpec, build_features
     from fusion.trainer import train
+    from kg.labels import display_name
     from kg.rdf import load_rdf
-    from kg.related import display_name
+    from kg.related import related
     from kg.report import format_table
     from kg.samples import write_sample_catalogue
 
@@ -80,8 +81,8 @@ def run_demo(output: Path, products: int = 120, progress: bool = True) -> Path:
     scorer = LinkScorer.from_run(workspace, "demo-link", graph)
     for title, iri, relation in _examples(graph):
         step(f"related: {title}", _related_command(workspace, iri, relation))
-        items = graph.related(index, iri, k=5, relation=relation,
-                              scorer=scorer if relation else None)  # fmt: skip
+        items = related(graph, index, iri, k=5, relation=relation,
+                        scorer=scorer if relation else None)  # fmt: skip
         print(f"query: {display_name(graph, iri) or iri}")
         print("\n".join(format_table(*related_table(items))))
 
@@ -122,13 +123,15 @@ class _Steps:
 
 def _examples(graph) -> list[tuple[str, str, str | None]]:
     """A main product with accessories, an accessory, and a ring (or any other product)."""
+    from kg.naming import REV_PREFIX
+
     products = graph.node_iris("Product")
-    with_accessories = [p for p in products if graph.neighbors(p, "rev_" + RELATION)]
+    with_accessories = [p for p in products if graph.neighbors(p, REV_PREFIX + RELATION)]
     accessories = [p for p in products if graph.neighbors(p, RELATION)]
     rings = [p for p in products if "/ring" in p.lower() or "-ring-" in p.lower()]
     out = []
     if with_accessories:
-        out.append(("its accessories", with_accessories[0], "rev_" + RELATION))
+        out.append(("its accessories", with_accessories[0], REV_PREFIX + RELATION))
     if accessories:
         out.append(("what this accessory fits", accessories[0], RELATION))
     pick = next((p for p in rings + products if p not in accessories), products[0])

@@ -203,7 +203,7 @@ def load_workspace(workspace, linker: Linker | None = None) -> Workspace:
     import pyoxigraph as ox
 
     import kg
-    from kg.related import lexical_lookup
+    from kg.labels import lexical_lookup
 
     path = Path(workspace)
     graph = kg.load_graph(path)
@@ -261,9 +261,9 @@ def _load_index(path: Path, graph) -> tuple[object | None, str | None]:
 # ---------------------------------------------------------------------- the operations
 def resolve_text(ws: Workspace, text: str, k: int = 5, node_type: str | None = None) -> list[Match]:
     """Entities for free text, best first: the trained linker when one is loaded, else
-    :func:`kg.related.lexical_lookup` over name-like literals. Text without letters or
+    :func:`kg.labels.lexical_lookup` over name-like literals. Text without letters or
     digits matches nothing."""
-    from kg.related import lexical_lookup
+    from kg.labels import lexical_lookup
 
     if ws.linker is not None and node_type is None:
         return list(ws.linker(text, k))[:k]

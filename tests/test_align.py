@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 
 import kg
-from align import Link, Linker, LinkerError, Mention, link_table, record_mention, train_linker
+from align import (
+    Link,
+    Linker,
+    LinkerError,
+    Mention,
+    fit_linker,
+    link_table,
+    record_mention,
+    train_linker,
+)
 from align import text as T
 from align.scorer import best_threshold
 from fusion.features import FeatureSpec, build_features
@@ -82,7 +91,7 @@ def trained(workspace, tmp_path_factory):
     linker = Linker(workspace)
     train = pairs(OFFERS[:4] + OFFERS[6:8])
     valid = pairs(OFFERS[4:6] + OFFERS[8:])
-    metrics = linker.fit(*train, valid=valid, hidden=0, projection=False, epochs=200)
+    metrics = fit_linker(linker, *train, valid=valid, hidden=0, projection=False, epochs=200)
     return linker, metrics
 
 

@@ -24,6 +24,8 @@ from fusion.encoders import (
 )
 from fusion.encoders.base import length_buckets, mean_pool
 from fusion.encoders.efficientnet_lite0 import (
+    BLOCK_CHANNELS,
+    HEAD_CHANNELS,
     Conv2dSame,
     EfficientNetLite0,
     load_network,
@@ -379,3 +381,32 @@ def test_video_mean_pools_frames_and_masks_empty():
     assert torch.allclose(out[0], frames.mean(0), atol=1e-5)
     with pytest.raises(EncoderError, match="image encoder"):
         get_encoder("video", image_encoder=get_encoder("minilm"))
+
+
+def test_efficientnet_trunk_and_tail_compose_to_features():
+    # random weights, eval mode: the cut at any block computes the same function
+    torch.manual_seed(0)
+    net = EfficientNetLite0().eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        reference = net.features(x)
+        for cut in (0, 1, 11, net.num_blocks):
+            trunk = net.trunk(x, cut)
+            width = BLOCK_CHANNELS[cut - 1] if cut else 32
+            assert trunk.shape[:2] == (2, width)
+            head = net.tail(trunk, cut)
+            assert head.shape == (2, HEAD_CHANNELS, 2, 2)  # 64 / 32
+            assert torch.allclose(head.mean(dim=(2, 3)), reference, atol=1e-5)
+        layers = net.tail_layers(11)  # a trainable copy: same function, own parameters
+        assert layers[0].in_channels == BLOCK_CHANNELS[10] == 112
+        trunk = net.trunk(x, 11)
+        assert torch.allclose(
+            torch.nn.functional.relu6(layers(trunk)), net.tail(trunk, 11), atol=1e-5
+        )
+    assert all(p.requires_grad for p in layers.parameters())
+    assert not any(p is q for p in layers.parameters() for q in net.parameters())
+    for bad in (-1, net.num_blocks + 1):
+        with pytest.raises(ValueError, match="choose a block"):
+            net.trunk(x, bad)
+    with pytest.raises(ValueError, match=r"choose a block in 1\.\.15"):
+        net.tail_layers(0)

@@ -9,7 +9,8 @@ import pytest
 import kg
 import kg.related
 from kg.index import EntityIndex, EntityIndexError, StaleIndexError
-from kg.related import RELATION_BOOST, lexical_lookup, related
+from kg.labels import lexical_lookup
+from kg.related import RELATION_BOOST, related
 
 EX = "http://shop.example/"
 TTL = """\

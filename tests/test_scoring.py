@@ -11,6 +11,7 @@ from fusion.model import ConfigError
 from fusion.scoring import LinkScorer, find_link_run
 from fusion.trainer import load_embeddings, resolve_config, train
 from kg.index import EntityIndex, graph_version
+from kg.related import related
 
 EX = "http://ex.org/"
 
@@ -75,7 +76,7 @@ def test_related_with_the_model_finds_what_the_index_would_not(trained):
     iris = list(graph.nodes)
     index = EntityIndex.build(iris, rng.normal(size=(len(iris), 4)).astype("float32"),
                               kind="torch", graph_version=graph_version(graph))  # fmt: skip
-    items = graph.related(index, f"{EX}p3", k=2, relation="worksOn", scorer=scorer)
+    items = related(graph, index, f"{EX}p3", k=2, relation="worksOn", scorer=scorer)
     assert {graph.node(i.iri)[0] for i in items} == {"Project"}
     assert items[0].iri == f"{EX}proj3" and items[0].parts["relation"] == 1.0  # the known link
     assert all("scorer" in i.parts for i in items)

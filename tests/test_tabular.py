@@ -474,11 +474,9 @@ def test_prefixes_and_turtle_escaping():
     assert turtle_iri("http://x.org/a b<c>") == "<http://x.org/a%20b%3Cc%3E>"
 
 
-def test_docstring_example_mapping_is_valid(tmp_path):
-    import kg.tabular
-
-    doc = kg.tabular.__doc__
-    example = doc.split("A full example (``products.toml``)::\n", 1)[1].split("\nKeys in detail")[0]
+def test_documented_example_mapping_is_valid(tmp_path):
+    doc = (ROOT / "docs" / "tabular-mapping.md").read_text(encoding="utf-8")
+    example = doc.split("## A full example (`products.toml`)\n\n```toml\n", 1)[1].split("\n```")[0]
     path = write(tmp_path / "products.toml", textwrap.dedent(example))
     mapping = Mapping.from_toml(path)
     assert mapping.columns() == [

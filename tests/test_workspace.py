@@ -13,7 +13,7 @@ from conftest import shared
 from rdflib import RDF, BNode, Literal, URIRef
 
 import kg
-from kg.sparql import SparqlError
+from kg.sparql import SparqlError, run_query
 from kg.workspace import WorkspaceError, atomic_directory
 
 TTL = """\
@@ -66,21 +66,22 @@ def test_not_a_workspace(tmp_path):
 
 def test_sparql_in_memory_and_on_disk(tmp_path, graph):
     query = "SELECT ?n WHERE { ?p a <http://schema.org/Product> ; <http://schema.org/name> ?n FILTER(lang(?n)='en') } ORDER BY ?n"
-    assert graph.sparql(query).rows == [["Chain"], ["Ring"]]
+    assert run_query(graph, query).rows == [["Chain"], ["Ring"]]
     loaded = kg.load_graph(graph.save(tmp_path / "ws"))
-    result = loaded.sparql(query)
+    result = run_query(loaded, query)
     assert result.rows == [["Chain"], ["Ring"]]
     assert result.to_csv() == "n\nChain\nRing\n"
     assert json.loads(result.to_json())["rows"][0] == {"n": "Chain"}
     assert "Ring" in result.to_table()
-    assert loaded.sparql(
-        "ASK { <http://ex.org/p2> <http://schema.org/isAccessoryOrSparePartFor> <http://ex.org/p1> }"
+    assert run_query(
+        loaded,
+        "ASK { <http://ex.org/p2> <http://schema.org/isAccessoryOrSparePartFor> <http://ex.org/p1> }",
     ).boolean
     with pytest.raises(SparqlError, match="read-only"):
-        loaded.sparql("INSERT DATA { <http://a> <http://b> <http://c> }")
+        run_query(loaded, "INSERT DATA { <http://a> <http://b> <http://c> }")
     with pytest.raises(SparqlError, match="syntax"):
-        loaded.sparql("SELECT WHERE")
-    assert loaded.sparql("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }").rows == [
+        run_query(loaded, "SELECT WHERE")
+    assert run_query(loaded, "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }").rows == [
         [str(graph.num_triples)]
     ]
 

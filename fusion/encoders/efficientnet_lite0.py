@@ -11,10 +11,23 @@ names of lukemelas/EfficientNet-PyTorch), loaded with ``weights_only=True``, str
 Preprocessing follows the TF reference's evaluation pipeline: a centred square crop of
 ``224 / (224 + 32)`` of the shorter side (the same region as "resize the shorter side to 256,
 centre-crop 224"), resized to 224 x 224 with bicubic filtering, then ``(x - 127) / 128``.
+
+The network can be cut at a block for fine-tuning its last stages (:mod:`align.images` does):
+:meth:`EfficientNetLite0.trunk` runs the stem and the first blocks, :meth:`EfficientNetLite0.tail`
+the rest and the head, and :meth:`EfficientNetLite0.tail_layers` gives a trainable copy of the
+tail's layers. Shapes at 224 x 224 (block ``b`` of :data:`BLOCK_CHANNELS` outputs
+``BLOCK_CHANNELS[b]`` channels)::
+
+    stem            [B, 3, 224, 224] -> [B, 32, 112, 112]
+    blocks 0        -> [B, 16, 112, 112]      blocks 1-2    -> [B, 24, 56, 56]
+    blocks 3-4      -> [B, 40, 28, 28]        blocks 5-7    -> [B, 80, 14, 14]
+    blocks 8-10     -> [B, 112, 14, 14]       blocks 11-14  -> [B, 192, 7, 7]
+    block 15        -> [B, 320, 7, 7]         head (1x1)    -> [B, 1280, 7, 7]
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 
@@ -41,6 +54,9 @@ LITE0_STAGES = (
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 )
+#: Output channels of each of the 16 blocks, in order.
+BLOCK_CHANNELS = tuple(c_out for repeats, *_, c_out in LITE0_STAGES for _ in range(repeats))
+HEAD_CHANNELS = 1280
 
 
 class Conv2dSame(nn.Conv2d):
@@ -79,6 +95,7 @@ class MBConv(nn.Module):
     def __init__(self, kernel: int, stride: int, expand: int, c_in: int, c_out: int):
         super().__init__()
         hidden = c_in * expand
+        self.in_channels, self.out_channels = c_in, c_out
         self.has_expand = expand != 1
         if self.has_expand:
             self._expand_conv = Conv2dSame(c_in, hidden, 1)
@@ -102,7 +119,9 @@ class EfficientNetLite0(nn.Module):
     """The network: stem 3x3/2 (32) -> 16 MBConv blocks -> 1x1 head (1280) -> pool -> fc.
 
     ``features(x)``: ``[B, 3, H, W]`` -> ``[B, 1280]`` (global average pool after the head);
-    ``forward(x)``: ``[B, 3, H, W]`` -> ImageNet logits ``[B, 1000]``.
+    ``forward(x)``: ``[B, 3, H, W]`` -> ImageNet logits ``[B, 1000]``;
+    ``tail(trunk(x, b), b)`` for any block ``b`` in ``0 .. num_blocks``: the head's feature
+    map ``[B, 1280, H / 32, W / 32]`` (see the module docstring for the shapes between).
     """
 
     def __init__(self, num_classes: int = 1000):
@@ -120,12 +139,52 @@ class EfficientNetLite0(nn.Module):
         self._dropout = nn.Dropout(0.2)
         self._fc = nn.Linear(1280, num_classes)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def num_blocks(self) -> int:
+        """The number of MBConv blocks (16)."""
+        return len(self._blocks)
+
+    def _check_block(self, block: int, what: str) -> None:
+        if (
+            isinstance(block, bool)
+            or not isinstance(block, int)
+            or not 0 <= block <= self.num_blocks
+        ):
+            raise ValueError(f"{what}={block!r}: choose a block in 0..{self.num_blocks}")
+
+    def trunk(self, x: torch.Tensor, upto: int) -> torch.Tensor:
+        """The stem and blocks ``0 .. upto - 1``: ``[B, 3, H, W]`` (normalised pixels) ->
+        ``[B, C, h, w]`` with ``C = BLOCK_CHANNELS[upto - 1]`` (32 for ``upto = 0``); e.g.
+        ``upto = 11`` at 224 x 224: ``[B, 112, 14, 14]``."""
+        self._check_block(upto, "upto")
         x = F.relu6(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
+        for block in self._blocks[:upto]:
             x = block(x)
-        x = F.relu6(self._bn1(self._conv_head(x)))
-        return x.mean(dim=(2, 3))
+        return x
+
+    def tail(self, x: torch.Tensor, from_block: int) -> torch.Tensor:
+        """Blocks ``from_block ..`` and the activated 1x1 head: a trunk output
+        ``[B, C, h, w]`` (``trunk(x, from_block)``) -> ``[B, 1280, h', w']`` (``[B, 1280, 7,
+        7]`` at 224 x 224), before pooling."""
+        self._check_block(from_block, "from_block")
+        for block in self._blocks[from_block:]:
+            x = block(x)
+        return F.relu6(self._bn1(self._conv_head(x)))
+
+    def tail_layers(self, from_block: int) -> nn.Sequential:
+        """A trainable copy of the tail's layers: ``Sequential(blocks[from_block:]..., head
+        conv, head BatchNorm)``, ``[B, C, h, w]`` -> ``[B, 1280, h', w']`` *before* the
+        head's ReLU6 (apply ``F.relu6`` then pool: ``relu6(layers(t))`` equals ``tail(t,
+        from_block)``). The first layer's ``in_channels`` is the trunk's output width.
+        ``from_block`` in ``1 .. num_blocks - 1``, so that both parts have blocks."""
+        if not 1 <= from_block < self.num_blocks:
+            raise ValueError(f"from_block={from_block}: choose a block in 1..{self.num_blocks - 1}")
+        layers = [*self._blocks[from_block:], self._conv_head, self._bn1]
+        return nn.Sequential(*copy.deepcopy(layers)).requires_grad_(True)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.num_blocks
+        return self.tail(self.trunk(x, n), n).mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._fc(self._dropout(self.features(x)))

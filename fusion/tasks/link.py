@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kg.hints import did_you_mean
+from kg.naming import REV_PREFIX
 
 from ..model import ConfigError, FusionGNNConfig, FusionOutput
 from .base import Task, move, register_task
@@ -85,7 +86,7 @@ class LinkPredictionTask(Task):
 
     def __init__(self, config: LinkTaskConfig, graph, edge_index_dict, features=None):
         super().__init__(config, graph, edge_index_dict, features)
-        names = sorted({e[1] for e in edge_index_dict if not e[1].startswith("rev_")})
+        names = sorted({e[1] for e in edge_index_dict if not e[1].startswith(REV_PREFIX)})
         for r in config.relations:
             if r not in names:
                 hint = did_you_mean(r, names, paren=True)
@@ -130,8 +131,8 @@ class LinkPredictionTask(Task):
             mine = train[train[:, 0] == i]
             kept = torch.stack([mine[:, 1], mine[:, 2]]).to(edges[(s, r, d)].dtype)
             edges[(s, r, d)] = kept
-            if (d, "rev_" + r, s) in edges:
-                edges[(d, "rev_" + r, s)] = kept.flip(0)
+            if (d, REV_PREFIX + r, s) in edges:
+                edges[(d, REV_PREFIX + r, s)] = kept.flip(0)
         return edges
 
     def build(self, model_config: FusionGNNConfig) -> None:
