@@ -116,22 +116,28 @@ def list_runs(workspace, incomplete: bool = False) -> list[str]:
     return sorted(r.name for r in scan_runs(workspace) if r.complete != incomplete)
 
 
-def find_run(workspace, name: str | None = None, *, task: str | None = None,
-             relation: str | None = None) -> RunInfo | None:  # fmt: skip
-    """The one run finder. ``name`` (a folder of ``models/`` or a path): that run when it is
-    complete, else None. Without: the newest complete run of ``task`` trained for
-    ``relation`` (each when given), or None."""
-    if name:
-        path = Path(name) if Path(name).is_absolute() else models_dir(workspace) / name
-        info = run_info(path) if path.is_dir() else None
-        return info if info is not None and info.complete else None
-    runs = [
+def find_runs(workspace, *, task: str | None = None,
+              relation: str | None = None) -> list[RunInfo]:  # fmt: skip
+    """The complete runs of ``task`` trained for ``relation`` (each when given), oldest
+    first: the last one is the newest. Incomplete runs are never among them."""
+    return [
         r
         for r in scan_runs(workspace)
         if r.complete
         and (task is None or r.task == task)
         and (relation is None or relation in r.relations)
     ]
+
+
+def find_run(workspace, name: str | None = None, *, task: str | None = None,
+             relation: str | None = None) -> RunInfo | None:  # fmt: skip
+    """The one run finder. ``name`` (a folder of ``models/`` or a path): that run when it is
+    complete, else None. Without: the newest of :func:`find_runs`, or None."""
+    if name:
+        path = Path(name) if Path(name).is_absolute() else models_dir(workspace) / name
+        info = run_info(path) if path.is_dir() else None
+        return info if info is not None and info.complete else None
+    runs = find_runs(workspace, task=task, relation=relation)
     return runs[-1] if runs else None
 
 
@@ -234,6 +240,7 @@ def truncate_metrics(run_dir, epoch: int) -> None:
 __all__ = [
     "RunInfo",
     "find_run",
+    "find_runs",
     "latest_checkpoint",
     "list_runs",
     "mark_complete",
