@@ -42,7 +42,6 @@ MODEL_SETTINGS = (
 TASK_PATH_KEYS = ("labels", "valid", "test")
 
 
-
 @dataclass
 class TrainerConfig:
     """Optimisation settings (section ``[trainer]``).
@@ -121,7 +120,6 @@ class RunConfig:
             "data": asdict(self.data),
             "trainer": asdict(self.trainer),
         }
-
 
 
 # ---------------------------------------------------------------------- reading

@@ -51,7 +51,9 @@ def _literal_edges(graph, edges: dict, num_nodes: dict, inverse: bool) -> None:
     literal = _fresh("Literal", num_nodes)
     ids: dict = {}
     keys = zip(graph.lit_value, graph.lit_dtype.tolist(), graph.lit_lang.tolist(), strict=True)
-    value_id = np.fromiter((ids.setdefault(k, len(ids)) for k in keys), np.int64, graph.num_literals)
+    value_id = np.fromiter(
+        (ids.setdefault(k, len(ids)) for k in keys), np.int64, graph.num_literals
+    )
     num_nodes[literal] = len(ids)
     names = [graph.predicate_names[p] for p in graph.predicates]
     _grouped_edges(
