@@ -17,8 +17,8 @@ encoded by ``kgf encode``: products, brands, categories...). Row ``r`` holds:
 - ``graph_vecs`` float32 [E, d_g]: the *graph-enriched* entity vectors, L2-normalised:
 
   * when a trained GNN run exists (``WORKSPACE/models/<run>/embeddings.safetensors``, see
-    :mod:`fusion.trainer`; the newest run unless one is named; ``workspace=None`` never
-    looks), its final node embeddings.
+    :mod:`fusion.runs`; the newest complete run unless one is named; ``workspace=None``
+    never looks), its final node embeddings.
     They live in the GNN's space, so mentions are mapped into it by a ridge regression
     from entity text features to entity GNN embeddings (``graph_map`` [d, d_g], fitted in
     closed form on the entities that have both);
@@ -39,7 +39,6 @@ import math
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -190,11 +189,12 @@ class EntityTable:
 
     # ------------------------------------------------------------------ graph vectors
     def _graph_vectors(self, workspace, graph_run: str | None):
-        run = find_embeddings(workspace, graph_run) if workspace is not None else None
-        if run is not None:
-            from safetensors.torch import load_file
+        from fusion.artifacts import read_weights
+        from fusion.runs import EMBEDDINGS_FILE, find_run
 
-            stored = load_file(str(run / "embeddings.safetensors"))
+        run = find_run(workspace, graph_run) if workspace is not None else None
+        if run is not None:
+            stored = read_weights(run.path / EMBEDDINGS_FILE)
             dims = {t.shape[1] for t in stored.values()}
             if len(dims) == 1:
                 dim = dims.pop()
@@ -274,16 +274,3 @@ class EntityTable:
     def idf(self, token: str) -> float:
         table, unknown = self._idf_table
         return table.get(token, unknown)
-
-
-def find_embeddings(workspace, run: str | None = None) -> Path | None:
-    """The GNN run folder whose ``embeddings.safetensors`` to use: ``run`` (a folder name
-    under ``WORKSPACE/models`` or a path) or, when None, the newest run that has one."""
-    models = Path(workspace) / "models"
-    if run:
-        path = Path(run) if Path(run).is_absolute() else models / run
-        return path if (path / "embeddings.safetensors").is_file() else None
-    if not models.is_dir():
-        return None
-    runs = [p.parent for p in models.glob("*/embeddings.safetensors")]
-    return max(runs, key=lambda p: (p / "embeddings.safetensors").stat().st_mtime) if runs else None

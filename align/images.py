@@ -43,29 +43,25 @@ Each :class:`~align.linker.Link` it returns has ``mention`` = the image's file n
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save
 from torch import nn
 
+from fusion.artifacts import CONFIG_FILE, WEIGHTS_FILE, load_into, read_weights, save_pretrained
 from fusion.features import FEATURES_FILE, NodeFeatures
-from kg.index import graph_version
-from kg.workspace import atomic_directory, atomic_write_bytes, load_graph
+from kg.workspace import IMAGE_LINKER_DIR, graph_version, load_graph
 
 from .base import Link, LinkerError, read_config
 
 FORMAT = "kgfusion-image-linker"
 VERSION = 1
-IMAGE_LINKER_DIR = "image-linker"
-CONFIG_FILE, MODEL_FILE = "config.json", "model.safetensors"
 LITE0 = "efficientnet-lite0"
 MODALITIES = ("image", "text")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -442,9 +438,10 @@ class ImageLinker:
             self.entity_tower = EntityTower(
                 self.candidates.inputs.shape[1], config.dim, len(config.trained_iris)
             )
-            tensors = load_file(str(self.directory / MODEL_FILE))
-            self.tower.load_state_dict(_prefixed(tensors, "photo."), strict=True)
-            self.entity_tower.load_state_dict(_prefixed(tensors, "entity."), strict=True)
+            path = self.directory / WEIGHTS_FILE
+            tensors = read_weights(path)
+            load_into(self.tower, tensors, path, prefix="photo.")
+            load_into(self.entity_tower, tensors, path, prefix="entity.")
             self.refresh()
         self.tower.eval()
 
@@ -570,21 +567,8 @@ class ImageLinker:
             raise LinkerError("an untrained image linker has nothing to save; train it first")
         directory = Path(directory) if directory else self.directory
         self.config.graph_version = self.version
-        tensors = {
-            f"photo.{k}": v.detach().contiguous().cpu() for k, v in self.tower.state_dict().items()
-        }
-        tensors.update(
-            {
-                f"entity.{k}": v.detach().contiguous().cpu()
-                for k, v in self.entity_tower.state_dict().items()
-            }
-        )
-        with atomic_directory(directory, overwrite=True) as tmp:
-            atomic_write_bytes(tmp / MODEL_FILE, save(tensors, metadata={"format": FORMAT}))
-            payload = json.dumps(asdict(self.config), indent=2, ensure_ascii=False)
-            atomic_write_bytes(tmp / CONFIG_FILE, payload.encode("utf-8"))
-        return directory
+        tensors = {f"photo.{k}": v for k, v in self.tower.state_dict().items()}
+        tensors.update({f"entity.{k}": v for k, v in self.entity_tower.state_dict().items()})
+        meta = {"format": FORMAT}
+        return save_pretrained(directory, self.config, tensors, metadata=meta, replace=True)
 
-
-def _prefixed(tensors: dict, prefix: str) -> dict:
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}

@@ -36,20 +36,18 @@ embeddings when a trained run exists, else the entity's text feature averaged wi
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save
 
+from fusion.artifacts import CONFIG_FILE, WEIGHTS_FILE, load_into, read_weights, save_pretrained
 from fusion.features import FEATURES_FILE, NodeFeatures
-from kg.index import graph_version
-from kg.workspace import atomic_directory, atomic_write_bytes, load_graph
+from kg.workspace import LINKER_DIR, graph_version, load_graph
 
 from .base import Link, LinkerError, read_config
 from .candidates import CandidateGenerator, Candidates
@@ -60,8 +58,6 @@ from .scorer import PairScorer, default_scorer
 
 FORMAT = "kgfusion-linker"
 VERSION = 1
-LINKER_DIR = "linker"
-CONFIG_FILE, MODEL_FILE = "config.json", "model.safetensors"
 
 
 class CandidateScores(NamedTuple):
@@ -180,11 +176,9 @@ class Linker:
         self.scorer: PairScorer = default_scorer()
         projection = None
         if trained:
-            tensors = load_file(str(linker_dir / MODEL_FILE))
+            tensors = read_weights(linker_dir / WEIGHTS_FILE)
             self.scorer = PairScorer(len(FEATURES), config.hidden)
-            self.scorer.load_state_dict(
-                {k[len("scorer.") :]: v for k, v in tensors.items() if k.startswith("scorer.")}
-            )
+            load_into(self.scorer, tensors, linker_dir / WEIGHTS_FILE, prefix="scorer.")
             if "projection" in tensors:
                 projection = tensors["projection"].numpy()
         self.scorer.eval()
@@ -459,14 +453,11 @@ class Linker:
         self._need_text()
         directory = Path(directory) if directory else self.workspace / LINKER_DIR
         self.config.graph_version = self.version
-        tensors = {f"scorer.{k}": v.contiguous() for k, v in self.scorer.state_dict().items()}
+        tensors = {f"scorer.{k}": v for k, v in self.scorer.state_dict().items()}
         if self.candidates.projection is not None:
-            tensors["projection"] = torch.from_numpy(self.candidates.projection).contiguous()
-        with atomic_directory(directory, overwrite=True) as tmp:
-            atomic_write_bytes(tmp / MODEL_FILE, save(tensors, metadata={"format": FORMAT}))
-            payload = json.dumps(asdict(self.config), indent=2, ensure_ascii=False)
-            atomic_write_bytes(tmp / CONFIG_FILE, payload.encode("utf-8"))
-        return directory
+            tensors["projection"] = torch.from_numpy(self.candidates.projection)
+        meta = {"format": FORMAT}
+        return save_pretrained(directory, self.config, tensors, metadata=meta, replace=True)
 
     # ------------------------------------------------------------------ images
     def image_linker(self, untrained: bool = False):

@@ -32,42 +32,20 @@ contrastive task aligns. ``save(dir)`` writes ``config.json`` + ``model.safetens
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
-from safetensors.torch import save as save_tensors
 from torch import Tensor, nn
 
 from kg.hints import did_you_mean
-from kg.workspace import atomic_write_bytes
+
+from .artifacts import ConfigError, config_from_dict, load_pretrained, save_pretrained
 
 MODES = ("early", "late")
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 ID_MODALITY = "id"
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be used (unknown key, bad value); says what to change."""
-
-
-def config_from_dict(cls, data: Mapping | None, where: str):
-    """Build dataclass ``cls`` from ``data``, refusing unknown keys with a suggestion."""
-    data = dict(data or {})
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in names:
-            hint = did_you_mean(key, names, cutoff=0.5)
-            raise ConfigError(
-                f"{where}: unknown key {key!r}{hint} (known keys: {', '.join(names)})"
-            )
-    return cls(**data)
 
 
 @dataclass
@@ -313,41 +291,13 @@ class FusionGNN(nn.Module):
 
     # ------------------------------------------------------------------ storage
     def save(self, directory) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (atomic files)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(directory / WEIGHTS_FILE, save_tensors(state_tensors(self)))
-        text = json.dumps(self.config.to_dict(), indent=2, ensure_ascii=False)
-        atomic_write_bytes(directory / CONFIG_FILE, text.encode("utf-8"))
-        return directory
+        """Write ``config.json`` and ``model.safetensors`` into ``directory``
+        (:func:`fusion.artifacts.save_pretrained`)."""
+        return save_pretrained(directory, self.config, self)
 
     @classmethod
     def load(cls, directory, device: str | torch.device = "cpu") -> FusionGNN:
         """Rebuild a model written by :meth:`save` (weights on ``device``)."""
-        directory = Path(directory)
-        path = directory / CONFIG_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"{directory} has no {CONFIG_FILE}; is it a trained model?")
-        config = FusionGNNConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        model = cls(config)
-        load_state(model, directory / WEIGHTS_FILE, device)
-        return model.to(device)
-
-
-def state_tensors(module: nn.Module) -> dict[str, Tensor]:
-    """A module's state as independent contiguous CPU tensors (safetensors refuses shared
-    storage, so tied tensors are saved once per name)."""
-    return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
-
-
-def load_state(module: nn.Module, path: Path, device="cpu") -> None:
-    """Load a safetensors file into ``module`` (strict: every key must match)."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path} not found")
-    state = load_file(str(path), device=str(device))
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ConfigError(
-            f"{path} does not match the model: missing {sorted(missing)[:5]}, "
-            f"unexpected {sorted(unexpected)[:5]}"
+        return load_pretrained(
+            directory, lambda data: cls(FusionGNNConfig.from_dict(data)), device=device
         )

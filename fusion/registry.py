@@ -36,7 +36,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -44,6 +43,8 @@ from typing import Any, Generic, TypeVar
 import torch
 
 from kg.hints import did_you_mean
+
+from .artifacts import CONFIG_FILE, WEIGHTS_FILE, load_pretrained, save_pretrained
 
 __all__ = [
     "CONFIG_NAME",
@@ -58,8 +59,8 @@ __all__ = [
 
 T = TypeVar("T")
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = CONFIG_FILE  # the file names of fusion.artifacts, under their old names
+WEIGHTS_NAME = WEIGHTS_FILE
 
 
 class UnknownNameError(KeyError):
@@ -305,55 +306,13 @@ def check_json_config(config: dict[str, Any], where: str) -> dict[str, Any]:
     return config
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _plain_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """``state_dict()`` as contiguous CPU tensors that share no memory (safetensors refuses
-    shared storage)."""
-    out: dict[str, torch.Tensor] = {}
-    seen: set[int] = set()
-    for key, value in module.state_dict().items():
-        tensor = value.detach().to("cpu").contiguous()
-        storage = tensor.untyped_storage().data_ptr()
-        if storage in seen:
-            tensor = tensor.clone()
-        elif tensor.numel():
-            seen.add(storage)
-        out[key] = tensor
-    return out
-
-
 def save_module(module: torch.nn.Module, directory: str | os.PathLike) -> Path:
-    """Write ``module.config`` as ``config.json`` and its weights as ``model.safetensors``.
-
-    Each file is written to a temporary name and renamed, so a crash never leaves a
-    half-written file behind. Returns the directory.
-    """
-    from safetensors.torch import save_file
-
+    """Write ``module.config`` as ``config.json`` and its weights as ``model.safetensors``
+    (:func:`fusion.artifacts.save_pretrained`: atomic files). Returns the directory."""
     config = getattr(module, "config", None)
     if not isinstance(config, dict) or "name" not in config:
         raise TypeError(f"{type(module).__name__} has no registry config (self.config)")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(check_json_config(config, type(module).__name__), indent=2)
-    state = _plain_state(module)
-
-    def write_config(tmp: str) -> None:
-        Path(tmp).write_text(text + "\n", encoding="utf-8")
-
-    _atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(state, tmp))
-    _atomic_write(directory / CONFIG_NAME, write_config)
-    return directory
+    return save_pretrained(directory, check_json_config(config, type(module).__name__), module)
 
 
 def load_module(
@@ -363,18 +322,7 @@ def load_module(
     strict: bool = True,
 ) -> torch.nn.Module:
     """Rebuild the module saved by :func:`save_module` in ``directory`` and load its weights."""
-    from safetensors.torch import load_file
-
-    directory = Path(directory)
-    config_path = directory / CONFIG_NAME
-    weights_path = directory / WEIGHTS_NAME
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing; was the model saved with save_module?")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{config_path}:{err.lineno}: not valid JSON ({err.msg})") from None
-    module = registry.build_from_config(config)
-    module.load_state_dict(load_file(str(weights_path), device=str(map_location)), strict=strict)
-    return module.to(map_location)
+    return load_pretrained(
+        directory, registry.build_from_config, device=map_location, strict=strict,
+        what=f"{registry.kind} module",
+    )  # fmt: skip

@@ -1,9 +1,9 @@
 """Score candidate links with a trained link-prediction run: the scorer of ``related()``.
 
-A run of the ``link`` task (``kgf train DIR --task link --relation R``) leaves the final
-node embeddings (``embeddings.safetensors``, ``{node_type: [N_t, d]}``) and the decoder
-(``heads.safetensors``: ``task.decoder.*``, e.g. DistMult's ``[R, d]`` relation diagonals)
-in ``WORKSPACE/models/RUN``. :class:`LinkScorer` reads both and scores
+A complete run (:mod:`fusion.runs`) of the ``link`` task (``kgf train DIR --task link
+--relation R``) leaves the final node embeddings (``embeddings.safetensors``,
+``{node_type: [N_t, d]}``) and the decoder (``heads.safetensors``: ``task.decoder.*``, e.g.
+DistMult's ``[R, d]`` relation diagonals) in ``WORKSPACE/models/RUN``. :class:`LinkScorer` reads both and scores
 ``(query, relation, candidate)`` without rebuilding the GNN::
 
     scorer = LinkScorer.from_workspace("ws", relation="isAccessoryOrSparePartFor")
@@ -22,18 +22,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from kg.naming import REV_PREFIX
 
-from .model import ConfigError
+from .artifacts import ConfigError, load_into, read_weights
+from .runs import EMBEDDINGS_FILE, HEADS_FILE, RUN_FILE, find_run, run_directory
 from .tasks.decoders import get_decoder
 from .tasks.link import LinkTaskConfig
-from .trainer import list_runs, load_embeddings, run_directory
 
 
 class LinkScorer:
@@ -66,20 +64,17 @@ class LinkScorer:
         from kg.workspace import load_graph
 
         run_dir = run_directory(workspace, run)
-        saved = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        saved = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
         task = dict(saved["task"])
         if task.pop("name", None) != "link":
             raise ConfigError(f"run {run!r} is not a link-prediction run (task 'link')")
         known = {f.name for f in dataclasses.fields(LinkTaskConfig)}
         config = LinkTaskConfig(**{k: v for k, v in task.items() if k in known})
-        embeddings = load_embeddings(run_dir)
+        embeddings = read_weights(run_dir / EMBEDDINGS_FILE)
         dim = next(iter(embeddings.values())).shape[1]
         decoder = get_decoder(config.decoder, len(config.relations), dim)
-        prefix = "task.decoder."
-        heads = load_file(str(run_dir / "heads.safetensors"))
-        decoder.load_state_dict(
-            {k[len(prefix) :]: v for k, v in heads.items() if k.startswith(prefix)}
-        )
+        heads = run_dir / HEADS_FILE
+        load_into(decoder, read_weights(heads), heads, prefix="task.decoder.")
         graph = graph if graph is not None else load_graph(workspace)
         return cls(graph, embeddings, config.relations, decoder, run)
 
@@ -160,26 +155,12 @@ def relation_name(relation: str) -> tuple[str, bool]:
     return name, reverse
 
 
-def link_runs(workspace) -> list[tuple[str, list[str]]]:
-    """The workspace's link-prediction runs, oldest first: ``(run, relations)``."""
-    found = []
-    for run in list_runs(workspace):
-        path = Path(workspace) / "models" / run / "run.json"
-        try:
-            task = json.loads(path.read_text(encoding="utf-8"))["task"]
-        except (OSError, ValueError, KeyError):
-            continue
-        if task.get("name") == "link":
-            found.append((path.stat().st_mtime, run, list(task.get("relations", []))))
-    return [(run, relations) for _, run, relations in sorted(found)]
-
-
 def find_link_run(workspace, relation: str | None = None) -> str | None:
-    """The newest run of ``WORKSPACE/models`` trained for link prediction on ``relation``
-    (any relation when None), or None."""
+    """The newest complete run of ``WORKSPACE/models`` trained for link prediction on
+    ``relation`` (any relation when None), or None (:func:`fusion.runs.find_run`)."""
     name = relation_name(relation)[0] if relation else None
-    runs = [run for run, relations in link_runs(workspace) if name is None or name in relations]
-    return runs[-1] if runs else None
+    run = find_run(workspace, task="link", relation=name)
+    return run.name if run is not None else None
 
 
-__all__ = ["LinkScorer", "find_link_run", "link_runs", "relation_name"]
+__all__ = ["LinkScorer", "find_link_run", "relation_name"]

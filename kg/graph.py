@@ -470,23 +470,22 @@ class ProductGraph:
         rows = self._edge_order[self._edge_bounds[r] : self._edge_bounds[r + 1]]
         return np.stack([self.node_local[self.src[rows]], self.node_local[self.dst[rows]]])
 
-    def to_pyg(self, inverse: bool = True):
+    def to_pyg(self, inverse: bool = True, literal_nodes: bool = False, type_edges: bool = False):
         """A ``torch_geometric.data.HeteroData``: ``num_nodes`` per type and an
         ``edge_index`` [2, E] per ``(src, relation, dst)``; with ``inverse``, also
-        ``(dst, rev_<relation>, src)`` for message passing both ways."""
-        import torch
+        ``(dst, rev_<relation>, src)`` for message passing both ways. ``literal_nodes`` /
+        ``type_edges`` add literal nodes and ``rdf:type`` edges: the R-GCN view of RDF
+        (:func:`kg.views.edge_tensors`)."""
         from torch_geometric.data import HeteroData
 
+        from .views import edge_tensors
+
+        edges, num_nodes = edge_tensors(self, inverse, literal_nodes, type_edges)
         data = HeteroData()
-        for node_type, count in self.num_nodes_dict.items():
+        for node_type, count in num_nodes.items():
             data[node_type].num_nodes = count
-        for relation in self.relations:
-            index = torch.from_numpy(self.edge_index(relation))
-            data[relation.edge_type].edge_index = index
-            if inverse:
-                data[
-                    relation.dst_type, REV_PREFIX + relation.name, relation.src_type
-                ].edge_index = index.flip(0)
+        for edge_type, index in edges.items():
+            data[edge_type].edge_index = index
         return data
 
     def to_networkx(self):

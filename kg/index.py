@@ -42,7 +42,6 @@ On disk (:meth:`EntityIndex.save`, one folder, written atomically, nothing pickl
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import warnings
@@ -52,6 +51,8 @@ from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
+
+from .workspace import graph_version  # noqa: F401  (re-exported: kg.index.graph_version)
 
 FORMAT = "kgfusion-entity-index"
 VERSION = 1
@@ -88,26 +89,6 @@ def _load_faiss():
 
 def faiss_available() -> bool:
     return _load_faiss() is not None
-
-
-def graph_version(source) -> str:
-    """A short hash identifying a graph's content: a ProductGraph, a workspace manifest
-    (dict) or a workspace folder. It covers the sources' sha256 (or path and triple count
-    when a source has no hash) and the node, edge, literal and rdf:type counts, so a graph
-    and the manifest it was saved with give the same version."""
-    if isinstance(source, str | Path):
-        from .workspace import read_manifest
-
-        source = read_manifest(source)
-    if isinstance(source, Mapping):
-        sources, c = source.get("sources", []), source.get("counts", {})
-        counts = [c.get("nodes"), c.get("edges"), c.get("literals"), c.get("type_triples")]
-    else:
-        sources = source.sources
-        counts = [source.num_nodes, source.num_edges, source.num_literals, len(source.type_node)]
-    keys = [s.get("sha256") or f"{s.get('path')}:{s.get('triples')}" for s in sources]
-    payload = json.dumps({"sources": keys, "counts": counts}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 @dataclass

@@ -10,6 +10,17 @@ Layout (format version 1)::
     literals.jsonl       one JSON string per literal value, in literal-id order
     sparql/              a pyoxigraph store of every triple (read-only SPARQL)
 
+and, added by later stages (the folder names are the constants below)::
+
+    features.safetensors node features (``kgf encode``)
+    models/RUN/          trained runs (``kgf train``; :mod:`fusion.runs`)
+    index/               the entity index (``kgf index``; :class:`kg.index.EntityIndex`)
+    linker/              the trained text linker (``kgf link-train``)
+    image-linker/        the trained image linker (``kgf link-train --images``)
+
+:func:`graph_version` is the graph's identity: what every later artefact records, so that
+one built for another version of the graph is recognised.
+
 Nothing is pickled. A workspace is written into a temporary sibling folder and renamed
 into place at the end, so a build that fails or is killed leaves any previous workspace
 intact; later stages add files with :func:`atomic_write_bytes` (temp file + rename).
@@ -18,11 +29,13 @@ intact; later stages add files with :func:`atomic_write_bytes` (temp file + rena
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import uuid
 from array import array
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +44,11 @@ from safetensors.numpy import load_file, save_file
 FORMAT = "kgfusion-workspace"
 VERSION = 1
 MANIFEST = "manifest.json"
+SPARQL_DIR = "sparql"
+MODELS_DIR = "models"
+INDEX_DIR = "index"
+LINKER_DIR = "linker"
+IMAGE_LINKER_DIR = "image-linker"
 _ARRAYS = (
     "src",
     "pred",
@@ -61,6 +79,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_write_bytes` of ``text`` in UTF-8."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, data) -> None:
+    """Write ``data`` as indented UTF-8 JSON, atomically (temp file + rename)."""
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False))
 
 
 @contextlib.contextmanager
@@ -153,7 +181,7 @@ def write_graph(graph, folder: Path, sparql_store: bool = True) -> None:
     with open(folder / "literals.jsonl", "w", encoding="utf-8") as fh:
         fh.write("\n".join(json.dumps(v, ensure_ascii=False) for v in graph.lit_value))
     if sparql_store:
-        build_sparql_store(graph, folder / "sparql")
+        build_sparql_store(graph, folder / SPARQL_DIR)
     (folder / MANIFEST).write_text(
         json.dumps(manifest_of(graph), indent=2, ensure_ascii=False), encoding="utf-8"
     )
@@ -173,7 +201,7 @@ def save_graph(graph, directory, overwrite: bool = False, sparql_store: bool = T
     directory = Path(directory)
     with atomic_directory(directory, overwrite=overwrite) as tmp:
         write_graph(graph, tmp, sparql_store=sparql_store)
-    graph._store_path = directory / "sparql" if sparql_store else None
+    graph._store_path = directory / SPARQL_DIR if sparql_store else None
     return directory
 
 
@@ -214,10 +242,28 @@ def load_graph(directory):
     )
     options = manifest["options"]
     graph = ProductGraph(raw, GraphOptions(**options))
-    if (directory / "sparql").is_dir():
-        graph._store_path = directory / "sparql"
+    if (directory / SPARQL_DIR).is_dir():
+        graph._store_path = directory / SPARQL_DIR
     graph.workspace = directory
     return graph
+
+
+def graph_version(source) -> str:
+    """A short hash identifying a graph's content: a ProductGraph, a workspace manifest
+    (dict) or a workspace folder. It covers the sources' sha256 (or path and triple count
+    when a source has no hash) and the node, edge, literal and rdf:type counts, so a graph
+    and the manifest it was saved with give the same version."""
+    if isinstance(source, str | Path):
+        source = read_manifest(source)
+    if isinstance(source, Mapping):
+        sources, c = source.get("sources", []), source.get("counts", {})
+        counts = [c.get("nodes"), c.get("edges"), c.get("literals"), c.get("type_triples")]
+    else:
+        sources = source.sources
+        counts = [source.num_nodes, source.num_edges, source.num_literals, len(source.type_node)]
+    keys = [s.get("sha256") or f"{s.get('path')}:{s.get('triples')}" for s in sources]
+    payload = json.dumps({"sources": keys, "counts": counts}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def _typecode(values: np.ndarray) -> str:

@@ -571,7 +571,8 @@ def build_index(workspace: Path, graph, node_types=None, kind: str = "auto"):
     import numpy as np
 
     from fusion.features import NodeFeatures
-    from kg.index import EntityIndex, graph_version
+    from kg.index import EntityIndex
+    from kg.workspace import INDEX_DIR, graph_version
 
     vectors = NodeFeatures.load(workspace).entity_vectors()
     if node_types:
@@ -586,7 +587,7 @@ def build_index(workspace: Path, graph, node_types=None, kind: str = "auto"):
     iris = [graph.iri(t, i) for t, (rows, _) in vectors.items() for i in rows.tolist()]
     matrix = np.concatenate([v.numpy() for _, v in vectors.values()])
     index = EntityIndex.build(iris, matrix, kind=kind, graph_version=graph_version(graph))
-    index.save(Path(workspace) / "index", overwrite=True)
+    index.save(Path(workspace) / INDEX_DIR, overwrite=True)
     return index, list(vectors)
 
 
@@ -622,7 +623,7 @@ def related_cmd(args) -> int:
     from kg.index import EntityIndex
     from kg.related import related
     from kg.report import format_table
-    from kg.workspace import load_graph
+    from kg.workspace import INDEX_DIR, load_graph
 
     graph = load_graph(args.workspace)
     if (args.iri is None) == (args.name is None):
@@ -631,7 +632,7 @@ def related_cmd(args) -> int:
     if args.name is not None:
         iri, how = resolve_name(args.workspace, graph, args.name)
         print(f"{args.name!r} -> {iri} ({how})")
-    index = EntityIndex.load(args.workspace / "index", expected_version=graph)
+    index = EntityIndex.load(args.workspace / INDEX_DIR, expected_version=graph)
     scorer = (
         None if args.no_model else link_scorer(args.workspace, graph, args.relation, args.model)
     )
@@ -858,6 +859,10 @@ def user_errors() -> tuple[type[BaseException], ...]:
         CliError, FileNotFoundError, EntityIndexError, GraphLookupError, RdfError, SparqlError,
         TableError, WorkspaceError,
     )  # fmt: skip
+    if "fusion.artifacts" in sys.modules:  # configs, runs and saved artefacts of fusion
+        from fusion.artifacts import ConfigError
+
+        errors += (ConfigError,)
     if "fusion.trainer" in sys.modules:
         from fusion.labels import LabelError
         from fusion.model import ConfigError

@@ -48,12 +48,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from kg.workspace import INDEX_DIR, SPARQL_DIR
+
 MAX_IRI_CHARS = 4_096
 MAX_TEXT_CHARS = 1_000  # /link text and /related name: lexical lookup is linear in tokens
 MAX_ROWS = 10_000
 MAX_LIST = 1_000  # literals / neighbours per entity response
 SPARQL_WORKERS = 2
-INDEX_FOLDER = "index"
+INDEX_FOLDER = INDEX_DIR
 _THREAD = threading.local()  # per request thread: FAISS set to one OpenMP thread
 _UPDATE = re.compile(  # an update's first keyword, after any PREFIX / BASE declarations
     r"\s*(?:(?:PREFIX\s+[^:\s]*:\s*<[^>]*>|BASE\s+<[^>]*>|#[^\n]*)\s*)*"
@@ -209,8 +211,8 @@ def load_workspace(workspace, linker: Linker | None = None) -> Workspace:
     graph = kg.load_graph(path)
     version = kg.graph_version(graph)
     index, problem = _load_index(path, graph)
-    if (path / "sparql").is_dir():
-        store = ox.Store.read_only(str(path / "sparql"))
+    if (path / SPARQL_DIR).is_dir():
+        store = ox.Store.read_only(str(path / SPARQL_DIR))
     else:  # built with --no-sparql: an in-memory store of the graph's triples
         store = ox.Store()
         store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object) for t in graph.triples())
@@ -229,10 +231,11 @@ def _load_scorers(path: Path, graph) -> dict:
     """Relation name -> the newest link-prediction run trained for it (``kgf train --task
     link``); runs trained on another version of the graph are skipped with a warning."""
     from fusion.model import ConfigError
-    from fusion.scoring import LinkScorer, link_runs
+    from fusion.runs import find_runs
+    from fusion.scoring import LinkScorer
 
     scorers: dict = {}
-    for run, _ in link_runs(path):  # oldest first: newer runs win
+    for run in (r.name for r in find_runs(path, task="link")):  # complete, oldest first
         try:
             scorer = LinkScorer.from_run(path, run, graph)
         except ConfigError as err:

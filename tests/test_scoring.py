@@ -111,3 +111,45 @@ def test_link_task_defaults_and_config_precedence():
     assert resolve_config(task="link", relations=["r"]).trainer.epochs == 300
     assert resolve_config(task="link", relations=["r"], overrides={"lr": 0.02}).trainer.lr == 0.02
     assert resolve_config(task="node", labels="x.tsv").trainer.lr == 0.01
+
+
+class Killed(BaseException):
+    """A stand-in for kill -9 right after the first checkpoint."""
+
+
+def test_an_interrupted_link_run_is_skipped(trained, tmp_path, monkeypatch, capsys):
+    """Issue 13.8: a link run killed after its first checkpoint never hides the older
+    complete runs from `kgf related --relation`, the service or the run finder."""
+    import shutil
+
+    from fusion import runs
+    from fusion import trainer as T
+    from kgfusion.cli import main
+    from kgfusion.service import load_workspace
+
+    ws = shutil.copytree(trained[0], tmp_path / "ws")
+    real = T.save_checkpoint
+
+    def killed_after(*args, **kwargs):
+        real(*args, **kwargs)
+        raise Killed
+
+    monkeypatch.setattr(T, "save_checkpoint", killed_after)
+    fast = {"hidden": 8, "out_dim": 8, "epochs": 4, "patience": 0, "checkpoint_every": 1}
+    with pytest.raises(Killed):
+        train(ws, task="link", relations=["worksOn"], run_name="new", progress=False,
+              overrides={**fast, "task.decoder": "bilinear"})  # fmt: skip
+    monkeypatch.undo()
+    assert runs.list_runs(ws, incomplete=True) == ["new"]
+    assert [r.name for r in runs.scan_runs(ws) if not r.complete] == ["new"]
+    assert find_link_run(ws, "worksOn") == "lp" and runs.find_run(ws, "new") is None
+    assert LinkScorer.from_workspace(ws, "worksOn").run == "lp"
+    assert load_workspace(ws).scorers["worksOn"].run == "lp"
+    graph = kg.load_graph(ws)
+    EntityIndex.build(list(graph.nodes), np.eye(len(graph.nodes), 8, dtype="float32"),
+                      kind="torch", graph_version=graph_version(graph)).save(ws / "index")  # fmt: skip
+    assert main(["related", str(ws), f"{EX}p3", "--relation", "worksOn", "-k", "2"]) == 0
+    assert "p3 -worksOn-> project 3" in capsys.readouterr().out
+    train(ws, task="link", relations=["worksOn"], run_name="new", progress=False, resume=True,
+          overrides={**fast, "task.decoder": "bilinear"})  # fmt: skip
+    assert find_link_run(ws, "worksOn") == "new" and runs.list_runs(ws) == ["lp", "new", "node"]

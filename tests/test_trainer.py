@@ -213,3 +213,67 @@ def test_aifb_example_config_reaches_the_paper(tmp_path):
         progress=False, run_name="aifb",
     )  # fmt: skip
     assert result.metrics["test/acc"] >= 0.95
+
+
+class Killed(BaseException):
+    """A stand-in for kill -9: nothing in the trainer catches it."""
+
+
+def test_a_kill_inside_the_checkpoint_resumes_consistently(tmp_path, monkeypatch):
+    """Issue 13.9: the checkpoint is one set, and a resume logs no epoch twice."""
+    from fusion import runs
+
+    ws, tr, te = toy_workspace(tmp_path)
+    over = {"epochs": 4, "patience": 0, "checkpoint_every": 1}
+    straight = node_run(ws, tr, te, run_name="straight", overrides=over)
+    real = runs.atomic_write_json
+
+    def dying(path, data):
+        if path.name == runs.CHECKPOINT_STATE and data["epoch"] == 3:
+            raise Killed  # epoch 3's tensors are written, its trainer state is not
+        real(path, data)
+
+    monkeypatch.setattr(runs, "atomic_write_json", dying)
+    with pytest.raises(Killed):
+        node_run(ws, tr, te, run_name="killed", overrides=over)
+    monkeypatch.undo()
+    run = ws / "models" / "killed"
+    assert runs.latest_checkpoint(run).name == "checkpoint-2"
+    assert list_runs(ws) == ["straight"] and list_runs(ws, incomplete=True) == ["killed"]
+    with pytest.raises(ConfigError, match="incomplete.*--resume"):
+        evaluate(ws, "killed")
+    partial = run / ".checkpoint-4.tmp-0badf00d"  # what a kill at the OS level leaves
+    partial.mkdir()
+    (partial / runs.CHECKPOINT_TENSORS).write_bytes(b"half a file")
+    resumed = node_run(ws, tr, te, run_name="killed", resume=True, overrides=over)
+    a = load_file(str(straight.run_dir / "model.safetensors"))
+    b = load_file(str(resumed.run_dir / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines if not x.get("final")] == [1, 2, 3, 4]
+    assert [x.get("final", False) for x in lines].count(True) == 1
+    assert list_runs(ws) == ["killed", "straight"]
+    assert [p.name for p in run.glob("checkpoint-*")] == ["checkpoint-4"]
+
+
+def test_resuming_a_complete_run_makes_it_incomplete_until_it_ends(tmp_path, monkeypatch):
+    from fusion import runs
+    from fusion import trainer as T
+
+    ws, tr, te = toy_workspace(tmp_path)
+    node_run(ws, tr, te, run_name="r", overrides={"epochs": 2, "patience": 0})
+    assert runs.find_run(ws).name == "r"
+
+    def killed(*args, **kwargs):
+        raise Killed
+
+    monkeypatch.setattr(T.Trainer, "_epoch", killed)
+    with pytest.raises(Killed):
+        node_run(ws, tr, te, run_name="r", resume=True, overrides={"epochs": 4, "patience": 0})
+    assert runs.find_run(ws) is None and list_runs(ws, incomplete=True) == ["r"]
+    assert not (ws / "models" / "r" / runs.EMBEDDINGS_FILE).exists()
+    monkeypatch.undo()
+    node_run(ws, tr, te, run_name="r", resume=True, overrides={"epochs": 4, "patience": 0})
+    lines = [json.loads(x) for x in (ws / "models" / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [x.get("epoch") for x in lines] == [1, 2, 3, 4, None]
+    assert runs.find_run(ws).name == "r"

@@ -121,3 +121,26 @@ def test_goodrelations_related_product_relations():
     with pytest.raises(kg.RdfSyntaxError, match="lenient"):
         kg.load_rdf(folder)
     assert kg.load_rdf(folder, lenient=True).num_triples > graph.num_triples
+
+
+def test_to_pyg_rgcn_view_adds_literal_nodes_and_type_edges(tmp_path):
+    (tmp_path / "g.ttl").write_text(
+        "@prefix ex: <http://ex.org/> .\n"
+        'ex:a a ex:Person ; ex:knows ex:b ; ex:name "Ann" ; ex:age 3 .\n'
+        'ex:b a ex:Person ; ex:name "Ann" .\n'
+        "ex:c a ex:Person .\nex:Person a ex:Class .\n",
+        encoding="utf-8",
+    )
+    graph = kg.load_rdf(tmp_path / "g.ttl")
+    plain = graph.to_pyg()
+    data = graph.to_pyg(literal_nodes=True, type_edges=True)
+    assert data["Literal"].num_nodes == 2  # "Ann" twice is one node, 3 the other
+    literal = {k: v for k, v in data.edge_index_dict.items() if k[2] == "Literal"}
+    assert sum(v.shape[1] for v in literal.values()) == graph.num_literals == 3
+    typed = {k: v for k, v in data.edge_index_dict.items() if k[1] == "type"}
+    assert sum(v.shape[1] for v in typed.values()) == len(graph.type_node)
+    for (src, rel, dst), index in [*literal.items(), *typed.items()]:
+        assert data[dst, "rev_" + rel, src].edge_index.flip(0).equal(index)
+    assert list(data.edge_index_dict)[: len(plain.edge_index_dict)] == list(plain.edge_index_dict)
+    bare = graph.to_pyg(inverse=False, literal_nodes=True)
+    assert not any(k[1].startswith("rev_") for k in bare.edge_index_dict)
