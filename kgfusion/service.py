@@ -4,7 +4,8 @@ The workspace is opened once at start-up as a :class:`kgfusion.session.Session` 
 the ``kgf`` commands use) and everything is loaded then: the graph, the entity index from
 ``WORKSPACE/index`` when it exists and matches the graph, the SPARQL store, align's text
 linker when the workspace has text features, and the link-prediction runs. This module is
-the routes, their bounds and validation, and the JSON shapes. Nothing is ever written. Endpoints (OpenAPI docs at ``/docs``):
+the routes, their bounds and validation, and the JSON shapes. Nothing is ever written.
+Endpoints (OpenAPI docs at ``/docs``):
 
 ==========================  ===========================================================
 ``GET /health``             counts, graph version, whether the index / linker are loaded
