@@ -2,6 +2,7 @@
 
 Each subcommand is one function registered in ``COMMANDS`` with its argument parser;
 ``kgf --help`` lists them with an example each, ``kgf CMD --help`` teaches the options.
+The commands parse arguments and print; the work is done by :class:`kgfusion.session.Session`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+
+from .display import print_encode_report, quiet_transformers, related_records, related_table
+from .session import Session, SessionError
 
 EPILOG = """\
 typical session:
@@ -142,10 +146,9 @@ def _info_args(p: argparse.ArgumentParser) -> None:
     _info_args,
 )
 def info_cmd(args) -> int:
-    from kg.report import format_info, info
-    from kg.workspace import load_graph
+    from kg.report import format_info
 
-    report = info(load_graph(args.workspace))
+    report = Session(args.workspace).info()
     print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_info(report))
     return 0
 
@@ -164,15 +167,12 @@ def _sparql_args(p: argparse.ArgumentParser) -> None:
 
 @command("sparql", "run a read-only SPARQL query over a workspace", _sparql_args)
 def sparql(args) -> int:
-    from kg.sparql import run_query
-    from kg.workspace import load_graph
-
     query = (
         Path(args.query[1:]).read_text(encoding="utf-8")
         if args.query.startswith("@")
         else args.query
     )
-    result = run_query(load_graph(args.workspace), query)
+    result = Session(args.workspace).sparql(query)
     print(
         {"table": result.to_table, "csv": result.to_csv, "json": result.to_json}[
             args.format
@@ -215,45 +215,16 @@ def _encode_args(p: argparse.ArgumentParser) -> None:
 
 @command("encode", "encode text, images and numbers into cached node features", _encode_args)
 def encode(args) -> int:
-    from fusion.features import FeatureSpec, build_features
-    from kg.workspace import load_graph
+    from fusion.features import FeatureSpec
 
     none = lambda v: None if v in (None, "none", "") else v
     spec = FeatureSpec(
         text_encoder=none(args.text), image_encoder=none(args.image), numeric=not args.no_numeric,
         languages=tuple(args.languages), batch_size=args.batch_size, device=args.device,
     )  # fmt: skip
-    graph = load_graph(args.workspace)
     quiet_transformers()
-    print_encode_report(*build_features(graph, args.workspace, spec))
+    print_encode_report(*Session(args.workspace).encode(spec))
     return 0
-
-
-def quiet_transformers() -> None:
-    """No per-model "Loading weights" bars from transformers on the command line."""
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
-    logging.set_verbosity_error()
-
-
-def print_encode_report(features, report) -> None:
-    from kg.report import format_table
-
-    dims = features.dims()
-    rows = [
-        [node_type, modality, c["present"], c["missing"], dims[node_type][modality]]
-        for node_type, mods in report.counts.items()
-        for modality, c in mods.items()
-    ]
-    print("\n".join(format_table(["type", "modality", "nodes", "missing", "dim"], rows)))
-    for problem in report.problems[:20]:
-        print(f"  skipped: {problem}")
-    if len(report.problems) > 20:
-        print(f"  ... and {len(report.problems) - 20} more skipped")
-    print(
-        f"encoded {report.encoded:,} inputs, {report.cached:,} from cache, in {report.seconds:.1f}s"
-    )
 
 
 # --------------------------------------------------------------------------- train / evaluate
@@ -327,10 +298,8 @@ def _parse_overrides(pairs: list[str]) -> dict:
 
 @command("train", "train a fusion x GNN model: node classification or link prediction", _train_args)
 def train_cmd(args) -> int:
-    from fusion.trainer import train
-
-    result = train(
-        args.workspace, task=args.task, labels=args.labels, valid=args.valid, test=args.test,
+    result = Session(args.workspace).train(
+        task=args.task, labels=args.labels, valid=args.valid, test=args.test,
         entity_col=args.entity_col, label_cols=args.label_col, relations=args.relation,
         gnn=args.gnn, fusion=args.fusion, mode=args.mode, config_path=args.config,
         overrides=_parse_overrides(args.set), run_name=args.run, device=args.device,
@@ -353,9 +322,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 @command("evaluate", "re-evaluate a trained run on a split", _evaluate_args)
 def evaluate_cmd(args) -> int:
-    from fusion.trainer import evaluate
-
-    for key, value in sorted(evaluate(args.workspace, args.run, args.split, args.device).items()):
+    metrics = Session(args.workspace).evaluate(args.run, args.split, args.device)
+    for key, value in sorted(metrics.items()):
         print(f"{key:28} {value:.4f}")
     return 0
 
@@ -460,24 +428,23 @@ def _link_args(p: argparse.ArgumentParser) -> None:
 
 @command("link", "link text mentions, a table of records or photos to graph entities", _link_args)
 def link_cmd(args) -> int:
-    from align import Linker, link_table
-
     quiet_transformers()
     given = [x is not None for x in (args.text, args.table, args.image)]
     if sum(given) > 1:
         raise CliError("give one of: a text, --table, --image")
-    linker = Linker(args.workspace)
+    session = Session(args.workspace)
+    _ = session.linker  # a missing step (e.g. `kgf encode`) is reported before the input
     if args.image is not None:
-        return _link_images(linker, args)
+        return _link_images(session, args)
     if args.table is not None:
         if args.output is None:
             raise CliError("--table needs -o OUTPUT.csv")
-        count = link_table(linker, args.table, args.output, k=args.k)
+        count = session.link_table(args.table, args.output, k=args.k)
         print(f"linked {count:,} records -> {args.output}")
         return 0
     if args.text is None:
         raise CliError("give a text to link, --table or --image")
-    links = linker.link_text(args.text, k=args.k)
+    links = session.link_text(args.text, k=args.k)
     if args.json:
         print(json.dumps([link.to_dict() for link in links], indent=2, ensure_ascii=False))
         return 0
@@ -495,7 +462,7 @@ def link_cmd(args) -> int:
     return 0
 
 
-def _link_images(linker, args) -> int:
+def _link_images(session: Session, args) -> int:
     """``kgf link WS --image ...``: a table (or JSON, or a CSV with -o) of photo links."""
     import csv
     import io
@@ -504,7 +471,7 @@ def _link_images(linker, args) -> int:
 
     paths = image_files(args.image)
     many = len(paths) > 1
-    links = linker.link_images(paths, k=args.k, untrained=args.untrained, progress=many)
+    links = session.link_images(paths, k=args.k, untrained=args.untrained, progress=many)
     if args.output is not None:
         from kg.workspace import atomic_write_bytes
 
@@ -523,7 +490,7 @@ def _link_images(linker, args) -> int:
         return 0
     from kg.report import format_table
 
-    graph = linker.graph
+    graph = session.graph
     rows = []
     for ln in links:
         best = ln.alternatives[0][0] if ln.alternatives else None
@@ -556,39 +523,10 @@ def _index_args(p: argparse.ArgumentParser) -> None:
 
 @command("index", "build the entity index (FAISS or torch) over node vectors", _index_args)
 def index_cmd(args) -> int:
-    from kg.workspace import load_graph
-
-    graph = load_graph(args.workspace)
-    index, node_types = build_index(args.workspace, graph, args.node_type, args.kind)
+    index, node_types = Session(args.workspace).build_index(args.node_type, args.kind)
     print(f"indexed {len(index):,} entities ({', '.join(node_types)}), dim {index.dim}, "
           f"{index.kind}")  # fmt: skip
     return 0
-
-
-def build_index(workspace: Path, graph, node_types=None, kind: str = "auto"):
-    """Index the encoded features' entity vectors (``kgf encode``) and save the index in
-    ``WORKSPACE/index``; returns the :class:`kg.EntityIndex` and the node types in it."""
-    import numpy as np
-
-    from fusion.features import NodeFeatures
-    from kg.index import EntityIndex
-    from kg.workspace import INDEX_DIR, graph_version
-
-    vectors = NodeFeatures.load(workspace).entity_vectors()
-    if node_types:
-        vectors = {t: v for t, v in vectors.items() if t in node_types}
-    elif vectors:  # one index, one width: the types as wide as the type with most vectors
-        widest = max(vectors.values(), key=lambda v: len(v[0]))[1].shape[1]
-        vectors = {t: v for t, v in vectors.items() if v[1].shape[1] == widest}
-    if not vectors:
-        raise CliError(f"no vectors to index; run `kgf encode {workspace}` first")
-    if len({v.shape[1] for _, v in vectors.values()}) > 1:
-        raise CliError("these node types have vectors of different widths; index one at a time")
-    iris = [graph.iri(t, i) for t, (rows, _) in vectors.items() for i in rows.tolist()]
-    matrix = np.concatenate([v.numpy() for _, v in vectors.values()])
-    index = EntityIndex.build(iris, matrix, kind=kind, graph_version=graph_version(graph))
-    index.save(Path(workspace) / INDEX_DIR, overwrite=True)
-    return index, list(vectors)
 
 
 # --------------------------------------------------------------------------- related
@@ -620,102 +558,28 @@ def _related_args(p: argparse.ArgumentParser) -> None:
 
 @command("related", "related products for an IRI or a name, with explanations", _related_args)
 def related_cmd(args) -> int:
-    from kg.index import EntityIndex
-    from kg.related import related
     from kg.report import format_table
-    from kg.workspace import INDEX_DIR, load_graph
 
-    graph = load_graph(args.workspace)
     if (args.iri is None) == (args.name is None):
         raise CliError("give either an IRI or --name")
+    session = Session(args.workspace)
     iri = args.iri
     if args.name is not None:
-        iri, how = resolve_name(args.workspace, graph, args.name)
-        print(f"{args.name!r} -> {iri} ({how})")
-    index = EntityIndex.load(args.workspace / INDEX_DIR, expected_version=graph)
-    scorer = (
-        None if args.no_model else link_scorer(args.workspace, graph, args.relation, args.model)
-    )
-    items = related(
-        graph, index, iri, k=args.k, relation=args.relation, node_type=args.node_type, scorer=scorer
-    )
-    if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "iri": i.iri,
-                        "type": i.node_type,
-                        "name": i.name,
-                        "score": i.score,
-                        "parts": i.parts,
-                        "evidence": i.evidence,
-                    }
-                    for i in items
-                ],
-                indent=2,
-                ensure_ascii=False,
-            )
+        match = session.resolve_name(args.name)
+        how = (
+            f"text linker, score {match.score:.2f}"
+            if match.method == "linker"
+            else f"name {match.text!r}, lexical score {match.score:.2f}"
         )
+        print(f"{args.name!r} -> {match.iri} ({how})")
+        iri = match.iri
+    items = session.related(iri, k=args.k, relation=args.relation, node_type=args.node_type,
+                            run=args.model, use_model=not args.no_model)  # fmt: skip
+    if args.json:
+        print(json.dumps(related_records(items), indent=2, ensure_ascii=False))
         return 0
     print("\n".join(format_table(*related_table(items))))
     return 0
-
-
-def related_table(items) -> tuple[list[str], list[list]]:
-    """Header and rows for related items: the score, its parts (see ``kg.related``), the
-    first piece of evidence. ``model``: a link-prediction run's probability; ``known``: the
-    boost for an existing edge of the relation."""
-    header = ["#", "score", "similarity", "model", "known", "evidence", "product", "why"]
-    part = lambda item, name: f"{item.parts[name]:.3f}" if name in item.parts else "-"
-    rows = [
-        [
-            n,
-            f"{i.score:.3f}",
-            part(i, "similarity"),
-            part(i, "scorer"),
-            part(i, "relation"),
-            part(i, "evidence"),
-            (i.name or i.iri)[:44],
-            "; ".join(i.evidence[:1])[:64],
-        ]  # fmt: skip
-        for n, i in enumerate(items, 1)
-    ]
-    return header, rows
-
-
-def resolve_name(workspace: Path, graph, name: str) -> tuple[str, str]:
-    """``(iri, how)`` for a product name: align's text linker (dense + lexical candidates,
-    any language the text encoder knows) when the workspace has text features, else the
-    lexical lookup over name-like literals."""
-    from fusion.features import FEATURES_FILE
-    from kg.labels import lexical_lookup
-
-    if (Path(workspace) / FEATURES_FILE).is_file():
-        from align import Linker, LinkerError
-
-        try:
-            link = Linker(workspace).link_record(name, k=1)
-        except LinkerError:  # e.g. features without a text encoder
-            link = None
-        if link is not None and not link.nil:
-            return link.iri, f"text linker, score {link.score:.2f}"
-    matches = lexical_lookup(graph, name, k=1)
-    if not matches:
-        raise CliError(f"no entity matches the name {name!r}")
-    return matches[0].iri, f"name {matches[0].text!r}, lexical score {matches[0].score:.2f}"
-
-
-def link_scorer(workspace: Path, graph, relation: str | None, run: str | None):
-    """The link-prediction scorer for ``relation``: run ``run``, else the newest link run
-    trained for it; None when no relation is asked for or no such run exists."""
-    if run is None and relation is None:
-        return None
-    from fusion.scoring import LinkScorer
-
-    if run is not None:
-        return LinkScorer.from_run(workspace, run, graph)
-    return LinkScorer.from_workspace(workspace, relation, graph)
 
 
 # --------------------------------------------------------------------------- serve
@@ -759,40 +623,13 @@ def serve_cmd(args) -> int:
     if args.max_k < 1:
         raise CliError(f"--max-k {args.max_k}: allow at least 1")
     serve(
-        args.workspace,
+        Session(args.workspace),
         host=args.host,
         port=args.port,
         max_k=args.max_k,
         query_timeout_s=args.query_timeout,
-        linker=text_linker(args.workspace),
     )
     return 0
-
-
-def text_linker(workspace: Path):
-    """align's text linker as the service's ``linker(text, k) -> [Match]`` (for /link and
-    /related?name=), when the workspace has text features; None (lexical lookup) otherwise."""
-    from fusion.features import FEATURES_FILE
-
-    if not (Path(workspace) / FEATURES_FILE).is_file():
-        return None
-    from align import Linker, LinkerError
-    from kg.labels import display_name
-    from kgfusion.service import Match
-
-    try:
-        linker = Linker(workspace)
-    except LinkerError:  # e.g. features without a text encoder
-        return None
-
-    def link(text: str, k: int) -> list[Match]:
-        found = linker.link_record(text, k=k)
-        if found.nil:
-            return []
-        return [Match(iri, float(p), display_name(linker.graph, iri) or iri)
-                for iri, p in found.alternatives[:k]]  # fmt: skip
-
-    return link
 
 
 # --------------------------------------------------------------------------- demo
@@ -856,7 +693,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from kg.workspace import WorkspaceError
 
     errors: tuple[type[BaseException], ...] = (
-        CliError, FileNotFoundError, EntityIndexError, GraphLookupError, RdfError, SparqlError,
+        CliError, SessionError, FileNotFoundError, EntityIndexError, GraphLookupError, RdfError, SparqlError,
         TableError, WorkspaceError,
     )  # fmt: skip
     if "fusion.artifacts" in sys.modules:  # configs, runs and saved artefacts of fusion
@@ -865,11 +702,10 @@ def user_errors() -> tuple[type[BaseException], ...]:
         errors += (ConfigError,)
     if "fusion.trainer" in sys.modules:
         from fusion.labels import LabelError
-        from fusion.model import ConfigError
         from fusion.registry import UnknownNameError
         from fusion.trainer import TrainingError
 
-        errors += (ConfigError, LabelError, TrainingError, UnknownNameError)
+        errors += (LabelError, TrainingError, UnknownNameError)
     if "align" in sys.modules:
         from align import LinkerError
 

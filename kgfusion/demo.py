@@ -12,7 +12,8 @@
    graph;
 7. free-text queries in three languages linked to their product (:class:`align.Linker`).
 
-Every step is one public call; the commands that do the same are printed along the way.
+Every step is one call of :class:`kgfusion.session.Session` (the layer under ``kgf`` and
+``kgf serve``); the commands that do the same are printed along the way.
 """
 
 from __future__ import annotations
@@ -21,21 +22,26 @@ import time
 import warnings
 from pathlib import Path
 
+from kg.naming import REV_PREFIX
+
 RELATION = "isAccessoryOrSparePartFor"
+RUN = "demo-link"
 QUERIES = ("rotes Rennauto", "anillo de oro", "battery pack for a racing car")
 
 
 def run_demo(output: Path, products: int = 120, progress: bool = True) -> Path:
-    """Run the demo into ``output`` (``catalogue/`` and ``workspace/``); returns the workspace."""
-    from fusion.features import FeatureSpec, build_features
-    from fusion.trainer import train
+    """Run the demo into ``output`` (``catalogue/`` and ``workspace/``); returns the workspace.
+
+    Every step after the build is one call of a :class:`kgfusion.session.Session`, the layer
+    the ``kgf`` commands use, so the models and the index are loaded once."""
+    from fusion.features import FeatureSpec
     from kg.labels import display_name
     from kg.rdf import load_rdf
-    from kg.related import related
     from kg.report import format_table
     from kg.samples import write_sample_catalogue
 
-    from .cli import build_index, print_encode_report, quiet_transformers, related_table
+    from .display import print_encode_report, quiet_transformers, related_table
+    from .session import Session
 
     started = time.perf_counter()
     step = _Steps(started)
@@ -43,6 +49,7 @@ def run_demo(output: Path, products: int = 120, progress: bool = True) -> Path:
     step(f"sample catalogue: {sample.path}")
     graph = load_rdf(sample.path)
     workspace = graph.save(output / "workspace", overwrite=True)
+    session = Session(workspace, graph=graph)
     counts = ", ".join(f"{n} {t}" for t, n in graph.num_nodes_dict.items())
     step(f"workspace: {workspace} ({counts}; {graph.num_edges} edges)", f"kgf info {workspace}")
 
@@ -52,8 +59,7 @@ def run_demo(output: Path, products: int = 120, progress: bool = True) -> Path:
         "node features: text e5-multilingual, images efficientnet-lite0, numbers",
         f"kgf encode {workspace} --text e5-multilingual",
     )
-    features, report = build_features(graph, workspace, spec)
-    print_encode_report(features, report)
+    print_encode_report(*session.encode(spec))
 
     step(
         f"link prediction on {RELATION} (rgcn, attention fusion, DistMult)",
@@ -61,10 +67,8 @@ def run_demo(output: Path, products: int = 120, progress: bool = True) -> Path:
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. torch's deprecation notes, not the user's concern
-        result = train(
-            workspace, task="link", relations=[RELATION], run_name="demo-link",
-            overwrite=True, progress=progress, graph=graph, features=features,
-        )  # fmt: skip
+        result = session.train(task="link", relations=[RELATION], run_name=RUN, overwrite=True,
+                               progress=progress)  # fmt: skip
     m = result.metrics
     print(
         f"test MRR {m['test/mrr']:.3f}, Hits@10 {m['test/hits@10']:.3f} (filtered, against "
@@ -72,27 +76,21 @@ def run_demo(output: Path, products: int = 120, progress: bool = True) -> Path:
         f"{result.epochs}, {result.seconds:.1f}s)"
     )
 
-    index, _ = build_index(workspace, graph)
+    index, _ = session.build_index()
     step(f"entity index: {len(index)} entities, dim {index.dim}, {index.kind}",
          f"kgf index {workspace}")  # fmt: skip
 
-    from fusion.scoring import LinkScorer
-
-    scorer = LinkScorer.from_run(workspace, "demo-link", graph)
     for title, iri, relation in _examples(graph):
         step(f"related: {title}", _related_command(workspace, iri, relation))
-        items = related(graph, index, iri, k=5, relation=relation,
-                        scorer=scorer if relation else None)  # fmt: skip
+        items = session.related(iri, k=5, relation=relation, run=RUN if relation else None,
+                                use_model=relation is not None)  # fmt: skip
         print(f"query: {display_name(graph, iri) or iri}")
         print("\n".join(format_table(*related_table(items))))
 
-    from align import Linker
-
     step("multilingual text -> product", f"kgf link {workspace} '{QUERIES[0]}'")
-    linker = Linker(workspace)
     rows = []
     for query in QUERIES:
-        link = linker.link_record(query, k=3)
+        link = session.link_record(query, k=3)
         rows.append(
             [
                 query,
@@ -123,8 +121,6 @@ class _Steps:
 
 def _examples(graph) -> list[tuple[str, str, str | None]]:
     """A main product with accessories, an accessory, and a ring (or any other product)."""
-    from kg.naming import REV_PREFIX
-
     products = graph.node_iris("Product")
     with_accessories = [p for p in products if graph.neighbors(p, REV_PREFIX + RELATION)]
     accessories = [p for p in products if graph.neighbors(p, RELATION)]

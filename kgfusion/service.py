@@ -1,14 +1,17 @@
 """``kgf serve``: a read-only HTTP API over one workspace (FastAPI + uvicorn).
 
-The workspace is loaded once at start-up: the graph (:func:`kg.load_graph`), the entity
-index from ``WORKSPACE/index`` when it exists and matches the graph, and the SPARQL store.
-Nothing is ever written. Endpoints (OpenAPI docs at ``/docs``):
+The workspace is opened once at start-up as a :class:`kgfusion.session.Session` (the layer
+the ``kgf`` commands use) and everything is loaded then: the graph, the entity index from
+``WORKSPACE/index`` when it exists and matches the graph, the SPARQL store, align's text
+linker when the workspace has text features, and the link-prediction runs. This module is
+the routes, their bounds and validation, and the JSON shapes. Nothing is ever written.
+Endpoints (OpenAPI docs at ``/docs``):
 
 ==========================  ===========================================================
 ``GET /health``             counts, graph version, whether the index / linker are loaded
 ``GET /entities/{iri}``     type, index, literals and neighbours of one node (capped)
 ``GET /related``            related entities of ``iri=`` (or of ``name=``, resolved first)
-``GET /link``               entities whose names match free text (lexical for now)
+``GET /link``               entities whose names match free text (linker or lexical)
 ``GET|POST /sparql``        read-only SPARQL: SELECT rows, ASK boolean, CONSTRUCT triples
 ==========================  ===========================================================
 
@@ -33,13 +36,10 @@ import json
 import re
 import threading
 import time
-import warnings
-from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, NamedTuple
+from typing import Annotated
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -48,14 +48,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from kg.workspace import INDEX_DIR, SPARQL_DIR
+from .session import Match, Session, SessionError
 
 MAX_IRI_CHARS = 4_096
 MAX_TEXT_CHARS = 1_000  # /link text and /related name: lexical lookup is linear in tokens
 MAX_ROWS = 10_000
 MAX_LIST = 1_000  # literals / neighbours per entity response
 SPARQL_WORKERS = 2
-INDEX_FOLDER = INDEX_DIR
 _THREAD = threading.local()  # per request thread: FAISS set to one OpenMP thread
 _UPDATE = re.compile(  # an update's first keyword, after any PREFIX / BASE declarations
     r"\s*(?:(?:PREFIX\s+[^:\s]*:\s*<[^>]*>|BASE\s+<[^>]*>|#[^\n]*)\s*)*"
@@ -127,14 +126,6 @@ class EntityResponse(BaseModel):
     truncated: bool = Field(description="literals or neighbours were cut at `limit`")
 
 
-class Match(NamedTuple):
-    """An entity found for a piece of text: ``(iri, score, matched text)``."""
-
-    iri: str
-    score: float
-    text: str
-
-
 class MatchOut(BaseModel):
     iri: str
     type: str
@@ -181,104 +172,24 @@ class SparqlBody(BaseModel):
 
 
 # ---------------------------------------------------------------------- the loaded state
-Linker = Callable[[str, int], Sequence[Match]]
-"""A trained text-to-entity linker: ``linker(text, k) -> matches``, best first."""
+def load_workspace(workspace, *, text_linker: bool = True) -> Session:
+    """Open ``workspace`` (a folder, or a :class:`Session` already open) and load everything
+    the routes read now (:meth:`Session.warm`), so that the first requests are as fast as
+    the rest. ``text_linker``: let /link and /related?name= use align's text linker when
+    the workspace has text features."""
+    if not isinstance(workspace, Session):
+        workspace = Session(workspace, text_linker=text_linker)
+    return workspace.warm()
 
 
-@dataclass
-class Workspace:
-    """Everything the service reads, loaded once (see :func:`load_workspace`)."""
-
-    path: Path
-    graph: object  # kg.ProductGraph
-    version: str
-    index: object | None  # kg.EntityIndex, or None with `index_problem` saying why
-    index_problem: str | None
-    store: object  # pyoxigraph.Store (read-only)
-    linker: Linker | None = None
-    scorers: dict = field(default_factory=dict)  # relation -> fusion.scoring.LinkScorer
-
-
-def load_workspace(workspace, linker: Linker | None = None) -> Workspace:
-    """Load the graph, the entity index (if present and current) and the SPARQL store,
-    and warm the lookup caches so that the first requests are as fast as the rest."""
-    import pyoxigraph as ox
-
-    import kg
-    from kg.labels import lexical_lookup
-
-    path = Path(workspace)
-    graph = kg.load_graph(path)
-    version = kg.graph_version(graph)
-    index, problem = _load_index(path, graph)
-    if (path / SPARQL_DIR).is_dir():
-        store = ox.Store.read_only(str(path / SPARQL_DIR))
-    else:  # built with --no-sparql: an in-memory store of the graph's triples
-        store = ox.Store()
-        store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object) for t in graph.triples())
-    if graph.num_nodes:  # build the lazy lookup tables now, not in the first requests
-        first = graph.nodes[0]
-        graph.node(first)
-        graph.neighbors(first)
-        graph.literals(first)
-        lexical_lookup(graph, "warm up")
-    return Workspace(
-        path, graph, version, index, problem, store, linker, _load_scorers(path, graph)
-    )
-
-
-def _load_scorers(path: Path, graph) -> dict:
-    """Relation name -> the newest link-prediction run trained for it (``kgf train --task
-    link``); runs trained on another version of the graph are skipped with a warning."""
-    from fusion.model import ConfigError
-    from fusion.runs import find_runs
-    from fusion.scoring import LinkScorer
-
-    scorers: dict = {}
-    for run in (r.name for r in find_runs(path, task="link")):  # complete, oldest first
-        try:
-            scorer = LinkScorer.from_run(path, run, graph)
-        except ConfigError as err:
-            warnings.warn(f"link run {run} is not used by /related: {err}", stacklevel=2)
-            continue
-        scorers.update(dict.fromkeys(scorer.relations, scorer))
-    return scorers
-
-
-def _load_index(path: Path, graph) -> tuple[object | None, str | None]:
-    from kg.index import EntityIndex, EntityIndexError, StaleIndexError
-
-    folder = path / INDEX_FOLDER
-    rebuild = f"`kgf index {path}`, then restart the service"
-    if not folder.exists():
-        return None, f"no entity index in {folder}: build it with {rebuild}"
-    try:
-        return EntityIndex.load(folder, expected_version=graph), None
-    except StaleIndexError:
-        problem = "is stale (built for another version of the graph)"
-    except EntityIndexError as err:
-        problem = f"cannot be used ({err})"
-    return None, f"the entity index in {folder} {problem}: rebuild it with {rebuild}"
+def _index_problem(ws: Session) -> str | None:
+    """Why /related is unavailable, with what to do; None when the index is loaded."""
+    problem = ws.index_problem
+    return None if problem is None else f"{problem}, then restart the service"
 
 
 # ---------------------------------------------------------------------- the operations
-def resolve_text(ws: Workspace, text: str, k: int = 5, node_type: str | None = None) -> list[Match]:
-    """Entities for free text, best first: the trained linker when one is loaded, else
-    :func:`kg.labels.lexical_lookup` over name-like literals. Text without letters or
-    digits matches nothing."""
-    from kg.labels import lexical_lookup
-
-    if ws.linker is not None and node_type is None:
-        return list(ws.linker(text, k))[:k]
-    try:
-        return [Match(*m) for m in lexical_lookup(ws.graph, text, node_type=node_type, k=k)]
-    except ValueError:  # no letters or digits
-        return []
-
-
-def entity(
-    ws: Workspace, iri: str, limit: int = 100, relation: str | None = None
-) -> EntityResponse:
+def entity(ws: Session, iri: str, limit: int = 100, relation: str | None = None) -> EntityResponse:
     """One node: type, index, literals and neighbours (each list cut at ``limit``)."""
     node_type, index = _node_or_404(ws, iri)
     literals = ws.graph.literals(iri)
@@ -298,33 +209,32 @@ def entity(
     )  # fmt: skip
 
 
-def related(ws: Workspace, iri: str | None = None, name: str | None = None, k: int = 10,
+def related(ws: Session, iri: str | None = None, name: str | None = None, k: int = 10,
             relation: str | None = None, node_type: str | None = None,
             explain: bool = True) -> RelatedResponse:  # fmt: skip
     """The ``k`` entities most related to ``iri``, or to the entity ``name`` resolves to
-    (:func:`resolve_text`); see :func:`kg.related.related` for the score and evidence."""
-    from fusion.scoring import relation_name
+    (:meth:`Session.resolve_name`); see :meth:`Session.related` for the score, the
+    link-prediction run used for ``relation``, and the evidence."""
     from kg.index import EntityIndexError
-    from kg.related import related as find_related
 
     if (iri is None) == (name is None):
         raise HTTPException(422, "give exactly one of `iri` (an entity IRI) or `name` (free text)")
-    if ws.index is None:
-        raise HTTPException(409, ws.index_problem)
+    if ws.index_problem is not None:
+        raise HTTPException(409, _index_problem(ws))
     resolved = None
     if name is not None:
-        matches = resolve_text(ws, name, k=1)
-        if not matches:
-            raise HTTPException(404, f"no entity has a name like {name!r}; try GET /link?text=...")
-        resolved = _match_out(ws, matches[0])
+        try:
+            resolved = _match_out(ws, ws.resolve_name(name))
+        except SessionError:
+            raise HTTPException(
+                404, f"no entity has a name like {name!r}; try GET /link?text=..."
+            ) from None
         iri = resolved.iri
     query_type, _ = _node_or_404(ws, iri)
     try:
-        scorer = ws.scorers.get(relation_name(relation)[0]) if relation else None
-        items = find_related(ws.graph, ws.index, iri, k, relation, node_type, explain, scorer)
+        items = ws.related(iri, k, relation, node_type, explain)
     except EntityIndexError as err:  # stale, or the entity is in the graph but not the index
-        detail = str(err).replace("`kgf index DIR`", f"`kgf index {ws.path}`")
-        raise HTTPException(409, detail) from None
+        raise HTTPException(409, str(err)) from None
     except KeyError as err:  # unknown relation or node type (GraphLookupError)
         raise HTTPException(422, str(err)) from None
     return RelatedResponse(
@@ -335,14 +245,16 @@ def related(ws: Workspace, iri: str | None = None, name: str | None = None, k: i
     )  # fmt: skip
 
 
-def link(ws: Workspace, text: str, k: int = 5, node_type: str | None = None) -> LinkResponse:
-    """Entities whose names match ``text`` (empty or symbol-only text: no matches)."""
+def link(ws: Session, text: str, k: int = 5, node_type: str | None = None) -> LinkResponse:
+    """Entities whose names match ``text`` (:meth:`Session.match`; empty or symbol-only
+    text: no matches)."""
     try:
-        matches = resolve_text(ws, text, k, node_type) if text.strip() else []
+        matches = ws.match(text, k, node_type)
     except KeyError as err:  # unknown node type
         raise HTTPException(422, str(err)) from None
-    method = "linker" if ws.linker is not None and node_type is None else "lexical"
-    return LinkResponse(text=text, method=method, matches=[_match_out(ws, m) for m in matches])
+    return LinkResponse(
+        text=text, method=ws.match_method(node_type), matches=[_match_out(ws, m) for m in matches]
+    )
 
 
 def run_sparql(store, query: str, max_rows: int = MAX_ROWS,
@@ -396,34 +308,36 @@ def _term(term) -> str | None:
     return None if term is None else str(getattr(term, "value", term))
 
 
-def _node_or_404(ws: Workspace, iri: str) -> tuple[str, int]:
+def _node_or_404(ws: Session, iri: str) -> tuple[str, int]:
     try:
         return ws.graph.node(iri)
     except KeyError as err:  # GraphLookupError names the closest IRIs
         raise HTTPException(404, f"{err} (find entities by name: GET /link?text=...)") from None
 
 
-def _match_out(ws: Workspace, match: Match) -> MatchOut:
+def _match_out(ws: Session, match: Match) -> MatchOut:
     node_type, _ = ws.graph.node(match.iri)
     return MatchOut(iri=match.iri, type=node_type, score=match.score, text=match.text)
 
 
 # ---------------------------------------------------------------------- the app
-def create_app(workspace: Path, *, max_k: int = 100, max_query_chars: int = 10_000,
+def create_app(workspace: Path | Session, *, max_k: int = 100, max_query_chars: int = 10_000,
                query_timeout_s: float = 5.0, max_rows: int = MAX_ROWS,
-               linker: Linker | None = None) -> FastAPI:  # fmt: skip
-    """The FastAPI app over ``workspace`` (loaded now, once; see the module docstring).
+               text_linker: bool = True) -> FastAPI:  # fmt: skip
+    """The FastAPI app over ``workspace`` (a folder or an open :class:`Session`; loaded now,
+    once; see the module docstring).
 
     Args:
         max_k: the most related entities one request may ask for.
         max_query_chars: the longest SPARQL query accepted.
         query_timeout_s: SPARQL time limit, waiting for a worker included (504 past it).
         max_rows: SPARQL result rows returned at most (``truncated`` is set beyond).
-        linker: a trained text linker ``linker(text, k) -> [Match]``; lexical otherwise.
+        text_linker: use align's text linker for /link and /related?name= when the
+            workspace has text features (a folder only; an open session says itself).
     """
     from kg.sparql import SparqlError
 
-    ws = load_workspace(workspace, linker)
+    ws = load_workspace(workspace, text_linker=text_linker)
     executor = ThreadPoolExecutor(SPARQL_WORKERS, thread_name_prefix="sparql")
 
     @asynccontextmanager
@@ -449,9 +363,9 @@ def create_app(workspace: Path, *, max_k: int = 100, max_query_chars: int = 10_0
         return HealthResponse(
             status="ok", workspace=str(ws.path), graph_version=ws.version, nodes=g.num_nodes,
             edges=g.num_edges, literals=g.num_literals, node_types=g.num_nodes_dict,
-            relations=len(g.relations), index=ws.index is not None,
-            index_entities=len(ws.index) if ws.index is not None else None,
-            index_problem=ws.index_problem, linker=ws.linker is not None,
+            relations=len(g.relations), index=ws.index_problem is None,
+            index_entities=len(ws.index) if ws.index_problem is None else None,
+            index_problem=_index_problem(ws), linker=ws.text_linker is not None,
         )  # fmt: skip
 
     @app.get("/entities/{iri:path}", response_model=EntityResponse, summary="One entity")
@@ -608,15 +522,17 @@ def _version() -> str:
     return __version__
 
 
-def serve(workspace: Path, host: str = "127.0.0.1", port: int = 8000, *,
+def serve(workspace: Path | Session, host: str = "127.0.0.1", port: int = 8000, *,
           log_level: str = "info", **options) -> None:  # fmt: skip
-    """Load ``workspace`` and serve it with uvicorn until interrupted (Ctrl-C).
+    """Load ``workspace`` (a folder or an open :class:`Session`) and serve it with uvicorn
+    until interrupted (Ctrl-C).
 
     ``options`` go to :func:`create_app` (``max_k``, ``max_query_chars``...)."""
     import uvicorn
 
-    app = create_app(Path(workspace), **options)
-    print(f"serving {workspace} on http://{host}:{port} (API docs: http://{host}:{port}/docs)")
+    app = create_app(workspace if isinstance(workspace, Session) else Path(workspace), **options)
+    path = workspace.path if isinstance(workspace, Session) else workspace
+    print(f"serving {path} on http://{host}:{port} (API docs: http://{host}:{port}/docs)")
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 

@@ -10,7 +10,8 @@ import sys
 import pytest
 from conftest import shared
 
-from kgfusion.cli import COMMANDS, main, text_linker
+from kgfusion.cli import COMMANDS, main
+from kgfusion.session import Session
 
 TTL = """\
 @prefix s: <http://schema.org/> .
@@ -143,8 +144,9 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert "no trained run 'nope'" in capsys.readouterr().err
     assert main(["related", str(ws), "https://example.org/kgf/product/nope"]) == 2
     assert "did you mean" in capsys.readouterr().err
-    link = text_linker(ws)  # what `kgf serve` answers /link and /related?name= with
-    matches = link("rotes Rennauto", 3)
+    session = Session(ws)  # what `kgf serve` answers /link and /related?name= with
+    assert session.match_method() == "linker"  # the text linker, not the lexical fallback
+    matches = session.match("rotes Rennauto", 3)
     assert matches and all(0 <= m.score <= 1 and m.text for m in matches)
     shutil.rmtree(ws / "index")
     assert main(["related", str(ws), "--name", "racing car", "-k", "3"]) == 2
@@ -178,7 +180,7 @@ def test_link_text_on_the_demo_catalogue(tmp_path, capsys):
     assert main(["build", str(sample.path), "-o", str(ws)]) == 0
     assert main(["link", str(ws), "a red racing car"]) == 2
     assert "kgf encode" in capsys.readouterr().err  # the missing step, named
-    assert text_linker(ws) is None  # no features: the service falls back to lexical lookup
+    assert Session(ws).text_linker is None  # no features: the service falls back to lexical lookup
     assert main(["encode", str(ws), "--image", "none"]) == 0
     capsys.readouterr()
     assert main(["link", str(ws), "", "--json"]) == 0

@@ -1,0 +1,443 @@
+"""The application layer: one open workspace and everything the faces ask of it.
+
+The ``kgf`` command line (:mod:`kgfusion.cli`), the demo (:mod:`kgfusion.demo`) and the
+HTTP service (:mod:`kgfusion.service`) are thin faces over :class:`Session`: they parse
+arguments or requests and print or serialise answers; the session opens the workspace and
+does the work, calling each lower-level function (``kg``, ``fusion``, ``align``) in one
+place::
+
+    session = Session("ws")
+    hit = session.resolve_name("lumo racing car")          # Match(iri, score, text, method)
+    items = session.related(hit.iri, k=5, relation="isAccessoryOrSparePartFor")
+    session.sparql("SELECT ?s WHERE { ?s a <http://schema.org/Brand> }")
+
+Heavy things are loaded on first use and kept for the life of the session: the graph, its
+version, the entity index (or the reason it cannot be used), the SPARQL store, the text
+linker (with its text encoder) and the link-prediction scorers. Repeated calls in one
+process reuse them; the operations that change the workspace (:meth:`Session.encode`,
+:meth:`Session.train`, :meth:`Session.build_index`) refresh what they invalidate. Loading
+is serialised by a lock, so a session may serve several threads (the service does).
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from kg.workspace import INDEX_DIR, SPARQL_DIR
+
+INDEX_FOLDER = INDEX_DIR
+LINKER = "linker"
+LEXICAL = "lexical"
+
+
+class SessionError(Exception):
+    """A user-facing problem with the workspace or the request; the message says what to do."""
+
+
+class Match(NamedTuple):
+    """An entity found for a piece of text.
+
+    ``score`` is in [0, 1], higher is closer; ``text`` is the entity's name that matched
+    (its display name for the linker); ``method`` is ``linker`` (align's text linker) or
+    ``lexical`` (:func:`kg.labels.lexical_lookup`)."""
+
+    iri: str
+    score: float
+    text: str
+    method: str = LEXICAL
+
+
+class Session:
+    """One workspace folder, opened for the operations of the faces.
+
+    Args:
+        workspace: a folder written by ``kgf build`` (or :meth:`kg.ProductGraph.save`).
+        graph: the workspace's graph when the caller has it in memory already (it is then
+            not read again); it must be the graph saved in ``workspace``.
+        text_linker: let name resolution and :meth:`match` use align's text linker when the
+            workspace has text features (else only the lexical lookup).
+    """
+
+    def __init__(self, workspace, *, graph=None, text_linker: bool = True):
+        self.path = Path(workspace)
+        self.use_text_linker = text_linker
+        self._lock = threading.RLock()
+        self._cache: dict[str, Any] = {}
+        self._scorers: dict[str, Any] = {}  # run -> LinkScorer, or the ConfigError it raised
+        self._warned: set[str] = set()  # runs skipped with a warning
+        if graph is not None:
+            self._cache["graph"] = graph
+
+    def __repr__(self) -> str:
+        loaded = ", ".join(sorted(self._cache)) or "nothing"
+        return f"Session({str(self.path)!r}, loaded: {loaded})"
+
+    # ------------------------------------------------------------------ cache
+    def _cached(self, key: str, load: Callable[[], Any]) -> Any:
+        """``load()`` once per session (thread-safe); later calls return the same object."""
+        if key in self._cache:
+            return self._cache[key]
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = load()
+            return self._cache[key]
+
+    def forget(self, *keys: str) -> None:
+        """Drop cached objects (``graph``, ``index``, ``store``, ``linker``, ``link_runs``,
+        ``features``; ``scorers`` for the link-prediction scorers) so that the next use
+        reads them from the workspace again."""
+        with self._lock:
+            for key in keys:
+                if key == "scorers":
+                    self._scorers.clear()
+                    self._warned.clear()
+                self._cache.pop(key, None)
+
+    def warm(self) -> Session:
+        """Load everything now (graph and its lookup tables, index, SPARQL store, text
+        linker, scorers), so that the first requests are as fast as the rest; warnings
+        about unusable link runs are given here. Returns the session."""
+        from kg.labels import lexical_lookup
+
+        graph = self.graph
+        if graph.num_nodes:  # build the lazy lookup tables now, not in the first requests
+            first = graph.nodes[0]
+            graph.node(first)
+            graph.neighbors(first)
+            graph.literals(first)
+            lexical_lookup(graph, "warm up")
+        for load in (lambda: self.version, lambda: self.index_problem, lambda: self.store,
+                     lambda: self.text_linker):  # fmt: skip
+            load()
+        for relation in dict.fromkeys(r for _, relations in self.link_runs for r in relations):
+            self.scorer(relation)
+        return self
+
+    # ------------------------------------------------------------------ the workspace
+    @property
+    def graph(self):
+        """The workspace's :class:`kg.ProductGraph` (:func:`kg.workspace.load_graph`)."""
+        from kg.workspace import load_graph
+
+        return self._cached("graph", lambda: load_graph(self.path))
+
+    @property
+    def version(self) -> str:
+        """The graph's version (:func:`kg.workspace.graph_version`), a 16-hex-digit hash."""
+        from kg.workspace import graph_version
+
+        return self._cached("version", lambda: graph_version(self.graph))
+
+    @property
+    def store(self):
+        """The read-only pyoxigraph store of ``WORKSPACE/sparql`` (an in-memory store of the
+        graph's triples for a workspace built with ``--no-sparql``)."""
+        return self._cached("store", self._open_store)
+
+    @store.setter
+    def store(self, store) -> None:
+        self._cache["store"] = store
+
+    def _open_store(self):
+        import pyoxigraph as ox
+
+        if (self.path / SPARQL_DIR).is_dir():
+            return ox.Store.read_only(str(self.path / SPARQL_DIR))
+        store = ox.Store()
+        store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object) for t in self.graph.triples())
+        return store
+
+    # ------------------------------------------------------------------ the entity index
+    @property
+    def index(self):
+        """The entity index of ``WORKSPACE/index`` (:class:`kg.index.EntityIndex`), checked
+        against the graph's version. Raises :class:`kg.index.EntityIndexError` (a
+        :class:`kg.index.StaleIndexError` for another graph version) naming the
+        ``kgf index`` command when it is missing or cannot be used."""
+        index, error = self._cached("index", self._load_index)
+        if error is not None:
+            raise error
+        return index
+
+    @property
+    def index_problem(self) -> str | None:
+        """Why :attr:`index` is unavailable, with the command that fixes it; None when it is
+        loaded."""
+        _, error = self._cached("index", self._load_index)
+        return None if error is None else str(error)
+
+    def _load_index(self):
+        """``(index, None)`` or ``(None, the error to raise)``."""
+        from kg.index import EntityIndex, EntityIndexError, StaleIndexError
+
+        folder = self.path / INDEX_FOLDER
+        rebuild = f"`kgf index {self.path}`"
+        if not folder.exists():
+            return None, EntityIndexError(f"no entity index in {folder}: build it with {rebuild}")
+        try:
+            return EntityIndex.load(folder, expected_version=self.version), None
+        except StaleIndexError:
+            kind, problem = StaleIndexError, "is stale (built for another version of the graph)"
+        except EntityIndexError as err:
+            kind, problem = EntityIndexError, f"cannot be used ({err})"
+        return None, kind(f"the entity index in {folder} {problem}: rebuild it with {rebuild}")
+
+    def build_index(self, node_types=None, kind: str = "auto"):
+        """Index the encoded features' entity vectors (``kgf encode``), save the index in
+        ``WORKSPACE/index`` and use it from now on; returns ``(index, node types in it)``.
+
+        Without ``node_types``, the types whose vectors are as wide as those of the type
+        with most vectors (one index has one width). A workspace without features raises
+        FileNotFoundError naming ``kgf encode``."""
+        import numpy as np
+
+        from fusion.features import NodeFeatures
+        from kg.index import EntityIndex
+
+        vectors = NodeFeatures.load(self.path).entity_vectors()
+        if node_types:
+            vectors = {t: v for t, v in vectors.items() if t in node_types}
+        elif vectors:
+            widest = max(vectors.values(), key=lambda v: len(v[0]))[1].shape[1]
+            vectors = {t: v for t, v in vectors.items() if v[1].shape[1] == widest}
+        if not vectors:
+            raise SessionError(f"no vectors to index; run `kgf encode {self.path}` first")
+        if len({v.shape[1] for _, v in vectors.values()}) > 1:
+            raise SessionError(
+                "these node types have vectors of different widths; index one at a time"
+            )
+        graph = self.graph
+        iris = [graph.iri(t, i) for t, (rows, _) in vectors.items() for i in rows.tolist()]
+        matrix = np.concatenate([v.numpy() for _, v in vectors.values()])
+        index = EntityIndex.build(iris, matrix, kind=kind, graph_version=self.version)
+        index.save(self.path / INDEX_FOLDER, overwrite=True)
+        with self._lock:
+            self._cache["index"] = (index, None)
+        return index, list(vectors)
+
+    # ------------------------------------------------------------------ text -> entities
+    @property
+    def linker(self):
+        """align's :class:`align.Linker` over the workspace (text, records and photos).
+        Raises :class:`align.LinkerError` naming the missing step (e.g. ``kgf encode``)."""
+        linker, error = self._cached("linker", self._open_linker)
+        if error is not None:
+            raise error
+        return linker
+
+    def _open_linker(self):
+        from align import Linker, LinkerError
+
+        try:
+            return Linker(self.path), None
+        except LinkerError as err:
+            return None, err
+
+    @property
+    def text_linker(self):
+        """The :attr:`linker` when it can link text (the workspace has text features and
+        the session allows it), else None: names are then looked up lexically."""
+        from fusion.features import FEATURES_FILE
+
+        if not self.use_text_linker or not (self.path / FEATURES_FILE).is_file():
+            return None
+        linker, _ = self._cached("linker", self._open_linker)
+        if linker is None or linker.encoder is None:  # e.g. features without a text encoder
+            return None
+        return linker
+
+    def match_method(self, node_type: str | None = None) -> str:
+        """How :meth:`match` finds entities: ``linker`` (align's text linker, which links to
+        any type it was trained for) or ``lexical`` (always when ``node_type`` is given)."""
+        return LINKER if node_type is None and self.text_linker is not None else LEXICAL
+
+    def match(self, text: str, k: int = 5, node_type: str | None = None) -> list[Match]:
+        """Entities for free text, best first, at most ``k``: the text linker's candidates
+        (none when it abstains: NIL) when :meth:`match_method` is ``linker``, else
+        :func:`kg.labels.lexical_lookup` over name-like literals. Text without letters or
+        digits matches nothing; an unknown ``node_type`` raises
+        :class:`kg.graph.GraphLookupError` (a KeyError) with the closest names."""
+        if not text.strip():
+            return []
+        if self.match_method(node_type) == LINKER:
+            found = self.text_linker.link_record(text, k=k)
+            if found.nil:
+                return []
+            return [self._linked(iri, p) for iri, p in found.alternatives[:k]]
+        return self._lexical(text, k, node_type)
+
+    def resolve_name(self, name: str, node_type: str | None = None) -> Match:
+        """The one entity a product name stands for: the text linker's link when it does not
+        abstain, else the best lexical match. Raises :class:`SessionError` when nothing
+        matches."""
+        if name.strip() and self.match_method(node_type) == LINKER:
+            link = self.text_linker.link_record(name, k=1)
+            if not link.nil:
+                return self._linked(link.iri, link.score)
+        matches = self._lexical(name, 1, node_type)
+        if not matches:
+            raise SessionError(f"no entity matches the name {name!r}")
+        return matches[0]
+
+    def _linked(self, iri: str, score: float) -> Match:
+        from kg.labels import display_name
+
+        return Match(iri, float(score), display_name(self.graph, iri) or iri, LINKER)
+
+    def _lexical(self, text: str, k: int, node_type: str | None) -> list[Match]:
+        from kg.labels import lexical_lookup
+
+        try:
+            found = lexical_lookup(self.graph, text, node_type=node_type, k=k)
+        except ValueError:  # no letters or digits (an unknown type is a KeyError: raised)
+            return []
+        return [Match(*m, LEXICAL) for m in found]
+
+    # ------------------------------------------------------------------ linking
+    def link_text(self, text: str, k: int | None = None):
+        """Mentions detected in ``text``, each linked (or NIL): a list of :class:`align.Link`."""
+        return self.linker.link_text(text, k=k)
+
+    def link_record(self, record, k: int | None = None):
+        """One record (a string or a dict of fields) linked as a single mention."""
+        return self.linker.link_record(record, k=k)
+
+    def link_table(self, table, output, k: int = 5) -> int:
+        """Link every record of a CSV table, writing the links to ``output`` (CSV); returns
+        the number of records (:func:`align.link_table`)."""
+        from align import link_table
+
+        return link_table(self.linker, table, output, k=k)
+
+    def link_images(self, paths, k: int | None = None, untrained: bool = False,
+                    progress: bool = False):  # fmt: skip
+        """Photos linked to the entities they show (:meth:`align.Linker.link_images`)."""
+        return self.linker.link_images(paths, k=k, untrained=untrained, progress=progress)
+
+    # ------------------------------------------------------------------ link-prediction runs
+    @property
+    def link_runs(self) -> list[tuple[str, list[str]]]:
+        """The workspace's link-prediction runs, oldest first: ``(run, relations)``."""
+        from fusion.runs import find_runs
+
+        return self._cached(
+            "link_runs",
+            lambda: [(r.name, list(r.relations)) for r in find_runs(self.path, task="link")],
+        )
+
+    def scorer(self, relation: str | None = None, run: str | None = None):
+        """The :class:`fusion.scoring.LinkScorer` that scores ``relation``.
+
+        With ``run``: that run's scorer (errors, e.g. an unknown run, are raised). Else the
+        newest link run trained for ``relation`` (``rev_`` names and IRIs too) that fits the
+        graph; a run trained on another version of the graph is skipped with a warning.
+        None when no relation is asked for or no run predicts it."""
+        from fusion.model import ConfigError
+        from fusion.scoring import relation_name
+
+        if run is not None:
+            found = self._run_scorer(run)
+            if isinstance(found, Exception):
+                raise found
+            return found
+        if relation is None:
+            return None
+        name = relation_name(relation)[0]
+        for candidate, relations in reversed(self.link_runs):  # newest first
+            if name not in relations:
+                continue
+            found = self._run_scorer(candidate)
+            if not isinstance(found, ConfigError):
+                return found
+            if candidate not in self._warned:
+                self._warned.add(candidate)
+                warnings.warn(f"link run {candidate!r} is not used for {relation}: {found}",
+                              stacklevel=2)  # fmt: skip
+        return None
+
+    def _run_scorer(self, run: str):
+        """The scorer of one run, or the ConfigError it raised (both kept)."""
+        from fusion.model import ConfigError
+        from fusion.scoring import LinkScorer
+
+        with self._lock:
+            if run not in self._scorers:
+                try:
+                    self._scorers[run] = LinkScorer.from_run(self.path, run, self.graph)
+                except ConfigError as err:
+                    self._scorers[run] = err
+            return self._scorers[run]
+
+    # ------------------------------------------------------------------ related products
+    def related(self, iri: str, k: int = 10, relation: str | None = None,
+                node_type: str | None = None, explain: bool = True, *,
+                run: str | None = None, use_model: bool = True):  # fmt: skip
+        """The ``k`` entities most related to ``iri`` (:func:`kg.related.related`): the
+        index's nearest neighbours re-scored by the graph and, when ``use_model``, by the
+        link-prediction run that :meth:`scorer` picks for ``relation`` (or ``run``).
+
+        Raises :class:`kg.index.EntityIndexError` (missing or stale index, entity not in
+        the index; the message names ``kgf index WORKSPACE``), a
+        :class:`kg.graph.GraphLookupError` for an unknown IRI, relation or type, and
+        ``fusion.model.ConfigError`` for an unusable ``run``."""
+        from kg.index import EntityIndexError
+        from kg.related import related
+
+        index = self.index
+        scorer = self.scorer(relation, run) if use_model else None
+        try:
+            return related(self.graph, index, iri, k, relation, node_type, explain, scorer)
+        except EntityIndexError as err:
+            message = str(err).replace("`kgf index DIR`", f"`kgf index {self.path}`")
+            raise type(err)(message) from None
+
+    # ------------------------------------------------------------------ SPARQL
+    def sparql(self, query: str):
+        """Run a read-only SPARQL query over the workspace (:func:`kg.sparql.run_query`);
+        returns a :class:`kg.sparql.QueryResult`; updates and syntax errors raise
+        :class:`kg.sparql.SparqlError`."""
+        from kg.sparql import run_query
+
+        return run_query(self.graph, query)
+
+    # ------------------------------------------------------------------ building on it
+    def info(self) -> dict:
+        """What the workspace holds (:func:`kg.report.info`): types, relations, literal
+        coverage, languages, images."""
+        from kg.report import info
+
+        return info(self.graph)
+
+    def encode(self, spec=None):
+        """Encode node features (:func:`fusion.features.build_features`, cached by content
+        hash in the workspace); returns ``(features, report)``. The text linker is
+        reopened on next use, over the new features."""
+        from fusion.features import build_features
+
+        features, report = build_features(self.graph, self.path, spec)
+        with self._lock:
+            self._cache["features"] = features
+            self._cache.pop("linker", None)
+        return features, report
+
+    def train(self, **options):
+        """Train a model on the workspace (:func:`fusion.trainer.train`, same options) with
+        the session's graph and features; returns its ``TrainResult``. The link runs are
+        listed again on next use."""
+        from fusion.trainer import train
+
+        result = train(self.path, graph=self.graph, features=self._cache.get("features"),
+                       **options)  # fmt: skip
+        self.forget("link_runs", "scorers")
+        return result
+
+    def evaluate(self, run: str, split: str = "test", device: str = "auto") -> dict[str, float]:
+        """Re-evaluate a trained run on ``split`` (:func:`fusion.trainer.evaluate`)."""
+        from fusion.trainer import evaluate
+
+        return evaluate(self.path, run, split, device, graph=self.graph,
+                        features=self._cache.get("features"))  # fmt: skip
