@@ -144,7 +144,7 @@ def test_an_interrupted_link_run_is_skipped(trained, tmp_path, monkeypatch, caps
     assert [r.name for r in runs.scan_runs(ws) if not r.complete] == ["new"]
     assert find_link_run(ws, "worksOn") == "lp" and runs.find_run(ws, "new") is None
     assert LinkScorer.from_workspace(ws, "worksOn").run == "lp"
-    assert load_workspace(ws).scorers["worksOn"].run == "lp"
+    assert load_workspace(ws).scorer("worksOn").run == "lp"
     graph = kg.load_graph(ws)
     EntityIndex.build(list(graph.nodes), np.eye(len(graph.nodes), 8, dtype="float32"),
                       kind="torch", graph_version=graph_version(graph)).save(ws / "index")  # fmt: skip
