@@ -96,32 +96,48 @@ class QueryResult:
 
 
 # ---------------------------------------------------------------------- the check
-# Tokens the keyword scan skips, tried in this order at each position (SPARQL 1.1 grammar,
-# section 19.8). Strings follow the grammar exactly (a short string holds no line break);
-# an IRI is read more leniently than IRIREF but never across white space, braces, angle
-# brackets or quotes, so it cannot hide a pattern. A quote or `<` that starts no token is
-# one punctuation character, and the scan goes on after it.
+# Tokens the keyword scan skips (SPARQL 1.1 grammar, section 19.8). Strings follow the
+# grammar exactly (a short string holds no line break; three quotes open a long one), and a
+# quote that opens no valid string is a syntax error, as it is for the store. Other tokens
+# are tried in this order; an IRI is read more leniently than IRIREF but never across white
+# space, braces, angle brackets or quotes, so it cannot hide a pattern. A `<` that starts no
+# IRI is one punctuation character, and the scan goes on after it.
+_STRING = {
+    '"""': re.compile(r'"""(?:[^"\\]|\\.|"(?!""))*"""', re.DOTALL),
+    "'''": re.compile(r"'''(?:[^'\\]|\\.|'(?!''))*'''", re.DOTALL),
+    '"': re.compile(r'"(?:[^"\\\n\r]|\\[^\n\r])*"'),
+    "'": re.compile(r"'(?:[^'\\\n\r]|\\[^\n\r])*'"),
+}
 _SKIP = re.compile(
-    r'"""(?:[^"\\]|\\.|"(?!""))*"""'
-    r"|'''(?:[^'\\]|\\.|'(?!''))*'''"
-    r'|"(?:[^"\\\n\r]|\\.)*"'
-    r"|'(?:[^'\\\n\r]|\\.)*'"
-    r"|<[^\s<>{}\"']*>"
+    r"<[^\s<>{}\"']*>"
     r"|#[^\n\r]*"
     r"|[?$][\w\u00b7\u0300-\u036f\u203f-\u2040\u00c0-\uffff]*"  # variables
     r"|@[A-Za-z]+(?:-[A-Za-z0-9]+)*"  # language tags
     r"|(?:[A-Za-z_\u00c0-\uffff][\w.\-\u00b7\u00c0-\uffff]*)?:"  # prefixed names, blank nodes
     r"(?:[\w\-.:%\u00b7\u00c0-\uffff]|\\.)*",
-    re.DOTALL,
 )
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def keywords(query: str) -> list[str]:
     """The bare words of ``query`` (keywords and function names), upper-cased, in order;
-    strings, IRIs, comments, variables, prefixed names and language tags are skipped."""
+    strings, IRIs, comments, variables, prefixed names and language tags are skipped.
+    Raises :class:`SparqlError` for a quote that opens no valid string."""
     words, pos, end = [], 0, len(query)
     while pos < end:
+        if query[pos] in "\"'":
+            opening = query[pos : pos + 3]
+            string = _STRING.get(opening, _STRING[query[pos]]).match(query, pos)
+            if string is None:
+                line = query.count("\n", 0, pos) + 1
+                column = pos - (query.rfind("\n", 0, pos) + 1) + 1
+                where = "anywhere after it" if opening in _STRING else "on its line"
+                raise SparqlError(
+                    f"SPARQL syntax error: the string opened at line {line}, column {column} "
+                    f"is not closed {where}"
+                )
+            pos = string.end()
+            continue
         skipped = _SKIP.match(query, pos)
         if skipped and skipped.end() > pos:
             pos = skipped.end()

@@ -243,3 +243,15 @@ def test_excess_concurrent_queries_get_503_with_retry_after(workspace):
         assert "retry" in busy.json()["detail"]
         assert answers[0].status_code == 504
         assert client.post("/sparql", content="ASK { ?s ?p ?o }").status_code == 200
+
+
+def test_a_quote_that_opens_no_string_is_a_syntax_error_naming_its_place(graph):
+    """The tokenizer does not guess past a broken string (where a guess could hide a
+    keyword): it stops there, as the store would."""
+    for query, place in [
+        ('ASK {\n ?s ?p "open\n" }', "line 2, column 8 is not closed on its line"),
+        ("ASK { ?s ?p '''never closed }", "line 1, column 13 is not closed anywhere"),
+        ('ASK { ?s ?p "\\" }', "line 1, column 13"),
+    ]:
+        with pytest.raises(SparqlError, match=f"syntax error: the string opened at {place}"):
+            graph.sparql(query)
