@@ -24,6 +24,8 @@ one built for another version of the graph is recognised.
 Nothing is pickled. A workspace is written into a temporary sibling folder and renamed
 into place at the end, so a build that fails or is killed leaves any previous workspace
 intact; later stages add files with :func:`atomic_write_bytes` (temp file + rename).
+A kill can still leave hidden siblings behind: the next build or open of the folder
+repairs them (:func:`recover_folder`) and warns what it did.
 """
 
 from __future__ import annotations
@@ -32,8 +34,12 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
+import time
 import uuid
+import warnings
 from array import array
 from collections.abc import Mapping
 from pathlib import Path
@@ -91,28 +97,131 @@ def atomic_write_json(path: Path, data) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False))
 
 
+# ---------------------------------------------------------------------- folder swaps
+# Hidden siblings of a folder being replaced: `.NAME.tmp-OWNER-TAG` (the new content being
+# written) and `.NAME.old-OWNER-TAG` (the previous content, between the two renames of a
+# swap). OWNER is `PID.HOST` (HOST: 6 hex digits of the host name's hash), so a later run
+# can tell a live build's folder from a dead one's. Older versions wrote `tmp-TAG` alone.
+_SIBLING = re.compile(r"(?P<kind>tmp|old)-(?:(?P<pid>\d+)\.(?P<host>[0-9a-f]{6})-)?[0-9a-f]{8}")
+UNKNOWN_OWNER_AGE_S = 24 * 3600  # a sibling without an owner is stale after a day
+
+
+def _host() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+
+
+def _sibling(target: Path, kind: str) -> Path:
+    return target.with_name(f".{target.name}.{kind}-{os.getpid()}.{_host()}-{uuid.uuid4().hex[:8]}")
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name != "posix":  # no cheap, safe probe: assume alive (never remove a live build)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _owner_gone(path: Path, match: re.Match) -> bool:
+    """Whether the process that made ``path`` has ended: its pid is dead on this host;
+    without an owner (older versions) or from another host, when it is a day old."""
+    if match["pid"] is not None and match["host"] == _host():
+        return not _pid_alive(int(match["pid"]))
+    try:
+        return time.time() - path.stat().st_mtime > UNKNOWN_OWNER_AGE_S
+    except OSError:
+        return False
+
+
+def _size_mb(path: Path) -> float:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total / 1e6
+
+
+def recover_folder(target) -> list[str]:
+    """Repair what killed swaps left next to ``target`` (see :func:`atomic_directory`),
+    warn about each repair and return the messages.
+
+    - ``target`` missing and a ``.old-*`` sibling present (killed between the two renames of
+      a swap): the newest ``.old-*`` is renamed back to ``target``.
+    - ``.old-*`` siblings beside a present ``target`` (killed before the old copy was
+      deleted), and ``.tmp-*`` siblings (killed builds): removed.
+
+    Siblings of a process still running (pid alive on this host) are left alone, so a
+    concurrent build is never disturbed. A ``.tmp-*`` sibling without a known owner (older
+    versions, another host) is removed only when a day old; an ``.old-*`` one at once (a
+    swap lasts an instant).
+    """
+    target = Path(target)
+    prefix = f".{target.name}."
+    try:
+        entries = [p for p in target.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:  # no parent folder: nothing to recover
+        return []
+    found = []
+    for path in entries:
+        match = _SIBLING.fullmatch(path.name[len(prefix) :])
+        if match and path.is_dir():
+            found.append((path, match))
+    messages = []
+    olds = [(p, m) for p, m in found if m["kind"] == "old"]
+    olds = [(p, m) for p, m in olds if m["pid"] is None or _owner_gone(p, m)]
+    if olds and not target.exists():
+        olds.sort(key=lambda x: x[0].stat().st_mtime)
+        restored, _ = olds.pop()
+        os.replace(restored, target)
+        messages.append(
+            f"restored {target} from {restored.name}: a replace of it was interrupted "
+            "between its two renames (the new content, if any, is discarded)"
+        )
+    for path, match in olds + [(p, m) for p, m in found if m["kind"] == "tmp"]:
+        if match["kind"] == "tmp" and not _owner_gone(path, match):
+            continue
+        size = _size_mb(path)
+        shutil.rmtree(path, ignore_errors=True)
+        what = "an interrupted build" if match["kind"] == "tmp" else "an interrupted replace"
+        messages.append(f"removed {path} ({size:.1f} MB), left by {what}")
+    for message in messages:
+        warnings.warn(message, stacklevel=2)
+    return messages
+
+
 @contextlib.contextmanager
 def atomic_directory(target, overwrite: bool = False):
     """Yield a temporary folder that replaces ``target`` only if the block succeeds.
 
-    An existing ``target`` is refused unless ``overwrite``; on any error (or a kill) the
-    temporary folder is removed (or left as a hidden ``.name.tmp-*`` sibling) and ``target``
-    is untouched.
+    An existing ``target`` is refused unless ``overwrite``; on any error the temporary
+    folder is removed and ``target`` is untouched. A kill leaves a hidden sibling
+    (``.name.tmp-*``, or ``.name.old-*`` between the two renames of a replace) that the
+    next build or open repairs (:func:`recover_folder`).
     """
     target = Path(target)
+    recover_folder(target)
     if target.exists() and not overwrite:
         raise WorkspaceError(
             f"{target} already exists; pass --overwrite (overwrite=True) to replace it"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = _sibling(target, "tmp")
     tmp.mkdir()
     try:
         yield tmp
         if target.exists():
-            old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+            old = _sibling(target, "old")
             os.replace(target, old)
-            os.replace(tmp, target)
+            try:
+                os.replace(tmp, target)
+            except BaseException:
+                os.replace(old, target)  # put the previous content back
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
@@ -228,6 +337,7 @@ def load_graph(directory):
     from .rdf import RawTriples
 
     directory = Path(directory)
+    recover_folder(directory)
     manifest = read_manifest(directory)
     arrays = load_file(str(directory / "graph.safetensors"))
     vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))

@@ -157,7 +157,7 @@ def info_cmd(args) -> int:
 def _sparql_args(p: argparse.ArgumentParser) -> None:
     p.epilog = (
         "example:\n  kgf sparql ws 'SELECT ?type (COUNT(?s) AS ?n) WHERE { ?s a ?type } GROUP BY ?type'\n"
-        "Updates (INSERT, DELETE, ...) are refused."
+        "Updates (INSERT, DELETE, ...) and SERVICE (federated queries) are refused."
     )
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("workspace", type=Path)

@@ -20,26 +20,26 @@ in ``max_query_chars`` (413 for a longer POST body, 422 for a longer query param
 result rows in ``max_rows`` (``truncated`` says so). Errors are JSON ``{"detail": str}``
 naming the problem and what to do: 404 unknown IRI (with the nearest names), 409 missing
 or stale entity index (with the ``kgf index`` command), 422 bad parameters, 400 SPARQL
-syntax errors and updates, 504 a query past ``query_timeout_s``.
+syntax errors, updates and SERVICE (federation), 422 a name that resolves to an entity the
+index does not hold, 503 (with ``Retry-After``) every SPARQL slot taken, 504 a query past
+``query_timeout_s``.
 
-SPARQL runs in a small pool of worker threads (pyoxigraph releases the GIL while it
-evaluates). A query past its time gets 504 and is cancelled at its next result row; one
-that computes for long before its first row (a huge aggregate) keeps its worker until it
-finishes, so the pool is small (:data:`SPARQL_WORKERS`) and later queries wait for a
-free worker within their own time limit.
+SPARQL runs in worker processes (:class:`kg.sparql_process.QueryRunner`), at most
+``max_queries`` at once (:data:`SPARQL_WORKERS` by default). A query past its time is
+stopped by killing its worker, whatever it is computing, and the next query gets a fresh
+worker: a heavy query never holds the service.
 """
 
 # no `from __future__ import annotations`: FastAPI reads the endpoints' annotations at run
 # time, and they refer to bounds (max_k) local to create_app.
 import asyncio
 import json
-import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -54,13 +54,8 @@ MAX_IRI_CHARS = 4_096
 MAX_TEXT_CHARS = 1_000  # /link text and /related name: lexical lookup is linear in tokens
 MAX_ROWS = 10_000
 MAX_LIST = 1_000  # literals / neighbours per entity response
-SPARQL_WORKERS = 2
+SPARQL_WORKERS = 2  # SPARQL queries at once (worker processes); more answer 503
 _THREAD = threading.local()  # per request thread: FAISS set to one OpenMP thread
-_UPDATE = re.compile(  # an update's first keyword, after any PREFIX / BASE declarations
-    r"\s*(?:(?:PREFIX\s+[^:\s]*:\s*<[^>]*>|BASE\s+<[^>]*>|#[^\n]*)\s*)*"
-    r"(?:INSERT|DELETE|LOAD|CLEAR|DROP|CREATE|ADD|MOVE|COPY|WITH)\b",
-    re.IGNORECASE,
-)
 
 API_DESCRIPTION = """\
 Read-only access to one kgfusion workspace: entities with their literals and neighbours,
@@ -69,7 +64,9 @@ related products explained by the graph, entity lookup by name, and SPARQL.
 Every input is bounded (see each parameter). Errors are JSON `{"detail": "..."}` naming the
 problem and what to do: **404** unknown IRI (with the nearest IRIs), **409** missing or stale
 entity index (with the `kgf index` command to run), **413** / **422** input too long or
-invalid, **400** SPARQL syntax error or update, **504** SPARQL query past its time limit.
+invalid (422 too for a name that resolves to an entity the index does not hold), **400**
+SPARQL syntax error, update or SERVICE, **503** every SPARQL slot taken (see `Retry-After`),
+**504** SPARQL query past its time limit (it is stopped).
 """
 RelationParam = Annotated[
     str | None,
@@ -172,13 +169,14 @@ class SparqlBody(BaseModel):
 
 
 # ---------------------------------------------------------------------- the loaded state
-def load_workspace(workspace, *, text_linker: bool = True) -> Session:
+def load_workspace(workspace, *, text_linker: bool = True,
+                   max_queries: int = SPARQL_WORKERS) -> Session:  # fmt: skip
     """Open ``workspace`` (a folder, or a :class:`Session` already open) and load everything
     the routes read now (:meth:`Session.warm`), so that the first requests are as fast as
     the rest. ``text_linker``: let /link and /related?name= use align's text linker when
     the workspace has text features."""
     if not isinstance(workspace, Session):
-        workspace = Session(workspace, text_linker=text_linker)
+        workspace = Session(workspace, text_linker=text_linker, max_queries=max_queries)
     return workspace.warm()
 
 
@@ -231,6 +229,8 @@ def related(ws: Session, iri: str | None = None, name: str | None = None, k: int
             ) from None
         iri = resolved.iri
     query_type, _ = _node_or_404(ws, iri)
+    if iri not in ws.index:
+        _not_indexed(ws, iri, query_type, name)
     try:
         items = ws.related(iri, k, relation, node_type, explain)
     except EntityIndexError as err:  # stale, or the entity is in the graph but not the index
@@ -245,6 +245,35 @@ def related(ws: Session, iri: str | None = None, name: str | None = None, k: int
     )  # fmt: skip
 
 
+def _not_indexed(ws: Session, iri: str, node_type: str, name: str | None) -> NoReturn:
+    """Raise the HTTP error for a graph node the entity index does not hold: 422 when the
+    index holds no entity of its type (a category, a brand: ask about one of its
+    products), 409 when it holds others of its type (the index is older than the graph)."""
+    indexed = sorted({_type_of(ws.graph, x) for x in ws.index.iris} - {None})
+    what = (
+        f"{name!r} names the {node_type} {iri}" if name is not None else f"{iri} is a {node_type}"
+    )
+    if node_type not in indexed:
+        hint = (f"GET /link?text={name}&node_type={indexed[0]}" if name is not None and indexed
+                else "GET /link?text=...")  # fmt: skip
+        raise HTTPException(422, (
+            f"{what}, and the entity index holds no {node_type} entities (it holds "
+            f"{', '.join(indexed) or 'none'}): /related answers for indexed entities; find "
+            f"one with {hint}, or list this {node_type}'s neighbours with GET /entities/{iri}"
+        ))  # fmt: skip
+    raise HTTPException(409, (
+        f"{what}, which is not in the entity index although other {node_type} entities are: "
+        f"the graph changed since the index was built; rebuild it with `kgf index {ws.path}`"
+    ))  # fmt: skip
+
+
+def _type_of(graph, iri: str) -> str | None:
+    try:
+        return graph.node(iri)[0]
+    except KeyError:
+        return None
+
+
 def link(ws: Session, text: str, k: int = 5, node_type: str | None = None) -> LinkResponse:
     """Entities whose names match ``text`` (:meth:`Session.match`; empty or symbol-only
     text: no matches)."""
@@ -255,57 +284,6 @@ def link(ws: Session, text: str, k: int = 5, node_type: str | None = None) -> Li
     return LinkResponse(
         text=text, method=ws.match_method(node_type), matches=[_match_out(ws, m) for m in matches]
     )
-
-
-def run_sparql(store, query: str, max_rows: int = MAX_ROWS,
-               cancelled: threading.Event | None = None) -> SparqlResponse:  # fmt: skip
-    """Run a read-only query, streaming at most ``max_rows`` rows; stops early when
-    ``cancelled`` is set. Updates and syntax errors raise :class:`kg.sparql.SparqlError`."""
-    import pyoxigraph as ox
-
-    from kg.sparql import SparqlError
-
-    started = time.perf_counter()
-    cancelled = cancelled or threading.Event()
-    try:
-        result = store.query(query, use_default_graph_as_union=True)
-    except SyntaxError as err:
-        raise SparqlError(_sparql_problem(query, err)) from None
-    if isinstance(result, ox.QueryBoolean):
-        return SparqlResponse(kind="ask", variables=[], rows=[], boolean=bool(result),
-                              truncated=False, seconds=time.perf_counter() - started)  # fmt: skip
-    if isinstance(result, ox.QuerySolutions):
-        kind, names = "select", [v.value for v in result.variables]
-        convert = lambda s: [_term(s[name]) for name in names]
-    else:
-        kind, names = "graph", ["subject", "predicate", "object"]
-        convert = lambda t: [_term(t.subject), _term(t.predicate), _term(t.object)]
-    rows, truncated = [], False
-    for item in result:
-        if cancelled.is_set():
-            break
-        if len(rows) == max_rows:
-            truncated = True
-            break
-        rows.append(convert(item))
-    return SparqlResponse(kind=kind, variables=names, rows=rows, truncated=truncated,
-                          seconds=time.perf_counter() - started)  # fmt: skip
-
-
-def _sparql_problem(query: str, err: SyntaxError) -> str:
-    """What is wrong with a query that does not parse: an update (refused, as in
-    :func:`kg.sparql.run_query`) or a syntax error."""
-    if _UPDATE.match(query):
-        return (
-            "SPARQL updates are refused: the workspace is read-only "
-            "(use SELECT, ASK, CONSTRUCT or DESCRIBE)"
-        )
-    return f"SPARQL syntax error: {err}"
-
-
-def _term(term) -> str | None:
-    """A result term as text: IRI, blank node label or literal lexical form."""
-    return None if term is None else str(getattr(term, "value", term))
 
 
 def _node_or_404(ws: Session, iri: str) -> tuple[str, int]:
@@ -323,27 +301,27 @@ def _match_out(ws: Session, match: Match) -> MatchOut:
 # ---------------------------------------------------------------------- the app
 def create_app(workspace: Path | Session, *, max_k: int = 100, max_query_chars: int = 10_000,
                query_timeout_s: float = 5.0, max_rows: int = MAX_ROWS,
-               text_linker: bool = True) -> FastAPI:  # fmt: skip
+               text_linker: bool = True, max_queries: int = SPARQL_WORKERS) -> FastAPI:  # fmt: skip
     """The FastAPI app over ``workspace`` (a folder or an open :class:`Session`; loaded now,
     once; see the module docstring).
 
     Args:
         max_k: the most related entities one request may ask for.
         max_query_chars: the longest SPARQL query accepted.
-        query_timeout_s: SPARQL time limit, waiting for a worker included (504 past it).
+        query_timeout_s: SPARQL time limit; past it the query is stopped (504).
         max_rows: SPARQL result rows returned at most (``truncated`` is set beyond).
         text_linker: use align's text linker for /link and /related?name= when the
             workspace has text features (a folder only; an open session says itself).
+        max_queries: SPARQL queries running at once; more answer 503 with Retry-After.
     """
-    from kg.sparql import SparqlError
+    from kg.sparql import SparqlBusy, SparqlError, SparqlTimeout
 
-    ws = load_workspace(workspace, text_linker=text_linker)
-    executor = ThreadPoolExecutor(SPARQL_WORKERS, thread_name_prefix="sparql")
+    ws = load_workspace(workspace, text_linker=text_linker, max_queries=max_queries)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        executor.shutdown(wait=False, cancel_futures=True)
+        ws.close()
 
     app = FastAPI(
         title="kgfusion",
@@ -414,25 +392,24 @@ def create_app(workspace: Path | Session, *, max_k: int = 100, max_query_chars: 
         return link(ws, text, k, node_type)
 
     async def sparql(query: str) -> SparqlResponse:
-        cancelled = threading.Event()
-        future = executor.submit(run_sparql, ws.store, query, max_rows, cancelled)
+        started = time.perf_counter()
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), query_timeout_s)
-        except asyncio.TimeoutError:
-            cancelled.set()
-            detail = (
-                f"the query did not finish within {query_timeout_s:g} s (waiting for a free "
-                "worker included): add LIMIT, narrow the patterns or avoid large aggregates"
-            )
-            raise HTTPException(504, detail) from None
-        except SparqlError as err:
+            result = await asyncio.to_thread(ws.sparql, query, query_timeout_s, max_rows)
+        except SparqlBusy as err:
+            headers = {"Retry-After": str(err.retry_after)}
+            raise HTTPException(503, str(err), headers=headers) from None
+        except SparqlTimeout as err:
+            raise HTTPException(504, str(err)) from None
+        except SparqlError as err:  # syntax error, update, SERVICE
             raise HTTPException(400, str(err)) from None
+        return SparqlResponse(**asdict(result), seconds=time.perf_counter() - started)
 
     sparql_doc = (
         "Run a read-only SPARQL query: SELECT gives `variables` and `rows`, ASK `boolean`, "
         f"CONSTRUCT / DESCRIBE `rows` of triples. At most {max_rows:,} rows (`truncated` "
         f"beyond), {max_query_chars:,} characters of query, {query_timeout_s:g} s (504 "
-        "beyond). Updates are refused (400)."
+        f"beyond: the query is stopped), {max_queries} queries at once (503 beyond, with "
+        "Retry-After). Updates and SERVICE (federation) are refused (400)."
     )
 
     @app.get("/sparql", response_model=SparqlResponse, summary="SPARQL query", description=sparql_doc)  # fmt: skip

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from kg.workspace import INDEX_DIR, SPARQL_DIR
+from kg.workspace import INDEX_DIR
 
 INDEX_FOLDER = INDEX_DIR
 LINKER = "linker"
@@ -62,9 +62,11 @@ class Session:
             workspace has text features (else only the lexical lookup).
     """
 
-    def __init__(self, workspace, *, graph=None, text_linker: bool = True):
+    def __init__(self, workspace, *, graph=None, text_linker: bool = True,
+                 max_queries: int = 2):  # fmt: skip
         self.path = Path(workspace)
         self.use_text_linker = text_linker
+        self.max_queries = max_queries
         self._lock = threading.RLock()
         self._cache: dict[str, Any] = {}
         self._scorers: dict[str, Any] = {}  # run -> LinkScorer, or the ConfigError it raised
@@ -87,7 +89,7 @@ class Session:
             return self._cache[key]
 
     def forget(self, *keys: str) -> None:
-        """Drop cached objects (``graph``, ``index``, ``store``, ``linker``, ``link_runs``,
+        """Drop cached objects (``graph``, ``index``, ``sparql_runner``, ``linker``, ``link_runs``,
         ``features``; ``scorers`` for the link-prediction scorers) so that the next use
         reads them from the workspace again."""
         with self._lock:
@@ -110,7 +112,7 @@ class Session:
             graph.neighbors(first)
             graph.literals(first)
             lexical_lookup(graph, "warm up")
-        for load in (lambda: self.version, lambda: self.index_problem, lambda: self.store,
+        for load in (lambda: self.version, lambda: self.index_problem, lambda: self.sparql_runner,
                      lambda: self.text_linker):  # fmt: skip
             load()
         for relation in dict.fromkeys(r for _, relations in self.link_runs for r in relations):
@@ -133,23 +135,22 @@ class Session:
         return self._cached("version", lambda: graph_version(self.graph))
 
     @property
-    def store(self):
-        """The read-only pyoxigraph store of ``WORKSPACE/sparql`` (an in-memory store of the
-        graph's triples for a workspace built with ``--no-sparql``)."""
-        return self._cached("store", self._open_store)
+    def sparql_runner(self):
+        """A :class:`kg.sparql_process.QueryRunner` over the workspace's SPARQL store (a
+        temporary copy of the graph's triples for a workspace built with ``--no-sparql``):
+        queries run in worker processes that are killed past their time limit, at most
+        ``max_queries`` at once. Closed by :meth:`close`."""
+        from kg.sparql_process import QueryRunner
 
-    @store.setter
-    def store(self, store) -> None:
-        self._cache["store"] = store
+        return self._cached(
+            "sparql_runner", lambda: QueryRunner.for_graph(self.graph, self.max_queries)
+        )
 
-    def _open_store(self):
-        import pyoxigraph as ox
-
-        if (self.path / SPARQL_DIR).is_dir():
-            return ox.Store.read_only(str(self.path / SPARQL_DIR))
-        store = ox.Store()
-        store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object) for t in self.graph.triples())
-        return store
+    def close(self) -> None:
+        """Stop the SPARQL worker processes (if any were started)."""
+        runner = self._cache.pop("sparql_runner", None)
+        if runner is not None:
+            runner.close()
 
     # ------------------------------------------------------------------ the entity index
     @property
@@ -396,13 +397,19 @@ class Session:
             raise type(err)(message) from None
 
     # ------------------------------------------------------------------ SPARQL
-    def sparql(self, query: str):
-        """Run a read-only SPARQL query over the workspace (:func:`kg.sparql.run_query`);
-        returns a :class:`kg.sparql.QueryResult`; updates and syntax errors raise
-        :class:`kg.sparql.SparqlError`."""
+    def sparql(self, query: str, timeout: float | None = None, max_rows: int | None = None):
+        """Run a read-only SPARQL query over the workspace; returns a
+        :class:`kg.sparql.QueryResult`. Updates, SERVICE and syntax errors raise
+        :class:`kg.sparql.SparqlError`. With ``timeout`` (seconds) the query runs in a
+        worker process of :attr:`sparql_runner` that is stopped past it
+        (:class:`kg.sparql.SparqlTimeout`; :class:`kg.sparql.SparqlBusy` when all
+        ``max_queries`` workers are busy); without, in this process
+        (:func:`kg.sparql.run_query`)."""
+        if timeout is not None:
+            return self.sparql_runner.run(query, timeout, max_rows)
         from kg.sparql import run_query
 
-        return run_query(self.graph, query)
+        return run_query(self.graph, query, max_rows=max_rows)
 
     # ------------------------------------------------------------------ building on it
     def info(self) -> dict:

@@ -57,8 +57,8 @@ def _english_name(graph, iri: str) -> str:
 def test_heavy_things_are_loaded_once(workspace):
     session = Session(workspace)
     assert "loaded: nothing" in repr(session)
-    graph, index, store = session.graph, session.index, session.store
-    assert session.graph is graph and session.index is index and session.store is store
+    graph, index, runner = session.graph, session.index, session.sparql_runner
+    assert session.graph is graph and session.index is index and session.sparql_runner is runner
     assert session.version == kg.index.graph_version(graph) and session.index_problem is None
     session.forget("graph")
     assert session.graph is not graph  # read again on demand
