@@ -101,7 +101,7 @@ def service_queries(url: str) -> list[str]:
 def test_service_is_refused_and_never_reaches_the_network(graph, listener):
     for query in service_queries(listener.url):
         with pytest.raises(SparqlError, match="SERVICE .*refused"):
-            graph.sparql(query)
+            run_query(graph, query)
     assert listener.connections == []
 
 
@@ -118,7 +118,7 @@ def test_lookalikes_of_service_and_updates_still_run(graph):
     ]
     for query in harmless:
         check_read_only(query)
-        graph.sparql(query)  # runs (no SparqlError)
+        run_query(graph, query)  # runs (no SparqlError)
     assert keywords('SELECT ?s WHERE { ?s <http://a#b> "c" } # d') == ["SELECT", "WHERE"]
 
 
@@ -132,7 +132,7 @@ def test_updates_are_refused_wherever_they_start(graph):
     ]
     for query in updates:
         with pytest.raises(SparqlError, match="updates are refused"):
-            graph.sparql(query)
+            run_query(graph, query)
 
 
 def test_no_query_that_passes_the_check_reaches_the_network(graph, listener):
@@ -206,7 +206,7 @@ def test_heavy_queries_are_stopped_and_the_service_keeps_serving(workspace):
     from kgfusion.service import create_app
 
     app = create_app(workspace, query_timeout_s=1.0, max_queries=2)
-    runner = app.state.workspace.sparql
+    runner = app.state.workspace.sparql_runner
     with TestClient(app) as client:
         assert client.post("/sparql", content="ASK { ?s ?p ?o }").json()["boolean"] is True
         (warm,) = runner.pids()
@@ -228,7 +228,7 @@ def test_excess_concurrent_queries_get_503_with_retry_after(workspace):
     from kgfusion.service import create_app
 
     app = create_app(workspace, query_timeout_s=3.0, max_queries=1)
-    runner = app.state.workspace.sparql
+    runner = app.state.workspace.sparql_runner
     with TestClient(app) as client:
         answers = []
         heavy = threading.Thread(target=lambda: answers.append(client.post("/sparql", content=HEAVY)))  # fmt: skip
@@ -254,4 +254,4 @@ def test_a_quote_that_opens_no_string_is_a_syntax_error_naming_its_place(graph):
         ('ASK { ?s ?p "\\" }', "line 1, column 13"),
     ]:
         with pytest.raises(SparqlError, match=f"syntax error: the string opened at {place}"):
-            graph.sparql(query)
+            run_query(graph, query)

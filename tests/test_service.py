@@ -171,7 +171,7 @@ def test_sparql_timeout_is_504_and_cancels(workspace):
     """A query past the time limit answers 504, and its worker process is killed (a real
     join of four unconstrained patterns: no row until it has counted them all)."""
     app = create_app(workspace, query_timeout_s=0.2)
-    runner = app.state.workspace.sparql
+    runner = app.state.workspace.sparql_runner
     heavy = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l }"
     with TestClient(app) as client:
         assert client.post("/sparql", content="ASK { ?s ?p ?o }").status_code == 200
