@@ -326,6 +326,14 @@ class ProductGraph:
             ("date", _parse_date, "datetime64[D]"),
         ):
             rows = np.nonzero(kind == k)[0]
+            if k == "date" and len(rows):  # numpy wraps years past int64 days around silently
+                overlong = _overlong_years([self.lit_value[i] for i in rows.tolist()])
+                for i in rows[overlong].tolist():
+                    kind[i] = "text"
+                    invalid.append(
+                        f"{self.lit_value[i]!r}^^{split_iri(self.datatypes[self.lit_dtype[i]])[1]}"
+                    )
+                rows = rows[~overlong]
             values = [self.lit_value[i] for i in rows.tolist()]
             if fast is not None and values:
                 try:  # vectorised parse; any odd value falls back to one at a time
@@ -690,13 +698,20 @@ class ProductGraph:
 
 def _named(iri: str):
     """A pyoxigraph NamedNode; an IRI read with ``lenient=True`` that is not valid (e.g. a
-    space in it) is percent-encoded so that the graph still serialises to valid RDF."""
+    space in it) is percent-encoded so that the graph still serialises to valid RDF; one that
+    is still invalid then (no scheme, a bad port) becomes ``urn:kgfusion:invalid-iri:...``."""
     import pyoxigraph as ox
 
     try:
         return ox.NamedNode(iri)
     except ValueError:
-        return ox.NamedNode(quote(iri.strip(), safe=":/?#[]@!$&'()*+,;=%~"))
+        pass
+    for safe in (":/?#[]@!$&'()*+,;=%~", ":/?#@!$&'()*+,;=~"):
+        try:
+            return ox.NamedNode(quote(iri.strip(), safe=safe))
+        except ValueError:
+            continue
+    return ox.NamedNode("urn:kgfusion:invalid-iri:" + quote(iri, safe=""))
 
 
 def _parse_bool(text: str) -> float:
@@ -706,6 +721,12 @@ def _parse_bool(text: str) -> float:
     if value in ("false", "0"):
         return 0.0
     raise ValueError(text)
+
+
+def _overlong_years(values: list[str]) -> np.ndarray:
+    """Mask of date literals whose year has more than 4 digits (past ``datetime.date``)."""
+    years = np.char.partition(np.char.lstrip(np.array(values, dtype=str), " \t\n\r-+"), "-")
+    return np.char.str_len(years[:, 0]) > 4
 
 
 def _parse_date(text: str) -> float:
