@@ -413,7 +413,10 @@ def _syntax_error(path: Path, fh, err: SyntaxError, lenient: bool) -> RdfSyntaxE
 def _find_quoted(path: Path, message: str, stopped: int, window: int = 1 << 16):
     """(line, column) of the first text quoted in ``message`` within ``window`` bytes
     before byte ``stopped`` of ``path``, or None."""
-    tokens = [a or b for a, b in _QUOTED.findall(message)]
+    tokens = [(a or b).encode("utf-8") for a, b in _QUOTED.findall(message)]
+    first = message.split(maxsplit=1)[0] if message.strip() else ""
+    if not first.isalpha():  # "1x is not a valid rdf:ID value": look for the attribute value
+        tokens += [f'"{first}"'.encode(), f"'{first}'".encode()]
     if not tokens:
         return None
     start = max(0, stopped - window)
@@ -424,7 +427,7 @@ def _find_quoted(path: Path, message: str, stopped: int, window: int = 1 << 16):
     except (OSError, EOFError, zlib.error):
         return None
     for token in tokens:
-        at = data.find(token.encode("utf-8"))
+        at = data.find(token)
         if at >= 0:
             line_start = data.rfind(b"\n", 0, at)
             known = line_start >= 0 or start == 0

@@ -133,8 +133,8 @@ def _entity_size(name: str, entities: dict, sizes: dict, stack: tuple) -> int:
     if value is None:  # predefined (&amp;...) or undeclared: the parser decides
         return 1
     size = len(_ENTITY_REF.sub("", value))
-    for ref in _ENTITY_REF.findall(value):
-        size += _entity_size(ref, entities, sizes, (*stack, name))
+    for ref in [None, *_ENTITY_REF.findall(value)]:
+        size += 0 if ref is None else _entity_size(ref, entities, sizes, (*stack, name))
         if size > MAX_ENTITY_CHARS:
             raise ScanError(
                 f"entity &{name}; expands to more than {MAX_ENTITY_CHARS:,} characters "
