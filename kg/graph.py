@@ -613,7 +613,7 @@ class ProductGraph:
         """Every triple as a ``pyoxigraph.Triple`` (types, edges, literals, image refs)."""
         import pyoxigraph as ox
 
-        terms = [ox.BlankNode(k[2:]) if k.startswith("_:") else _named(k) for k in self.nodes]
+        terms = [_blank(k) if k.startswith("_:") else _named(k) for k in self.nodes]
         preds = [_named(p) for p in self.predicates]
         rdf_type = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
         classes = [_named(c) for c in self.classes]
@@ -712,6 +712,17 @@ def _named(iri: str):
         except ValueError:
             continue
     return ox.NamedNode("urn:kgfusion:invalid-iri:" + quote(iri, safe=""))
+
+
+def _blank(key: str):
+    """A pyoxigraph BlankNode for the node key ``_:label``; a key that only looks like one
+    (an IRI ``<_:...>`` read with ``lenient=True``) becomes an IRI (see :func:`_named`)."""
+    import pyoxigraph as ox
+
+    try:
+        return ox.BlankNode(key[2:])
+    except ValueError:
+        return _named(key)
 
 
 def _parse_bool(text: str) -> float:

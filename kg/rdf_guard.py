@@ -112,7 +112,15 @@ def scan_xml(stream: BinaryIO) -> None:
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     try:
-        parser.ParseFile(stream)
+        # Fed in growing chunks, not ParseFile's 2 KiB: expat rescans a token that spans
+        # chunks (a huge attribute) from its start at every chunk, quadratic in small ones.
+        size = CHUNK
+        while chunk := stream.read(size):
+            parser.Parse(chunk, False)
+            size = min(size * 2, 64 * CHUNK)
+        parser.Parse(b"", True)
+    except LookupError as err:  # <?xml encoding="..."?> that Python does not know
+        raise ScanError(f"unknown character encoding ({err}); save the file as UTF-8", 1) from None
     except pyexpat.ExpatError as err:
         message = pyexpat.ErrorString(err.code)
         if "amplification" in message:

@@ -370,3 +370,39 @@ def test_overflowing_date_is_kept_as_text_with_a_warning(tmp_path):
         graph = kg.load_rdf(path)
     kinds = {c.kind: c.count for c in graph.literal_columns()}
     assert kinds == {"date": 1, "text": 1}
+
+
+# --------------------------------------------------------------------------- fuzz finds
+def test_unknown_xml_encoding_is_a_user_error(tmp_path):
+    path = tmp_path / "enc.rdf"
+    path.write_text(RDF_HEAD.replace('version="1.0"', 'version="1.0" encoding="u.tf-8"'))
+    with pytest.raises(RdfSyntaxError, match="unknown character encoding") as err:
+        kg.load_rdf(path)
+    assert err.value.line == 1
+
+
+def test_junk_in_a_dtd_is_a_syntax_error_with_its_line(tmp_path):
+    path = tmp_path / "junk.rdf"
+    path.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE rdf:RDF [\n<!ENTITY xsd "http://x/" >'
+        + "é" * (2 << 20)
+        + "\n]>\n"
+        + RDF_HEAD[RDF_HEAD.index("<rdf:RDF") :]
+        + "</rdf:RDF>\n"
+    )
+    with pytest.raises(RdfSyntaxError, match="ill-formed XML") as err:
+        kg.load_rdf(path)
+    assert err.value.line == 3
+
+
+def test_lenient_iri_that_looks_like_a_blank_node_saves(tmp_path):
+    path = tmp_path / "odd.nt"
+    path.write_text(
+        "<_:https://ex.org/a> <http://ex.org/p> <http://ex.org/b> .\n"
+        "_:b1 <http://ex.org/p> <http://ex.org/b> .\n"
+    )
+    graph = kg.load_rdf(path, lenient=True)
+    loaded = kg.load_graph(graph.save(tmp_path / "ws"))
+    assert loaded.nodes == graph.nodes
+    rows = loaded.sparql("SELECT ?s WHERE { ?s <http://ex.org/p> ?o }").rows
+    assert len(rows) == 2
