@@ -516,7 +516,7 @@ class ProductGraph:
         """Every triple as a ``pyoxigraph.Triple`` (types, edges, literals, image refs)."""
         import pyoxigraph as ox
 
-        terms = [ox.BlankNode(k[2:]) if k.startswith("_:") else _named(k) for k in self.nodes]
+        terms = [_blank(k) if k.startswith("_:") else _named(k) for k in self.nodes]
         preds = [_named(p) for p in self.predicates]
         rdf_type = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
         classes = [_named(c) for c in self.classes]
@@ -580,10 +580,28 @@ class ProductGraph:
 
 def _named(iri: str):
     """A pyoxigraph NamedNode; an IRI read with ``lenient=True`` that is not valid (e.g. a
-    space in it) is percent-encoded so that the graph still serialises to valid RDF."""
+    space in it) is percent-encoded so that the graph still serialises to valid RDF; one that
+    is still invalid then (no scheme, a bad port) becomes ``urn:kgfusion:invalid-iri:...``."""
     import pyoxigraph as ox
 
     try:
         return ox.NamedNode(iri)
     except ValueError:
-        return ox.NamedNode(quote(iri.strip(), safe=":/?#[]@!$&'()*+,;=%~"))
+        pass
+    for safe in (":/?#[]@!$&'()*+,;=%~", ":/?#@!$&'()*+,;=~"):
+        try:
+            return ox.NamedNode(quote(iri.strip(), safe=safe))
+        except ValueError:
+            continue
+    return ox.NamedNode("urn:kgfusion:invalid-iri:" + quote(iri, safe=""))
+
+
+def _blank(key: str):
+    """A pyoxigraph BlankNode for the node key ``_:label``; a key that only looks like one
+    (an IRI ``<_:...>`` read with ``lenient=True``) becomes an IRI (see :func:`_named`)."""
+    import pyoxigraph as ox
+
+    try:
+        return ox.BlankNode(key[2:])
+    except ValueError:
+        return _named(key)

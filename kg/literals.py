@@ -111,6 +111,12 @@ def classify_literals(values: list[str], dtype: np.ndarray, datatypes: list[str]
         ("date", _parse_date, "datetime64[D]"),
     ):
         rows = np.nonzero(kind == k)[0]
+        if k == "date" and len(rows):  # numpy wraps years past int64 days around silently
+            overlong = _overlong_years([values[i] for i in rows.tolist()])
+            for i in rows[overlong].tolist():
+                kind[i] = "text"
+                invalid.append(f"{values[i]!r}^^{split_iri(datatypes[dtype[i]])[1]}")
+            rows = rows[~overlong]
         chosen = [values[i] for i in rows.tolist()]
         if fast is not None and chosen:
             try:  # vectorised parse; any odd value falls back to one at a time
@@ -140,6 +146,12 @@ def _parse_bool(text: str) -> float:
     if value in ("false", "0"):
         return 0.0
     raise ValueError(text)
+
+
+def _overlong_years(values: list[str]) -> np.ndarray:
+    """Mask of date literals whose year has more than 4 digits (past ``datetime.date``)."""
+    years = np.char.partition(np.char.lstrip(np.array(values, dtype=str), " \t\n\r-+"), "-")
+    return np.char.str_len(years[:, 0]) > 4
 
 
 def _parse_date(text: str) -> float:

@@ -19,17 +19,21 @@ What becomes what:
   build a blank node keeps one id.
 
 Safety: pyoxigraph never resolves XML external entities nor fetches remote JSON-LD
-contexts; we also refuse RDF/XML with an ``<!ENTITY ... SYSTEM|PUBLIC`` declaration up
-front, with a message saying so.
+contexts. Before parsing, :mod:`kg.rdf_guard` scans RDF/XML and JSON-LD once and refuses
+external, parameter and exploding ("billion laughs") entities and over-deep nesting, with
+the file and line. Whatever goes wrong while reading (truncated gzip, a token over
+pyoxigraph's 16 MiB buffer, a syntax error) is an :class:`RdfError` naming the file, the
+line where it can be found, and what to do.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import os
+import re
 import warnings
+import zlib
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,8 +41,13 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
+from .rdf_guard import SCANS, ScanError
+
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 RDF_LANG_STRING = "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"
+XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
+#: pyoxigraph refuses a token (a literal, an IRI) longer than this with a MemoryError.
+MAX_TOKEN_BYTES = 16 << 20
 
 DEFAULT_IMAGE_PREDICATES = (
     "http://schema.org/image",
@@ -89,14 +98,20 @@ class RdfSyntaxError(RdfError):
 
 
 def _line_text(path: Path, line: int) -> str | None:
+    """The first 200 characters of line ``line`` of ``path`` (never reads a whole long line)."""
     try:
-        with io.TextIOWrapper(_open(path), "utf-8", errors="replace") as text:
-            for number, raw in enumerate(text, 1):
-                if number == line:
-                    return raw[:200]
-    except OSError:
+        with _open(path) as fh:
+            number, start = 1, True
+            while True:
+                piece = fh.readline(1 << 16)
+                if not piece:
+                    return None
+                if number == line and start:
+                    return piece[:800].decode("utf-8", errors="replace")[:200]
+                start = piece.endswith(b"\n")
+                number += start
+    except (OSError, EOFError, zlib.error):
         return None
-    return None
 
 
 def _open(path: Path):
@@ -151,16 +166,6 @@ def _is_rdf_name(path: Path) -> bool:
     return bool(suffixes) and suffixes[-1] in FORMATS
 
 
-def _refuse_external_entities(path: Path) -> None:
-    with _open(path) as fh:
-        head = fh.read(1 << 16).decode("utf-8", errors="replace")
-    if "<!ENTITY" in head and ("SYSTEM" in head or "PUBLIC" in head):
-        raise RdfError(
-            f"{path}: the RDF/XML declares an external entity (<!ENTITY ... SYSTEM/PUBLIC>); "
-            "external entities are never resolved. Remove the DOCTYPE declaration."
-        )
-
-
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -208,7 +213,9 @@ class TripleSink:
         self._pred_ids: dict[str, int] = {}
         self._class_ids: dict[str, int] = {}
         self._dtype_ids: dict[str, int] = {"": 0}
-        self._lang_ids: dict[str, int] = {}
+        self._lang_ids: dict[str, int] = {}  # tag as read -> id (-1: dropped)
+        self._languages: dict[str, int] = {}  # valid tag -> id
+        self._odd_languages: list[str] = []  # tags fixed or dropped (read with lenient=True)
         self.raw.datatypes.append("")
         self._image_predicates = set(image_predicates)
 
@@ -263,10 +270,10 @@ class TripleSink:
                     if dtype_id is None:
                         dtype_id = intern(dtype_ids, raw.datatypes, dt)
                 else:
-                    dtype_id = lang_string
                     lang_id = lang_ids.get(lang)
                     if lang_id is None:
-                        lang_id = intern(lang_ids, raw.languages, lang)
+                        lang_id = lang_ids[lang] = self._language_id(lang)
+                    dtype_id = lang_string if lang_id >= 0 else self._plain_string()
                 ln_add(sid)
                 lp_add(pid)
                 lv_add(o.value)
@@ -291,6 +298,23 @@ class TripleSink:
                 raw.skipped += 1
         return count
 
+    def _language_id(self, tag: str) -> int:
+        """Id of a language tag; one that ``lenient`` let through invalid (``en_US``) is
+        fixed (``en-us``) or, failing that, dropped (-1: the literal becomes a plain string)."""
+        for candidate in (tag, tag.replace("_", "-")):
+            try:
+                ox.Literal("", language=candidate)
+            except ValueError:
+                continue
+            if candidate != tag:
+                self._odd_languages.append(f"{tag!r} -> {candidate!r}")
+            return self._intern(self._languages, self.raw.languages, candidate)
+        self._odd_languages.append(f"{tag!r} dropped")
+        return -1
+
+    def _plain_string(self) -> int:
+        return self._intern(self._dtype_ids, self.raw.datatypes, XSD_STRING)
+
     def _add_value(self, sid, pid, value, dtype_id, lang_id, source) -> None:
         raw = self.raw
         raw.lit_node.append(sid)
@@ -303,28 +327,53 @@ class TripleSink:
     def add_file(
         self, path: Path, fmt: str | None = None, base_iri: str | None = None, lenient: bool = False
     ) -> None:
-        """Parse one file (gzip transparently) into the sink; errors name file and line."""
+        """Parse one file (gzip transparently) into the sink; errors name file and line.
+
+        Raises:
+            RdfError: unreadable or truncated file, a token over pyoxigraph's 16 MiB buffer.
+            RdfSyntaxError: a syntax error or an input refused by :mod:`kg.rdf_guard`.
+        """
         rdf_format = detect_format(path, fmt)
-        if rdf_format == ox.RdfFormat.RDF_XML:
-            _refuse_external_entities(path)
         source = len(self.raw.sources)
         base = base_iri or path.resolve().as_uri()
+        odd_languages = len(self._odd_languages)
         try:
+            scan = SCANS.get(rdf_format.name)
+            if scan is not None:
+                with _open(path) as fh:
+                    scan(fh)
             with _open(path) as fh:
-                count = self.add_quads(
-                    ox.parse(fh, rdf_format, base_iri=base, lenient=lenient),
-                    source,
-                    scope=f"f{source}_",
-                )
-        except SyntaxError as err:
-            message = str(err)
-            if "LoadDocumentCallback" in message:
-                message = "a remote JSON-LD @context is never fetched; inline the context"
-            elif "IRI" in message and not lenient:
-                message += " (to accept such IRIs as they are, use lenient=True / --lenient)"
-            raise RdfSyntaxError(path, err.lineno, err.offset, message) from None
-        except (OSError, EOFError, gzip.BadGzipFile) as err:
-            raise RdfError(f"{path}: cannot read ({err})") from None
+                try:
+                    count = self.add_quads(
+                        ox.parse(fh, rdf_format, base_iri=base, lenient=lenient),
+                        source,
+                        scope=f"f{source}_",
+                    )
+                except SyntaxError as err:
+                    raise _syntax_error(path, fh, err, lenient) from None
+                except MemoryError as err:
+                    if "buffer maximal size" not in str(err):
+                        raise
+                    line = _line_at(path, max(0, fh.tell() - MAX_TOKEN_BYTES))
+                    raise RdfError(
+                        f"{path}, near line {line}: a literal or IRI longer than "
+                        f"{MAX_TOKEN_BYTES >> 20} MiB; store such data in a file and refer "
+                        "to it by IRI"
+                    ) from None
+        except ScanError as err:
+            raise RdfSyntaxError(path, err.line, err.column, err.message) from None
+        except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+            raise RdfError(
+                f"{path}: cannot read ({err}); the file is damaged or truncated: "
+                "download or copy it again"
+            ) from None
+        if len(self._odd_languages) > odd_languages:
+            odd = self._odd_languages[odd_languages:]
+            warnings.warn(
+                f"{path}: {len(odd)} invalid language tag(s) accepted by lenient reading were "
+                f"fixed or dropped: {', '.join(odd[:3])}",
+                stacklevel=3,
+            )
         self.raw.sources.append(
             {
                 "path": str(path.resolve()),
@@ -333,6 +382,73 @@ class TripleSink:
                 "triples": count,
             }
         )
+
+
+_QUOTED = re.compile(r"'([^']{1,200})'|`([^`]{1,200})`")
+
+
+def _syntax_error(path: Path, fh, err: SyntaxError, lenient: bool) -> RdfSyntaxError:
+    """An :class:`RdfSyntaxError` from pyoxigraph's; when the parser gives no line (RDF/XML,
+    JSON-LD semantics), the quoted text of its message is looked for where it stopped."""
+    message = str(err)
+    if "LoadDocumentCallback" in message:
+        message = "a remote JSON-LD @context is never fetched; inline the context"
+    elif "IRI" in message and not lenient:
+        message += " (to accept such IRIs as they are, use lenient=True / --lenient)"
+    line, column = err.lineno, err.offset
+    if line is None:
+        try:
+            stopped = fh.tell()
+        except (OSError, ValueError, EOFError):
+            stopped = None
+        if stopped is not None:
+            found = _find_quoted(path, message, stopped)
+            if found:
+                line, column = found
+            else:
+                message += f" (the parser stopped near line {_line_at(path, stopped)})"
+    return RdfSyntaxError(path, line, column, message)
+
+
+def _find_quoted(path: Path, message: str, stopped: int, window: int = 1 << 16):
+    """(line, column) of the first text quoted in ``message`` within ``window`` bytes
+    before byte ``stopped`` of ``path``, or None."""
+    tokens = [(a or b).encode("utf-8") for a, b in _QUOTED.findall(message)]
+    first = message.split(maxsplit=1)[0] if message.strip() else ""
+    if not first.isalpha():  # "1x is not a valid rdf:ID value": look for the attribute value
+        tokens += [f'"{first}"'.encode(), f"'{first}'".encode()]
+    if not tokens:
+        return None
+    start = max(0, stopped - window)
+    try:
+        with _open(path) as fh:
+            fh.seek(start)
+            data = fh.read(stopped - start)
+    except (OSError, EOFError, zlib.error):
+        return None
+    for token in tokens:
+        at = data.find(token)
+        if at >= 0:
+            line_start = data.rfind(b"\n", 0, at)
+            known = line_start >= 0 or start == 0
+            return _line_at(path, start + at), (at - line_start if known else None)
+    return None
+
+
+def _line_at(path: Path, offset: int) -> int:
+    """1-based line number of byte ``offset`` of ``path`` (decompressed)."""
+    newlines, seen = 0, 0
+    try:
+        with _open(path) as fh:
+            while seen < offset:
+                chunk = fh.read(min(1 << 20, offset - seen))
+                if not chunk:
+                    break
+                newlines += chunk.count(b"\n")
+                seen += len(chunk)
+    except (OSError, EOFError, zlib.error):
+        pass
+    return newlines + 1
 
 
 def load_rdf(

@@ -6,7 +6,9 @@ Layout (format version 1)::
                          literal columns, sources with their sha256
     graph.safetensors    integer arrays: edges, rdf:type pairs, literal ids
     vocab.json           predicates, classes, datatypes, languages
-    nodes.txt            one IRI (or _:blank) per line, in node-id order
+    nodes.txt            one IRI (or _:blank) per line, in node-id order; one that holds a
+                         line break (read with lenient=True) or starts with '"' is written
+                         as a JSON string (see :func:`write_nodes`)
     literals.jsonl       one JSON string per literal value, in literal-id order
     sparql/              a pyoxigraph store of every triple (read-only SPARQL)
 
@@ -285,8 +287,7 @@ def write_graph(graph, folder: Path, sparql_store: bool = True) -> None:
     )
     vocab = {k: getattr(graph, k) for k in ("predicates", "classes", "datatypes", "languages")}
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    with open(folder / "nodes.txt", "w", encoding="utf-8") as fh:
-        fh.write("\n".join(graph.nodes))
+    write_nodes(graph.nodes, folder / "nodes.txt")
     with open(folder / "literals.jsonl", "w", encoding="utf-8") as fh:
         fh.write("\n".join(json.dumps(v, ensure_ascii=False) for v in graph.lit_value))
     if sparql_store:
@@ -294,6 +295,39 @@ def write_graph(graph, folder: Path, sparql_store: bool = True) -> None:
     (folder / MANIFEST).write_text(
         json.dumps(manifest_of(graph), indent=2, ensure_ascii=False), encoding="utf-8"
     )
+
+
+# Characters that split a line for some reader: str.splitlines() and universal newlines.
+_LINE_BREAKS = re.compile('[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]|^"', re.MULTILINE)
+
+
+def write_nodes(nodes: list[str], path: Path) -> None:
+    """One node per line; a node that holds a line break or starts with ``"`` is written as
+    its JSON string (``"http://a/b\\nc"``) so that no IRI can shift the lines after it."""
+    text = "\n".join(nodes)
+    if _LINE_BREAKS.search(text):
+        text = "\n".join(json.dumps(n) if _LINE_BREAKS.search(n) else n for n in nodes)
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+
+
+def read_nodes(path: Path) -> list[str]:
+    """The node list written by :func:`write_nodes` (also reads plain one-per-line files)."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        text = fh.read()
+    if not text:
+        return []
+    lines = text.split("\n")
+    if '"' in text:
+        lines = [_decode_node(line) if line[:1] == '"' else line for line in lines]
+    return lines
+
+
+def _decode_node(line: str) -> str:
+    try:
+        return json.loads(line)
+    except ValueError:  # a workspace written before nodes were escaped
+        return line
 
 
 def build_sparql_store(graph, path: Path) -> None:
@@ -341,10 +375,9 @@ def load_graph(directory):
     manifest = read_manifest(directory)
     arrays = load_file(str(directory / "graph.safetensors"))
     vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
-    nodes_text = (directory / "nodes.txt").read_text(encoding="utf-8")
     literal_text = (directory / "literals.jsonl").read_text(encoding="utf-8")
     raw = RawTriples(
-        nodes=nodes_text.split("\n") if nodes_text else [],
+        nodes=read_nodes(directory / "nodes.txt"),
         lit_value=[json.loads(line) for line in literal_text.split("\n")] if literal_text else [],
         sources=manifest["sources"],
         **vocab,
