@@ -153,7 +153,9 @@ class NeighborSampler:
     def _table(self, node_type: str) -> Tensor:
         table = self._local.get(node_type)
         if table is None:
-            table = torch.full((self.num_nodes[node_type],), -1, dtype=torch.long, device=self.device)
+            table = torch.full(
+                (self.num_nodes[node_type],), -1, dtype=torch.long, device=self.device
+            )
             self._local[node_type] = table
         return table
 
