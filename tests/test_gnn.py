@@ -382,3 +382,19 @@ def test_out_proj_false_makes_the_last_layer_the_output():
             out_proj=False,
             num_layers=0,
         )
+
+
+def test_every_gnn_trains_under_bf16_autocast():
+    x, edges = gnn_graph()
+    for name in list_gnns():
+        extra = {"heads": 1} if name in ("gat", "hgt") else {}
+        gnn = get_gnn(name, METADATA, GNN_IN_DIMS, HIDDEN, 3, num_nodes=NUM_NODES, **extra)
+        ref = gnn(x, edges)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = gnn(x, edges)
+        loss = sum(v.float().square().mean() for v in out.values())
+        loss.backward()
+        for t in METADATA[0]:
+            err = (out[t].float() - ref[t]).norm() / ref[t].norm()
+            assert err < 5e-2, (name, t, float(err))
+        assert all(p.grad.dtype == torch.float32 for p in gnn.parameters() if p.grad is not None)

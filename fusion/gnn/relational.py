@@ -263,8 +263,11 @@ def relational_messages(x: Tensor, weight: Tensor, graph: RelationalGraph) -> Te
     ``B @`` (slots into destinations). The backward reuses the saved ``A @ x`` and writes
     every block's gradient in place (no concatenation, no per-relation scatter).
 
-    Shapes: ``x [N, in]`` -> ``[N, out]``.
+    Shapes: ``x [N, in]`` -> ``[N, out]``. Under ``torch.autocast`` (``x`` in bfloat16 /
+    float16) ``weight`` is cast to ``x``'s dtype, its gradient back to ``weight``'s.
     """
+    if weight.dtype != x.dtype:
+        weight = weight.to(x.dtype)
     if graph.num_slots == 0:
         out_dim = weight.shape[-1] * (weight.shape[1] if weight.dim() == 4 else 1)
         return x.new_zeros(x.shape[0], out_dim)
