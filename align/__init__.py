@@ -28,7 +28,7 @@ from .images import ImageLinker, ImageLinkerConfig, image_files
 from .linker import Linker, LinkerConfig
 from .mentions import Mention, MentionDetector, record_mention
 from .pair_features import FEATURES
-from .tables import link_table, read_pairs, read_table
+from .tables import iter_table_links, link_table, read_pairs, read_table
 from .train import TrainReport, fit_linker, resolve_ids, train_linker
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "fit_image_linker",
     "fit_linker",
     "image_files",
+    "iter_table_links",
     "link_table",
     "read_pairs",
     "read_photo_list",

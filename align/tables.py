@@ -95,31 +95,41 @@ def link_table(
 ) -> int:
     """Link each record of ``table`` (:func:`read_table`) and write ``out`` (CSV, see the
     module docstring). Returns the number of records linked."""
-    records = read_table(table, id_col)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-    ids = list(records)
+    count = 0
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(OUTPUT_COLUMNS)
-            for start in range(0, len(ids), batch):
-                chunk = ids[start : start + batch]
-                mentions = [linker.mention(records[i]) for i in chunk]
-                present = [m for m in mentions if m.text.strip()]
-                links = iter(linker.link_records(present, k=k, types=types) if present else [])
-                for key, mention in zip(chunk, mentions, strict=True):
-                    if not mention.text.strip():  # nothing to link: a NIL row
-                        writer.writerow([key, "", "", f"{0.0:.6f}", 1, "", "[]"])
-                        continue
-                    link = next(links)
-                    alternatives = [[iri, round(s, 6)] for iri, s in link.alternatives]
-                    writer.writerow(
-                        [key, link.iri or "", link.type or "", f"{link.score:.6f}",
-                         int(link.nil), link.mention, json.dumps(alternatives)]
-                    )  # fmt: skip
+            for key, link in iter_table_links(linker, table, id_col=id_col, k=k, batch=batch,
+                                              types=types):  # fmt: skip
+                count += 1
+                if link is None:  # nothing to link: a NIL row
+                    writer.writerow([key, "", "", f"{0.0:.6f}", 1, "", "[]"])
+                    continue
+                alternatives = [[iri, round(s, 6)] for iri, s in link.alternatives]
+                writer.writerow(
+                    [key, link.iri or "", link.type or "", f"{link.score:.6f}",
+                     int(link.nil), link.mention, json.dumps(alternatives)]
+                )  # fmt: skip
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    return len(ids)
+    return count
+
+
+def iter_table_links(linker, table, *, id_col: str = "id", k: int | None = None,
+                     batch: int = 256, types=None):  # fmt: skip
+    """``(record id, Link)`` for each record of ``table`` (:func:`read_table`), in table
+    order, linked ``batch`` records at a time; the link is None for a record with no text."""
+    records = read_table(table, id_col)
+    ids = list(records)
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
+        mentions = [linker.mention(records[i]) for i in chunk]
+        present = [m for m in mentions if m.text.strip()]
+        links = iter(linker.link_records(present, k=k, types=types) if present else [])
+        for key, mention in zip(chunk, mentions, strict=True):
+            yield key, (next(links) if mention.text.strip() else None)
