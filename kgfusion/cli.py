@@ -16,7 +16,22 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from .display import print_encode_report, quiet_transformers, related_records, related_table
+from .display import (
+    RELATED_COLUMNS,
+    Rows,
+    add_format_argument,
+    chosen_format,
+    emit,
+    format_for_path,
+    link_rows,
+    link_summary,
+    metrics_output,
+    print_encode_report,
+    quiet_transformers,
+    related_output,
+    related_rows,
+    sparql_output,
+)
 from .session import Session, SessionError
 
 EPILOG = """\
@@ -162,7 +177,9 @@ def _sparql_args(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("workspace", type=Path)
     p.add_argument("query", help="SPARQL query text, or @file.rq to read it from a file")
-    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    add_format_argument(p)
+    p.add_argument("-o", "--output", type=Path,
+                   help="write the rows to a file (.csv, .tsv, .json, .jsonl) instead")  # fmt: skip
 
 
 @command("sparql", "run a read-only SPARQL query over a workspace", _sparql_args)
@@ -173,12 +190,18 @@ def sparql(args) -> int:
         else args.query
     )
     result = Session(args.workspace).sparql(query)
-    print(
-        {"table": result.to_table, "csv": result.to_csv, "json": result.to_json}[
-            args.format
-        ]().rstrip("\n")
-    )
+    _emit(sparql_output(result), args, what="rows")
     return 0
+
+
+def _emit(rows: Rows, args, what: str = "rows") -> None:
+    """Print ``rows`` in the chosen format, or write them to ``args.output``."""
+    output = getattr(args, "output", None)
+    if output is not None:
+        fmt = emit(rows, path=output)
+        print(f"wrote {len(rows.records):,} {what} ({fmt}) -> {output}", file=sys.stderr)
+        return
+    emit(rows, chosen_format(args))
 
 
 # --------------------------------------------------------------------------- encode
@@ -234,8 +257,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "wrote some; featureless types get the R-GCN paper's one-hot input with rgcn, learnable "
         "embeddings otherwise). AIFB with the paper's settings: --config examples/aifb_rgcn.toml. "
         "Checkpoints "
-        "(config.json + model.safetensors), metrics.jsonl and final node embeddings go to "
-        "WORKSPACE/models/RUN."
+        "(config.json + model.safetensors), metrics.jsonl (and metrics.png with matplotlib, "
+        "TensorBoard logs with tensorboard installed) and final node embeddings go to "
+        "WORKSPACE/models/RUN; `kgf runs WORKSPACE` lists the runs."
     )
     p.epilog = (
         "examples:\n"
@@ -244,7 +268,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "      --label-col label_affiliation --gnn rgcn --fusion attention\n"
         "  kgf train ws --task link --relation isAccessoryOrSparePartFor --gnn sage\n"
         "  kgf train ws --config cfg.toml --set trainer.lr=0.005 --set model.hidden=64\n"
-        "  kgf evaluate ws RUN --split test"
+        "  kgf train ws --task link --relation isSimilarTo --epochs 50 --lr 0.005 --hidden 32\n"
+        "  kgf train ws --config cfg.toml --print-config   # the effective config, as TOML\n"
+        "  kgf train ws --list-keys --task link             # every config key and its default\n"
+        "  kgf evaluate ws RUN --split test\n"
+        "  kgf runs ws                                      # runs, their metrics, complete or not"
     )
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("workspace", type=Path)
@@ -274,13 +302,33 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
     )
-    p.add_argument("--run", help="run name (default: derived from task, gnn, fusion)")
+    p.add_argument("--epochs", type=int, help="training epochs (trainer.epochs)")
+    p.add_argument("--lr", type=float, help="learning rate (trainer.lr)")
+    p.add_argument("--hidden", type=int, help="hidden width of the model (model.hidden)")
+    p.add_argument(
+        "--run", help="run name (default: TASK-GNN-FUSION-DATE-HHMM, e.g. "
+        "link-rgcn-attention-2026-12-04-1059, with -2, -3, ... when taken)",
+    )  # fmt: skip
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seed", type=int)
     p.add_argument(
         "--resume", action="store_true", help="continue the run from its last checkpoint"
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing run")
+    p.add_argument(
+        "--print-config", action="store_true",
+        help="print the effective configuration (defaults < --config < flags < --set) as "
+        "TOML, which --config reads back, and exit without training",
+    )  # fmt: skip
+    p.add_argument(
+        "--list-keys", action="store_true",
+        help="list the configuration keys (for --set and TOML files) with their defaults "
+        "for --task, and exit",
+    )  # fmt: skip
+
+
+#: ``kgf train`` flags that are shorthands for config keys
+TRAIN_FLAGS = {"epochs": "trainer.epochs", "lr": "trainer.lr", "hidden": "model.hidden"}
 
 
 def _parse_overrides(pairs: list[str]) -> dict:
@@ -296,20 +344,50 @@ def _parse_overrides(pairs: list[str]) -> dict:
     return overrides
 
 
-@command("train", "train a fusion x GNN model: node classification or link prediction", _train_args)
-def train_cmd(args) -> int:
-    result = Session(args.workspace).train(
+def _train_settings(args) -> dict:
+    """The options of ``kgf train`` that make up the run configuration
+    (:func:`fusion.config.resolve_config`): the flags, then ``--set`` (which wins)."""
+    overrides = {key: getattr(args, flag) for flag, key in TRAIN_FLAGS.items()
+                 if getattr(args, flag) is not None}  # fmt: skip
+    overrides.update(_parse_overrides(args.set))
+    return dict(
         task=args.task, labels=args.labels, valid=args.valid, test=args.test,
         entity_col=args.entity_col, label_cols=args.label_col, relations=args.relation,
-        gnn=args.gnn, fusion=args.fusion, mode=args.mode, config_path=args.config,
-        overrides=_parse_overrides(args.set), run_name=args.run, device=args.device,
-        seed=args.seed, resume=args.resume, overwrite=args.overwrite,
+        gnn=args.gnn, fusion=args.fusion, mode=args.mode, device=args.device, seed=args.seed,
+        config_path=args.config, overrides=overrides,
     )  # fmt: skip
+
+
+@command("train", "train a fusion x GNN model: node classification or link prediction", _train_args)
+def train_cmd(args) -> int:
+    if args.list_keys:
+        from .run_report import config_keys_output
+
+        emit(config_keys_output(args.task or "node"))
+        return 0
+    settings = _train_settings(args)
+    if args.print_config:
+        from fusion.config import resolve_config
+
+        from .display import toml_text
+        from .run_report import effective_config
+
+        config_path, overrides = settings.pop("config_path"), settings.pop("overrides")
+        config = resolve_config(config_path, overrides, **settings)
+        print(toml_text(effective_config(config)), end="")
+        return 0
+    result = Session(args.workspace).train(
+        **settings, run_name=args.run, resume=args.resume, overwrite=args.overwrite
+    )
     print(
-        f"run {result.run_dir} (best epoch {result.best_epoch} of {result.epochs}, {result.seconds:.1f}s)"
+        f"run {result.run_dir.name} in {result.run_dir} (best epoch {result.best_epoch} of "
+        f"{result.epochs}, {result.seconds:.1f}s)"
     )
     for key, value in sorted(result.metrics.items()):
         print(f"  {key:28} {value:.4f}")
+    extras = [name for name in ("metrics.png", "tensorboard") if (result.run_dir / name).exists()]
+    if extras:
+        print(f"  curves: {', '.join(str(result.run_dir / name) for name in extras)}")
     return 0
 
 
@@ -318,13 +396,49 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run name under WORKSPACE/models (see `ls WORKSPACE/models`)")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_format_argument(p)
+    p.add_argument("-o", "--output", type=Path, help="write the metrics to a .csv/.json file")
 
 
 @command("evaluate", "re-evaluate a trained run on a split", _evaluate_args)
 def evaluate_cmd(args) -> int:
     metrics = Session(args.workspace).evaluate(args.run, args.split, args.device)
-    for key, value in sorted(metrics.items()):
-        print(f"{key:28} {value:.4f}")
+    _emit(metrics_output(metrics), args, what="metrics")
+    return 0
+
+
+# --------------------------------------------------------------------------- runs
+def _runs_args(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "The training runs of a workspace (WORKSPACE/models): task, what it predicts, model, "
+        "the task's main metric on valid and test, date, and whether the run completed (an "
+        "incomplete run shows its last logged epoch and can be continued with "
+        "`kgf train WS --run NAME --resume`). --compare A B: the configuration keys that "
+        "differ and every metric, side by side."
+    )
+    p.epilog = (
+        "examples:\n"
+        "  kgf runs ws\n"
+        "  kgf runs ws --compare link-rgcn-attention-2026-12-04-1059 link-sage-gated-2026-12-04-1130\n"
+        "  kgf runs ws --format json"
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workspace", type=Path)
+    p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two runs side by side")
+    add_format_argument(p)
+    p.add_argument("-o", "--output", type=Path, help="write to a .csv/.json/.jsonl file")
+
+
+@command("runs", "list the trained runs of a workspace, or compare two", _runs_args)
+def runs_cmd(args) -> int:
+    from .run_report import compare_output, runs_output
+
+    if not args.workspace.is_dir():
+        raise CliError(f"{args.workspace}: no such workspace folder")
+    rows = compare_output(args.workspace, *args.compare) if args.compare else runs_output(
+        args.workspace
+    )
+    _emit(rows, args, what="rows")
     return 0
 
 
@@ -407,7 +521,11 @@ def _link_args(p: argparse.ArgumentParser) -> None:
         "  kgf link ws --table offers.csv -o links.csv\n"
         "  kgf link ws --image photo.jpg                # trained with `kgf link-train --images`\n"
         "  kgf link ws --image photos/ -o links.csv      # every image in a folder\n"
-        "  kgf link ws --image photo.jpg --untrained     # nearest catalogue image"
+        "  kgf link ws --image photo.jpg --untrained     # nearest catalogue image\n"
+        "  kgf link ws 'sony turntable' --format csv      # one row per mention and candidate\n"
+        "Files and the csv / jsonl formats hold one row per link and candidate (rank 1 is the\n"
+        "best; `linked` is 1 on the row that is the link, `nil` is 1 when the mention was left\n"
+        "unlinked); json holds one object per link with its alternatives."
     )
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("workspace", type=Path)
@@ -421,9 +539,13 @@ def _link_args(p: argparse.ArgumentParser) -> None:
         "--untrained", action="store_true",
         help="--image without a trained image linker: link by the nearest catalogue image",
     )  # fmt: skip
-    p.add_argument("-o", "--output", type=Path, help="where --table / --image write links (CSV)")
+    p.add_argument(
+        "-o", "--output", type=Path,
+        help="write the links to a file (.csv, .tsv, .json, .jsonl); needed by --table",
+    )  # fmt: skip
     p.add_argument("-k", type=int, default=5, help="alternatives per link")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--id-col", default="id", help="--table: the column of record ids")
+    add_format_argument(p)
 
 
 @command("link", "link text mentions, a table of records or photos to graph entities", _link_args)
@@ -435,76 +557,30 @@ def link_cmd(args) -> int:
     session = Session(args.workspace)
     _ = session.linker  # a missing step (e.g. `kgf encode`) is reported before the input
     if args.image is not None:
-        return _link_images(session, args)
-    if args.table is not None:
+        from align import image_files
+
+        paths = image_files(args.image)
+        links = session.link_images(paths, k=args.k, untrained=args.untrained,
+                                    progress=len(paths) > 1)  # fmt: skip
+        keys = {"image": [str(p) for p in paths]}
+    elif args.table is not None:
         if args.output is None:
-            raise CliError("--table needs -o OUTPUT.csv")
-        count = session.link_table(args.table, args.output, k=args.k)
-        print(f"linked {count:,} records -> {args.output}")
-        return 0
-    if args.text is None:
+            raise CliError("--table needs -o OUTPUT (.csv, .tsv, .json or .jsonl)")
+        from align import iter_table_links
+
+        found = list(iter_table_links(session.linker, args.table, id_col=args.id_col, k=args.k))
+        keys = {"id": [key for key, _ in found]}
+        links = [link for _, link in found]
+    elif args.text is None:
         raise CliError("give a text to link, --table or --image")
-    links = session.link_text(args.text, k=args.k)
-    if args.json:
-        print(json.dumps([link.to_dict() for link in links], indent=2, ensure_ascii=False))
+    else:
+        links, keys = session.link_text(args.text, k=args.k), None
+    fmt = format_for_path(args.output) if args.output is not None else chosen_format(args)
+    if fmt == "table":
+        emit(link_summary(session.graph, links, keys))
         return 0
-    from kg.report import format_table
-
-    rows = [
-        [ln.mention, ln.start, ln.end, "NIL" if ln.nil else ln.iri, f"{ln.score:.3f}"]
-        for ln in links
-    ]
-    print(
-        "\n".join(format_table(["mention", "start", "end", "entity", "score"], rows))
-        if rows
-        else "no mentions found"
-    )
+    _emit(link_rows(session.graph, links, keys), args, what="link rows")
     return 0
-
-
-def _link_images(session: Session, args) -> int:
-    """``kgf link WS --image ...``: a table (or JSON, or a CSV with -o) of photo links."""
-    import csv
-    import io
-
-    from align import image_files
-
-    paths = image_files(args.image)
-    many = len(paths) > 1
-    links = session.link_images(paths, k=args.k, untrained=args.untrained, progress=many)
-    if args.output is not None:
-        from kg.workspace import atomic_write_bytes
-
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["image", "iri", "type", "score", "nil", "alternatives"])
-        for ln in links:
-            alternatives = json.dumps([[iri, round(s, 6)] for iri, s in ln.alternatives])
-            writer.writerow([ln.mention, ln.iri or "", ln.type or "", f"{ln.score:.6f}",
-                             int(ln.nil), alternatives])  # fmt: skip
-        atomic_write_bytes(args.output, buffer.getvalue().encode("utf-8"))
-        print(f"linked {len(links):,} images -> {args.output}")
-        return 0
-    if args.json:
-        print(json.dumps([link.to_dict() for link in links], indent=2, ensure_ascii=False))
-        return 0
-    from kg.report import format_table
-
-    graph = session.graph
-    rows = []
-    for ln in links:
-        best = ln.alternatives[0][0] if ln.alternatives else None
-        name = _entity_name(graph, best) if best else ""
-        entity = f"NIL (best: {best})" if ln.nil else ln.iri
-        rows.append([ln.mention, entity, name[:40], f"{ln.score:.3f}"])
-    print("\n".join(format_table(["image", "entity", "name", "score"], rows)))
-    return 0
-
-
-def _entity_name(graph, iri: str) -> str:
-    from kg.labels import display_name
-
-    return display_name(graph, iri) or ""
 
 
 # --------------------------------------------------------------------------- index
@@ -531,15 +607,32 @@ def index_cmd(args) -> int:
 
 # --------------------------------------------------------------------------- related
 def _related_args(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "The entities most related to a product: the entity index's nearest neighbours, "
+        "re-scored by the graph (shared neighbours, paths) and, for --relation, by the newest "
+        "link-prediction run trained for it. Every answer lists its evidence."
+    )
     p.epilog = (
         "examples:\n"
         "  kgf related ws https://example.org/kgf/product/lumo-racing-car-lm-4821 -k 5\n"
-        "  kgf related ws --name 'lumo racing car' --relation isAccessoryOrSparePartFor --json"
+        "  kgf related ws --name 'lumo racing car' --relation isAccessoryOrSparePartFor --json\n"
+        "  kgf related ws --name 'gold ring' --format csv > related.csv\n"
+        "  kgf related ws --table queries.csv -k 5 -o related.csv   # one row per query and answer\n"
+        "--table reads a CSV (or .tsv) with an `iri` or a `name` column, one query per row; rows\n"
+        "that cannot be answered get their reason in the `error` column."
     )
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("workspace", type=Path)
-    p.add_argument("iri", nargs="?", help="the product's IRI (or use --name)")
-    p.add_argument("--name", help="find the product by name (lexical match over names)")
+    p.add_argument("iri", nargs="?", help="the product's IRI (or use --name, --table)")
+    p.add_argument(
+        "--name",
+        help="find the product by name: with align's text linker when the workspace has text "
+        "features (`kgf encode`), else by a lexical match over names",
+    )  # fmt: skip
+    p.add_argument(
+        "--table", type=Path,
+        help="CSV/TSV of queries with an `iri` or `name` column: one row per query and answer",
+    )  # fmt: skip
     p.add_argument("-k", type=int, default=10, help="number of answers (default 10)")
     p.add_argument("--relation", help="rank for this relation, e.g. isAccessoryOrSparePartFor")
     p.add_argument(
@@ -553,16 +646,20 @@ def _related_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-model", action="store_true", help="do not score with a link-prediction run"
     )
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_format_argument(p)
+    p.add_argument("-o", "--output", type=Path, help="write to a .csv/.tsv/.json/.jsonl file")
 
 
-@command("related", "related products for an IRI or a name, with explanations", _related_args)
+@command("related", "related products for an IRI, a name or a table of them, with explanations",
+         _related_args)  # fmt: skip
 def related_cmd(args) -> int:
-    from kg.report import format_table
-
-    if (args.iri is None) == (args.name is None):
-        raise CliError("give either an IRI or --name")
+    if sum(x is not None for x in (args.iri, args.name, args.table)) != 1:
+        raise CliError("give one of: an IRI, --name NAME, --table QUERIES.csv")
     session = Session(args.workspace)
+    options = dict(k=args.k, relation=args.relation, node_type=args.node_type, run=args.model,
+                   use_model=not args.no_model)  # fmt: skip
+    if args.table is not None:
+        return _related_table(session, args, options)
     iri = args.iri
     if args.name is not None:
         match = session.resolve_name(args.name)
@@ -571,14 +668,62 @@ def related_cmd(args) -> int:
             if match.method == "linker"
             else f"name {match.text!r}, lexical score {match.score:.2f}"
         )
-        print(f"{args.name!r} -> {match.iri} ({how})")
+        machine = args.output is not None or chosen_format(args) != "table"
+        print(f"{args.name!r} -> {match.iri} ({how})", file=sys.stderr if machine else sys.stdout)
         iri = match.iri
-    items = session.related(iri, k=args.k, relation=args.relation, node_type=args.node_type,
-                            run=args.model, use_model=not args.no_model)  # fmt: skip
-    if args.json:
-        print(json.dumps(related_records(items), indent=2, ensure_ascii=False))
-        return 0
-    print("\n".join(format_table(*related_table(items))))
+    _emit(related_output(session.related(iri, **options)), args, what="related entities")
+    return 0
+
+
+def read_queries(path: Path) -> list[tuple[int, str, str]]:
+    """``(line, column, value)`` per query row of a CSV/TSV with an ``iri`` or ``name``
+    column (``iri`` wins when a row has both); blank rows are skipped."""
+    import csv
+
+    if not path.is_file():
+        raise CliError(f"{path}: no such query table")
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    queries = []
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter=delimiter)
+        columns = [c.strip().lower() for c in reader.fieldnames or []]
+        if "iri" not in columns and "name" not in columns:
+            raise CliError(f"{path}: no `iri` or `name` column (columns: "
+                           f"{', '.join(reader.fieldnames or []) or 'none'})")  # fmt: skip
+        reader.fieldnames = columns
+        for row in reader:
+            for column in ("iri", "name"):
+                value = (row.get(column) or "").strip()
+                if value:
+                    queries.append((reader.line_num, column, value))
+                    break
+    return queries
+
+
+def _related_table(session: Session, args, options: dict) -> int:
+    """``kgf related WS --table QUERIES``: one row per query and answer."""
+    from kg.index import EntityIndexError
+
+    _ = session.index  # a missing or stale index stops here, not on every row
+    queries = read_queries(args.table)
+    records, failed = [], 0
+    for line, column, value in queries:
+        query = {"line": line, "query": value, "query_iri": None}
+        try:
+            iri = value if column == "iri" else session.resolve_name(value).iri
+            query["query_iri"] = iri
+            found = related_rows(session.related(iri, **options), query)
+        except (SessionError, KeyError, EntityIndexError) as err:
+            message = err.args[0] if isinstance(err, KeyError) and err.args else err
+            records.append({**query, "error": str(message)})
+            failed += 1
+            continue
+        records.extend(found or [{**query, "error": "no related entities"}])
+    columns = ["line", "query", "query_iri", *RELATED_COLUMNS, "error"]
+    _emit(Rows(columns, records, digits=3, empty=f"{args.table}: no queries"), args)
+    if failed:
+        print(f"{failed} of {len(queries)} queries failed: see the error column",
+              file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -692,8 +837,10 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from kg.tabular import TableError
     from kg.workspace import WorkspaceError
 
+    from .display import OutputError
+
     errors: tuple[type[BaseException], ...] = (
-        CliError, SessionError, FileNotFoundError, EntityIndexError, GraphLookupError, RdfError, SparqlError,
+        CliError, OutputError, SessionError, FileNotFoundError, EntityIndexError, GraphLookupError, RdfError, SparqlError,
         TableError, WorkspaceError,
     )  # fmt: skip
     if "fusion.artifacts" in sys.modules:  # configs, runs and saved artefacts of fusion
