@@ -325,6 +325,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         help="list the configuration keys (for --set and TOML files) with their defaults "
         "for --task, and exit",
     )  # fmt: skip
+    p.add_argument("--format", choices=["table", "csv", "json", "jsonl"], default="table",
+                   help="format of --list-keys (default table)")  # fmt: skip
 
 
 #: ``kgf train`` flags that are shorthands for config keys
@@ -363,7 +365,7 @@ def train_cmd(args) -> int:
     if args.list_keys:
         from .run_report import config_keys_output
 
-        emit(config_keys_output(args.task or "node"))
+        emit(config_keys_output(args.task or "node"), args.format)
         return 0
     settings = _train_settings(args)
     if args.print_config:

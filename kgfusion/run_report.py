@@ -109,6 +109,32 @@ def _flatten(value, prefix: str = "") -> dict:
     return out
 
 
+def _with_defaults(saved: dict) -> dict:
+    """A ``run.json`` with the defaults of the keys it leaves out (``[model]`` and
+    ``[task]`` keep only what was given), so that runs compare by what they used."""
+    import dataclasses
+
+    from fusion.config import MODEL_SETTINGS
+    from fusion.model import FusionGNNConfig
+
+    out = dict(saved)
+    model = saved.get("model") if isinstance(saved.get("model"), dict) else {}
+    defaults = dataclasses.asdict(FusionGNNConfig())
+    out["model"] = {k: model.get(k, defaults[k]) for k in MODEL_SETTINGS}
+    task = dict(saved.get("task") or {})
+    metric_task = task.get("name")
+    if metric_task and _main_metric(metric_task) is not None:
+        from fusion.tasks import get_task_class
+
+        for f in dataclasses.fields(get_task_class(metric_task).Config):
+            if f.name not in task and f.default is not dataclasses.MISSING:
+                task[f.name] = _plain(f.default)
+            elif f.name not in task and f.default_factory is not dataclasses.MISSING:
+                task[f.name] = _plain(f.default_factory())
+    out["task"] = task
+    return out
+
+
 def compare_output(workspace, first: str, second: str) -> Rows:
     """Two runs side by side: the configuration keys whose values differ (``run.json``,
     dotted keys like ``trainer.lr``), then every metric of either run."""
@@ -129,7 +155,7 @@ def compare_output(workspace, first: str, second: str) -> Rows:
                               f"{did_you_mean(name, names, paren=True)}; runs: "
                               f"{', '.join(sorted(names)) or 'none'}")  # fmt: skip
         infos.append(run_info(path))
-        configs.append(_flatten(_read_json(path / RUN_FILE)))
+        configs.append(_flatten(_with_defaults(_read_json(path / RUN_FILE))))
     keys = sorted(set(configs[0]) | set(configs[1]))
     differ = {k: [configs[0].get(k), configs[1].get(k)] for k in keys
               if configs[0].get(k) != configs[1].get(k)}  # fmt: skip
