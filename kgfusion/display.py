@@ -350,7 +350,10 @@ def link_rows(graph, links, keys: dict[str, list] | None = None) -> Rows:
         record["name"] = names(record["iri"])[0] if record.get("iri") else None
         record["alternatives"] = [[iri, score, names(iri)[0]]
                                   for iri, score in record["alternatives"]]  # fmt: skip
-    return Rows([*(keys or {}), *LINK_COLUMNS], records, digits=3, document=document)
+    columns = [*(keys or {}), *LINK_COLUMNS]
+    if keys and "image" in keys:  # a photo has no offsets; its mention is its path
+        columns = [c for c in columns if c not in ("mention", "start", "end")]
+    return Rows(columns, records, digits=3, document=document)
 
 
 def metrics_output(metrics: dict[str, float]) -> Rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -257,9 +258,10 @@ def test_cli_link_images(trained, catalogue, tmp_path, capsys):
     assert record["start"] is None and record["mention"] == str(photo)
     target = tmp_path / "links.csv"
     assert main(["link", ws, "--image", str(catalogue["photos"]), "-o", str(target)]) == 0
-    lines = target.read_text().splitlines()
-    assert lines[0] == "image,iri,type,score,nil,alternatives"
-    assert len(lines) - 1 == len(list(catalogue["photos"].glob("*.jpg")))
+    rows = list(csv.DictReader(target.open(encoding="utf-8")))  # a row per photo and candidate
+    assert list(rows[0]) == ["image", "nil", "rank", "iri", "name", "type", "score", "linked"]
+    assert len({r["image"] for r in rows}) == len(list(catalogue["photos"].glob("*.jpg")))
+    assert not any(v.startswith("[") for r in rows for v in r.values())  # no JSON in a cell
     bad = tmp_path / "bad.jpg"
     bad.write_text("text")
     assert main(["link", ws, "--image", str(bad)]) == 2
