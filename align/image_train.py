@@ -442,7 +442,7 @@ def train_image_linker(
     (:func:`align.train.resolve_ids`: the mapping's base, else IRI suffixes) among the
     entities of ``types`` (default: the node types that have images)."""
     from fusion.features import FEATURES_FILE, NodeFeatures
-    from kg.workspace import load_graph
+    from kg.graph import load_graph
 
     pairs = read_photo_list(photos) if isinstance(photos, str | Path) else list(photos)
     workspace = Path(workspace)

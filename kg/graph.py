@@ -1,6 +1,6 @@
 """The typed product graph: nodes by type, typed relations, literal columns.
 
-A :class:`ProductGraph` is built from :class:`kg.rdf.RawTriples` (integer arrays) and
+A :class:`ProductGraph` is built from :class:`kg.triples.RawTriples` (integer arrays) and
 derives everything else with vectorised numpy:
 
 - **Node types.** A node's type comes from its ``rdf:type``; untyped IRIs and blank nodes
@@ -42,7 +42,8 @@ import numpy as np
 from .hints import did_you_mean
 from .literals import KINDS, ColumnData, LiteralColumn, LiteralValue, classify_literals
 from .naming import REV_PREFIX, split_iri, unique_local_names
-from .rdf import DEFAULT_IMAGE_PREDICATES, RawTriples
+from .triples import DEFAULT_IMAGE_PREDICATES, RawTriples, TripleSink
+from .workspace import read_graph, save_graph
 
 MULTI_TYPE_RULES = ("rarest", "lexical", "join")
 
@@ -555,8 +556,6 @@ class ProductGraph:
         """Build from an ``rdflib.Graph`` (serialised and re-read through pyoxigraph)."""
         import pyoxigraph as ox
 
-        from .rdf import TripleSink
-
         opts = GraphOptions(**options)
         sink = TripleSink(opts.image_predicates)
         data = graph.serialize(format="nt", encoding="utf-8")
@@ -567,15 +566,23 @@ class ProductGraph:
     # ------------------------------------------------------------------ storage, queries
     def save(self, directory, overwrite: bool = False, sparql_store: bool = True) -> Path:
         """Write a workspace folder (see :mod:`kg.workspace`); atomic."""
-        from .workspace import save_graph
-
         return save_graph(self, directory, overwrite=overwrite, sparql_store=sparql_store)
 
     @classmethod
     def load(cls, directory) -> ProductGraph:
-        from .workspace import load_graph
+        """Load a workspace folder written by :meth:`save` (no unpickling anywhere)."""
+        directory = Path(directory)
+        raw, options, store = read_graph(directory)
+        graph = cls(raw, GraphOptions(**options))
+        if store is not None:
+            graph._store_path = store
+        graph.workspace = directory
+        return graph
 
-        return load_graph(directory)
+
+def load_graph(directory) -> ProductGraph:
+    """Load a workspace folder written by :meth:`ProductGraph.save` or ``kgf build``."""
+    return ProductGraph.load(directory)
 
 
 def _named(iri: str):

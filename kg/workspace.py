@@ -49,6 +49,8 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from .triples import RawTriples
+
 FORMAT = "kgfusion-workspace"
 VERSION = 1
 MANIFEST = "manifest.json"
@@ -365,11 +367,10 @@ def read_manifest(directory) -> dict:
     return manifest
 
 
-def load_graph(directory):
-    """Load a workspace written by :func:`save_graph` (no unpickling anywhere)."""
-    from .graph import GraphOptions, ProductGraph
-    from .rdf import RawTriples
-
+def read_graph(directory) -> tuple[RawTriples, dict, Path | None]:
+    """Read the graph files of a workspace written by :func:`save_graph` (no unpickling
+    anywhere): its triples, the typing options of its manifest, and its SPARQL store folder
+    (None without one). :func:`kg.graph.load_graph` builds the ``ProductGraph`` from them."""
     directory = Path(directory)
     recover_folder(directory)
     manifest = read_manifest(directory)
@@ -383,12 +384,8 @@ def load_graph(directory):
         **vocab,
         **{name: array(_typecode(arrays[name]), arrays[name].tobytes()) for name in _ARRAYS},
     )
-    options = manifest["options"]
-    graph = ProductGraph(raw, GraphOptions(**options))
-    if (directory / SPARQL_DIR).is_dir():
-        graph._store_path = directory / SPARQL_DIR
-    graph.workspace = directory
-    return graph
+    store = directory / SPARQL_DIR
+    return raw, manifest["options"], store if store.is_dir() else None
 
 
 def graph_version(source) -> str:

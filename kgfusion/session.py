@@ -122,8 +122,8 @@ class Session:
     # ------------------------------------------------------------------ the workspace
     @property
     def graph(self):
-        """The workspace's :class:`kg.ProductGraph` (:func:`kg.workspace.load_graph`)."""
-        from kg.workspace import load_graph
+        """The workspace's :class:`kg.ProductGraph` (:func:`kg.graph.load_graph`)."""
+        from kg.graph import load_graph
 
         return self._cached("graph", lambda: load_graph(self.path))
 
