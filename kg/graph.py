@@ -35,13 +35,14 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 
 from .hints import did_you_mean
 from .literals import KINDS, ColumnData, LiteralColumn, LiteralValue, classify_literals
 from .naming import REV_PREFIX, split_iri, unique_local_names
+from .terms import graph_triples
 from .triples import DEFAULT_IMAGE_PREDICATES, RawTriples, TripleSink
 from .workspace import read_graph, save_graph
 
@@ -514,29 +515,9 @@ class ProductGraph:
         return graph
 
     def triples(self):
-        """Every triple as a ``pyoxigraph.Triple`` (types, edges, literals, image refs)."""
-        import pyoxigraph as ox
-
-        terms = [_blank(k) if k.startswith("_:") else _named(k) for k in self.nodes]
-        preds = [_named(p) for p in self.predicates]
-        rdf_type = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
-        classes = [_named(c) for c in self.classes]
-        for n, c in zip(self.type_node.tolist(), self.type_class.tolist(), strict=True):
-            yield ox.Triple(terms[n], rdf_type, classes[c])
-        for s, p, d in zip(self.src.tolist(), self.pred.tolist(), self.dst.tolist(), strict=True):
-            yield ox.Triple(terms[s], preds[p], terms[d])
-        dtypes = [_named(d) if d else None for d in self.datatypes]
-        for n, p, v, dt, lang in zip(
-            self.lit_node.tolist(), self.lit_pred.tolist(), self.lit_value,
-            self.lit_dtype.tolist(), self.lit_lang.tolist(), strict=True,
-        ):  # fmt: skip
-            if dtypes[dt] is None:
-                obj = _named(v)
-            elif lang >= 0:
-                obj = ox.Literal(v, language=self.languages[lang])
-            else:
-                obj = ox.Literal(v, datatype=dtypes[dt])
-            yield ox.Triple(terms[n], preds[p], obj)
+        """Every triple as a ``pyoxigraph.Triple`` (types, edges, literals, image refs;
+        :func:`kg.terms.graph_triples`)."""
+        return graph_triples(self)
 
     def to_ntriples(self) -> bytes:
         import pyoxigraph as ox
@@ -583,32 +564,3 @@ class ProductGraph:
 def load_graph(directory) -> ProductGraph:
     """Load a workspace folder written by :meth:`ProductGraph.save` or ``kgf build``."""
     return ProductGraph.load(directory)
-
-
-def _named(iri: str):
-    """A pyoxigraph NamedNode; an IRI read with ``lenient=True`` that is not valid (e.g. a
-    space in it) is percent-encoded so that the graph still serialises to valid RDF; one that
-    is still invalid then (no scheme, a bad port) becomes ``urn:kgfusion:invalid-iri:...``."""
-    import pyoxigraph as ox
-
-    try:
-        return ox.NamedNode(iri)
-    except ValueError:
-        pass
-    for safe in (":/?#[]@!$&'()*+,;=%~", ":/?#@!$&'()*+,;=~"):
-        try:
-            return ox.NamedNode(quote(iri.strip(), safe=safe))
-        except ValueError:
-            continue
-    return ox.NamedNode("urn:kgfusion:invalid-iri:" + quote(iri, safe=""))
-
-
-def _blank(key: str):
-    """A pyoxigraph BlankNode for the node key ``_:label``; a key that only looks like one
-    (an IRI ``<_:...>`` read with ``lenient=True``) becomes an IRI (see :func:`_named`)."""
-    import pyoxigraph as ox
-
-    try:
-        return ox.BlankNode(key[2:])
-    except ValueError:
-        return _named(key)
