@@ -242,54 +242,23 @@ def fit_image_linker(
     trunk map; 1 to 5: the centre and then the corners, ``crop`` cells wide).
     """
     started = time.perf_counter()
-    images, iris = list(images), list(iris)
-    if len(images) != len(iris):
-        raise ValueError(f"{len(images)} images but {len(iris)} entities")
-    if not images:
-        raise LinkerError("no labelled photos to train on")
+    images, iris = _labelled(images, iris)
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
         linker = ImageLinker(workspace, untrained=True, device=device)
-        graph = linker.graph
-        missing = sorted({i for i in iris if not _is_node(graph, i)})
-        if missing:
-            raise LinkerError(f"{missing[0]!r} is not a node of {workspace}")
-        if types is None:
-            types = sorted({graph.node_types[graph.node_type_id[graph._node_id(i)]] for i in iris})
-        if group_relation == "auto":
-            group_relation = find_group_relation(graph, types)
-        entities = candidate_table(graph, linker.features, types, group_relation)
-        row_of = entities.row_of()
-        lost = [i for i in iris if i not in row_of]
-        if lost:
-            raise LinkerError(
-                f"{lost[0]!r} has no image or text feature in {workspace}; run `kgf encode` "
-                "after adding its literals"
-            )
-        config = ImageLinkerConfig(
-            image_encoder=linker.config.image_encoder, tail_from=tail_from, dim=dim,
-            temperature=temperature, entity_types=list(types), group_relation=group_relation,
-            input_dims=entities.dims, trained_iris=sorted(set(iris), key=row_of.get),
-            crops=crops, crop=crop,
+        config, entities, row_of = _set_up(
+            linker, workspace, iris, types, group_relation, tail_from=tail_from, dim=dim,
+            temperature=temperature, crops=crops, crop=crop, device=device,
         )  # fmt: skip
-        linker.config, linker.untrained, linker.candidates = config, False, entities
-        linker.tower = PhotoTower(config.image_encoder, tail_from, dim, device)
-        tower = linker.tower
-        linker.entity_tower = EntityTower(entities.inputs.shape[1], dim, len(config.trained_iris))
-        linker.entity_tower.to(tower.device)
-
         t_trunk = time.perf_counter()
         x = trunk_outputs(linker, images, views=2, progress=progress)
         trunk_seconds = time.perf_counter() - t_trunk
         gold = np.array([row_of[i] for i in iris], np.int64)
-        if holdout > 0:
-            hold = cluster_holdout(_pooled(linker, x), gold, holdout, holdout_min_photos, seed)
-        else:
-            hold = np.zeros(len(gold), bool)
+        hold = _holdout(linker, x, gold, holdout, holdout_min_photos, seed)
         metrics: dict = {
             "photos": len(images), "entities": len(entities), "train_photos": int((~hold).sum()),
-            "holdout_photos": int(hold.sum()), "group_relation": group_relation,
+            "holdout_photos": int(hold.sum()), "group_relation": config.group_relation,
         }  # fmt: skip
         options = dict(
             epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr,
@@ -299,30 +268,90 @@ def fit_image_linker(
         metrics["history"] = _train(linker, x, gold, hold, **options)
         linker.refresh()
         if hold.any():
-            _, probs = linker.score_inputs(x[torch.from_numpy(np.nonzero(hold)[0])].float())
-            truth = torch.from_numpy(gold[hold])
-            right = probs.argmax(1) == truth
-            metrics["holdout_accuracy"] = float(right.float().mean())
-            correct = probs[right, truth[right]] if bool(right.any()) else probs.max(1).values
-            config.threshold = float(torch.quantile(correct, nil_quantile)) if nil_quantile else 0.0
-            if refit:
-                linker.tower = PhotoTower(config.image_encoder, tail_from, dim, device)
-                linker.entity_tower = EntityTower(
-                    entities.inputs.shape[1], dim, len(config.trained_iris)
-                ).to(linker.tower.device)
-                everything = np.zeros(len(gold), bool)
-                metrics["refit_history"] = _train(linker, x, gold, everything, **options)
-                metrics["refit_photos"] = len(gold)
-                linker.refresh()
+            _calibrate(linker, x, gold, hold, nil_quantile, metrics, options, refit, device)
         metrics["threshold"] = config.threshold
         metrics["trunk_seconds"] = round(trunk_seconds, 2)
         metrics["seconds"] = round(time.perf_counter() - started, 2)
-        config.trained = True
-        config.metrics = metrics
+        config.trained, config.metrics = True, metrics
         linker.tower.eval()
         return linker, metrics
     finally:
         torch.random.set_rng_state(state)
+
+
+def _labelled(images, iris) -> tuple[list, list]:
+    """The photos and their entities as lists, one entity per photo and at least one photo."""
+    images, iris = list(images), list(iris)
+    if len(images) != len(iris):
+        raise ValueError(f"{len(images)} images but {len(iris)} entities")
+    if not images:
+        raise LinkerError("no labelled photos to train on")
+    return images, iris
+
+
+def _holdout(linker: ImageLinker, x, gold, fraction, min_photos, seed) -> np.ndarray:
+    """Bool [N]: the hold-out photos (:func:`cluster_holdout`; none when ``fraction`` is 0)."""
+    if fraction > 0:
+        return cluster_holdout(_pooled(linker, x), gold, fraction, min_photos, seed)
+    return np.zeros(len(gold), bool)
+
+
+def _set_up(linker: ImageLinker, workspace, iris, types, group_relation, *, tail_from, dim,
+            temperature, crops, crop, device):  # fmt: skip
+    """Make ``linker`` a trainable one over the candidate entities of ``types``: its config,
+    its candidate table, fresh photo and entity towers. Returns (config, candidates, row of
+    each candidate IRI)."""
+    graph = linker.graph
+    missing = sorted({i for i in iris if not _is_node(graph, i)})
+    if missing:
+        raise LinkerError(f"{missing[0]!r} is not a node of {workspace}")
+    if types is None:
+        types = sorted({graph.node_types[graph.node_type_id[graph._node_id(i)]] for i in iris})
+    if group_relation == "auto":
+        group_relation = find_group_relation(graph, types)
+    entities = candidate_table(graph, linker.features, types, group_relation)
+    row_of = entities.row_of()
+    lost = [i for i in iris if i not in row_of]
+    if lost:
+        raise LinkerError(
+            f"{lost[0]!r} has no image or text feature in {workspace}; run `kgf encode` "
+            "after adding its literals"
+        )
+    config = ImageLinkerConfig(
+        image_encoder=linker.config.image_encoder, tail_from=tail_from, dim=dim,
+        temperature=temperature, entity_types=list(types), group_relation=group_relation,
+        input_dims=entities.dims, trained_iris=sorted(set(iris), key=row_of.get),
+        crops=crops, crop=crop,
+    )  # fmt: skip
+    linker.config, linker.untrained, linker.candidates = config, False, entities
+    linker.tower = PhotoTower(config.image_encoder, tail_from, dim, device)
+    tower = linker.tower
+    linker.entity_tower = EntityTower(entities.inputs.shape[1], dim, len(config.trained_iris))
+    linker.entity_tower.to(tower.device)
+    return config, entities, row_of
+
+
+def _calibrate(linker: ImageLinker, x, gold, hold, nil_quantile, metrics, options, refit, device):
+    """On the hold-out photos: the accuracy and the NIL threshold (the ``nil_quantile`` of the
+    right answers' scores) into ``linker.config`` and ``metrics``; with ``refit``, train fresh
+    towers again on every photo (``options``: those of :func:`_train`)."""
+    config, entities = linker.config, linker.candidates
+    tail_from, dim = config.tail_from, config.dim
+    _, probs = linker.score_inputs(x[torch.from_numpy(np.nonzero(hold)[0])].float())
+    truth = torch.from_numpy(gold[hold])
+    right = probs.argmax(1) == truth
+    metrics["holdout_accuracy"] = float(right.float().mean())
+    correct = probs[right, truth[right]] if bool(right.any()) else probs.max(1).values
+    config.threshold = float(torch.quantile(correct, nil_quantile)) if nil_quantile else 0.0
+    if refit:
+        linker.tower = PhotoTower(config.image_encoder, tail_from, dim, device)
+        linker.entity_tower = EntityTower(
+            entities.inputs.shape[1], dim, len(config.trained_iris)
+        ).to(linker.tower.device)
+        everything = np.zeros(len(gold), bool)
+        metrics["refit_history"] = _train(linker, x, gold, everything, **options)
+        metrics["refit_photos"] = len(gold)
+        linker.refresh()
 
 
 def _is_node(graph, iri: str) -> bool:
