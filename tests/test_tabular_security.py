@@ -5,6 +5,7 @@ an unbounded read or a traceback."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -71,9 +72,7 @@ for mapping in ({TEXT_FILE!r}, {IMAGE!r}):
     except TableError as e:
         print("ERR", e)
 """
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     lines = done.stdout.splitlines()
     assert len(lines) == 2, done.stdout + done.stderr
     for line in lines:
@@ -82,9 +81,7 @@ for mapping in ({TEXT_FILE!r}, {IMAGE!r}):
 
 def test_special_file_with_on_missing_skip_is_a_warning(tmp_path):
     (tmp_path / "folder.txt").mkdir(parents=True)
-    stats, ttl = convert(
-        tmp_path, "id,desc\n1,folder.txt\n", TEXT_FILE + 'on_missing = "skip"\n'
-    )
+    stats, ttl = convert(tmp_path, "id,desc\n1,folder.txt\n", TEXT_FILE + 'on_missing = "skip"\n')
     assert stats.warning_count == 1 and "not a regular file (a folder)" in stats.warnings[0]
     assert "description" not in ttl
 
@@ -168,22 +165,13 @@ def test_kgf_build_data_root_allows_another_folder(tmp_path):
 )
 @pytest.mark.parametrize("kind", [TEXT_FILE, IMAGE])
 def test_bad_path_cells_are_table_errors(tmp_path, cell, message, kind):
-    table = "id,desc,img\n1,{0},{0}\n".format(cell.replace("\0", "\\0"))
     folder = tmp_path / "t"
     folder.mkdir()
-    (folder / "t.jsonl").write_text(
-        '{"id": "1", "desc": %s, "img": %s}\n' % (_json(cell), _json(cell)), encoding="utf-8"
-    )
+    row = {"id": "1", "desc": cell, "img": cell}
+    (folder / "t.jsonl").write_text(json.dumps(row) + "\n", encoding="utf-8")
     (folder / "m.toml").write_text(HEADER + kind + 'on_missing = "skip"\n')
-    del table
     with pytest.raises(TableError, match=rf"row 1.*{message}"):
         table_to_rdf(folder / "t.jsonl", Mapping.from_toml(folder / "m.toml"), folder / "o.ttl")
-
-
-def _json(text: str) -> str:
-    import json
-
-    return json.dumps(text)
 
 
 # ------------------------------------------------------------------ mapping files
@@ -229,7 +217,9 @@ def test_non_text_encodings_are_refused(tmp_path, encoding, key):
 def test_csv_cell_over_131072_characters_is_read(tmp_path):
     name = "n" * 200_000
     _, ttl = convert(
-        tmp_path, f"id,name\n1,{name}\n", '[[literal]]\ncolumn = "name"\npredicate = "schema:name"\n'
+        tmp_path,
+        f"id,name\n1,{name}\n",
+        '[[literal]]\ncolumn = "name"\npredicate = "schema:name"\n',
     )
     triples = list(ox.parse(ttl.encode(), format=ox.RdfFormat.TURTLE))
     assert any(q.object.value == name for q in triples)

@@ -58,7 +58,9 @@ def regular_file_size(path: Path) -> int:
     info = os.stat(path)
     if not stat.S_ISREG(info.st_mode):
         raise SpecialFileError(
-            errno.EINVAL, f"not a regular file ({_kind(info.st_mode)}); only files are read", str(path)
+            errno.EINVAL,
+            f"not a regular file ({_kind(info.st_mode)}); only files are read",
+            str(path),
         )
     return info.st_size
 
