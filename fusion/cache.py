@@ -106,7 +106,9 @@ class EmbeddingCache:
 
     def _add(self, keys: np.ndarray, values: torch.Tensor) -> None:
         if self._values and values.shape[1] != self._values[0].shape[1]:
-            raise _damaged(self.path, f"rows of width {values.shape[1]} and {self._values[0].shape[1]}")
+            raise _damaged(
+                self.path, f"rows of width {values.shape[1]} and {self._values[0].shape[1]}"
+            )
         fresh = []
         for i in range(len(keys)):
             k = keys[i].tobytes()
@@ -164,5 +166,7 @@ class EmbeddingCache:
         )
         for part in parts:
             part.unlink(missing_ok=True)
+        for tmp in self.path.parent.glob(f".{self._part_glob.split('.part-')[0]}*.tmp"):
+            tmp.unlink(missing_ok=True)  # half-written files of a killed run
         self._checkpointed = len(self._rows)
         self._dirty = False

@@ -36,8 +36,9 @@ class HashEncoder(Encoder):
         return torch.tensor(rows, dtype=torch.float32) / 127.5 - 1
 
 
-SPEC = FeatureSpec(text_encoder="test-resume-hash", image_encoder=None, numeric=False,
-                   batch_size=1)  # fmt: skip  -> chunks of 8 texts
+SPEC = FeatureSpec(
+    text_encoder="test-resume-hash", image_encoder=None, numeric=False, batch_size=1
+)  # fmt: skip  -> chunks of 8 texts
 
 
 @pytest.fixture
@@ -96,8 +97,7 @@ def test_image_naming_a_device_is_reported_not_read(tmp_path):
         's:image "/dev/zero" .\n'
     )
     graph = kg.load_rdf(tmp_path / "cat.ttl")
-    from fusion.features import _image_features
-    from fusion.features import EncodeReport
+    from fusion.features import EncodeReport, _image_features
 
     report = EncodeReport()
 

@@ -11,7 +11,6 @@ tensors) must always be refused.
 
 from __future__ import annotations
 
-import json
 import shutil
 import warnings
 

@@ -316,8 +316,7 @@ def _text_codec(section: _Section, key: str, name: str) -> str:
         section.fail(f"{key!r}: unknown encoding {name!r} (e.g. 'utf-8', 'cp1252', 'latin-1')")
     if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_TABLE_ENCODINGS:
         section.fail(
-            f"{key!r}: {name!r} is not a text encoding of files (e.g. 'utf-8', 'cp1252', "
-            "'latin-1')"
+            f"{key!r}: {name!r} is not a text encoding of files (e.g. 'utf-8', 'cp1252', 'latin-1')"
         )
     return info.name
 

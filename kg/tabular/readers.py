@@ -253,7 +253,9 @@ def _json_object(text: str, path: Path, row: int, line: int, bad: bool, encoding
         obj = json.loads(text.rstrip("\r\n"), parse_int=str, parse_float=str, parse_constant=str)
     except RecursionError as e:
         raise TableError(
-            "JSON nested too deeply; a JSON Lines row is one flat object", path=path, row=row,
+            "JSON nested too deeply; a JSON Lines row is one flat object",
+            path=path,
+            row=row,
             line=line,
         ) from e
     except json.JSONDecodeError as e:
