@@ -44,7 +44,7 @@ from .literals import KINDS, ColumnData, LiteralColumn, LiteralValue, classify_l
 from .naming import REV_PREFIX, split_iri, unique_local_names
 from .terms import graph_triples
 from .triples import DEFAULT_IMAGE_PREDICATES, RawTriples, TripleSink
-from .workspace import read_graph, save_graph
+from .workspace import MANIFEST, damaged, read_graph, save_graph
 
 MULTI_TYPE_RULES = ("rarest", "lexical", "join")
 
@@ -554,7 +554,10 @@ class ProductGraph:
         """Load a workspace folder written by :meth:`save` (no unpickling anywhere)."""
         directory = Path(directory)
         raw, options, store = read_graph(directory)
-        graph = cls(raw, GraphOptions(**options))
+        try:
+            graph = cls(raw, GraphOptions(**options))
+        except (TypeError, ValueError, KeyError, IndexError) as err:
+            raise damaged(directory / MANIFEST, f"{type(err).__name__}: {err}") from None
         if store is not None:
             graph._store_path = store
         graph.workspace = directory

@@ -439,7 +439,17 @@ class EntityIndex:
             raise EntityIndexError(
                 f"no entity index in {folder} (no {INDEX_FILE}); build one with `{BUILD_COMMAND}`"
             )
-        meta = json.loads(path.read_text("utf-8"))
+        def damaged(where: Path, why: str) -> EntityIndexError:
+            return EntityIndexError(
+                f"{where}: the entity index is damaged ({why}); rebuild it with `{BUILD_COMMAND}`"
+            )
+
+        try:
+            meta = json.loads(path.read_text("utf-8"))
+        except (ValueError, RecursionError) as err:  # bad JSON or bytes
+            raise damaged(path, f"not valid JSON: {err}") from None
+        if not isinstance(meta, dict):
+            raise damaged(path, f"expected a JSON object, found {type(meta).__name__}")
         if meta.get("format") != FORMAT:
             raise EntityIndexError(f"{path}: not a kgfusion entity index")
         if meta.get("version", 0) > VERSION:
@@ -457,13 +467,35 @@ class EntityIndex:
                     f"{folder} was built for graph version {meta.get('graph_version')}, the graph "
                     f"is now {want}: rebuild the index with `{BUILD_COMMAND}` (DIR: the workspace)"
                 )
-        config = dict(meta["config"])
-        index = cls(meta["dim"], config.pop("metric"), config.pop("kind"),
-                    graph_version=meta.get("graph_version"), **config)  # fmt: skip
-        arrays = load_file(str(folder / VECTORS_FILE))
-        text = (folder / IRIS_FILE).read_text("utf-8")
+        try:
+            config = dict(meta["config"])
+            index = cls(meta["dim"], config.pop("metric"), config.pop("kind"),
+                        graph_version=meta.get("graph_version"), **config)  # fmt: skip
+            if not isinstance(meta["count"], int):
+                raise TypeError(f"count {meta['count']!r}")
+        except (KeyError, TypeError, ValueError) as err:
+            raise damaged(path, f"{type(err).__name__}: {err}") from None
+        try:
+            arrays = load_file(str(folder / VECTORS_FILE))
+        except Exception as err:  # SafetensorError, a bad header, OSError
+            raise damaged(folder / VECTORS_FILE, f"unreadable: {err}") from None
+        try:
+            text = (folder / IRIS_FILE).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise damaged(folder / IRIS_FILE, str(err)) from None
         iris = text.split("\n") if text else []
-        vectors, ids = arrays["vectors"], arrays["ids"]
+        vectors, ids = arrays.get("vectors"), arrays.get("ids")
+        if vectors is None or ids is None:
+            raise damaged(folder / VECTORS_FILE, f"tensors {sorted(arrays)}, expected vectors, ids")
+        if vectors.ndim != 2 or vectors.shape[1] != meta["dim"] or ids.ndim != 1:
+            raise damaged(folder / VECTORS_FILE, f"vectors {vectors.shape}, ids {ids.shape}, "
+                          f"dim {meta['dim']}")  # fmt: skip
+        if vectors.dtype.kind != "f" or ids.dtype.kind not in "iu":
+            raise damaged(folder / VECTORS_FILE, f"vectors {vectors.dtype}, ids {ids.dtype}")
+        if not np.isfinite(vectors).all():
+            raise damaged(folder / VECTORS_FILE, "vectors that are not finite numbers")
+        if len(set(iris)) != len(iris) or len(np.unique(ids)) != len(ids):
+            raise damaged(folder, "repeated IRIs or ids")
         if not len(iris) == len(vectors) == len(ids) == meta["count"]:
             raise EntityIndexError(
                 f"{folder}: {len(iris)} IRIs, {len(vectors)} vectors, {len(ids)} ids but "

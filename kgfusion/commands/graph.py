@@ -33,6 +33,11 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--mapping", type=Path, help="TOML mapping for a CSV / JSON Lines table (see examples/)"
     )
+    p.add_argument(
+        "--data-root", type=Path, action="append", default=[], metavar="DIR",
+        help="with --mapping: a folder whose files image / text_file cells may also name "
+        "(besides the table's folder or the literal's root; repeatable)",
+    )  # fmt: skip
     p.add_argument("--format", help="force the RDF format (nt, nq, ttl, trig, n3, xml, jsonld)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing workspace")
     p.add_argument(
@@ -82,7 +87,9 @@ def build(args) -> int:
             if len(sources) != 1:
                 raise CliError("--mapping takes exactly one table file")
             table = sources[0]
-            stats = table_to_rdf(table, Mapping.from_toml(args.mapping), tmp / "catalogue.ttl")
+            stats = table_to_rdf(
+                table, Mapping.from_toml(args.mapping), tmp / "catalogue.ttl", args.data_root
+            )
             print(f"{table}: {stats.summary()}")
             for warning in stats.warnings[:5]:
                 print(f"  warning: {warning}")
