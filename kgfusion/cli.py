@@ -362,6 +362,11 @@ def _link_train_args(p: argparse.ArgumentParser) -> None:
     photos.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
     photos.add_argument("--base", help="IRI prefix of the entity ids (default: from the mapping)")
     photos.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    photos.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted run from its last finished epoch (photo features are "
+        "kept in the workspace cache in any case)",
+    )  # fmt: skip
 
 
 @command(
@@ -388,7 +393,7 @@ def link_train_cmd(args) -> int:
 
         image_report = train_image_linker(
             args.workspace, args.images, base=args.base, epochs=args.epochs, device=args.device,
-            progress=True,
+            progress=True, resume=args.resume,
         )  # fmt: skip
         print(f"image linker saved to {image_report.path}")
         for key, value in image_report.metrics.items():
@@ -730,6 +735,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = lambda message, category, *a, **k: f"warning: {message}\n"
     try:
         return args.handler(args)
+    except KeyboardInterrupt:  # Ctrl-C: finished work (caches, checkpoints) is already saved
+        print("\nkgf: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return 0
