@@ -384,7 +384,9 @@ def load_graph(directory):
         **{name: array(_typecode(arrays[name]), arrays[name].tobytes()) for name in _ARRAYS},
     )
     options = manifest["options"]
-    graph = ProductGraph(raw, GraphOptions(**options))
+    with warnings.catch_warnings():  # said once, at build; `kgf info` counts them
+        warnings.filterwarnings("ignore", message=r".*do not parse as their datatype")
+        graph = ProductGraph(raw, GraphOptions(**options))
     if (directory / SPARQL_DIR).is_dir():
         graph._store_path = directory / SPARQL_DIR
     graph.workspace = directory

@@ -383,7 +383,8 @@ def link_train_cmd(args) -> int:
         from align import train_linker
 
         report = train_linker(
-            args.workspace, args.mentions, args.pairs, args.valid, id_col=args.id_col
+            args.workspace, args.mentions, args.pairs, args.valid, id_col=args.id_col,
+            progress=True,
         )
         print(f"linker saved to {report.path}")
         for key, value in report.metrics.items():

@@ -20,7 +20,6 @@ from PIL import Image, ImageEnhance
 import kg
 from fusion.features import FeatureSpec, build_features
 from kg.samples import write_sample_catalogue
-from kgfusion.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
