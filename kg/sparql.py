@@ -20,6 +20,13 @@ tokenizer and the grammar could disagree it reads more text as keywords, never l
 :func:`run_query` runs a query in this process; with ``timeout=`` it runs it in a worker
 process that is killed past the time (:class:`kg.sparql_process.QueryRunner`), since a
 query computes its first row (a large join or aggregate) without any point to cancel at.
+
+Prefixes: a query may use the common prefixes (:data:`COMMON_PREFIXES`: schema, rdf, rdfs,
+xsd, skos, foaf, gr, owl, dcterms) and those of the table mapping a workspace was built
+with without declaring them; :func:`with_prefixes` adds a ``PREFIX`` line for each one the
+query uses but does not declare (a declaration in the query wins). A syntax error names the
+line and column in the query as written, shows the line, and says what was expected
+(:func:`syntax_error`), not the parser's character classes.
 """
 
 from __future__ import annotations
@@ -119,10 +126,11 @@ _SKIP = re.compile(
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def keywords(query: str) -> list[str]:
+def keywords(query: str, prefixes: set[str] | None = None) -> list[str]:
     """The bare words of ``query`` (keywords and function names), upper-cased, in order;
     strings, IRIs, comments, variables, prefixed names and language tags are skipped.
-    Raises :class:`SparqlError` for a quote that opens no valid string."""
+    Raises :class:`SparqlError` for a quote that opens no valid string. ``prefixes``: a set
+    that receives the prefix of each prefixed name (not of blank nodes)."""
     words, pos, end = [], 0, len(query)
     while pos < end:
         if query[pos] in "\"'":
@@ -140,6 +148,11 @@ def keywords(query: str) -> list[str]:
             continue
         skipped = _SKIP.match(query, pos)
         if skipped and skipped.end() > pos:
+            token = skipped.group()
+            if prefixes is not None and token[0] not in "<#?$@" and ":" in token:
+                name = token.split(":", 1)[0]
+                if name != "_":
+                    prefixes.add(name)
             pos = skipped.end()
             continue
         word = _WORD.match(query, pos)
@@ -169,22 +182,128 @@ def check_read_only(query: str) -> None:
         )
 
 
+# ---------------------------------------------------------------------- prefixes
+COMMON_PREFIXES: dict[str, str] = {
+    "schema": "http://schema.org/",
+    "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+    "skos": "http://www.w3.org/2004/02/skos/core#",
+    "foaf": "http://xmlns.com/foaf/0.1/",
+    "gr": "http://purl.org/goodrelations/v1#",
+    "owl": "http://www.w3.org/2002/07/owl#",
+    "dcterms": "http://purl.org/dc/terms/",
+}
+_DECLARED = re.compile(r"\bPREFIX\s+([A-Za-z_\u00c0-\uffff][\w.\-\u00b7\u00c0-\uffff]*)?:", re.I)
+
+
+def prefixes_used(query: str) -> set[str]:
+    """The prefixes of the prefixed names in ``query`` (``schema`` of ``schema:name``;
+    strings, IRIs, comments and blank nodes ``_:b`` are skipped)."""
+    used: set[str] = set()
+    keywords(query, prefixes=used)
+    return used
+
+
+def _declared(query: str) -> set[str]:
+    return {m.group(1) or "" for m in _DECLARED.finditer(query)}
+
+
+def with_prefixes(query: str, prefixes: dict[str, str] | None = None) -> tuple[str, int]:
+    """``(query with PREFIX declarations prepended, characters added)``: one declaration
+    for each prefix of :data:`COMMON_PREFIXES` (and ``prefixes``, which win) that the query
+    uses but does not declare, all on the query's first line (so line numbers stay)."""
+    known = {**COMMON_PREFIXES, **(prefixes or {})}
+    missing = sorted(p for p in prefixes_used(query) - _declared(query) if p in known)
+    if not missing:
+        return query, 0
+    head = "".join(f"PREFIX {p}: <{known[p]}> " for p in missing)
+    return head + query, len(head)
+
+
+def graph_prefixes(graph) -> dict[str, str]:
+    """The ``[prefixes]`` of the table mappings a graph was built from (recorded in its
+    sources by ``kgf build --mapping``; a mapping file no longer there is skipped)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    from pathlib import Path
+
+    found: dict[str, str] = {}
+    for source in getattr(graph, "sources", ()):
+        mapping = source.get("mapping") if isinstance(source, dict) else None
+        if not mapping or not Path(mapping).is_file():
+            continue
+        try:
+            table = tomllib.loads(Path(mapping).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        declared = table.get("prefixes", {})
+        if isinstance(declared, dict):
+            found.update({k: v for k, v in declared.items() if isinstance(v, str)})
+    return found
+
+
+_AT = re.compile(r"error at (\d+):(\d+): (.*)", re.S)
+_TOKEN = re.compile(r'"[^"]+"|\b[A-Za-z][A-Za-z0-9_]*\b')
+
+
+def syntax_error(query: str, message: str, added: int = 0, known=None) -> SparqlError:
+    """A :class:`SparqlError` for the parser's ``message`` (``error at L:C: expected ...``):
+    the line and column in ``query`` as written (``added``: characters of declarations
+    :func:`with_prefixes` put before its first line), the line
+    with a caret under the column, and the expected tokens (keywords and punctuation; the
+    parser's character classes are left out)."""
+    found = _AT.match(message.strip())
+    if found is None:
+        return SparqlError(f"SPARQL syntax error: {message.splitlines()[0]}")
+    line, column, rest = int(found.group(1)), int(found.group(2)), found.group(3)
+    if line == 1:
+        column = max(1, column - added)
+    lines = query.splitlines() or [""]
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    where = f"SPARQL syntax error at line {line}, column {column}"
+    known = known or COMMON_PREFIXES
+    undeclared = sorted(prefixes_used(query) - set(known) - _declared(query))
+    if "Prefix not found" in rest and undeclared:
+        what = (
+            f"unknown prefix {undeclared[0]!r}: declare it (PREFIX {undeclared[0]}: <...>) "
+            f"or use one of {', '.join(sorted(known))}"
+        )
+    else:
+        expected = rest.split("expected", 1)[-1]
+        tokens = [t for t in _TOKEN.findall(expected) if t not in ("one", "of")]
+        tokens = list(dict.fromkeys(tokens))
+        shown = ", ".join(tokens[:12]) + (", ..." if len(tokens) > 12 else "")
+        if tokens:
+            what = f"expected {'one of ' if len(tokens) > 1 else ''}{shown}"
+        else:
+            what = "unexpected text here"
+    caret = " " * (max(column, 1) - 1) + "^"
+    return SparqlError(f"{where}: {what}\n  {text}\n  {caret}")
+
+
 # ---------------------------------------------------------------------- running
 def term_text(term) -> str | None:
     """A result term as text: IRI, blank node label or literal lexical form."""
     return None if term is None else str(getattr(term, "value", term))
 
 
-def execute(store, query: str, max_rows: int | None = None) -> QueryResult:
+def execute(store, query: str, max_rows: int | None = None,
+            prefixes: dict[str, str] | None = None) -> QueryResult:  # fmt: skip
     """Check ``query`` (:func:`check_read_only`) and run it on a pyoxigraph ``store`` in
-    this thread, keeping at most ``max_rows`` rows (``truncated`` says so)."""
+    this thread, keeping at most ``max_rows`` rows (``truncated`` says so). Undeclared
+    common prefixes (and ``prefixes``) are declared (:func:`with_prefixes`)."""
     import pyoxigraph as ox
 
     check_read_only(query)
+    full, added = with_prefixes(query, prefixes)
     try:
-        result = store.query(query, use_default_graph_as_union=True)
+        result = store.query(full, use_default_graph_as_union=True)
     except SyntaxError as err:
-        raise SparqlError(f"SPARQL syntax error: {err}") from None
+        known = {**COMMON_PREFIXES, **(prefixes or {})}
+        raise syntax_error(query, str(err), added, known) from None
     if isinstance(result, ox.QueryBoolean):
         return QueryResult("ask", [], [], bool(result))
     if isinstance(result, ox.QuerySolutions):
@@ -226,9 +345,10 @@ def run_query(graph, query: str, *, timeout: float | None = None,
         max_rows: keep at most this many rows (``truncated`` is set beyond).
     """
     if timeout is None:
-        return execute(graph_store(graph), query, max_rows)
+        return execute(graph_store(graph), query, max_rows, graph_prefixes(graph))
     from .sparql_process import QueryRunner
 
     check_read_only(query)  # refuse before starting a process
+    query = with_prefixes(query, graph_prefixes(graph))[0]
     with QueryRunner.for_graph(graph, max_concurrent=1) as runner:
         return runner.run(query, timeout=timeout, max_rows=max_rows)
