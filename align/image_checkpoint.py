@@ -85,7 +85,7 @@ class Checkpoint:
         prefix = f"{name}."
         self.tensors = {k: v for k, v in self.tensors.items() if not k.startswith(prefix)}
         self.tensors.update(
-            {prefix + k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+            {prefix + k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}
         )
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.folder / TENSORS, save(self.tensors))

@@ -35,7 +35,7 @@ def kgf(*args, env=None, **options) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def photos_ws(tmp_path_factory):
-    """A sample catalogue with image features, and 4 labelled photos per product."""
+    """A sample catalogue with image features, and 5 labelled photos per product."""
     root = tmp_path_factory.mktemp("ux-images")
     cat = write_sample_catalogue(root / "cat", n_products=12, image_size=64)
     graph = kg.load_rdf(cat.path)
@@ -49,7 +49,8 @@ def photos_ws(tmp_path_factory):
         lambda im: ImageEnhance.Brightness(im).enhance(1.25),
         lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
         lambda im: ImageEnhance.Contrast(im).enhance(0.7),
-    )
+        lambda im: im.rotate(-8, fillcolor=(240, 240, 240)),
+    )  # 5 photos a product: a hold-out cluster, then the refit on all photos
     for iri in graph.node_iris("Product"):
         slug = iri.rsplit("/", 1)[1]
         source = cat.image_dir / f"{slug}.png"
@@ -92,7 +93,7 @@ def test_link_train_images_progress_interrupt_and_resume(photos_ws):
     before = set(cache.glob("*views2*"))
     process = subprocess.Popen(
         [sys.executable, "-m", "kgfusion.cli", "link-train", str(ws), "--images", str(train),
-         "--epochs", "40"],
+         "--epochs", "20"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env},
     )  # fmt: skip
@@ -109,15 +110,17 @@ def test_link_train_images_progress_interrupt_and_resume(photos_ws):
     done = json.loads(checkpoint.read_text())["phases"]["select"]["epoch"]
     assert done >= 1
 
-    resumed = kgf("link-train", ws, "--images", train, "--epochs", "40", "--resume", env=env)
+    resumed = kgf("link-train", ws, "--images", train, "--epochs", "20", "--resume", env=env)
     assert resumed.returncode == 0, resumed.stderr
     assert "photos:" not in resumed.stderr  # every photo came from the cache
-    history = [line for line in resumed.stdout.splitlines() if line.strip().startswith("history")]
-    assert history and history[0].count(":") == 40  # all 40 epochs, resumed ones too
+    history = [line for line in resumed.stdout.splitlines() if "history" in line]
+    assert len(history) == 2  # the hold-out phase and the refit on all photos
+    assert all(line.count(":") == 20 for line in history)  # all 20 epochs, resumed ones too
+    assert "holdout_accuracy" in resumed.stdout
     assert not checkpoint.parent.exists()  # finished: the checkpoint is gone
     assert (ws / "image-linker" / "model.safetensors").is_file()
 
-    again = kgf("link-train", ws, "--images", train, "--epochs", "40", "--resume")
+    again = kgf("link-train", ws, "--images", train, "--epochs", "20", "--resume")
     assert again.returncode == 2 and "nothing to resume" in again.stderr
 
 
