@@ -249,7 +249,7 @@ def _encode_cached(
     ``load(i)`` (which may raise :class:`~fusion.encoders.ImageError`: that row is then
     reported, named by ``where(i)``, and masked) and encoded in chunks, with a progress bar.
     """
-    from tqdm.auto import tqdm
+    from kg.progress import progress
 
     from .encoders import ImageError
 
@@ -262,22 +262,24 @@ def _encode_cached(
     report.cached += len(found)
     todo = sorted(set(range(len(payloads))) - set(found))
     step = max(encoder.batch_size * 8, 1)
-    for start in tqdm(range(0, len(todo), step), desc=desc, unit="chunk", disable=None):
-        chunk, inputs = [], []
-        for i in todo[start : start + step]:
-            try:
-                inputs.append(load(i))
-                chunk.append(i)
-            except (OSError, ImageError) as err:
-                report.problems.append(f"{where(i)}: {err}")
-                ok[i] = False
-        if chunk:
-            vectors = encoder.encode(inputs).float().cpu()
-            out[chunk] = vectors
-            cache.put([keys[i] for i in chunk], vectors)
-            cache.checkpoint()  # a killed run resumes after this chunk
-            report.encoded += len(chunk)
-    cache.save()
+    try:  # an interrupted run keeps the chunks it encoded
+        for start in progress(range(0, len(todo), step), desc=desc, unit="chunk"):
+            chunk, inputs = [], []
+            for i in todo[start : start + step]:
+                try:
+                    inputs.append(load(i))
+                    chunk.append(i)
+                except (OSError, ImageError) as err:
+                    report.problems.append(f"{where(i)}: {err}")
+                    ok[i] = False
+            if chunk:
+                vectors = encoder.encode(inputs).float().cpu()
+                out[chunk] = vectors
+                cache.put([keys[i] for i in chunk], vectors)
+                cache.checkpoint()  # a killed run resumes after this chunk
+                report.encoded += len(chunk)
+    finally:
+        cache.save()
     return out, ok
 
 

@@ -320,11 +320,11 @@ class Trainer:
             state, best = self._restore(run_dir, s, optimizer)
         else:
             state, best = self._start(run_dir, s), None
-        from tqdm.auto import tqdm
+        from kg.progress import progress
 
-        bar = tqdm(
-            range(state["epoch"], tc.epochs), desc=run_name, unit="epoch", disable=not tc.progress,
-            initial=state["epoch"], total=tc.epochs, dynamic_ncols=True,
+        bar = progress(
+            range(state["epoch"], tc.epochs), desc=run_name, unit="epoch", enabled=tc.progress,
+            initial=state["epoch"], total=tc.epochs,
         )  # fmt: skip
         try:
             with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as log:

@@ -555,7 +555,9 @@ class ProductGraph:
         directory = Path(directory)
         raw, options, store = read_graph(directory)
         try:
-            graph = cls(raw, GraphOptions(**options))
+            with warnings.catch_warnings():  # said once, at build; `kgf info` counts them
+                warnings.filterwarnings("ignore", message=r".*do not parse as their datatype")
+                graph = cls(raw, GraphOptions(**options))
         except (TypeError, ValueError, KeyError, IndexError) as err:
             raise damaged(directory / MANIFEST, f"{type(err).__name__}: {err}") from None
         if store is not None:

@@ -329,9 +329,9 @@ def load_rdf(
     sink = TripleSink(options.image_predicates)
     iterator = files
     if progress and len(files) > 1:
-        from tqdm.auto import tqdm
+        from .progress import progress as bar
 
-        iterator = tqdm(files, desc="parsing", unit="file", disable=None)
+        iterator = bar(files, desc="parsing", unit="file")
     for path in iterator:
         add_file(sink, path, format, base_iri, lenient)
     total = sum(s["triples"] for s in sink.raw.sources)

@@ -16,7 +16,9 @@ substring test: ``"SERVICE"`` in a string, ``ex:service`` or ``?service`` pass. 
 tokenizer and the grammar could disagree it reads more text as keywords, never less.
 
 This module is below :mod:`kg.sparql` (queries over a graph) and :mod:`kg.sparql_process`
-(killable worker processes), which both run queries through :func:`execute`.
+(killable worker processes), which both run queries through :func:`execute`. It also holds
+the prefixes a query may leave undeclared (:data:`COMMON_PREFIXES`, :func:`with_prefixes`) and
+the located syntax errors (:func:`syntax_error`).
 """
 
 from __future__ import annotations
@@ -116,10 +118,11 @@ _SKIP = re.compile(
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def keywords(query: str) -> list[str]:
+def keywords(query: str, prefixes: set[str] | None = None) -> list[str]:
     """The bare words of ``query`` (keywords and function names), upper-cased, in order;
     strings, IRIs, comments, variables, prefixed names and language tags are skipped.
-    Raises :class:`SparqlError` for a quote that opens no valid string."""
+    Raises :class:`SparqlError` for a quote that opens no valid string. ``prefixes``: a set
+    that receives the prefix of each prefixed name (not of blank nodes)."""
     words, pos, end = [], 0, len(query)
     while pos < end:
         if query[pos] in "\"'":
@@ -137,6 +140,11 @@ def keywords(query: str) -> list[str]:
             continue
         skipped = _SKIP.match(query, pos)
         if skipped and skipped.end() > pos:
+            token = skipped.group()
+            if prefixes is not None and token[0] not in "<#?$@" and ":" in token:
+                name = token.split(":", 1)[0]
+                if name != "_":
+                    prefixes.add(name)
             pos = skipped.end()
             continue
         word = _WORD.match(query, pos)
@@ -166,22 +174,128 @@ def check_read_only(query: str) -> None:
         )
 
 
+# ---------------------------------------------------------------------- prefixes
+COMMON_PREFIXES: dict[str, str] = {
+    "schema": "http://schema.org/",
+    "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+    "skos": "http://www.w3.org/2004/02/skos/core#",
+    "foaf": "http://xmlns.com/foaf/0.1/",
+    "gr": "http://purl.org/goodrelations/v1#",
+    "owl": "http://www.w3.org/2002/07/owl#",
+    "dcterms": "http://purl.org/dc/terms/",
+}
+_DECLARED = re.compile(r"\bPREFIX\s+([A-Za-z_\u00c0-\uffff][\w.\-\u00b7\u00c0-\uffff]*)?:", re.I)
+
+
+def prefixes_used(query: str) -> set[str]:
+    """The prefixes of the prefixed names in ``query`` (``schema`` of ``schema:name``;
+    strings, IRIs, comments and blank nodes ``_:b`` are skipped)."""
+    used: set[str] = set()
+    keywords(query, prefixes=used)
+    return used
+
+
+def _declared(query: str) -> set[str]:
+    return {m.group(1) or "" for m in _DECLARED.finditer(query)}
+
+
+def with_prefixes(query: str, prefixes: dict[str, str] | None = None) -> tuple[str, int]:
+    """``(query with PREFIX declarations prepended, characters added)``: one declaration
+    for each prefix of :data:`COMMON_PREFIXES` (and ``prefixes``, which win) that the query
+    uses but does not declare, all on the query's first line (so line numbers stay)."""
+    known = {**COMMON_PREFIXES, **(prefixes or {})}
+    missing = sorted(p for p in prefixes_used(query) - _declared(query) if p in known)
+    if not missing:
+        return query, 0
+    head = "".join(f"PREFIX {p}: <{known[p]}> " for p in missing)
+    return head + query, len(head)
+
+
+def graph_prefixes(graph) -> dict[str, str]:
+    """The ``[prefixes]`` of the table mappings a graph was built from (recorded in its
+    sources by ``kgf build --mapping``; a mapping file no longer there is skipped)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    from pathlib import Path
+
+    found: dict[str, str] = {}
+    for source in getattr(graph, "sources", ()):
+        mapping = source.get("mapping") if isinstance(source, dict) else None
+        if not mapping or not Path(mapping).is_file():
+            continue
+        try:
+            table = tomllib.loads(Path(mapping).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        declared = table.get("prefixes", {})
+        if isinstance(declared, dict):
+            found.update({k: v for k, v in declared.items() if isinstance(v, str)})
+    return found
+
+
+_AT = re.compile(r"error at (\d+):(\d+): (.*)", re.S)
+_TOKEN = re.compile(r'"[^"]+"|\b[A-Za-z][A-Za-z0-9_]*\b')
+
+
+def syntax_error(query: str, message: str, added: int = 0, known=None) -> SparqlError:
+    """A :class:`SparqlError` for the parser's ``message`` (``error at L:C: expected ...``):
+    the line and column in ``query`` as written (``added``: characters of declarations
+    :func:`with_prefixes` put before its first line), the line
+    with a caret under the column, and the expected tokens (keywords and punctuation; the
+    parser's character classes are left out)."""
+    found = _AT.match(message.strip())
+    if found is None:
+        return SparqlError(f"SPARQL syntax error: {message.splitlines()[0]}")
+    line, column, rest = int(found.group(1)), int(found.group(2)), found.group(3)
+    if line == 1:
+        column = max(1, column - added)
+    lines = query.splitlines() or [""]
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    where = f"SPARQL syntax error at line {line}, column {column}"
+    known = known or COMMON_PREFIXES
+    undeclared = sorted(prefixes_used(query) - set(known) - _declared(query))
+    if "Prefix not found" in rest and undeclared:
+        what = (
+            f"unknown prefix {undeclared[0]!r}: declare it (PREFIX {undeclared[0]}: <...>) "
+            f"or use one of {', '.join(sorted(known))}"
+        )
+    else:
+        expected = rest.split("expected", 1)[-1]
+        tokens = [t for t in _TOKEN.findall(expected) if t not in ("one", "of")]
+        tokens = list(dict.fromkeys(tokens))
+        shown = ", ".join(tokens[:12]) + (", ..." if len(tokens) > 12 else "")
+        if tokens:
+            what = f"expected {'one of ' if len(tokens) > 1 else ''}{shown}"
+        else:
+            what = "unexpected text here"
+    caret = " " * (max(column, 1) - 1) + "^"
+    return SparqlError(f"{where}: {what}\n  {text}\n  {caret}")
+
+
 # ---------------------------------------------------------------------- running
 def term_text(term) -> str | None:
     """A result term as text: IRI, blank node label or literal lexical form."""
     return None if term is None else str(getattr(term, "value", term))
 
 
-def execute(store, query: str, max_rows: int | None = None) -> QueryResult:
+def execute(store, query: str, max_rows: int | None = None,
+            prefixes: dict[str, str] | None = None) -> QueryResult:  # fmt: skip
     """Check ``query`` (:func:`check_read_only`) and run it on a pyoxigraph ``store`` in
-    this thread, keeping at most ``max_rows`` rows (``truncated`` says so)."""
+    this thread, keeping at most ``max_rows`` rows (``truncated`` says so). Undeclared
+    common prefixes (and ``prefixes``) are declared (:func:`with_prefixes`)."""
     import pyoxigraph as ox
 
     check_read_only(query)
+    full, added = with_prefixes(query, prefixes)
     try:
-        result = store.query(query, use_default_graph_as_union=True)
+        result = store.query(full, use_default_graph_as_union=True)
     except SyntaxError as err:
-        raise SparqlError(f"SPARQL syntax error: {err}") from None
+        known = {**COMMON_PREFIXES, **(prefixes or {})}
+        raise syntax_error(query, str(err), added, known) from None
     if isinstance(result, ox.QueryBoolean):
         return QueryResult("ask", [], [], bool(result))
     if isinstance(result, ox.QuerySolutions):

@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = lambda message, category, *a, **k: f"warning: {message}\n"
     try:
         return args.handler(args)
+    except KeyboardInterrupt:  # Ctrl-C: finished work (caches, checkpoints) is already saved
+        print("\nkgf: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return 0

@@ -21,6 +21,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from ..hints import close_matches
 from .errors import MappingError, suggest
 from .files import read_regular_file
 from .turtle import IRI_ILLEGAL
@@ -67,7 +68,9 @@ class _Section:
         self.used.add(key)
         if key not in self.data:
             if required:
-                self.fail(f"missing required key {key!r}")
+                typo = close_matches(key, [k for k in self.data if k not in self.used], n=1)
+                hint = f" (is {typo[0]!r} a misspelling of {key!r}?)" if typo else ""
+                self.fail(f"missing required key {key!r}{hint}")
             return default
         value = self.data[key]
         if not isinstance(value, kind) or (kind is str and isinstance(value, bool)):

@@ -45,6 +45,11 @@ def _link_train_args(p: argparse.ArgumentParser) -> None:
     photos.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
     photos.add_argument("--base", help="IRI prefix of the entity ids (default: from the mapping)")
     photos.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    photos.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted run from its last finished epoch (photo features are "
+        "kept in the workspace cache in any case)",
+    )  # fmt: skip
 
 
 @command(
@@ -61,7 +66,8 @@ def link_train_cmd(args) -> int:
         from align import train_linker
 
         report = train_linker(
-            args.workspace, args.mentions, args.pairs, args.valid, id_col=args.id_col
+            args.workspace, args.mentions, args.pairs, args.valid, id_col=args.id_col,
+            progress=True,
         )
         print(f"linker saved to {report.path}")
         for key, value in report.metrics.items():
@@ -71,7 +77,7 @@ def link_train_cmd(args) -> int:
 
         image_report = train_image_linker(
             args.workspace, args.images, base=args.base, epochs=args.epochs, device=args.device,
-            progress=True,
+            progress=True, resume=args.resume,
         )  # fmt: skip
         print(f"image linker saved to {image_report.path}")
         for key, value in image_report.metrics.items():
