@@ -54,6 +54,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import image_checkpoint as ck
 from .base import LinkerError
 from .images import (
     EntityTower,
@@ -66,6 +67,8 @@ from .images import (
 from .train import resolve_entity_ids
 
 _HEADER = {"path", "image", "file", "photo", "filename"}
+CHECKPOINT = "image-linker.checkpoint"  # in the workspace: epochs of an unfinished run
+SAVE_EVERY = 60.0  # seconds between saves of the photo feature cache during the trunk pass
 
 
 @dataclass
@@ -115,9 +118,8 @@ def read_photo_list(path) -> list[tuple[Path, str]]:
 # ---------------------------------------------------------------------- trunk outputs
 def trunk_outputs(linker: ImageLinker, paths, views: int = 2, progress: bool = False):
     """``[N, V, ...]`` float16 trunk outputs of image files, through the workspace cache."""
-    from tqdm.auto import tqdm
-
     from fusion.cache import EmbeddingCache
+    from kg.progress import progress as make_bar
 
     tower = linker.tower
     cache = EmbeddingCache(
@@ -135,17 +137,23 @@ def trunk_outputs(linker: ImageLinker, paths, views: int = 2, progress: bool = F
     shape = None
     chunks: dict[int, torch.Tensor] = {}
     step = 64
-    bar = tqdm(total=len(todo), unit="photo", desc="trunk", disable=not progress or not todo)
-    for start in range(0, len(todo), step):
-        rows = todo[start : start + step]
-        x = tower.trunk_inputs([paths[i] for i in rows], views).half()
-        shape = x.shape[1:]
-        cache.put([keys[i] for i in rows], x.flatten(1))
-        for j, i in enumerate(rows):
-            chunks[i] = x[j]
-        bar.update(len(rows))
-    bar.close()
-    cache.save()
+    bar = make_bar(total=len(todo), unit="photo", desc="photos", enabled=progress and bool(todo))
+    saved = time.monotonic()
+    try:  # saved every SAVE_EVERY seconds and when interrupted: a rerun starts where it stopped
+        for start in range(0, len(todo), step):
+            rows = todo[start : start + step]
+            x = tower.trunk_inputs([paths[i] for i in rows], views).half()
+            shape = x.shape[1:]
+            cache.put([keys[i] for i in rows], x.flatten(1))
+            for j, i in enumerate(rows):
+                chunks[i] = x[j]
+            bar.update(len(rows))
+            if time.monotonic() - saved > SAVE_EVERY:
+                cache.save()
+                saved = time.monotonic()
+    finally:
+        bar.close()
+        cache.save()
     if shape is None:
         shape = tower.input_shape(views, values.shape[1])
     out = torch.empty((len(paths), *shape), dtype=torch.float16)
@@ -228,6 +236,8 @@ def fit_image_linker(
     seed: int = 0,
     device: str = "auto",
     progress: bool = False,
+    checkpoint: Path | str | None = None,
+    resume: bool = False,
 ) -> tuple[ImageLinker, dict]:
     """Train an image linker on ``images`` (paths) showing entities ``iris`` (see the module
     docstring). Returns the linker (not saved: call ``linker.save()``) and its metrics.
@@ -240,89 +250,146 @@ def fit_image_linker(
     threshold (0: none; the last epoch is kept and the threshold is 0). ``refit``: train
     again on all photos afterwards. ``crops``: test-time windows per view (0: the whole
     trunk map; 1 to 5: the centre and then the corners, ``crop`` cells wide).
+    ``checkpoint``: a folder saved after every epoch (:mod:`align.image_checkpoint`);
+    ``resume``: continue from it (the photos' trunk outputs are cached in the workspace in
+    any case, so an interrupted run never repeats that pass).
     """
+    settings = {k: v for k, v in locals().items() if k not in ("workspace", "images", "iris",
+                "progress", "checkpoint", "resume", "device")}  # fmt: skip
     started = time.perf_counter()
-    images, iris = list(images), list(iris)
-    if len(images) != len(iris):
-        raise ValueError(f"{len(images)} images but {len(iris)} entities")
-    if not images:
-        raise LinkerError("no labelled photos to train on")
+    images, iris = _labelled(images, iris)
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
         linker = ImageLinker(workspace, untrained=True, device=device)
-        graph = linker.graph
-        missing = sorted({i for i in iris if not _is_node(graph, i)})
-        if missing:
-            raise LinkerError(f"{missing[0]!r} is not a node of {workspace}")
-        if types is None:
-            types = sorted({graph.node_types[graph.node_type_id[graph._node_id(i)]] for i in iris})
-        if group_relation == "auto":
-            group_relation = find_group_relation(graph, types)
-        entities = candidate_table(graph, linker.features, types, group_relation)
-        row_of = entities.row_of()
-        lost = [i for i in iris if i not in row_of]
-        if lost:
-            raise LinkerError(
-                f"{lost[0]!r} has no image or text feature in {workspace}; run `kgf encode` "
-                "after adding its literals"
-            )
-        config = ImageLinkerConfig(
-            image_encoder=linker.config.image_encoder, tail_from=tail_from, dim=dim,
-            temperature=temperature, entity_types=list(types), group_relation=group_relation,
-            input_dims=entities.dims, trained_iris=sorted(set(iris), key=row_of.get),
-            crops=crops, crop=crop,
+        config, entities, row_of = _set_up(
+            linker, workspace, iris, types, group_relation, tail_from=tail_from, dim=dim,
+            temperature=temperature, crops=crops, crop=crop, device=device,
         )  # fmt: skip
-        linker.config, linker.untrained, linker.candidates = config, False, entities
-        linker.tower = PhotoTower(config.image_encoder, tail_from, dim, device)
-        tower = linker.tower
-        linker.entity_tower = EntityTower(entities.inputs.shape[1], dim, len(config.trained_iris))
-        linker.entity_tower.to(tower.device)
-
         t_trunk = time.perf_counter()
         x = trunk_outputs(linker, images, views=2, progress=progress)
         trunk_seconds = time.perf_counter() - t_trunk
         gold = np.array([row_of[i] for i in iris], np.int64)
-        if holdout > 0:
-            hold = cluster_holdout(_pooled(linker, x), gold, holdout, holdout_min_photos, seed)
-        else:
-            hold = np.zeros(len(gold), bool)
+        hold = _holdout(linker, x, gold, holdout, holdout_min_photos, seed)
         metrics: dict = {
             "photos": len(images), "entities": len(entities), "train_photos": int((~hold).sum()),
-            "holdout_photos": int(hold.sum()), "group_relation": group_relation,
+            "holdout_photos": int(hold.sum()), "group_relation": config.group_relation,
         }  # fmt: skip
         options = dict(
             epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr,
             weight_decay=weight_decay, hard=hard, crop=crop, label_smoothing=label_smoothing,
             max_entities=max_entities, progress=progress,
         )  # fmt: skip
-        metrics["history"] = _train(linker, x, gold, hold, **options)
-        linker.refresh()
+        saved = ck.Checkpoint(
+            checkpoint, ck.fingerprint(images, iris, settings), resume
+        ) if checkpoint is not None else None  # fmt: skip
+        selected = saved.phase("selected") if saved is not None else None
+        if selected is None:
+            metrics["history"] = _train(linker, x, gold, hold, saved, "select", **options)
+            linker.refresh()
+        else:
+            ck.load_module(linker.tower, "photo", selected["tensors"])
+            ck.load_module(linker.entity_tower, "entity", selected["tensors"])
+            linker.refresh()
+            metrics["history"] = selected["history"]
         if hold.any():
-            _, probs = linker.score_inputs(x[torch.from_numpy(np.nonzero(hold)[0])].float())
-            truth = torch.from_numpy(gold[hold])
-            right = probs.argmax(1) == truth
-            metrics["holdout_accuracy"] = float(right.float().mean())
-            correct = probs[right, truth[right]] if bool(right.any()) else probs.max(1).values
-            config.threshold = float(torch.quantile(correct, nil_quantile)) if nil_quantile else 0.0
-            if refit:
-                linker.tower = PhotoTower(config.image_encoder, tail_from, dim, device)
-                linker.entity_tower = EntityTower(
-                    entities.inputs.shape[1], dim, len(config.trained_iris)
-                ).to(linker.tower.device)
-                everything = np.zeros(len(gold), bool)
-                metrics["refit_history"] = _train(linker, x, gold, everything, **options)
-                metrics["refit_photos"] = len(gold)
-                linker.refresh()
+            _calibrate(linker, x, gold, hold, nil_quantile, metrics, options, refit, device,
+                       saved, selected)  # fmt: skip
         metrics["threshold"] = config.threshold
         metrics["trunk_seconds"] = round(trunk_seconds, 2)
         metrics["seconds"] = round(time.perf_counter() - started, 2)
-        config.trained = True
-        config.metrics = metrics
+        config.trained, config.metrics = True, metrics
         linker.tower.eval()
         return linker, metrics
     finally:
         torch.random.set_rng_state(state)
+
+
+def _labelled(images, iris) -> tuple[list, list]:
+    """The photos and their entities as lists, one entity per photo and at least one photo."""
+    images, iris = list(images), list(iris)
+    if len(images) != len(iris):
+        raise ValueError(f"{len(images)} images but {len(iris)} entities")
+    if not images:
+        raise LinkerError("no labelled photos to train on")
+    return images, iris
+
+
+def _holdout(linker: ImageLinker, x, gold, fraction, min_photos, seed) -> np.ndarray:
+    """Bool [N]: the hold-out photos (:func:`cluster_holdout`; none when ``fraction`` is 0)."""
+    if fraction > 0:
+        return cluster_holdout(_pooled(linker, x), gold, fraction, min_photos, seed)
+    return np.zeros(len(gold), bool)
+
+
+def _set_up(linker: ImageLinker, workspace, iris, types, group_relation, *, tail_from, dim,
+            temperature, crops, crop, device):  # fmt: skip
+    """Make ``linker`` a trainable one over the candidate entities of ``types``: its config,
+    its candidate table, fresh photo and entity towers. Returns (config, candidates, row of
+    each candidate IRI)."""
+    graph = linker.graph
+    missing = sorted({i for i in iris if not _is_node(graph, i)})
+    if missing:
+        raise LinkerError(f"{missing[0]!r} is not a node of {workspace}")
+    if types is None:
+        types = sorted({graph.node_types[graph.node_type_id[graph._node_id(i)]] for i in iris})
+    if group_relation == "auto":
+        group_relation = find_group_relation(graph, types)
+    entities = candidate_table(graph, linker.features, types, group_relation)
+    row_of = entities.row_of()
+    lost = [i for i in iris if i not in row_of]
+    if lost:
+        raise LinkerError(
+            f"{lost[0]!r} has no image or text feature in {workspace}; run `kgf encode` "
+            "after adding its literals"
+        )
+    config = ImageLinkerConfig(
+        image_encoder=linker.config.image_encoder, tail_from=tail_from, dim=dim,
+        temperature=temperature, entity_types=list(types), group_relation=group_relation,
+        input_dims=entities.dims, trained_iris=sorted(set(iris), key=row_of.get),
+        crops=crops, crop=crop,
+    )  # fmt: skip
+    linker.config, linker.untrained, linker.candidates = config, False, entities
+    linker.tower = PhotoTower(config.image_encoder, tail_from, dim, device)
+    tower = linker.tower
+    linker.entity_tower = EntityTower(entities.inputs.shape[1], dim, len(config.trained_iris))
+    linker.entity_tower.to(tower.device)
+    return config, entities, row_of
+
+
+def _calibrate(linker: ImageLinker, x, gold, hold, nil_quantile, metrics, options, refit, device,
+               saved=None, selected=None):  # fmt: skip
+    """On the hold-out photos: the accuracy and the NIL threshold (the ``nil_quantile`` of the
+    right answers' scores) into ``linker.config`` and ``metrics`` (or those of a resumed
+    ``selected`` checkpoint phase, stored in ``saved``); with ``refit``, train fresh towers
+    again on every photo (``options``: those of :func:`_train`)."""
+    config, entities = linker.config, linker.candidates
+    tail_from, dim = config.tail_from, config.dim
+    if selected is None:
+        _, probs = linker.score_inputs(x[torch.from_numpy(np.nonzero(hold)[0])].float())
+        truth = torch.from_numpy(gold[hold])
+        right = probs.argmax(1) == truth
+        metrics["holdout_accuracy"] = float(right.float().mean())
+        correct = probs[right, truth[right]] if bool(right.any()) else probs.max(1).values
+        config.threshold = float(torch.quantile(correct, nil_quantile)) if nil_quantile else 0.0
+        if saved is not None:
+            tensors = ck.module_tensors("photo", linker.tower)
+            tensors.update(ck.module_tensors("entity", linker.entity_tower))
+            info = {"history": metrics["history"], "threshold": config.threshold,
+                    "holdout_accuracy": metrics["holdout_accuracy"]}  # fmt: skip
+            saved.put("selected", info, tensors)
+    else:
+        config.threshold = selected["threshold"]
+        metrics["holdout_accuracy"] = selected["holdout_accuracy"]
+    if refit:
+        linker.tower = PhotoTower(config.image_encoder, tail_from, dim, device)
+        linker.entity_tower = EntityTower(
+            entities.inputs.shape[1], dim, len(config.trained_iris)
+        ).to(linker.tower.device)
+        everything = np.zeros(len(gold), bool)
+        metrics["refit_history"] = _train(linker, x, gold, everything, saved, "refit", **options)
+        metrics["refit_photos"] = len(gold)
+        linker.refresh()
 
 
 def _is_node(graph, iri: str) -> bool:
@@ -343,10 +410,12 @@ def _siblings(groups: list[tuple[str, ...]]) -> list[np.ndarray]:
     ]
 
 
-def _train(linker: ImageLinker, x, gold, hold, **o) -> list[dict]:
+def _train(linker: ImageLinker, x, gold, hold, checkpoint=None, phase="select", **o) -> list[dict]:
     """The training loop (see the module docstring); ``o``: the options of
-    :func:`fit_image_linker`. Returns one record per epoch; keeps the best epoch's weights."""
-    from tqdm.auto import tqdm
+    :func:`fit_image_linker`. Returns one record per epoch; keeps the best epoch's weights.
+    With a :class:`~align.image_checkpoint.Checkpoint`, continues ``phase`` from its last
+    saved epoch and saves after every epoch."""
+    from kg.progress import progress as make_bar
 
     epochs, batch_size, hard, crop = o["epochs"], o["batch_size"], o["hard"], o["crop"]
     tower, entity_tower = linker.tower, linker.entity_tower
@@ -364,16 +433,24 @@ def _train(linker: ImageLinker, x, gold, hold, **o) -> list[dict]:
     if tail_params:
         groups.append({"params": tail_params, "lr": o["lr"]})
     optimiser = torch.optim.AdamW(groups, weight_decay=o["weight_decay"])
-    steps = max(1, epochs * math.ceil(len(train_idx) / batch_size))
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=[g["lr"] for g in groups], total_steps=steps, pct_start=0.1
-    )
+    per_epoch = math.ceil(len(train_idx) / batch_size)
+    steps = max(1, epochs * per_epoch)
     generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,))))
     rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
     n_entities = len(entities)
-    best, best_acc, history = None, -1.0, []
-    bar = tqdm(total=steps, unit="batch", desc="train", disable=not o["progress"])
-    for epoch in range(1, epochs + 1):
+    best, best_acc, history, done = None, -1.0, [], 0
+    saved = checkpoint.phase(phase) if checkpoint is not None else None
+    if saved is not None:
+        best, best_acc, history, done = _restore(linker, optimiser, generator, rng, saved)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=[g["lr"] for g in groups], total_steps=steps, pct_start=0.1,
+        last_epoch=done * per_epoch - 1,
+    )  # fmt: skip
+    bar = make_bar(
+        total=steps, initial=min(done * per_epoch, steps), unit="batch", desc=phase,
+        enabled=o["progress"],
+    )  # fmt: skip
+    for epoch in range(done + 1, epochs + 1):
         tower.train()
         entity_tower.train()
         perm = train_idx[torch.randperm(len(train_idx), generator=generator).numpy()]
@@ -414,11 +491,46 @@ def _train(linker: ImageLinker, x, gold, hold, **o) -> list[dict]:
                 best_acc = acc
                 best = (copy.deepcopy(tower.state_dict()), copy.deepcopy(entity_tower.state_dict()))
         history.append(record)
+        bar.set_postfix(record)
+        if checkpoint is not None:
+            _save(checkpoint, phase, linker, optimiser, generator, rng, best, best_acc, history)
     bar.close()
     if best is not None:
         tower.load_state_dict(best[0])
         entity_tower.load_state_dict(best[1])
     return history
+
+
+def _save(checkpoint, phase, linker, optimiser, generator, rng, best, best_acc, history) -> None:
+    groups, tensors = ck.optimiser_state(optimiser)
+    tensors.update(ck.module_tensors("photo", linker.tower))
+    tensors.update(ck.module_tensors("entity", linker.entity_tower))
+    tensors["generator"] = generator.get_state()
+    tensors["torch_rng"] = torch.random.get_rng_state()
+    if best is not None:
+        tensors.update({f"best.photo.{k}": v for k, v in best[0].items()})
+        tensors.update({f"best.entity.{k}": v for k, v in best[1].items()})
+    info = {
+        "epoch": len(history), "history": history, "best_acc": best_acc, "groups": groups,
+        "numpy": ck.numpy_state(rng),
+    }  # fmt: skip
+    checkpoint.put(phase, info, tensors)
+
+
+def _restore(linker, optimiser, generator, rng, saved: dict):
+    """Load a phase saved by :func:`_save`: returns ``(best, best_acc, history, epochs)``."""
+    t = saved["tensors"]
+    ck.load_module(linker.tower, "photo", t)
+    ck.load_module(linker.entity_tower, "entity", t)
+    ck.load_optimiser(optimiser, saved["groups"], t)
+    generator.set_state(t["generator"])
+    torch.random.set_rng_state(t["torch_rng"])
+    ck.load_numpy_state(rng, saved["numpy"])
+    best = None
+    if any(k.startswith("best.photo.") for k in t):
+        pick = lambda p: {k[len(p) :]: v for k, v in t.items() if k.startswith(p)}
+        best = (pick("best.photo."), pick("best.entity."))
+    return best, saved["best_acc"], saved["history"], saved["epoch"]
 
 
 def _negatives(target: np.ndarray, siblings, n: int, limit: int, rng) -> torch.Tensor:
@@ -442,9 +554,10 @@ def train_image_linker(
     (:func:`align.train.resolve_ids`: the mapping's base, else IRI suffixes) among the
     entities of ``types`` (default: the node types that have images)."""
     from fusion.features import FEATURES_FILE, NodeFeatures
-    from kg.workspace import load_graph
+    from kg.graph import load_graph
 
     pairs = read_photo_list(photos) if isinstance(photos, str | Path) else list(photos)
+    checkpoint = Path(workspace) / CHECKPOINT if save else None
     workspace = Path(workspace)
     graph = load_graph(workspace)
     if not (workspace / FEATURES_FILE).is_file():
@@ -463,7 +576,9 @@ def train_image_linker(
     iri_of = resolve_entity_ids(rows, graph, [label for _, label in pairs], base, workspace)
     linker, metrics = fit_image_linker(
         workspace, [p for p, _ in pairs], [iri_of[label] for _, label in pairs], types=types,
-        **options,
+        checkpoint=checkpoint, **options,
     )  # fmt: skip
     path = linker.save() if save else None
+    if checkpoint is not None:  # the run is saved: its checkpoint is no longer needed
+        ck.discard(checkpoint)
     return ImageTrainReport(linker, metrics, path)

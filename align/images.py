@@ -56,7 +56,8 @@ from torch import nn
 
 from fusion.artifacts import CONFIG_FILE, WEIGHTS_FILE, load_into, read_weights, save_pretrained
 from fusion.features import FEATURES_FILE, NodeFeatures
-from kg.workspace import IMAGE_LINKER_DIR, graph_version, load_graph
+from kg.graph import load_graph
+from kg.workspace import IMAGE_LINKER_DIR, graph_version
 
 from .base import Link, LinkerError, read_config
 
@@ -523,9 +524,9 @@ class ImageLinker:
             raise ValueError(f"k={k!r}: ask for at least one alternative (k >= 1)")
         images = list(images)
         links: list[Link] = []
-        from tqdm.auto import tqdm
+        from kg.progress import progress as make_bar
 
-        bar = tqdm(total=len(images), unit="image", disable=not progress)
+        bar = make_bar(total=len(images), desc="link", unit="image", enabled=bool(progress))
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
             z, probs = self.embed(chunk)

@@ -47,7 +47,8 @@ import torch
 
 from fusion.artifacts import CONFIG_FILE, WEIGHTS_FILE, load_into, read_weights, save_pretrained
 from fusion.features import FEATURES_FILE, NodeFeatures
-from kg.workspace import LINKER_DIR, graph_version, load_graph
+from kg.graph import load_graph
+from kg.workspace import LINKER_DIR, graph_version
 
 from .base import Link, LinkerError, read_config
 from .candidates import CandidateGenerator, Candidates

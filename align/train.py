@@ -36,9 +36,12 @@ from urllib.parse import quote, unquote
 
 import numpy as np
 
+from kg.progress import progress as make_bar
+from kg.progress import stage
+
 from .base import LinkerError
 from .linker import Linker, LinkerConfig
-from .pair_features import F
+from .pair_features import FEATURES, F
 from .projection import train_projection
 from .scorer import average_precision, best_threshold, fit_scorer, prf
 from .tables import read_pairs, read_table
@@ -114,39 +117,67 @@ def _mapping_base(graph) -> str | None:
 
 
 # ---------------------------------------------------------------------- training
-def _negatives(linker, mentions, groups, labels, n: int, types):
+CHUNK = 256  # mentions per step of the progress bars (encoding, candidates, features)
+
+
+def _negatives(linker, mentions, groups, labels, n: int, types, progress: bool = False):
     """Up to ``n`` best-retrieved candidates per mention with a match that are not labelled
     matches: ``(mention index, entity row)``."""
     if n <= 0:
         return []
     positive = [{row for pair, row in g if labels[pair]} for g in groups]
     chosen = [i for i, p in enumerate(positive) if p]
-    if not chosen:
-        return []
-    sub = [mentions[i] for i in chosen]
-    vecs = linker.encode(sub, cache=True)
-    cands, blocks, _ = linker.score_candidates(sub, vecs, types)
     out = []
-    for i, cand, block in zip(chosen, cands, blocks, strict=True):
-        labelled = {row for _, row in groups[i]}
-        strength = block[:, F["proj_cos"]] + block[:, F["bm25_rel"]]
-        order = np.argsort(-strength, kind="stable")
-        picked = [int(cand.rows[j]) for j in order if int(cand.rows[j]) not in labelled][:n]
-        out += [(i, row) for row in picked]
+    bar = make_bar(total=len(chosen), desc="hard negatives", unit="mention", enabled=progress)
+    for start in range(0, len(chosen), CHUNK):
+        part = chosen[start : start + CHUNK]
+        sub = [mentions[i] for i in part]
+        vecs = linker.encode(sub, cache=True)
+        cands, blocks, _ = linker.score_candidates(sub, vecs, types)
+        for i, cand, block in zip(part, cands, blocks, strict=True):
+            labelled = {row for _, row in groups[i]}
+            strength = block[:, F["proj_cos"]] + block[:, F["bm25_rel"]]
+            order = np.argsort(-strength, kind="stable")
+            picked = [int(cand.rows[j]) for j in order if int(cand.rows[j]) not in labelled][:n]
+            out += [(i, row) for row in picked]
+        bar.update(len(part))
+    bar.close()
     return out
 
 
-def _pair_data(linker, records, iris, labels, types, mine: int = 0):
+def _pair_features(linker, mentions, groups, types, desc: str, progress: bool) -> np.ndarray:
+    """:meth:`Linker.grouped_pair_features` ([P, F], pair-index order) in chunks of
+    mentions, with a progress bar."""
+    x = np.zeros((sum(len(g) for g in groups), len(FEATURES)), np.float32)
+    bar = make_bar(total=len(mentions), desc=desc, unit="mention", enabled=progress)
+    for start in range(0, len(mentions), CHUNK):
+        part = groups[start : start + CHUNK]
+        pairs = [pair for g in part for pair, _ in g]
+        local, j = [], 0
+        for g in part:
+            local.append([(j + k, row) for k, (_, row) in enumerate(g)])
+            j += len(g)
+        chunk, _ = linker.grouped_pair_features(
+            mentions[start : start + CHUNK], local, types, cache=True
+        )
+        x[pairs] = chunk
+        bar.update(len(part))
+    bar.close()
+    return x
+
+
+def _pair_data(linker, records, iris, labels, types, mine: int = 0, desc="pairs",
+               progress: bool = False):  # fmt: skip
     mentions, groups = linker.group_pairs(records, iris)
     labels = np.asarray(labels, np.float32)
-    extra = _negatives(linker, mentions, groups, labels, mine, types)
+    extra = _negatives(linker, mentions, groups, labels, mine, types, progress)
     mined_labels = np.zeros(len(extra), np.float32)
     if extra:
         start = len(labels)
         for j, (i, row) in enumerate(extra):
             groups[i].append((start + j, row))
         labels = np.concatenate([labels, mined_labels])
-    x, _ = linker.grouped_pair_features(mentions, groups, types, cache=True)
+    x = _pair_features(linker, mentions, groups, types, desc, progress)
     return x, labels, mentions, groups
 
 
@@ -162,6 +193,7 @@ def fit_linker(
     mine_negatives: int = 5,
     epochs: int = 400,
     seed: int = 0,
+    progress: bool = False,
 ) -> dict:
     """Train ``linker`` in memory on pairs ``(records[i], iris[i], labels[i])``.
 
@@ -169,6 +201,7 @@ def fit_linker(
     a fifth of the training mentions is held out for that. Returns the metrics (also kept
     in ``linker.config.metrics``); call :meth:`Linker.save` to keep the result. This is
     how a :class:`Linker` is trained in memory (``fit_linker(linker, records, iris, labels)``).
+    ``progress``: a progress bar (or line) per step (:mod:`kg.progress`).
     """
     started = time.perf_counter()
     labels = np.asarray(labels, np.int64)
@@ -191,12 +224,16 @@ def fit_linker(
     linker.candidates.set_projection(None)
     config.projection = False
     if projection:
+        stage("link-train: encoding the matching mentions for the projection", progress)
         info = _fit_projection(linker, records, iris, labels, v_records, v_iris, v_labels, types)
         metrics["projection"] = info
 
-    x, y, _, _ = _pair_data(linker, records, iris, labels, types, mine_negatives)
-    xv, yv, _, _ = _pair_data(linker, v_records, v_iris, v_labels, types)
+    x, y, _, _ = _pair_data(
+        linker, records, iris, labels, types, mine_negatives, "train pairs", progress
+    )
+    xv, yv, _, _ = _pair_data(linker, v_records, v_iris, v_labels, types, 0, "valid pairs", progress)
     metrics["mined_negatives"] = int(len(y) - len(labels))
+    stage(f"link-train: fitting the scorer on {len(y):,} pairs ({epochs} epochs at most)", progress)
     scorer, info = fit_scorer(x, y, x_valid=xv, y_valid=yv, hidden=hidden, epochs=epochs, seed=seed)
     linker.scorer = scorer
     config.hidden = hidden
@@ -289,15 +326,18 @@ def train_linker(
     seed: int = 0,
     save: bool = True,
     linker: Linker | None = None,
+    progress: bool = False,
 ) -> TrainReport:
     """Train and save the workspace's linker from a DeepMatcher-layout mentions table and
     labelled pairs (see the module docstring). Returns a :class:`TrainReport`.
 
     ``text_cols``: the mention columns joined into the mention text (default: all but the
     id and the price column). ``base``: the catalogue's IRI base (default: from the mapping
-    recorded in the workspace, else IRI suffixes).
+    recorded in the workspace, else IRI suffixes). ``progress``: report each step on stderr.
     """
-    linker = linker or Linker(workspace, fresh=True)
+    if linker is None:
+        stage(f"link-train: loading the entities of {workspace} and the text model", progress)
+        linker = Linker(workspace, fresh=True)
     table = read_table(mentions_csv, id_col)
     config = linker.config
     config.id_col, config.text_cols = id_col, list(text_cols) if text_cols else None
@@ -307,7 +347,7 @@ def train_linker(
     valid = load_pairs(linker, table, valid_csv, base, **cols) if valid_csv else None
     metrics = fit_linker(
         linker, *train, valid, hidden=hidden, projection=projection,
-        mine_negatives=mine_negatives, epochs=epochs, seed=seed,
+        mine_negatives=mine_negatives, epochs=epochs, seed=seed, progress=progress,
     )  # fmt: skip
     path = linker.save() if save else None
     return TrainReport(linker.config, metrics, path)

@@ -296,7 +296,7 @@ def make_input(rng: random.Random, fmt: str, seed_list: list, folder: Path, i: i
 def run_task(task: dict, scratch: Path) -> None:
     """Load (convert) one input, save it as a workspace with its SPARQL store, read it back."""
     import kg
-    from kg.workspace import load_graph
+    from kg.graph import load_graph
 
     path = Path(task["path"])
     if task["format"] == "csv":

@@ -30,13 +30,21 @@ import torch
 from safetensors.torch import load_file, save
 
 from kg.graph import ProductGraph
-from kg.workspace import atomic_write_bytes
+from kg.tabular.files import read_regular_file
+from kg.workspace import WorkspaceError, atomic_write_bytes
 
 from .cache import EmbeddingCache
 
 DEFAULT_TEXT_COLUMNS = ("name", "title", "label", "description")
 FEATURES_FILE = "features/features.safetensors"
 FEATURES_INFO = "features/features.json"
+MAX_IMAGE_BYTES = 256 << 20  # one image file; a device (/dev/zero) or FIFO is never read
+
+
+def read_image_bytes(path) -> bytes:
+    """The bytes of an image file: a regular file of at most :data:`MAX_IMAGE_BYTES`
+    (``OSError`` naming the file otherwise: a device, a FIFO, a folder, too large)."""
+    return read_regular_file(path, MAX_IMAGE_BYTES)
 
 
 @dataclass
@@ -104,23 +112,64 @@ class NodeFeatures:
 
     @classmethod
     def load(cls, workspace: Path) -> NodeFeatures:
+        """The features saved in ``workspace``, verified: each ``x`` ``[N, d]`` finite, its
+        mask ``[N]`` bool, ``N`` the type's node count in the manifest (a damaged or
+        truncated file is a :class:`~kg.workspace.WorkspaceError` naming it)."""
+        from kg.workspace import read_manifest
+
         path = Path(workspace) / FEATURES_FILE
         if not path.is_file():
             raise FileNotFoundError(
                 f"{workspace} has no features; run `kgf encode {workspace}` first"
             )
-        tensors = load_file(str(path))
-        info = json.loads((Path(workspace) / FEATURES_INFO).read_text())
-        spec = info["spec"]
-        spec = FeatureSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+
+        def damaged(where: Path, why: str) -> WorkspaceError:
+            return WorkspaceError(
+                f"{where}: damaged features ({why}); rebuild them with `kgf encode {workspace}`"
+            )
+
+        try:
+            tensors = load_file(str(path))
+        except Exception as err:  # SafetensorError, a truncated header, OSError
+            raise damaged(path, f"unreadable: {err}") from None
+        info_path = Path(workspace) / FEATURES_INFO
+        try:
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+            spec = info["spec"]
+            spec = FeatureSpec(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
+            )
+        except FileNotFoundError:
+            raise damaged(info_path, "missing") from None
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            raise damaged(info_path, f"{type(err).__name__}: {err}") from None
+        counts = read_manifest(workspace).get("node_types", {})
         features: dict = {}
         for key in tensors:
-            node_type, modality, part = key.rsplit("/", 2)
-            if part == "x":
-                features.setdefault(node_type, {})[modality] = (
-                    tensors[key],
-                    tensors[f"{node_type}/{modality}/mask"],
+            node_type, modality, part = (key.rsplit("/", 2) + ["", ""])[:3]
+            if part not in ("x", "mask"):
+                raise damaged(path, f"unexpected tensor {key!r}")
+            if part != "x":
+                continue
+            x, mask = tensors[key], tensors.get(f"{node_type}/{modality}/mask")
+            n = counts.get(node_type)
+            if mask is None:
+                raise damaged(path, f"{key!r} has no mask")
+            if x.dim() != 2 or not x.is_floating_point() or mask.dim() != 1:
+                raise damaged(path, f"{key!r} {tuple(x.shape)} / mask {tuple(mask.shape)}")
+            if mask.dtype != torch.bool or x.shape[0] != mask.shape[0] or x.shape[0] != n:
+                raise damaged(
+                    path,
+                    f"{key!r} has {x.shape[0]} rows and {mask.shape[0]} mask entries "
+                    f"({mask.dtype}); the graph has {n} {node_type} nodes",
                 )
+            if not bool(torch.isfinite(x).all()):
+                raise damaged(path, f"{key!r} holds values that are not finite numbers")
+            features.setdefault(node_type, {})[modality] = (x, mask)
+        for key in tensors:
+            node_type, modality, _ = (key.rsplit("/", 2) + ["", ""])[:3]
+            if modality not in features.get(node_type, {}):
+                raise damaged(path, f"{key!r} has no vectors")
         return cls(features, spec)
 
 
@@ -200,7 +249,7 @@ def _encode_cached(
     ``load(i)`` (which may raise :class:`~fusion.encoders.ImageError`: that row is then
     reported, named by ``where(i)``, and masked) and encoded in chunks, with a progress bar.
     """
-    from tqdm.auto import tqdm
+    from kg.progress import progress
 
     from .encoders import ImageError
 
@@ -213,21 +262,24 @@ def _encode_cached(
     report.cached += len(found)
     todo = sorted(set(range(len(payloads))) - set(found))
     step = max(encoder.batch_size * 8, 1)
-    for start in tqdm(range(0, len(todo), step), desc=desc, unit="chunk", disable=None):
-        chunk, inputs = [], []
-        for i in todo[start : start + step]:
-            try:
-                inputs.append(load(i))
-                chunk.append(i)
-            except (OSError, ImageError) as err:
-                report.problems.append(f"{where(i)}: {err}")
-                ok[i] = False
-        if chunk:
-            vectors = encoder.encode(inputs).float().cpu()
-            out[chunk] = vectors
-            cache.put([keys[i] for i in chunk], vectors)
-            report.encoded += len(chunk)
-    cache.save()
+    try:  # an interrupted run keeps the chunks it encoded
+        for start in progress(range(0, len(todo), step), desc=desc, unit="chunk"):
+            chunk, inputs = [], []
+            for i in todo[start : start + step]:
+                try:
+                    inputs.append(load(i))
+                    chunk.append(i)
+                except (OSError, ImageError) as err:
+                    report.problems.append(f"{where(i)}: {err}")
+                    ok[i] = False
+            if chunk:
+                vectors = encoder.encode(inputs).float().cpu()
+                out[chunk] = vectors
+                cache.put([keys[i] for i in chunk], vectors)
+                cache.checkpoint()  # a killed run resumes after this chunk
+                report.encoded += len(chunk)
+    finally:
+        cache.save()
     return out, ok
 
 
@@ -241,7 +293,7 @@ def encode_images(encoder, paths: list[Path], cache_dir: Path, report: EncodeRep
 
     report = report if report is not None else EncodeReport()
     cache = EmbeddingCache(cache_dir, encoder.cache_id)
-    payloads = [Path(p).read_bytes() for p in paths]
+    payloads = [read_image_bytes(p) for p in paths]
     return _encode_cached(
         encoder,
         cache,
@@ -288,7 +340,7 @@ def _image_features(graph, node_type, encoder, cache_dir, report):
             report.problems.append(f"{where}: remote image, not downloaded")
             continue
         try:
-            payloads.append(Path(path).read_bytes())
+            payloads.append(read_image_bytes(path))
         except OSError as err:
             report.problems.append(f"{where}: {err.strerror or err}")
             continue

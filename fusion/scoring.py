@@ -61,7 +61,7 @@ class LinkScorer:
     @classmethod
     def from_run(cls, workspace, run: str, graph=None) -> LinkScorer:
         """The scorer of ``WORKSPACE/models/RUN`` (a ``link`` run)."""
-        from kg.workspace import load_graph
+        from kg.graph import load_graph
 
         run_dir = run_directory(workspace, run)
         saved = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))

@@ -55,6 +55,12 @@ from .config import (  # noqa: F401  (re-exported: fusion.trainer.resolve_config
     resolve_config,
 )
 from .model import FusionGNN, FusionGNNConfig
+from .run_logs import (  # noqa: F401  (re-exported: fusion.trainer.default_run_name, ...)
+    board_scalars,
+    default_run_name,
+    tensorboard_writer,
+    write_metrics_plot,
+)
 from .runs import (  # noqa: F401  (re-exported: fusion.trainer.list_runs, run_directory)
     EMBEDDINGS_FILE,
     HEADS_FILE,
@@ -322,12 +328,12 @@ class Trainer:
             state, best = self._restore(run_dir, s, optimizer)
         else:
             state, best = self._start(run_dir, s), None
-        from tqdm.auto import tqdm
+        from kg.progress import progress
 
-        board = _tensorboard(run_dir)
-        bar = tqdm(
-            range(state["epoch"], tc.epochs), desc=run_name, unit="epoch", disable=not tc.progress,
-            initial=state["epoch"], total=tc.epochs, dynamic_ncols=True,
+        board = tensorboard_writer(run_dir)
+        bar = progress(
+            range(state["epoch"], tc.epochs), desc=run_name, unit="epoch", enabled=tc.progress,
+            initial=state["epoch"], total=tc.epochs,
         )  # fmt: skip
         try:
             with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as log:
@@ -341,7 +347,7 @@ class Trainer:
                     record["seconds"] = round(time.perf_counter() - epoch_start, 4)
                     log.write(json.dumps(record) + "\n")
                     log.flush()
-                    _board_scalars(board, record, record["epoch"])
+                    board_scalars(board, record, record["epoch"])
                     bar.set_postfix(_postfix(s, state, record))
                     last = epoch + 1 == tc.epochs or state["stopped_early"]
                     if (epoch + 1) % tc.checkpoint_every == 0 or last:
@@ -350,7 +356,7 @@ class Trainer:
                     best = (state_tensors(s.model), state_tensors(s.heads))
                     self._checkpoint(run_dir, s, optimizer, state, best)
                 final = self._finish(run_dir, run_name, s, state, best, amp, log)
-            _board_scalars(board, final, state["epoch"])
+            board_scalars(board, final, state["epoch"])
         finally:
             bar.close()
             if board is not None:
@@ -476,86 +482,6 @@ class Trainer:
                    "epochs": state["epoch"], "metrics": final}  # fmt: skip
         mark_complete(run_dir, summary)
         return final
-
-
-def default_run_name(config: RunConfig, workspace) -> str:
-    """A readable, new run name: ``<task>-<gnn>-<fusion>-<YYYY-MM-DD-HHMM>``, e.g.
-    ``link-rgcn-attention-2026-12-04-1059``; ``-2``, ``-3``, ... when that folder exists."""
-    model = config.model
-    base = (
-        f"{config.task.get('name', 'node')}-{model.get('gnn', 'rgcn')}-"
-        f"{model.get('fusion', 'attention')}-" + time.strftime("%Y-%m-%d-%H%M")
-    )
-    root, name, n = models_dir(workspace), base, 1
-    while (root / name).exists():
-        n += 1
-        name = f"{base}-{n}"
-    return name
-
-
-def write_metrics_plot(run_dir) -> Path | None:
-    """``metrics.png`` of a run: the training loss and the validation metrics per epoch,
-    from ``metrics.jsonl``. Drawn with matplotlib's Agg canvas when matplotlib is
-    installed (None otherwise, and when no epoch was logged)."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        return None
-    import io
-
-    run_dir = Path(run_dir)
-    epochs = []
-    for line in (run_dir / METRICS_FILE).read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(ValueError):
-            record = json.loads(line)
-            if isinstance(record, dict) and not record.get("final") and "epoch" in record:
-                epochs.append(record)
-    if not epochs:
-        return None
-    figure = Figure(figsize=(9, 3.5), layout="constrained")
-    FigureCanvasAgg(figure)
-    loss_axes, metric_axes = figure.subplots(1, 2)
-    loss_axes.plot([r["epoch"] for r in epochs], [r["loss"] for r in epochs], label="loss")
-    loss_axes.set(xlabel="epoch", ylabel="training loss", title=run_dir.name)
-    names = sorted(  # the metrics in [0, 1] (not e.g. the mean rank, on another scale)
-        k for k in {k for r in epochs for k in r if k.startswith("valid/")}
-        if all(0.0 <= r[k] <= 1.0 for r in epochs if isinstance(r.get(k), (int, float)))
-    )  # fmt: skip
-    for name in names:
-        points = [(r["epoch"], r[name]) for r in epochs if name in r]
-        metric_axes.plot(*zip(*points, strict=True), marker=".", label=name)
-    metric_axes.set(xlabel="epoch", title="validation")
-    for axes in (loss_axes, metric_axes):
-        axes.xaxis.get_major_locator().set_params(integer=True)
-    if names:
-        metric_axes.legend(fontsize="small")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    path = run_dir / "metrics.png"
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
-
-
-def _tensorboard(run_dir: Path):
-    """A TensorBoard ``SummaryWriter`` logging into ``run_dir/tensorboard`` when the
-    ``tensorboard`` package is installed, else None (nothing is logged)."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
-
-
-def _board_scalars(board, record: dict, step: int) -> None:
-    """The numbers of a metrics record as TensorBoard scalars at ``step`` (epoch)."""
-    if board is None:
-        return
-    for key, value in record.items():
-        skip = key in ("epoch", "step", "final", "best_epoch", "seconds")
-        if not skip and isinstance(value, (int, float)):
-            board.add_scalar(key, value, step)
-    board.flush()
 
 
 def _postfix(s: _Setup, state: dict, record: dict) -> dict:

@@ -9,14 +9,14 @@ A :class:`ProductGraph` is a data object; queries over it are functions of their
 :func:`kg.labels.lexical_lookup`.
 """
 
-from .graph import GraphLookupError, GraphOptions, ProductGraph
+from .graph import GraphLookupError, GraphOptions, ProductGraph, load_graph
 from .index import EntityIndex, EntityIndexError, StaleIndexError, graph_version
 from .labels import LexicalMatch, display_name, lexical_lookup
 from .naming import REV_PREFIX
 from .rdf import RdfError, RdfSyntaxError, load_rdf
 from .related import RelatedItem
 from .version import __version__
-from .workspace import WorkspaceError, load_graph
+from .workspace import WorkspaceError
 
 __all__ = [
     "REV_PREFIX",

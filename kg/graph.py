@@ -1,6 +1,6 @@
 """The typed product graph: nodes by type, typed relations, literal columns.
 
-A :class:`ProductGraph` is built from :class:`kg.rdf.RawTriples` (integer arrays) and
+A :class:`ProductGraph` is built from :class:`kg.triples.RawTriples` (integer arrays) and
 derives everything else with vectorised numpy:
 
 - **Node types.** A node's type comes from its ``rdf:type``; untyped IRIs and blank nodes
@@ -35,14 +35,16 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 
 from .hints import did_you_mean
 from .literals import KINDS, ColumnData, LiteralColumn, LiteralValue, classify_literals
 from .naming import REV_PREFIX, split_iri, unique_local_names
-from .rdf import DEFAULT_IMAGE_PREDICATES, RawTriples
+from .terms import graph_triples
+from .triples import DEFAULT_IMAGE_PREDICATES, RawTriples, TripleSink
+from .workspace import MANIFEST, damaged, read_graph, save_graph
 
 MULTI_TYPE_RULES = ("rarest", "lexical", "join")
 
@@ -513,29 +515,9 @@ class ProductGraph:
         return graph
 
     def triples(self):
-        """Every triple as a ``pyoxigraph.Triple`` (types, edges, literals, image refs)."""
-        import pyoxigraph as ox
-
-        terms = [_blank(k) if k.startswith("_:") else _named(k) for k in self.nodes]
-        preds = [_named(p) for p in self.predicates]
-        rdf_type = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
-        classes = [_named(c) for c in self.classes]
-        for n, c in zip(self.type_node.tolist(), self.type_class.tolist(), strict=True):
-            yield ox.Triple(terms[n], rdf_type, classes[c])
-        for s, p, d in zip(self.src.tolist(), self.pred.tolist(), self.dst.tolist(), strict=True):
-            yield ox.Triple(terms[s], preds[p], terms[d])
-        dtypes = [_named(d) if d else None for d in self.datatypes]
-        for n, p, v, dt, lang in zip(
-            self.lit_node.tolist(), self.lit_pred.tolist(), self.lit_value,
-            self.lit_dtype.tolist(), self.lit_lang.tolist(), strict=True,
-        ):  # fmt: skip
-            if dtypes[dt] is None:
-                obj = _named(v)
-            elif lang >= 0:
-                obj = ox.Literal(v, language=self.languages[lang])
-            else:
-                obj = ox.Literal(v, datatype=dtypes[dt])
-            yield ox.Triple(terms[n], preds[p], obj)
+        """Every triple as a ``pyoxigraph.Triple`` (types, edges, literals, image refs;
+        :func:`kg.terms.graph_triples`)."""
+        return graph_triples(self)
 
     def to_ntriples(self) -> bytes:
         import pyoxigraph as ox
@@ -555,8 +537,6 @@ class ProductGraph:
         """Build from an ``rdflib.Graph`` (serialised and re-read through pyoxigraph)."""
         import pyoxigraph as ox
 
-        from .rdf import TripleSink
-
         opts = GraphOptions(**options)
         sink = TripleSink(opts.image_predicates)
         data = graph.serialize(format="nt", encoding="utf-8")
@@ -567,41 +547,25 @@ class ProductGraph:
     # ------------------------------------------------------------------ storage, queries
     def save(self, directory, overwrite: bool = False, sparql_store: bool = True) -> Path:
         """Write a workspace folder (see :mod:`kg.workspace`); atomic."""
-        from .workspace import save_graph
-
         return save_graph(self, directory, overwrite=overwrite, sparql_store=sparql_store)
 
     @classmethod
     def load(cls, directory) -> ProductGraph:
-        from .workspace import load_graph
-
-        return load_graph(directory)
-
-
-def _named(iri: str):
-    """A pyoxigraph NamedNode; an IRI read with ``lenient=True`` that is not valid (e.g. a
-    space in it) is percent-encoded so that the graph still serialises to valid RDF; one that
-    is still invalid then (no scheme, a bad port) becomes ``urn:kgfusion:invalid-iri:...``."""
-    import pyoxigraph as ox
-
-    try:
-        return ox.NamedNode(iri)
-    except ValueError:
-        pass
-    for safe in (":/?#[]@!$&'()*+,;=%~", ":/?#@!$&'()*+,;=~"):
+        """Load a workspace folder written by :meth:`save` (no unpickling anywhere)."""
+        directory = Path(directory)
+        raw, options, store = read_graph(directory)
         try:
-            return ox.NamedNode(quote(iri.strip(), safe=safe))
-        except ValueError:
-            continue
-    return ox.NamedNode("urn:kgfusion:invalid-iri:" + quote(iri, safe=""))
+            with warnings.catch_warnings():  # said once, at build; `kgf info` counts them
+                warnings.filterwarnings("ignore", message=r".*do not parse as their datatype")
+                graph = cls(raw, GraphOptions(**options))
+        except (TypeError, ValueError, KeyError, IndexError) as err:
+            raise damaged(directory / MANIFEST, f"{type(err).__name__}: {err}") from None
+        if store is not None:
+            graph._store_path = store
+        graph.workspace = directory
+        return graph
 
 
-def _blank(key: str):
-    """A pyoxigraph BlankNode for the node key ``_:label``; a key that only looks like one
-    (an IRI ``<_:...>`` read with ``lenient=True``) becomes an IRI (see :func:`_named`)."""
-    import pyoxigraph as ox
-
-    try:
-        return ox.BlankNode(key[2:])
-    except ValueError:
-        return _named(key)
+def load_graph(directory) -> ProductGraph:
+    """Load a workspace folder written by :meth:`ProductGraph.save` or ``kgf build``."""
+    return ProductGraph.load(directory)

@@ -8,7 +8,7 @@ and answers "the ``k`` entities closest to these vectors" under a metric:
 - ``"ip"``: score = inner product;
 - ``"l2"``: score = minus the squared Euclidean distance.
 
-Scores are always "higher is closer". Backends (``kind``):
+Scores are always "higher is closer". Backends (``kind``; :mod:`kg.index_backends`):
 
 - ``"exact"``: FAISS ``IndexFlatIP`` / ``IndexFlatL2`` under ``IndexIDMap2`` (brute force,
   SIMD and BLAS; Johnson, Douze & Jégou, "Billion-scale similarity search with GPUs",
@@ -43,7 +43,6 @@ On disk (:meth:`EntityIndex.save`, one folder, written atomically, nothing pickl
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -52,6 +51,8 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from .index_backends import TRAIN_PER_LIST as TRAIN_PER_LIST
+from .index_backends import FaissBackend, TorchBackend
 from .workspace import graph_version  # noqa: F401  (re-exported: kg.index.graph_version)
 
 FORMAT = "kgfusion-entity-index"
@@ -60,7 +61,6 @@ METRICS = ("cosine", "ip", "l2")
 KINDS = ("auto", "exact", "ivf", "hnsw", "torch")
 APPROX_FROM = 100_000  # "auto" switches from exact to IVF at this many entities
 MAX_K = 10_000
-TRAIN_PER_LIST = 50  # IVF k-means sample: this many vectors per cell (faiss wants >= 39)
 BUILD_COMMAND = "kgf index DIR"
 INDEX_FILE, VECTORS_FILE, IRIS_FILE, FAISS_FILE = (
     "index.json",
@@ -304,7 +304,7 @@ class EntityIndex:
             self._prepare(queries) if queries is not None else self._fresh_queries(sample, seed)
         )
         kk = min(k, len(self))
-        _, truth = _TorchBackend(self).search(queries, kk)
+        _, truth = TorchBackend(self).search(queries, kk)
         name = "nprobe" if backend.kind == "ivf" else "ef_search"
         limit = backend.nlist if backend.kind == "ivf" else 4096
         value = 1 if backend.kind == "ivf" else 16
@@ -323,7 +323,7 @@ class EntityIndex:
         base = self._vec[rng.choice(live, min(sample, len(live)), replace=False)]
         if len(live) < 2:
             return base
-        _, ids = _TorchBackend(self).search(base, 2)  # itself and its nearest neighbour
+        _, ids = TorchBackend(self).search(base, 2)  # itself and its nearest neighbour
         nearest = self._vec[np.searchsorted(self._ids[: self._n], ids[:, 1])]
         step = np.linalg.norm(base - nearest, axis=1, keepdims=True)
         noise = rng.standard_normal(base.shape).astype(np.float32)
@@ -439,7 +439,17 @@ class EntityIndex:
             raise EntityIndexError(
                 f"no entity index in {folder} (no {INDEX_FILE}); build one with `{BUILD_COMMAND}`"
             )
-        meta = json.loads(path.read_text("utf-8"))
+        def damaged(where: Path, why: str) -> EntityIndexError:
+            return EntityIndexError(
+                f"{where}: the entity index is damaged ({why}); rebuild it with `{BUILD_COMMAND}`"
+            )
+
+        try:
+            meta = json.loads(path.read_text("utf-8"))
+        except (ValueError, RecursionError) as err:  # bad JSON or bytes
+            raise damaged(path, f"not valid JSON: {err}") from None
+        if not isinstance(meta, dict):
+            raise damaged(path, f"expected a JSON object, found {type(meta).__name__}")
         if meta.get("format") != FORMAT:
             raise EntityIndexError(f"{path}: not a kgfusion entity index")
         if meta.get("version", 0) > VERSION:
@@ -457,13 +467,35 @@ class EntityIndex:
                     f"{folder} was built for graph version {meta.get('graph_version')}, the graph "
                     f"is now {want}: rebuild the index with `{BUILD_COMMAND}` (DIR: the workspace)"
                 )
-        config = dict(meta["config"])
-        index = cls(meta["dim"], config.pop("metric"), config.pop("kind"),
-                    graph_version=meta.get("graph_version"), **config)  # fmt: skip
-        arrays = load_file(str(folder / VECTORS_FILE))
-        text = (folder / IRIS_FILE).read_text("utf-8")
+        try:
+            config = dict(meta["config"])
+            index = cls(meta["dim"], config.pop("metric"), config.pop("kind"),
+                        graph_version=meta.get("graph_version"), **config)  # fmt: skip
+            if not isinstance(meta["count"], int):
+                raise TypeError(f"count {meta['count']!r}")
+        except (KeyError, TypeError, ValueError) as err:
+            raise damaged(path, f"{type(err).__name__}: {err}") from None
+        try:
+            arrays = load_file(str(folder / VECTORS_FILE))
+        except Exception as err:  # SafetensorError, a bad header, OSError
+            raise damaged(folder / VECTORS_FILE, f"unreadable: {err}") from None
+        try:
+            text = (folder / IRIS_FILE).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise damaged(folder / IRIS_FILE, str(err)) from None
         iris = text.split("\n") if text else []
-        vectors, ids = arrays["vectors"], arrays["ids"]
+        vectors, ids = arrays.get("vectors"), arrays.get("ids")
+        if vectors is None or ids is None:
+            raise damaged(folder / VECTORS_FILE, f"tensors {sorted(arrays)}, expected vectors, ids")
+        if vectors.ndim != 2 or vectors.shape[1] != meta["dim"] or ids.ndim != 1:
+            raise damaged(folder / VECTORS_FILE, f"vectors {vectors.shape}, ids {ids.shape}, "
+                          f"dim {meta['dim']}")  # fmt: skip
+        if vectors.dtype.kind != "f" or ids.dtype.kind not in "iu":
+            raise damaged(folder / VECTORS_FILE, f"vectors {vectors.dtype}, ids {ids.dtype}")
+        if not np.isfinite(vectors).all():
+            raise damaged(folder / VECTORS_FILE, "vectors that are not finite numbers")
+        if len(set(iris)) != len(iris) or len(np.unique(ids)) != len(ids):
+            raise damaged(folder, "repeated IRIs or ids")
         if not len(iris) == len(vectors) == len(ids) == meta["count"]:
             raise EntityIndexError(
                 f"{folder}: {len(iris)} IRIs, {len(vectors)} vectors, {len(ids)} ids but "
@@ -480,7 +512,7 @@ class EntityIndex:
             if stored.ntotal != len(ids):
                 raise EntityIndexError(f"{folder}: the FAISS file holds {stored.ntotal} vectors, "
                                        f"not {len(ids)}; rebuild it with `{BUILD_COMMAND}`")  # fmt: skip
-            index._backend = _FaissBackend(index, meta["kind"], stored)
+            index._backend = FaissBackend(index, meta["kind"], stored, faiss=faiss)
         elif len(ids):
             index._ensure_backend()
         return index
@@ -507,8 +539,8 @@ def _make_backend(index: EntityIndex):
         )
         kind = "torch"
     if kind == "torch":
-        return _TorchBackend(index)
-    backend = _FaissBackend(index, kind, None)
+        return TorchBackend(index)
+    backend = FaissBackend(index, kind, None, faiss=faiss)
     if kind in ("ivf", "hnsw") and (
         (kind == "ivf" and index.config.nprobe is None)
         or (kind == "hnsw" and index.config.ef_search is None)
@@ -516,120 +548,6 @@ def _make_backend(index: EntityIndex):
         index._backend = backend
         index.tune()
     return backend
-
-
-class _TorchBackend:
-    """Exact search with torch: chunked ``queries @ vectors.T`` + a running top-k.
-
-    Memory: one [Q, chunk] float32 score block, chunk = chunk_mb MiB / (4 Q) rows."""
-
-    kind = "torch"
-
-    def __init__(self, index: EntityIndex):
-        self.index, self._norms, self._norms_version = index, None, -1
-
-    def stale(self) -> bool:
-        return False
-
-    def add(self, ids, vectors) -> None:  # the row store is the index
-        pass
-
-    def remove(self, ids) -> None:  # rows are already marked dead
-        pass
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        import torch
-
-        ix, n = self.index, self.index._n
-        x, q = torch.from_numpy(ix._vec[:n]), torch.from_numpy(queries)
-        alive = torch.from_numpy(ix._alive[:n]) if ix._dead else None
-        l2 = ix.metric == "l2"
-        if l2 and self._norms_version != ix._version:
-            self._norms, self._norms_version = (x * x).sum(1), ix._version
-        chunk = max(1024, ix.config.chunk_mb * 2**20 // (4 * len(queries)))
-        best_s = best_i = None
-        with torch.inference_mode():
-            for start in range(0, n, chunk):
-                block = q @ x[start : start + chunk].T  # [Q, c]
-                if l2:  # -|q - x|^2 = 2 q.x - |x|^2 - |q|^2 (|q|^2 added at the end)
-                    block = 2 * block - self._norms[start : start + chunk]
-                if alive is not None:
-                    block.masked_fill_(~alive[start : start + chunk], -math.inf)
-                s, i = block.topk(min(k, block.shape[1]), dim=1)
-                i += start
-                if best_s is not None:
-                    s, j = torch.cat([best_s, s], 1).topk(k, dim=1)
-                    i = torch.cat([best_i, i], 1).gather(1, j)
-                best_s, best_i = s, i
-            if l2:
-                best_s = best_s - (q * q).sum(1, keepdim=True)
-        scores, rows = best_s.numpy(), best_i.numpy()
-        ids = np.where(np.isfinite(scores), ix._ids[rows], -1)
-        return scores, ids
-
-
-class _FaissBackend:
-    """FAISS exact (IDMap2 + Flat), IVF (IVFFlat with its own ids) or HNSW (IDMap2 + HNSW)."""
-
-    def __init__(self, index: EntityIndex, kind: str, stored=None):
-        self.faiss, self.owner, self.kind = _load_faiss(), index, kind
-        self.dead: set[int] = set()  # HNSW tombstones
-        self._selector = None
-        cfg, n = index.config, len(index)
-        metric = self.faiss.METRIC_L2 if cfg.metric == "l2" else self.faiss.METRIC_INNER_PRODUCT
-        if stored is not None:
-            self.index = stored
-            if kind == "ivf":
-                self.nlist = stored.nlist
-            return
-        live = np.nonzero(index._alive[: index._n])[0]
-        vectors, ids = index._vec[live], index._ids[live]
-        if kind == "exact":
-            self.index = self.faiss.IndexIDMap2(self.faiss.IndexFlat(index.dim, metric))
-        elif kind == "hnsw":
-            inner = self.faiss.IndexHNSWFlat(index.dim, cfg.hnsw_m, metric)
-            inner.hnsw.efConstruction = cfg.ef_construction
-            self.index = self.faiss.IndexIDMap2(inner)
-        else:
-            nlist = cfg.nlist or round(4 * math.sqrt(n))
-            self.nlist = max(1, min(nlist, n // 39))  # faiss wants >= 39 points per cell
-            quantizer = self.faiss.IndexFlat(index.dim, metric)
-            self.index = self.faiss.IndexIVFFlat(quantizer, index.dim, self.nlist, metric)
-            sample = np.random.default_rng(0).choice(
-                n, min(n, TRAIN_PER_LIST * self.nlist), replace=False
-            )
-            self.index.train(vectors[np.sort(sample)])
-        if n:
-            self.index.add_with_ids(vectors, ids)
-
-    def stale(self) -> bool:  # rebuild HNSW once half its nodes are tombstones
-        return self.kind == "hnsw" and len(self.dead) > self.index.ntotal // 2
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self.index.add_with_ids(vectors, ids)
-
-    def remove(self, ids: np.ndarray) -> None:
-        if self.kind == "hnsw":  # HNSW cannot delete: filter at search time
-            self.dead.update(ids.tolist())
-            self._selector = None
-        else:
-            self.index.remove_ids(np.ascontiguousarray(ids, np.int64))
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        cfg, faiss = self.owner.config, self.faiss
-        params = None
-        if self.kind == "ivf":
-            params = faiss.SearchParametersIVF(nprobe=min(cfg.nprobe or 1, self.nlist))
-        elif self.kind == "hnsw":
-            params = faiss.SearchParametersHNSW(efSearch=max(cfg.ef_search or 16, k))
-            if self.dead:
-                if self._selector is None:  # keep both selectors alive while in use
-                    batch = faiss.IDSelectorBatch(np.fromiter(self.dead, np.int64, len(self.dead)))
-                    self._selector = (batch, faiss.IDSelectorNot(batch))
-                params.sel = self._selector[1]
-        distances, ids = self.index.search(queries, k, params=params)
-        scores = -distances if cfg.metric == "l2" else distances
-        return np.where(ids >= 0, scores, -np.inf).astype(np.float32), ids
 
 
 # ---------------------------------------------------------------------- helpers

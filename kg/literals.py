@@ -12,6 +12,7 @@ values allow; a lexical form that does not parse as its datatype is kept as text
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -118,7 +119,7 @@ def classify_literals(values: list[str], dtype: np.ndarray, datatypes: list[str]
                 invalid.append(f"{values[i]!r}^^{split_iri(datatypes[dtype[i]])[1]}")
             rows = rows[~overlong]
         chosen = [values[i] for i in rows.tolist()]
-        if fast is not None and chosen:
+        if fast is not None and chosen and not (k == "date" and _zoned(chosen)):
             try:  # vectorised parse; any odd value falls back to one at a time
                 parsed = np.array(chosen, dtype=fast)
                 if k == "date":
@@ -146,6 +147,15 @@ def _parse_bool(text: str) -> float:
     if value in ("false", "0"):
         return 0.0
     raise ValueError(text)
+
+
+_ZONE = re.compile(r"T.*(?:Z|[+-]\d\d(?::?\d\d)?)\s*$")
+
+
+def _zoned(values: list[str]) -> bool:
+    """Whether any date-time carries a time zone (``Z`` or ``+hh:mm``): numpy's datetime64
+    has no time zones (it warns and converts), so these dates are parsed one at a time."""
+    return any(_ZONE.search(v) for v in values)
 
 
 def _overlong_years(values: list[str]) -> np.ndarray:

@@ -1,5 +1,6 @@
 """A deterministic synthetic toy and jewellery catalogue (schema.org Turtle + PNG images).
 
+The data tables are :mod:`kg.sample_tables`, the pictures :mod:`kg.sample_images`.
 Used by ``kgf demo``, the tests, the notebooks and the benchmarks of later stages (related
 product link prediction, multilingual text linking, image features). Nothing is random at
 run time: the same ``(n_products, seed)`` gives the same Turtle bytes, and the same
@@ -43,200 +44,33 @@ import math
 import os
 import random
 import re
-import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
-import numpy as np
-from PIL import Image, ImageDraw
-
-SAMPLE_BASE = "https://example.org/kgf/"
-SCHEMA = "http://schema.org/"
-SKOS = "http://www.w3.org/2004/02/skos/core#"
-LANGS = ("en", "de", "es", "zh")
-RELATIONS = ("isAccessoryOrSparePartFor", "isSimilarTo", "isRelatedTo")
-
-
-class Noun(NamedTuple):
-    """A product noun; de gender m/f/n/p(lural), es gender m/f/mp/fp."""
-
-    en: str
-    de: str
-    de_g: str
-    es: str
-    es_g: str
-    zh: str
-
-
-class Leaf(NamedTuple):
-    domain: str
-    names: tuple[str, str, str, str]  # category name en, de, es, zh (also "for <these>")
-    nouns: tuple[Noun, ...]
-    median: float
-    materials: tuple[str, ...]
-    colours: tuple[str, ...]  # toys only; jewellery colours follow the material
-    shape: str
-    detail: tuple[tuple[int | str, ...], dict[str, str], dict[str, str]]  # values, name, desc
-
-
-class Accessory(NamedTuple):
-    domain: str
-    targets: tuple[str, ...]
-    noun: Noun
-    median: float
-    materials: tuple[str, ...]
-    colours: tuple[str, ...]
-    shape: str
-
-
-ROOTS = {
-    "toys": ("Toys", "Spielzeug", "Juguetes", "玩具"),
-    "jewellery": ("Jewellery", "Schmuck", "Joyería", "珠宝首饰"),
-}
-_PIECES = ({"en": "{v} pieces", "de": "{v} Teile", "es": "{v} piezas", "zh": "{v}片"},)
-LEAVES: dict[str, Leaf] = {
-    "toy-cars": Leaf("toys", ("Toy cars", "Spielzeugautos", "coches de juguete", "玩具车"), (
-        Noun("racing car", "Rennauto", "n", "coche de carreras", "m", "赛车"),
-        Noun("sports car", "Sportwagen", "m", "deportivo", "m", "跑车"),
-        Noun("fire truck", "Feuerwehrauto", "n", "camión de bomberos", "m", "消防车")),
-        24.0, ("die-cast metal", "plastic"), ("red", "blue", "yellow", "green", "black"), "car",
-        (("1:18", "1:24", "1:43"), {k: "{v}" for k in LANGS},
-         {"en": "Scale {v}, with free-wheeling axles.", "de": "Maßstab {v}, mit frei laufenden Achsen.",
-          "es": "Escala {v}, con ruedas libres.", "zh": "比例 {v}，车轮可自由转动。"})),
-    "building-sets": Leaf("toys", ("Building sets", "Bausets", "juegos de construcción", "积木"), (
-        Noun("building set", "Bauset", "n", "juego de construcción", "m", "积木套装"),
-        Noun("castle kit", "Burg-Bausatz", "m", "kit de castillo", "m", "城堡积木")),
-        55.0, ("plastic",), ("red", "blue", "yellow", "green", "orange"), "bricks",
-        ((150, 300, 600, 1000), _PIECES[0],
-         {"en": "Contains {v} bricks and a step-by-step manual.", "de": "Enthält {v} Steine und eine Bauanleitung.",
-          "es": "Incluye {v} piezas y un manual paso a paso.", "zh": "包含{v}块积木和分步说明书。"})),
-    "dolls": Leaf("toys", ("Dolls", "Puppen", "muñecas", "玩偶"), (
-        Noun("doll", "Puppe", "f", "muñeca", "f", "娃娃"),
-        Noun("fashion doll", "Modepuppe", "f", "muñeca fashion", "f", "时尚娃娃")),
-        29.0, ("vinyl",), ("pink", "purple", "blue", "red"), "doll",
-        ((25, 30, 45), {},
-         {"en": "{v} cm tall, with movable arms and legs.", "de": "{v} cm groß, mit beweglichen Armen und Beinen.",
-          "es": "Mide {v} cm, con brazos y piernas articulados.", "zh": "高{v}厘米，手臂和腿可活动。"})),
-    "puzzles": Leaf("toys", ("Puzzles", "Puzzles", "puzles", "拼图"), (
-        Noun("jigsaw puzzle", "Puzzle", "n", "puzle", "m", "拼图"),),
-        17.0, ("cardboard", "wood"), ("blue", "green", "orange", "purple", "yellow"), "puzzle",
-        ((500, 1000, 1500), _PIECES[0],
-         {"en": "{v} pieces with a poster of the motif.", "de": "{v} Teile mit Motivposter.",
-          "es": "{v} piezas con póster del motivo.", "zh": "{v}片，附图案海报。"})),
-    "plush": Leaf("toys", ("Plush toys", "Plüschtiere", "peluches", "毛绒玩具"), (
-        Noun("teddy bear", "Teddybär", "m", "osito de peluche", "m", "泰迪熊"),
-        Noun("plush bunny", "Plüschhase", "m", "conejito de peluche", "m", "毛绒兔子")),
-        21.0, ("plush",), ("brown", "pink", "yellow", "blue"), "plush",
-        ((20, 30, 45), {},
-         {"en": "{v} cm, soft and machine washable.", "de": "{v} cm, weich und waschbar.",
-          "es": "{v} cm, suave y lavable a máquina.", "zh": "{v}厘米，柔软可机洗。"})),
-    "rings": Leaf("jewellery", ("Rings", "Ringe", "anillos", "戒指"), (
-        Noun("ring", "Ring", "m", "anillo", "m", "戒指"),
-        Noun("stacking ring", "Stapelring", "m", "anillo apilable", "m", "叠戴戒指")),
-        160.0, ("gold", "sterling silver", "stainless steel"), (), "ring",
-        ((50, 52, 54, 56, 58), {},
-         {"en": "Ring size {v}.", "de": "Ringgröße {v}.", "es": "Talla de anillo {v}.", "zh": "戒指尺寸{v}号。"})),
-    "necklaces": Leaf("jewellery", ("Necklaces", "Halsketten", "collares", "项链"), (
-        Noun("necklace", "Halskette", "f", "collar", "m", "项链"),
-        Noun("pendant necklace", "Anhängerkette", "f", "collar con colgante", "m", "吊坠项链")),
-        190.0, ("gold", "sterling silver", "stainless steel"), (), "necklace",
-        ((40, 45, 50), {k: "{v} cm" for k in LANGS},
-         {"en": "Chain length {v} cm.", "de": "Kettenlänge {v} cm.", "es": "Largo de cadena {v} cm.", "zh": "链长{v}厘米。"})),
-    "earrings": Leaf("jewellery", ("Earrings", "Ohrringe", "pendientes", "耳环"), (
-        Noun("drop earrings", "Ohrhänger", "p", "pendientes largos", "mp", "耳坠"),
-        Noun("earrings", "Ohrringe", "p", "pendientes", "mp", "耳环")),
-        110.0, ("gold", "sterling silver", "enamel"), (), "earrings",
-        ((8, 12, 20), {},
-         {"en": "One pair, {v} mm long.", "de": "Ein Paar, {v} mm lang.", "es": "Un par, {v} mm de largo.", "zh": "一对，长{v}毫米。"})),
-    "bracelets": Leaf("jewellery", ("Bracelets", "Armbänder", "pulseras", "手链"), (
-        Noun("bracelet", "Armband", "n", "pulsera", "f", "手链"),
-        Noun("bangle", "Armreif", "m", "brazalete", "m", "手镯")),
-        130.0, ("gold", "sterling silver", "leather", "enamel"), (), "bracelet",
-        ((17, 18, 19, 20), {k: "{v} cm" for k in LANGS},
-         {"en": "Length {v} cm.", "de": "Länge {v} cm.", "es": "Largo {v} cm.", "zh": "长{v}厘米。"})),
-    "watches": Leaf("jewellery", ("Watches", "Armbanduhren", "relojes", "手表"), (
-        Noun("watch", "Armbanduhr", "f", "reloj", "m", "手表"),
-        Noun("chronograph", "Chronograph", "m", "cronógrafo", "m", "计时腕表")),
-        320.0, ("stainless steel", "gold", "titanium", "leather"), (), "watch",
-        ((36, 38, 40, 42), {k: "{v} mm" for k in LANGS},
-         {"en": "Case diameter {v} mm, water resistant.", "de": "Gehäusedurchmesser {v} mm, wasserdicht.",
-          "es": "Caja de {v} mm, resistente al agua.", "zh": "表盘直径{v}毫米，防水。"})),
-}  # fmt: skip
-ACCESSORY_LEAVES = {
-    "toys": ("toy-accessories", ("Toy accessories", "Spielzeugzubehör", "accesorios de juguetes", "玩具配件")),
-    "jewellery": ("jewellery-accessories", ("Jewellery accessories", "Schmuckzubehör", "accesorios de joyería", "首饰配件")),
-}  # fmt: skip
-ACCESSORIES: dict[str, Accessory] = {
-    "battery-pack": Accessory("toys", ("toy-cars",), Noun("battery pack", "Akku-Pack", "m", "batería recargable", "f", "充电电池"), 9.0, ("plastic",), ("black", "blue"), "battery"),
-    "charger": Accessory("toys", ("toy-cars",), Noun("USB charger", "USB-Ladegerät", "n", "cargador USB", "m", "USB充电器"), 12.0, ("plastic",), ("black", "silver"), "charger"),
-    "track-set": Accessory("toys", ("toy-cars",), Noun("track extension set", "Schienen-Erweiterungsset", "n", "set de pista", "m", "轨道扩展套装"), 19.0, ("plastic",), ("orange", "black"), "track"),
-    "display-case": Accessory("toys", ("building-sets",), Noun("display case", "Vitrine", "f", "vitrina", "f", "展示盒"), 25.0, ("acrylic",), ("black", "silver"), "case"),
-    "doll-outfit": Accessory("toys", ("dolls",), Noun("outfit set", "Kleiderset", "n", "conjunto de ropa", "m", "服装套装"), 11.0, ("fabric",), ("pink", "purple", "blue"), "dress"),
-    "puzzle-frame": Accessory("toys", ("puzzles",), Noun("puzzle frame", "Puzzlerahmen", "m", "marco", "m", "拼图相框"), 15.0, ("wood",), ("brown", "black"), "frame"),
-    "pendant-chain": Accessory("jewellery", ("necklaces",), Noun("pendant chain", "Ersatzkette", "f", "cadena", "f", "吊坠链"), 35.0, ("gold", "sterling silver"), (), "chain"),
-    "gift-box": Accessory("jewellery", ("rings", "earrings", "necklaces", "bracelets"), Noun("gift box", "Geschenkbox", "f", "caja de regalo", "f", "礼盒"), 8.0, ("cardboard",), ("red", "black", "blue"), "box"),
-    "cleaning-kit": Accessory("jewellery", ("rings",), Noun("cleaning kit", "Reinigungsset", "n", "kit de limpieza", "m", "清洁套装"), 11.0, ("fabric",), ("blue", "green"), "kit"),
-    "watch-strap": Accessory("jewellery", ("watches",), Noun("replacement strap", "Ersatzarmband", "n", "correa de repuesto", "f", "替换表带"), 24.0, ("leather",), (), "strap"),
-}  # fmt: skip
-#: colour -> RGB, en, de adjective stem (None: invariable, use the en-like word), es m/f/mp/fp, zh
-COLOURS = {
-    "red": ((200, 30, 35), "red", "rot", ("rojo", "roja", "rojos", "rojas"), "红色"),
-    "blue": ((30, 70, 200), "blue", "blau", ("azul", "azul", "azules", "azules"), "蓝色"),
-    "green": ((30, 150, 60), "green", "grün", ("verde", "verde", "verdes", "verdes"), "绿色"),
-    "yellow": ((240, 200, 20), "yellow", "gelb", ("amarillo", "amarilla", "amarillos", "amarillas"), "黄色"),
-    "orange": ((245, 130, 20), "orange", None, ("naranja", "naranja", "naranja", "naranja"), "橙色"),
-    "pink": ((240, 110, 170), "pink", None, ("rosa", "rosa", "rosa", "rosa"), "粉色"),
-    "purple": ((130, 50, 170), "purple", None, ("morado", "morada", "morados", "moradas"), "紫色"),
-    "brown": ((130, 80, 40), "brown", "braun", ("marrón", "marrón", "marrones", "marrones"), "棕色"),
-    "black": ((28, 28, 30), "black", "schwarz", ("negro", "negra", "negros", "negras"), "黑色"),
-    "gold": ((212, 172, 50), "gold", "golden", ("dorado", "dorada", "dorados", "doradas"), "金色"),
-    "silver": ((170, 176, 188), "silver", "silbern", ("plateado", "plateada", "plateados", "plateadas"), "银色"),
-    "rose-gold": ((205, 125, 115), "rose-gold", "roségolden", ("oro rosa",) * 4, "玫瑰金色"),
-}  # fmt: skip
-_DE_INVARIABLE = {"orange": "orange", "pink": "rosa", "purple": "lila"}
-#: material -> en, de, es, zh, price factor, colours (jewellery: the colour follows the material)
-MATERIALS = {
-    "plastic": ("plastic", "Kunststoff", "plástico", "塑料", 1.0, ()),
-    "die-cast metal": ("die-cast metal", "Druckguss", "metal fundido", "合金", 1.4, ()),
-    "vinyl": ("vinyl", "Vinyl", "vinilo", "搪胶", 1.0, ()),
-    "cardboard": ("cardboard", "Karton", "cartón", "纸板", 1.0, ()),
-    "wood": ("wood", "Holz", "madera", "木质", 1.5, ()),
-    "plush": ("plush", "Plüsch", "felpa", "毛绒", 1.0, ()),
-    "fabric": ("fabric", "Stoff", "tela", "布料", 1.0, ()),
-    "acrylic": ("acrylic", "Acryl", "acrílico", "亚克力", 1.0, ()),
-    "gold": ("gold", "Gold", "oro", "黄金", 2.6, ("gold", "gold", "rose-gold")),
-    "sterling silver": ("sterling silver", "Sterlingsilber", "plata de ley", "纯银", 1.0, ("silver",)),
-    "stainless steel": ("stainless steel", "Edelstahl", "acero inoxidable", "不锈钢", 0.6, ("silver", "black")),
-    "titanium": ("titanium", "Titan", "titanio", "钛金属", 1.6, ("silver", "black")),
-    "leather": ("leather", "Leder", "cuero", "皮革", 0.6, ("black", "brown")),
-    "enamel": ("enamel", "Emaille", "esmalte", "珐琅", 0.7, ("red", "blue", "green", "pink")),
-}  # fmt: skip
-#: brand slug -> name, SKU prefix, domain, favourite leaves, price factor
-BRANDS = {
-    "lumo": ("Lumo", "LM", "toys", ("toy-cars", "building-sets"), 1.0),
-    "brickwell": ("Brickwell", "BW", "toys", ("building-sets", "puzzles"), 1.2),
-    "dollina": ("Dollina", "DL", "toys", ("dolls", "plush"), 1.0),
-    "puzzlo": ("Puzzlo", "PZ", "toys", ("puzzles",), 0.9),
-    "fluffo": ("Fluffo", "FF", "toys", ("plush", "dolls"), 0.9),
-    "aurelia": ("Aurelia", "AU", "jewellery", ("rings", "necklaces", "earrings"), 1.4),
-    "stellara": ("Stellara", "ST", "jewellery", ("earrings", "necklaces", "bracelets"), 1.0),
-    "chronex": ("Chronex", "CX", "jewellery", ("watches",), 1.3),
-    "verdi-gioielli": ("Verdi Gioielli", "VG", "jewellery", ("bracelets", "rings"), 1.1),
-    "kaito": ("Kaito", "KT", "jewellery", ("watches", "bracelets"), 0.8),
-}
-#: leaves whose products go together (schema:isRelatedTo)
-RELATED_LEAVES = (
-    ("necklaces", "earrings"),
-    ("rings", "bracelets"),
-    ("watches", "bracelets"),
-    ("dolls", "plush"),
-    ("building-sets", "toy-cars"),
+from .sample_images import draw_product
+from .sample_tables import (
+    ACCESSORIES,
+    ACCESSORY_LEAVES,
+    ACCESSORY_SHARE,
+    BRANDS,
+    COLOURS,
+    DE_INVARIABLE,
+    LANGS,
+    LEAVES,
+    MATERIALS,
+    MISSING_DESCRIPTION,
+    MISSING_IMAGE,
+    MISSING_PRICE,
+    RELATED_LEAVES,
+    RELATIONS,
+    ROOTS,
+    SAMPLE_BASE,
+    SCHEMA,
+    SKOS,
+    SKU_IN_NAME,
+    Noun,
 )
-ACCESSORY_SHARE = 0.2
-MISSING_DESCRIPTION = {"en": 0.0, "de": 0.05, "es": 0.09, "zh": 0.14}
-MISSING_IMAGE, MISSING_PRICE, SKU_IN_NAME = 0.05, 0.02, 0.3
 
 
 @dataclass(frozen=True)
@@ -314,7 +148,9 @@ def write_sample_catalogue(
     os.replace(tmp, path)
     for p in products:
         if p.has_image:
-            _draw(p, spec).save(image_dir / f"{p.slug}.png", format="PNG", optimize=False)
+            draw_product(p, spec.seed, spec.image_size).save(
+                image_dir / f"{p.slug}.png", format="PNG", optimize=False
+            )
     counts = {
         "products": len(products),
         "accessories": sum(p.kind in ACCESSORIES for p in products),
@@ -431,7 +267,7 @@ def _slug(text: str) -> str:
 def _de_adj(colour: str, gender: str) -> str:
     stem = COLOURS[colour][2]
     if stem is None:
-        return _DE_INVARIABLE[colour]
+        return DE_INVARIABLE[colour]
     return stem + {"m": "er", "f": "e", "n": "es", "p": "e"}[gender]
 
 
@@ -573,177 +409,3 @@ def _turtle(products: list[_Product], spec: SampleSpec) -> tuple[str, int]:
         props += [(f"schema:{r}", [f"product:{s}" for s in sorted(p.edges[r])]) for r in RELATIONS]
         add(_block(f"product:{p.slug}", "schema:Product", props))
     return "\n".join(blocks), total
-
-
-# ---------------------------------------------------------------------------- images
-def _shade(rgb: tuple[int, ...], k: float) -> tuple[int, ...]:
-    """Darker (k < 1) or towards white (k > 1) version of a colour."""
-    if k <= 1:
-        return tuple(int(v * k) for v in rgb)
-    return tuple(int(v + (255 - v) * (k - 1)) for v in rgb)
-
-
-def _draw(p: _Product, spec: SampleSpec) -> Image.Image:
-    """The product's picture: its shape in its colour, jittered by ``(seed, slug)``."""
-    s = spec.image_size
-    rng = random.Random(f"{spec.seed}/{p.slug}")
-    base = rng.randint(234, 248)
-    bg = tuple(base + rng.randint(-3, 3) for _ in range(3))  # light, slightly tinted
-    img = Image.new("RGB", (s, s), bg)
-    cx, cy = (s / 2 + rng.uniform(-0.06, 0.06) * s for _ in range(2))
-    r = s * 0.36 * rng.uniform(0.88, 1.08)
-    shape = ACCESSORIES[p.kind].shape if p.kind in ACCESSORIES else LEAVES[p.kind].shape
-    SHAPES[shape](ImageDraw.Draw(img), cx, cy, r, COLOURS[p.colour][0], bg)
-    # smooth, low-amplitude noise: an 8x8 random field upsampled (integer ops only)
-    noise = np.random.default_rng(zlib.crc32(f"{spec.seed}/{p.slug}".encode()))
-    field_ = Image.fromarray(noise.integers(0, 256, (8, 8, 3), dtype=np.uint8), "RGB")
-    smooth = np.asarray(field_.resize((s, s), Image.Resampling.BILINEAR), dtype=np.int16)
-    pixels = np.asarray(img, dtype=np.int16) + (smooth - 128) // 16
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
-
-
-def _box(cx: float, cy: float, w: float, h: float) -> list[float]:
-    return [cx - w, cy - h, cx + w, cy + h]
-
-
-def _car(d, cx, cy, r, c, bg):
-    d.rounded_rectangle(_box(cx, cy + 0.05 * r, r, 0.3 * r), radius=0.12 * r, fill=c)
-    d.rounded_rectangle(_box(cx - 0.1 * r, cy - 0.4 * r, 0.45 * r, 0.2 * r), radius=0.1 * r, fill=c)
-    d.rectangle(_box(cx - 0.1 * r, cy - 0.4 * r, 0.33 * r, 0.12 * r), fill=_shade(c, 1.6))
-    for dx in (-0.55, 0.55):
-        d.ellipse(_box(cx + dx * r, cy + 0.38 * r, 0.24 * r, 0.24 * r), fill=(35, 35, 35))
-
-
-def _bricks(d, cx, cy, r, c, bg):
-    for row in range(3):
-        y = cy + (0.6 - 0.5 * row) * r
-        for col in range(2 - row % 2):
-            x = cx + (col - 0.5 + 0.5 * (row % 2)) * 0.95 * r
-            d.rectangle(_box(x, y, 0.45 * r, 0.22 * r), fill=c, outline=_shade(c, 0.6))
-    for dx in (-0.2, 0.2):
-        d.ellipse(_box(cx + dx * r, cy - 0.62 * r, 0.1 * r, 0.07 * r), fill=_shade(c, 0.8))
-
-
-def _doll(d, cx, cy, r, c, bg):
-    d.polygon([(cx, cy - 0.35 * r), (cx - 0.6 * r, cy + r), (cx + 0.6 * r, cy + r)], fill=c)
-    d.ellipse(_box(cx, cy - 0.6 * r, 0.3 * r, 0.3 * r), fill=(240, 205, 175))
-
-
-def _puzzle(d, cx, cy, r, c, bg):
-    cell = 2 * r / 3
-    for i in range(3):
-        for j in range(3):
-            x, y = cx - r + (i + 0.5) * cell, cy - r + (j + 0.5) * cell
-            d.rectangle(
-                _box(x, y, 0.44 * cell, 0.44 * cell), fill=_shade(c, (1.0, 1.35)[(i + j) % 2])
-            )
-
-
-def _plush(d, cx, cy, r, c, bg):
-    for dx in (-0.6, 0.6):
-        d.ellipse(_box(cx + dx * r, cy - 0.65 * r, 0.3 * r, 0.3 * r), fill=c)
-    d.ellipse(_box(cx, cy + 0.05 * r, 0.85 * r, 0.85 * r), fill=c)
-    d.ellipse(_box(cx, cy + 0.3 * r, 0.3 * r, 0.22 * r), fill=_shade(c, 1.5))
-    for dx in (-0.3, 0.3):
-        d.ellipse(_box(cx + dx * r, cy - 0.1 * r, 0.08 * r, 0.08 * r), fill=(20, 20, 20))
-
-
-def _ring(d, cx, cy, r, c, bg):
-    d.ellipse(_box(cx, cy, 0.8 * r, 0.8 * r), fill=c)
-    d.ellipse(_box(cx, cy, 0.55 * r, 0.55 * r), fill=bg)
-    d.ellipse(_box(cx, cy - 0.75 * r, 0.18 * r, 0.18 * r), fill=_shade(c, 1.5))
-
-
-def _necklace(d, cx, cy, r, c, bg):
-    for k in range(13):
-        a = math.radians(15 + 150 * k / 12)
-        x, y = cx + r * math.cos(a), cy - 0.45 * r + r * math.sin(a)
-        d.ellipse(_box(x, y, 0.09 * r, 0.09 * r), fill=c)
-    d.ellipse(_box(cx, cy + 0.75 * r, 0.2 * r, 0.2 * r), fill=_shade(c, 0.8))
-
-
-def _earrings(d, cx, cy, r, c, bg):
-    for dx in (-0.45, 0.45):
-        x = cx + dx * r
-        d.ellipse(_box(x, cy - 0.6 * r, 0.1 * r, 0.1 * r), outline=c, width=max(1, int(0.05 * r)))
-        d.polygon(
-            [(x, cy - 0.4 * r), (x - 0.25 * r, cy + 0.3 * r), (x + 0.25 * r, cy + 0.3 * r)], fill=c
-        )
-        d.ellipse(_box(x, cy + 0.35 * r, 0.25 * r, 0.25 * r), fill=c)
-
-
-def _bracelet(d, cx, cy, r, c, bg):
-    d.ellipse(_box(cx, cy, r, 0.6 * r), outline=c, width=max(2, int(0.22 * r)))
-
-
-def _watch(d, cx, cy, r, c, bg):
-    d.rectangle(_box(cx, cy, 0.32 * r, r), fill=c)
-    d.ellipse(_box(cx, cy, 0.55 * r, 0.55 * r), fill=c)
-    d.ellipse(_box(cx, cy, 0.43 * r, 0.43 * r), fill=(250, 250, 245))
-    d.line([(cx, cy), (cx, cy - 0.35 * r)], fill=(30, 30, 30), width=max(1, int(0.05 * r)))
-    d.line([(cx, cy), (cx + 0.25 * r, cy)], fill=(30, 30, 30), width=max(1, int(0.05 * r)))
-
-
-def _battery(d, cx, cy, r, c, bg):
-    d.rectangle(_box(cx, cy + 0.05 * r, 0.3 * r, 0.55 * r), fill=c)
-    d.rectangle(_box(cx, cy - 0.55 * r, 0.12 * r, 0.06 * r), fill=(90, 90, 90))
-    d.rectangle(_box(cx, cy + 0.05 * r, 0.3 * r, 0.1 * r), fill=_shade(c, 1.5))
-
-
-def _charger(d, cx, cy, r, c, bg):
-    d.rounded_rectangle(_box(cx - 0.2 * r, cy, 0.35 * r, 0.35 * r), radius=0.08 * r, fill=c)
-    d.line([(cx + 0.15 * r, cy), (cx + 0.8 * r, cy + 0.4 * r)], fill=c, width=max(1, int(0.08 * r)))
-
-
-def _track(d, cx, cy, r, c, bg):
-    d.arc(_box(cx, cy + 0.3 * r, r, 0.8 * r), 190, 350, fill=c, width=max(2, int(0.25 * r)))
-
-
-def _case(d, cx, cy, r, c, bg):
-    d.rectangle(
-        _box(cx, cy, 0.7 * r, 0.6 * r), fill=_shade(c, 1.7), outline=c, width=max(1, int(0.1 * r))
-    )
-
-
-def _dress(d, cx, cy, r, c, bg):
-    d.polygon([(cx - 0.2 * r, cy - 0.6 * r), (cx + 0.2 * r, cy - 0.6 * r),
-               (cx + 0.6 * r, cy + 0.6 * r), (cx - 0.6 * r, cy + 0.6 * r)], fill=c)  # fmt: skip
-
-
-def _frame(d, cx, cy, r, c, bg):
-    d.rectangle(_box(cx, cy, 0.75 * r, 0.6 * r), outline=c, width=max(2, int(0.2 * r)))
-
-
-def _chain(d, cx, cy, r, c, bg):
-    for k in range(9):
-        x = cx - 0.8 * r + 0.2 * k * r
-        y = cy + 0.25 * r * math.sin(k * 0.9)
-        d.ellipse(_box(x, y, 0.13 * r, 0.09 * r), outline=c, width=max(2, int(0.07 * r)))
-
-
-def _gift_box(d, cx, cy, r, c, bg):
-    d.rectangle(_box(cx, cy + 0.1 * r, 0.55 * r, 0.5 * r), fill=c)
-    d.rectangle(_box(cx, cy + 0.1 * r, 0.08 * r, 0.5 * r), fill=(212, 172, 50))
-    d.ellipse(_box(cx, cy - 0.5 * r, 0.15 * r, 0.1 * r), fill=(212, 172, 50))
-
-
-def _kit(d, cx, cy, r, c, bg):
-    d.rectangle(_box(cx - 0.3 * r, cy + 0.15 * r, 0.2 * r, 0.45 * r), fill=c)
-    d.rectangle(_box(cx - 0.3 * r, cy - 0.38 * r, 0.1 * r, 0.08 * r), fill=(60, 60, 60))
-    d.rectangle(_box(cx + 0.35 * r, cy + 0.3 * r, 0.3 * r, 0.3 * r), fill=_shade(c, 1.5))
-
-
-def _strap(d, cx, cy, r, c, bg):
-    d.rounded_rectangle(_box(cx, cy, 0.2 * r, 0.9 * r), radius=0.1 * r, fill=c)
-    for k in range(3):
-        d.ellipse(_box(cx, cy + (0.2 + 0.2 * k) * r, 0.04 * r, 0.04 * r), fill=bg)
-    d.rectangle(_box(cx, cy - 0.8 * r, 0.28 * r, 0.1 * r), outline=(120, 120, 120), width=2)
-
-
-SHAPES = {
-    "car": _car, "bricks": _bricks, "doll": _doll, "puzzle": _puzzle, "plush": _plush,
-    "ring": _ring, "necklace": _necklace, "earrings": _earrings, "bracelet": _bracelet,
-    "watch": _watch, "battery": _battery, "charger": _charger, "track": _track, "case": _case,
-    "dress": _dress, "frame": _frame, "chain": _chain, "box": _gift_box, "kit": _kit,
-    "strap": _strap,
-}  # fmt: skip

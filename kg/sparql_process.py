@@ -34,7 +34,7 @@ import weakref
 from dataclasses import asdict
 from pathlib import Path
 
-from .sparql import QueryResult, SparqlBusy, SparqlError, SparqlTimeout, check_read_only
+from .sparql_query import QueryResult, SparqlBusy, SparqlError, SparqlTimeout, check_read_only
 
 STARTUP_TIMEOUT_S = 120.0  # opening a store; not counted in a query's time limit
 _RUNNERS: weakref.WeakSet = weakref.WeakSet()
@@ -270,7 +270,7 @@ def worker_main(store: str) -> int:
     """Serve queries on stdin / stdout (see the module docstring) until stdin ends."""
     import pyoxigraph as ox
 
-    from .sparql import execute
+    from .sparql_query import execute
 
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     try:

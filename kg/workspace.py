@@ -49,6 +49,8 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from .triples import RawTriples
+
 FORMAT = "kgfusion-workspace"
 VERSION = 1
 MANIFEST = "manifest.json"
@@ -313,8 +315,7 @@ def write_nodes(nodes: list[str], path: Path) -> None:
 
 def read_nodes(path: Path) -> list[str]:
     """The node list written by :func:`write_nodes` (also reads plain one-per-line files)."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        text = fh.read()
+    text = _read_text(Path(path))
     if not text:
         return []
     lines = text.split("\n")
@@ -348,6 +349,30 @@ def save_graph(graph, directory, overwrite: bool = False, sparql_store: bool = T
     return directory
 
 
+def damaged(path: Path, why: str) -> WorkspaceError:
+    """The error for a workspace file that is corrupt or was edited: names it, says to rebuild."""
+    return WorkspaceError(
+        f"{path}: damaged workspace file ({why}); rebuild the workspace with "
+        f"`kgf build SOURCE -o {path.parent} --overwrite`"
+    )
+
+
+def _read_json_file(path: Path, kind: type = dict):
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise damaged(path, "missing") from None
+    except UnicodeDecodeError as err:
+        raise damaged(path, f"not UTF-8 at byte {err.start}") from None
+    except (ValueError, RecursionError) as err:
+        raise damaged(path, f"not valid JSON: {err}") from None
+    except OSError as err:
+        raise damaged(path, f"unreadable: {err.strerror or err}") from None
+    if not isinstance(data, kind):
+        raise damaged(path, f"expected a JSON {kind.__name__}, found {type(data).__name__}")
+    return data
+
+
 def read_manifest(directory) -> dict:
     directory = Path(directory)
     path = directory / MANIFEST
@@ -355,40 +380,137 @@ def read_manifest(directory) -> dict:
         raise WorkspaceError(
             f"{directory} is not a kgfusion workspace (no {MANIFEST}); build one with `kgf build SOURCE -o {directory}`"
         )
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest = _read_json_file(path)
     if manifest.get("format") != FORMAT:
         raise WorkspaceError(f"{path}: not a kgfusion workspace manifest")
-    if manifest.get("version", 0) > VERSION:
+    version = manifest.get("version", 0)
+    if not isinstance(version, int):
+        raise damaged(path, f"version {version!r}")
+    if version > VERSION:
         raise WorkspaceError(
             f"{directory} has workspace format {manifest['version']}; this kgfusion reads up to {VERSION}: upgrade kgfusion"
         )
+    for key, kind in _MANIFEST_KEYS.items():
+        if key in manifest and not isinstance(manifest[key], kind):
+            raise damaged(path, f"{key!r} is a {type(manifest[key]).__name__}")
+    counts = manifest.get("counts", {})
+    if any(not isinstance(v, int) or v < 0 for k, v in counts.items() if k in _COUNTED):
+        raise damaged(path, f"counts {counts}")
+    types = manifest.get("node_types", {})
+    if any(not isinstance(v, int) or v < 0 for v in types.values()):
+        raise damaged(path, f"node_types {types}")
+    if not all(isinstance(s, dict) for s in manifest.get("sources", [])):
+        raise damaged(path, "'sources' must be a list of objects")
     return manifest
 
 
-def load_graph(directory):
-    """Load a workspace written by :func:`save_graph` (no unpickling anywhere)."""
-    from .graph import GraphOptions, ProductGraph
-    from .rdf import RawTriples
+_MANIFEST_KEYS = {"options": dict, "counts": dict, "node_types": dict, "sources": list,
+                  "relations": list, "literal_columns": list}  # fmt: skip
+_COUNTED = ("nodes", "edges", "literals", "type_triples")
+# which array is indexed into which list, and which arrays share a length (a count)
+_ARRAY_GROUPS = {
+    "edges": ("src", "pred", "dst"),
+    "type_triples": ("type_node", "type_class"),
+    "literals": ("lit_node", "lit_pred", "lit_dtype", "lit_lang", "lit_source"),
+}
+_ARRAY_TARGETS = {
+    "src": "nodes", "dst": "nodes", "type_node": "nodes", "lit_node": "nodes",
+    "pred": "predicates", "lit_pred": "predicates", "type_class": "classes",
+    "lit_dtype": "datatypes", "lit_lang": "languages", "lit_source": "sources",
+}  # fmt: skip
 
+
+def _check_arrays(path: Path, arrays: dict, counts: dict, sizes: dict[str, int]) -> None:
+    """Every array present, 1-D int32 / int64, of its group's count, indexing in range."""
+    for group, names in _ARRAY_GROUPS.items():
+        for name in names:
+            values = arrays.get(name)
+            if values is None:
+                raise damaged(path, f"no array {name!r}")
+            if values.ndim != 1 or values.dtype not in (np.int64, np.int32):
+                raise damaged(path, f"{name!r} is {values.dtype} {values.shape}")
+            if group in counts and len(values) != counts[group]:
+                raise damaged(
+                    path, f"{name!r} has {len(values):,} entries, the manifest {counts[group]:,}"
+                )
+            if len(values):
+                low = -1 if name in ("lit_lang", "lit_dtype", "lit_source") else 0
+                high = sizes[_ARRAY_TARGETS[name]]
+                if int(values.min()) < low or int(values.max()) >= high:
+                    raise damaged(
+                        path, f"{name!r} holds ids outside 0..{high - 1} ({_ARRAY_TARGETS[name]})"
+                    )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise damaged(path, "missing") from None
+    except UnicodeDecodeError as err:
+        raise damaged(path, f"not UTF-8 at byte {err.start}") from None
+    except OSError as err:
+        raise damaged(path, f"unreadable: {err.strerror or err}") from None
+
+
+def _read_literals(path: Path) -> list[str]:
+    text = _read_text(path)
+    values = []
+    for number, line in enumerate(text.split("\n") if text else [], 1):
+        try:
+            value = json.loads(line)
+        except (ValueError, RecursionError) as err:
+            raise damaged(path, f"line {number} is not a JSON string ({err})") from None
+        if not isinstance(value, str):
+            raise damaged(path, f"line {number} is a {type(value).__name__}, not a string")
+        values.append(value)
+    return values
+
+
+def read_graph(directory) -> tuple[RawTriples, dict, Path | None]:
+    """Read the graph files of a workspace written by :func:`save_graph` (no unpickling
+    anywhere): its triples, the typing options of its manifest, and its SPARQL store folder
+    (None without one). :func:`kg.graph.load_graph` builds the ``ProductGraph`` from them."""
     directory = Path(directory)
     recover_folder(directory)
     manifest = read_manifest(directory)
-    arrays = load_file(str(directory / "graph.safetensors"))
-    vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
-    literal_text = (directory / "literals.jsonl").read_text(encoding="utf-8")
+    tensors = directory / "graph.safetensors"
+    try:
+        arrays = load_file(str(tensors))
+    except FileNotFoundError:
+        raise damaged(tensors, "missing") from None
+    except Exception as err:  # SafetensorError, a bad header, OSError
+        raise damaged(tensors, f"unreadable: {err}") from None
+    vocab_path = directory / "vocab.json"
+    vocab = _read_json_file(vocab_path)
+    if set(vocab) != {"predicates", "classes", "datatypes", "languages"} or not all(
+        isinstance(v, list) and all(isinstance(x, str) for x in v) for v in vocab.values()
+    ):
+        raise damaged(vocab_path, "expected lists predicates, classes, datatypes, languages")
+    nodes_path = directory / "nodes.txt"
+    nodes = read_nodes(nodes_path)
+    counts = manifest.get("counts", {})
+    if "nodes" in counts and len(nodes) != counts["nodes"]:
+        raise damaged(nodes_path, f"{len(nodes):,} nodes, the manifest {counts['nodes']:,}")
+    literals_path = directory / "literals.jsonl"
+    literals = _read_literals(literals_path)
+    if "literals" in counts and len(literals) != counts["literals"]:
+        raise damaged(
+            literals_path, f"{len(literals):,} literals, the manifest {counts['literals']:,}"
+        )
+    sizes = {k: len(v) for k, v in vocab.items()}
+    sizes.update(nodes=len(nodes), sources=len(manifest.get("sources", [])))
+    _check_arrays(tensors, arrays, counts, sizes)
     raw = RawTriples(
-        nodes=read_nodes(directory / "nodes.txt"),
-        lit_value=[json.loads(line) for line in literal_text.split("\n")] if literal_text else [],
-        sources=manifest["sources"],
+        nodes=nodes,
+        lit_value=literals,
+        sources=manifest.get("sources", []),
         **vocab,
         **{name: array(_typecode(arrays[name]), arrays[name].tobytes()) for name in _ARRAYS},
     )
-    options = manifest["options"]
-    graph = ProductGraph(raw, GraphOptions(**options))
-    if (directory / SPARQL_DIR).is_dir():
-        graph._store_path = directory / SPARQL_DIR
-    graph.workspace = directory
-    return graph
+    store = directory / SPARQL_DIR
+    return raw, manifest["options"], store if store.is_dir() else None
 
 
 def graph_version(source) -> str:

@@ -197,6 +197,17 @@ def chosen_format(args) -> str:
     return args.format or args.default_format
 
 
+def emit_for_args(rows: Rows, args, what: str = "rows") -> None:
+    """Print ``rows`` in the format ``args`` ask for, or write them to ``args.output``
+    (the format from its suffix) and say so on stderr."""
+    output = getattr(args, "output", None)
+    if output is not None:
+        fmt = emit(rows, path=output)
+        print(f"wrote {len(rows.records):,} {what} ({fmt}) -> {output}", file=sys.stderr)
+        return
+    emit(rows, chosen_format(args))
+
+
 # ---------------------------------------------------------------------- command rows
 def quiet_transformers() -> None:
     """No per-model "Loading weights" bars from transformers on the command line."""

@@ -298,6 +298,53 @@ def _match_out(ws: Session, match: Match) -> MatchOut:
     return MatchOut(iri=match.iri, type=node_type, score=match.score, text=match.text)
 
 
+# ---------------------------------------------------------------------- offline docs
+DOCS_ASSETS = "/docs-assets"
+
+
+def swagger_ui_folder() -> Path | None:
+    """The Swagger UI files of the ``swagger-ui-bundle`` package (the ``serve`` extra), or
+    None when it is not installed."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        return None
+    folder = Path(str(swagger_ui_path))
+    return folder if (folder / "swagger-ui-bundle.js").is_file() else None
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from files served by the app itself (``/docs-assets``), never
+    from a CDN, so the docs work on a machine without internet. Without the
+    ``swagger-ui-bundle`` package, ``/docs`` says how to get it and where the raw OpenAPI
+    description is."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+
+    folder = swagger_ui_folder()
+    if folder is not None:
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount(DOCS_ASSETS, StaticFiles(directory=folder), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        if folder is None:
+            return HTMLResponse(
+                "<!doctype html><title>kgfusion API</title><p>The interactive API docs need "
+                "the <code>swagger-ui-bundle</code> package: <code>pip install "
+                "'kgfusion[serve]'</code>. The OpenAPI description is at "
+                f'<a href="{app.openapi_url}">{app.openapi_url}</a>.</p>'
+            )
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url, title=f"{app.title} API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no call to the online validator
+        )  # fmt: skip
+
+
 # ---------------------------------------------------------------------- the app
 def create_app(workspace: Path | Session, *, max_k: int = 100, max_query_chars: int = 10_000,
                query_timeout_s: float = 5.0, max_rows: int = MAX_ROWS,
@@ -330,8 +377,10 @@ def create_app(workspace: Path | Session, *, max_k: int = 100, max_query_chars: 
         version=_version(),
         lifespan=lifespan,
         exception_handlers={RequestValidationError: _validation_error, Exception: _internal_error},
+        docs_url=None, redoc_url=None,  # served offline by _offline_docs
     )
     app.state.workspace = ws
+    _offline_docs(app)
 
     @app.get("/health", response_model=HealthResponse, summary="What is loaded")
     def health() -> HealthResponse:

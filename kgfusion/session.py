@@ -122,8 +122,8 @@ class Session:
     # ------------------------------------------------------------------ the workspace
     @property
     def graph(self):
-        """The workspace's :class:`kg.ProductGraph` (:func:`kg.workspace.load_graph`)."""
-        from kg.workspace import load_graph
+        """The workspace's :class:`kg.ProductGraph` (:func:`kg.graph.load_graph`)."""
+        from kg.graph import load_graph
 
         return self._cached("graph", lambda: load_graph(self.path))
 
@@ -405,9 +405,11 @@ class Session:
         (:class:`kg.sparql.SparqlTimeout`; :class:`kg.sparql.SparqlBusy` when all
         ``max_queries`` workers are busy); without, in this process
         (:func:`kg.sparql.run_query`)."""
-        if timeout is not None:
+        from kg.sparql import graph_prefixes, run_query, with_prefixes
+
+        if timeout is not None:  # the mapping's prefixes; the worker adds the common ones
+            query = with_prefixes(query, graph_prefixes(self.graph))[0]
             return self.sparql_runner.run(query, timeout, max_rows)
-        from kg.sparql import run_query
 
         return run_query(self.graph, query, max_rows=max_rows)
 

@@ -110,11 +110,6 @@ def test_table_mapping_reader_loads_or_raises_user_error(data, ops, insert, mapp
         loads_or_user_error(task, folder)
 
 
-@pytest.mark.xfail(
-    raises=UnicodeDecodeError,
-    strict=False,
-    reason="kg/tabular.py Mapping.from_toml decodes the TOML without catching bad UTF-8",
-)
 def test_mapping_that_is_not_utf8_is_a_user_error(tmp_path):
     (tmp_path / "table.csv").write_bytes(fuzz.CSV_SEED)
     (tmp_path / "mapping.toml").write_bytes(fuzz.MAPPING_SEED.replace(b"shop", b"sh\xd7p"))

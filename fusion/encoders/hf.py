@@ -27,6 +27,7 @@ order.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -88,15 +89,33 @@ def load_config(folder: Path, stamp: str = "") -> Any:
         raise EncoderError(f"hf:{folder}: cannot read the model config ({err})") from err
 
 
+@contextlib.contextmanager
+def quiet_loading():
+    """No "Loading weights 0/103" progress bar (nor info logs) from transformers while a
+    model loads; the previous settings are restored afterwards."""
+    from transformers.utils import logging
+
+    bars, level = logging.is_progress_bar_enabled(), logging.get_verbosity()
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+        if bars:
+            logging.enable_progress_bar()
+
+
 @functools.lru_cache(maxsize=16)
 def load_model(folder: Path, device: str, stamp: str = "") -> tuple[Any, bool]:
     """``(model in eval mode on device, float32; whether a pooler came from the weights)``."""
     from transformers import AutoModel
 
     try:
-        model, info = AutoModel.from_pretrained(
-            folder, local_files_only=True, trust_remote_code=False, output_loading_info=True
-        )
+        with quiet_loading():
+            model, info = AutoModel.from_pretrained(
+                folder, local_files_only=True, trust_remote_code=False, output_loading_info=True
+            )
     except Exception as err:  # noqa: BLE001
         raise EncoderError(f"hf:{folder}: cannot load the model ({err})") from err
     missing = [k for k in info.get("missing_keys", ()) if "pooler" in k]

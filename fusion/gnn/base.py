@@ -114,6 +114,38 @@ def check_heads(name: str, heads, hidden: int, out_dim: int, out_proj: bool) -> 
         )
 
 
+def _check_common(
+    where, node_types, in_dims, num_nodes, hidden, out_dim, num_layers, norm, act, out_proj
+) -> dict[str, int | None]:
+    """Validate the settings every variant shares; return the input size per node type
+    (None: featureless, a learned embedding of ``num_nodes[t]`` rows)."""
+    unknown = sorted(set(in_dims) - set(node_types))
+    if unknown:
+        raise ValueError(f"{where}: in_dims names unknown node types {unknown}")
+    for name_, value in (("hidden", hidden), ("out_dim", out_dim)):
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{where}: {name_} must be a positive int, got {value!r}")
+    if not isinstance(num_layers, int) or num_layers < 0:
+        raise ValueError(f"{where}: num_layers must be an int >= 0, got {num_layers!r}")
+    if norm not in (None, "layer", "batch"):
+        raise ValueError(f"{where}: norm must be None, 'layer' or 'batch', got {norm!r}")
+    if act not in ACTIVATIONS:
+        raise ValueError(f"{where}: act must be one of {sorted(ACTIVATIONS)}, got {act!r}")
+    if not out_proj and num_layers == 0:
+        raise ValueError(f"{where}: out_proj=False needs num_layers >= 1 (an output layer)")
+    dims: dict[str, int | None] = {t: (in_dims.get(t) or None) for t in node_types}
+    for t, d in dims.items():
+        if d is None:
+            if not isinstance(num_nodes.get(t), int) or num_nodes[t] <= 0:
+                raise ValueError(
+                    f"{where}: node type {t!r} has no features (in_dims 0/None), so it "
+                    f"gets a learned embedding; pass num_nodes={{{t!r}: <count>}}"
+                )
+        elif not isinstance(d, int) or d < 0:
+            raise ValueError(f"{where}: in_dims[{t!r}] = {d!r}; must be an int >= 0")
+    return dims
+
+
 class HeteroGNN(nn.Module):
     """Base class of the heterogeneous GNNs (the stack is in the module docstring).
 
@@ -169,32 +201,11 @@ class HeteroGNN(nn.Module):
         super().__init__()
         where = f"gnn {self.name or type(self).__name__!r}"
         node_types, edge_types = normalize_metadata(metadata)
-        in_dims = dict(in_dims or {})
         num_nodes = dict(num_nodes or {})
-        unknown = sorted(set(in_dims) - set(node_types))
-        if unknown:
-            raise ValueError(f"{where}: in_dims names unknown node types {unknown}")
-        for name_, value in (("hidden", hidden), ("out_dim", out_dim)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{where}: {name_} must be a positive int, got {value!r}")
-        if not isinstance(num_layers, int) or num_layers < 0:
-            raise ValueError(f"{where}: num_layers must be an int >= 0, got {num_layers!r}")
-        if norm not in (None, "layer", "batch"):
-            raise ValueError(f"{where}: norm must be None, 'layer' or 'batch', got {norm!r}")
-        if act not in ACTIVATIONS:
-            raise ValueError(f"{where}: act must be one of {sorted(ACTIVATIONS)}, got {act!r}")
-        if not out_proj and num_layers == 0:
-            raise ValueError(f"{where}: out_proj=False needs num_layers >= 1 (an output layer)")
-        dims: dict[str, int | None] = {t: (in_dims.get(t) or None) for t in node_types}
-        for t, d in dims.items():
-            if d is None:
-                if not isinstance(num_nodes.get(t), int) or num_nodes[t] <= 0:
-                    raise ValueError(
-                        f"{where}: node type {t!r} has no features (in_dims 0/None), so it "
-                        f"gets a learned embedding; pass num_nodes={{{t!r}: <count>}}"
-                    )
-            elif not isinstance(d, int) or d < 0:
-                raise ValueError(f"{where}: in_dims[{t!r}] = {d!r}; must be an int >= 0")
+        dims = _check_common(
+            where, node_types, dict(in_dims or {}), num_nodes, hidden, out_dim, num_layers,
+            norm, act, out_proj,
+        )  # fmt: skip
         self.node_types: list[str] = node_types
         self.edge_types: list[EdgeType] = edge_types
         self.in_dims = dims
@@ -205,15 +216,7 @@ class HeteroGNN(nn.Module):
         self.residual = residual
         self.act_name = act
         self.num_nodes: dict[str, int] = {t: num_nodes[t] for t in node_types if t in num_nodes}
-        declared = self.option_defaults
-        if declared is not None:
-            unknown = sorted(set(options) - set(declared))
-            if unknown:
-                raise TypeError(
-                    f"{where}: unknown option(s) {unknown}; options: {sorted(declared) or 'none'}"
-                )
-            options = {**declared, **options}
-        self.options = dict(options)
+        self.options = self._declared_options(options, where)
         self.check_options()
         options = self.options
         self.config: dict[str, Any] = check_json_config(
@@ -234,7 +237,26 @@ class HeteroGNN(nn.Module):
             },
             where,
         )
+        self._build_layers(dims, num_nodes, norm, dropout, where)
 
+    def _declared_options(self, options: dict[str, Any], where: str) -> dict[str, Any]:
+        """``options`` over :attr:`option_defaults`; an option not declared there is refused."""
+        declared = self.option_defaults
+        if declared is not None:
+            unknown = sorted(set(options) - set(declared))
+            if unknown:
+                raise TypeError(
+                    f"{where}: unknown option(s) {unknown}; options: {sorted(declared) or 'none'}"
+                )
+            options = {**declared, **options}
+        return dict(options)
+
+    def _build_layers(self, dims, num_nodes, norm, dropout, where: str) -> None:
+        """Input encoders, convs, self transforms, norms and output heads, in this order
+        (the order of the parameters, so of their initialisation and state dict)."""
+        node_types, edge_types = self.node_types, self.edge_types
+        hidden, out_dim, num_layers = self.hidden, self.out_dim, self.num_layers
+        out_proj = self.out_proj
         self.onehot_types: list[str] = list(self.onehot_input_types())
         bad = [t for t in self.onehot_types if dims.get(t) is not None]
         if bad or (self.onehot_types and num_layers == 0):

@@ -10,6 +10,7 @@ table converted.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import tempfile
@@ -17,6 +18,14 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .errors import TableError
+from .files import (
+    MAX_TEXT_FILE_BYTES,
+    SpecialFileError,
+    outside,
+    path_problem,
+    read_regular_file,
+    regular_file_size,
+)
 from .mapping import LANGUAGE_TAG, XSD, LiteralColumn, Mapping, ReferenceColumn
 from .readers import READERS, Row, cell_values, table_format
 from .stats import TableStats
@@ -71,9 +80,16 @@ def auto_prefixes(mapping: Mapping) -> dict[str, str]:
 
 class _Converter:
     def __init__(
-        self, table: Path, mapping: Mapping, out: Path, writer: TurtleWriter, stats: TableStats
+        self,
+        table: Path,
+        mapping: Mapping,
+        out: Path,
+        writer: TurtleWriter,
+        stats: TableStats,
+        data_roots: tuple[Path, ...] = (),
     ):
         self.table, self.mapping, self.out = table, mapping, out
+        self.data_roots = tuple(Path(r).absolute() for r in data_roots)
         self.w, self.stats = writer, stats
         self.ids: dict[str, int] = {}  # entity id -> the row that introduced it
         self.nodes: set[str] = set()  # IRIs typed so far (rows' entities, reference nodes)
@@ -185,12 +201,32 @@ class _Converter:
                     datatype = None
             pairs.append((predicate, self.w.literal(value, language, datatype)))
 
-    def _path(self, lit: LiteralColumn, value: str) -> Path:
+    def _path(self, lit: LiteralColumn, value: str, where) -> Path:
+        problem = path_problem(value)
+        if problem is not None:
+            shown = repr(value if len(value) <= 60 else value[:57] + "...")
+            raise TableError(f"{problem}: {shown}; fix the cell", column=lit.column, **where)
         root = self.roots[lit.root]
         if lit.leading_slash == "root":
             return root / value.lstrip("/\\")
         path = Path(value).expanduser()
         return path if path.is_absolute() else root / path
+
+    def _confine(self, lit: LiteralColumn, path: Path, where) -> None:
+        """Refuse a path that resolves (``..``, symlinks) outside the literal's root and
+        the extra data roots: a table must not make the build read any file it likes."""
+        roots = (self.roots[lit.root], *self.data_roots)
+        if outside(path, roots):
+            allowed = " or ".join(str(r) for r in roots)
+            raise TableError(
+                f"{path} is outside the allowed folder{'s' if len(roots) > 1 else ''} "
+                f"({allowed}; symlinks and '..' are followed): a table may only name files "
+                f"under its root (root = {lit.root!r}). Move the file there, set root = "
+                '"DIR" in this [[literal]] of the mapping, or allow another folder with '
+                "`kgf build --data-root DIR` (table_to_rdf(..., data_roots=[DIR]))",
+                column=lit.column,
+                **where,
+            )
 
     def _missing(self, lit: LiteralColumn, path: Path, row: Row, where, why: str) -> None:
         hint = (
@@ -215,21 +251,47 @@ class _Converter:
     def _image(self, lit: LiteralColumn, value: str, row: Row, where) -> str | None:
         if _URL.match(value):
             return value
-        path = self._path(lit, value)
-        if lit.on_missing != "keep" and not path.is_file():
-            return self._missing(lit, path, row, where, "no such image file")
+        path = self._path(lit, value, where)
+        if lit.on_missing != "keep":
+            try:
+                regular_file_size(path)
+            except FileNotFoundError:
+                return self._missing(lit, path, row, where, "no such image file")
+            except OSError as e:
+                self._confine(lit, path, where)
+                return self._missing(lit, path, row, where, _why(e, "image file"))
+        self._confine(lit, path, where)
         path = Path(os.path.normpath(path))
         if lit.path_output == "relative":
             return Path(os.path.relpath(path, self.out.parent.absolute())).as_posix()
         return str(path)
 
     def _text_file(self, lit: LiteralColumn, value: str, row: Row, where) -> str | None:
-        path = self._path(lit, value)
+        path = self._path(lit, value, where)
         try:
-            with open(path, encoding=lit.file_encoding) as fh:
-                text = fh.read()
+            regular_file_size(path)
         except FileNotFoundError:
             return self._missing(lit, path, row, where, "no such text file")
+        except OSError:
+            pass  # confined first, then reported by the read below
+        self._confine(lit, path, where)
+        try:
+            data = read_regular_file(path, MAX_TEXT_FILE_BYTES)
+        except FileNotFoundError:
+            return self._missing(lit, path, row, where, "no such text file")
+        except SpecialFileError as e:
+            if e.errno == errno.EFBIG:
+                raise TableError(
+                    f"{path}: {e.strerror}; a text_file cell names a description, not a "
+                    "data set", column=lit.column, **where,
+                ) from e  # fmt: skip
+            return self._missing(lit, path, row, where, _why(e, "text file"))
+        except OSError as e:
+            raise TableError(
+                f"cannot read {path}: {e.strerror or e}", column=lit.column, **where
+            ) from e
+        try:
+            text = data.decode(lit.file_encoding)
         except UnicodeDecodeError as e:
             raise TableError(
                 f"{path} is not valid {lit.file_encoding} (byte {e.start}); re-save it as "
@@ -237,11 +299,7 @@ class _Converter:
                 column=lit.column,
                 **where,
             ) from e
-        except OSError as e:
-            raise TableError(
-                f"cannot read {path}: {e.strerror or e}", column=lit.column, **where
-            ) from e
-        return text.strip()
+        return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
     # -------------------------------------------------------------- references
     def _node(self, ref: ReferenceColumn, key: str, label: str | None, extra) -> str:
@@ -318,6 +376,7 @@ def table_to_rdf(
     table: str | os.PathLike,
     mapping: Mapping | str | os.PathLike,
     out: str | os.PathLike,
+    data_roots: tuple[str | os.PathLike, ...] | list = (),
 ) -> TableStats:
     """Convert a CSV / JSON Lines table to Turtle by ``mapping`` (the mapping format, values
     and IRIs: ``docs/tabular-mapping.md``).
@@ -328,6 +387,9 @@ def table_to_rdf(
         mapping: a :class:`Mapping` or the path of its TOML file.
         out: the Turtle file to write; written atomically (temp file + rename), so on error
             nothing is written and a previous file stays as it was.
+        data_roots: folders besides each literal's ``root`` (the table's folder by
+            default) whose files ``image`` / ``text_file`` cells may name; a path that
+            resolves outside them all is refused (:mod:`kg.tabular.files`).
 
     Returns:
         :class:`TableStats` (rows, entities per type, triples, skipped rows, warnings).
@@ -353,7 +415,9 @@ def table_to_rdf(
             writer = TurtleWriter(fh, prefixes)
             source = f" with {mapping.source.name}" if mapping.source else ""
             writer.header(f"Generated by kgfusion (kg.tabular) from {table.name}{source}.")
-            converter = _Converter(table, mapping, out, writer, stats)
+            converter = _Converter(
+                table, mapping, out, writer, stats, tuple(Path(r) for r in data_roots)
+            )
             for row in READERS[fmt](table, mapping, stats):
                 converter.row(row)
             stats.triples = writer.triples
@@ -367,3 +431,9 @@ def table_to_rdf(
             tmp.unlink()
         raise
     return stats
+
+
+def _why(err: OSError, what: str) -> str:
+    """``"not a regular file (a FIFO)"``-style reason for a file that cannot be read."""
+    reason = err.strerror or str(err)
+    return reason if isinstance(err, SpecialFileError) else f"cannot read the {what}: {reason}"

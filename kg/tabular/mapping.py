@@ -21,7 +21,9 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from ..hints import close_matches
 from .errors import MappingError, suggest
+from .files import read_regular_file
 from .turtle import IRI_ILLEGAL
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
@@ -44,6 +46,8 @@ LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 _PREFIX_NAME = re.compile(r"[A-Za-z]([A-Za-z0-9_.-]*[A-Za-z0-9_-])?")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
+MAX_MAPPING_BYTES = 1 << 20  # a mapping is a few KB
+
 _BLANK_OK = {"separator", "hierarchy_separator", "delimiter", "quotechar"}  # " " / "\t" are fine
 
 
@@ -64,7 +68,9 @@ class _Section:
         self.used.add(key)
         if key not in self.data:
             if required:
-                self.fail(f"missing required key {key!r}")
+                typo = close_matches(key, [k for k in self.data if k not in self.used], n=1)
+                hint = f" (is {typo[0]!r} a misspelling of {key!r}?)" if typo else ""
+                self.fail(f"missing required key {key!r}{hint}")
             return default
         value = self.data[key]
         if not isinstance(value, kind) or (kind is str and isinstance(value, bool)):
@@ -193,10 +199,21 @@ class Mapping:
         """Read and validate a mapping file (:class:`MappingError` when it is invalid)."""
         path = Path(path)
         try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
+            raw = read_regular_file(path, MAX_MAPPING_BYTES)
         except OSError as e:
             raise MappingError(f"cannot read the mapping file: {e.strerror or e}", path=path) from e
+        try:
+            text = raw.decode("utf-8-sig")  # a UTF-8 BOM (Windows editors) is fine
+        except UnicodeDecodeError as e:
+            line = raw[: e.start].count(b"\n") + 1
+            raise MappingError(
+                f"bytes {raw[e.start : e.end]!r} are not valid UTF-8 (byte {e.start}); TOML "
+                "files are UTF-8: re-save the mapping as UTF-8",
+                path=path,
+                line=line,
+            ) from e
+        try:
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             raise MappingError(f"not valid TOML: {e}", path=path) from e
         return cls.from_dict(data, source=path)
@@ -228,10 +245,7 @@ class Mapping:
             if value is not None and len(value) != 1:
                 table.fail(f"{key!r} must be one character (got {value!r}); use '\\t' for tab")
         encoding = table.get("encoding", str, "utf-8-sig")
-        try:
-            codec = codecs.lookup(encoding).name
-        except LookupError:
-            table.fail(f"unknown encoding {encoding!r}")
+        codec = _text_codec(table, "encoding", encoding)
         if codec.startswith(("utf-16", "utf-32")):
             table.fail(f"{encoding!r} is not supported: re-encode the table as UTF-8")
         table.done()
@@ -296,6 +310,24 @@ class Mapping:
         return optional - required
 
 
+def _text_codec(section: _Section, key: str, name: str) -> str:
+    """The codec name of ``name``, refused unless it is a text encoding (bytes <-> str):
+    ``base64``, ``rot13``, ``zlib`` are codecs too, but not text encodings."""
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):  # ValueError: a name holding NUL
+        section.fail(f"{key!r}: unknown encoding {name!r} (e.g. 'utf-8', 'cp1252', 'latin-1')")
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_TABLE_ENCODINGS:
+        section.fail(
+            f"{key!r}: {name!r} is not a text encoding of files (e.g. 'utf-8', 'cp1252', 'latin-1')"
+        )
+    return info.name
+
+
+# Text codecs in name only: they encode domain names or Python source, not files.
+_NOT_TABLE_ENCODINGS = {"idna", "punycode", "raw-unicode-escape", "unicode-escape", "undefined"}
+
+
 def _col(item: Any) -> str:
     return repr(item.get("column")) if isinstance(item, dict) else "?"
 
@@ -345,10 +377,7 @@ def _literal(s: _Section, prefixes: dict[str, str]) -> LiteralColumn:
     file_encoding = s.get("file_encoding", str, "utf-8-sig")
     if kind != "text_file" and "file_encoding" in s.data:
         s.fail("'file_encoding' applies to kind = 'text_file' only")
-    try:
-        codecs.lookup(file_encoding)
-    except LookupError:
-        s.fail(f"unknown encoding {file_encoding!r}")
+    _text_codec(s, "file_encoding", file_encoding)
     result = LiteralColumn(
         column=column,
         predicate=predicate,

@@ -26,6 +26,8 @@ from .stats import TableStats
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
+MAX_CELL_CHARS = 16 << 20  # one CSV cell (the csv module's default limit is 131,072)
+
 TABLE_FORMATS = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -137,6 +139,8 @@ def _check_columns(path: Path, available: list[str], mapping: Mapping, stats: Ta
 def read_csv(path: Path, mapping: Mapping, stats: TableStats) -> Iterator[Row]:
     delimiter = mapping.delimiter or ("\t" if ".tsv" in [s.lower() for s in path.suffixes] else ",")
     columns = mapping.columns()
+    if csv.field_size_limit() < MAX_CELL_CHARS:
+        csv.field_size_limit(MAX_CELL_CHARS)
     with open_binary(path) as fh:
         lines = _Lines(fh, mapping.encoding, path)
         reader = csv.reader(lines, delimiter=delimiter, quotechar=mapping.quotechar, strict=True)
@@ -193,6 +197,15 @@ def read_csv(path: Path, mapping: Mapping, stats: TableStats) -> Iterator[Row]:
                 cells = {c: record[i] if i < n else None for c, i in wanted}
                 yield Row(row_number, start, cells, blank=not any(c.strip() for c in record))
         except csv.Error as e:
+            if "field larger than field limit" in str(e):
+                raise TableError(
+                    f"a cell is longer than {csv.field_size_limit():,} characters, the limit "
+                    "for one cell; shorten it (or, if no cell is that long, a quote left open "
+                    "swallowed the lines after it)",
+                    path=path,
+                    row=row_number + 1 if header else None,
+                    line=last_line + 1,
+                ) from e
             raise TableError(
                 f"CSV syntax error: {e}; check the quoting (an unclosed quote swallows the "
                 "following lines)",
@@ -238,6 +251,13 @@ def _json_object(text: str, path: Path, row: int, line: int, bad: bool, encoding
     not decode, so find the undecodable bytes for the message."""
     try:
         obj = json.loads(text.rstrip("\r\n"), parse_int=str, parse_float=str, parse_constant=str)
+    except RecursionError as e:
+        raise TableError(
+            "JSON nested too deeply; a JSON Lines row is one flat object",
+            path=path,
+            row=row,
+            line=line,
+        ) from e
     except json.JSONDecodeError as e:
         raise TableError(
             f"not valid JSON ({e.msg} at character {e.pos + 1}); a JSON Lines file holds "

@@ -1,0 +1,315 @@
+"""``kgf link-train``, ``kgf link``, ``kgf index``, ``kgf related``: entity linking and retrieval."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..display import (
+    RELATED_COLUMNS,
+    Rows,
+    add_format_argument,
+    chosen_format,
+    emit,
+    emit_for_args,
+    format_for_path,
+    link_rows,
+    link_summary,
+    quiet_transformers,
+    related_output,
+    related_rows,
+)
+from ..session import Session, SessionError
+from .registry import CliError, command
+
+
+# --------------------------------------------------------------------------- link
+def _link_train_args(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Train the linker of a workspace.\n\n"
+        "Text: the scorer (and a contrastive projection) from labelled pairs in the DeepMatcher\n"
+        "layout: a mentions table (tableB.csv) and pairs (ltable_id = catalogue id, rtable_id =\n"
+        "mention id, label). The NIL threshold is calibrated on --valid. Saved as\n"
+        "WORKSPACE/linker/config.json + model.safetensors.\n\n"
+        "Photos: --images LIST, one `image path, entity` line per labelled photo (the entity a\n"
+        "catalogue id or an IRI; paths relative to the list). Contrastive photo <-> entity\n"
+        "training, the products of the same category as hard negatives; the epoch and the NIL\n"
+        "threshold are chosen on a hold-out taken from the list. Saved as\n"
+        "WORKSPACE/image-linker/config.json + model.safetensors. Run `kgf encode` first."
+    )
+    p.epilog = (
+        "examples:\n"
+        "  kgf link-train /tmp/abt --mentions abt_buy/tableB.csv --pairs abt_buy/train.csv "
+        "--valid abt_buy/valid.csv\n"
+        "  kgf link-train /tmp/grocery --images ../shared/data/images/grocery/train.txt"
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workspace", type=Path)
+    text = p.add_argument_group("text linker (labelled pairs)")
+    text.add_argument("--mentions", type=Path, help="table of mention records (CSV)")
+    text.add_argument("--pairs", type=Path, help="training pairs (ltable_id, rtable_id, label)")
+    text.add_argument("--valid", type=Path, help="validation pairs: NIL threshold calibration")
+    text.add_argument("--id-col", default="id", help="id column of the mentions table")
+    photos = p.add_argument_group("image linker (labelled photos)")
+    photos.add_argument(
+        "--images", type=Path, metavar="LIST", help="photo list: `image path, entity` per line"
+    )
+    photos.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
+    photos.add_argument("--base", help="IRI prefix of the entity ids (default: from the mapping)")
+    photos.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    photos.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted run from its last finished epoch (photo features are "
+        "kept in the workspace cache in any case)",
+    )  # fmt: skip
+
+
+@command(
+    "link-train",
+    "train the text linker from labelled pairs, or the image linker from labelled photos",
+    _link_train_args,
+)
+def link_train_cmd(args) -> int:
+    if args.images is None and args.mentions is None and args.pairs is None:
+        raise CliError("give --mentions and --pairs (text), or --images LIST (photos)")
+    if (args.mentions is None) != (args.pairs is None):
+        raise CliError("the text linker needs both --mentions and --pairs")
+    if args.mentions is not None:
+        from align import train_linker
+
+        report = train_linker(
+            args.workspace, args.mentions, args.pairs, args.valid, id_col=args.id_col,
+            progress=True,
+        )
+        print(f"linker saved to {report.path}")
+        for key, value in report.metrics.items():
+            print(f"  {key:28} {value:.4f}" if isinstance(value, float) else f"  {key:28} {value}")
+    if args.images is not None:
+        from align import train_image_linker
+
+        image_report = train_image_linker(
+            args.workspace, args.images, base=args.base, epochs=args.epochs, device=args.device,
+            progress=True, resume=args.resume,
+        )  # fmt: skip
+        print(f"image linker saved to {image_report.path}")
+        for key, value in image_report.metrics.items():
+            if key in ("history", "refit_history"):
+                value = ", ".join(
+                    f"{h['epoch']}: {h.get('holdout_accuracy', h['loss']):.3f}" for h in value
+                )
+            print(f"  {key:28} {value:.4f}" if isinstance(value, float) else f"  {key:28} {value}")
+    return 0
+
+
+def _link_args(p: argparse.ArgumentParser) -> None:
+    p.epilog = (
+        "examples:\n"
+        '  kgf link ws "looking for a sony ps-lx350h turntable"\n'
+        "  kgf link ws --table offers.csv -o links.csv\n"
+        "  kgf link ws --image photo.jpg                # trained with `kgf link-train --images`\n"
+        "  kgf link ws --image photos/ -o links.csv      # every image in a folder\n"
+        "  kgf link ws --image photo.jpg --untrained     # nearest catalogue image\n"
+        "  kgf link ws 'sony turntable' --format csv      # one row per mention and candidate\n"
+        "Files and the csv / jsonl formats hold one row per link and candidate (rank 1 is the\n"
+        "best; `linked` is 1 on the row that is the link, `nil` is 1 when the mention was left\n"
+        "unlinked); json holds one object per link with its alternatives."
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workspace", type=Path)
+    p.add_argument("text", nargs="?", help="free text: mentions are detected and linked")
+    p.add_argument("--table", type=Path, help="CSV of records, each linked as one mention")
+    p.add_argument(
+        "--image", type=Path, nargs="+", metavar="PATH",
+        help="photos (files or folders of images) to link, each to the entity it shows",
+    )  # fmt: skip
+    p.add_argument(
+        "--untrained", action="store_true",
+        help="--image without a trained image linker: link by the nearest catalogue image",
+    )  # fmt: skip
+    p.add_argument(
+        "-o", "--output", type=Path,
+        help="write the links to a file (.csv, .tsv, .json, .jsonl); needed by --table",
+    )  # fmt: skip
+    p.add_argument("-k", type=int, default=5, help="alternatives per link")
+    p.add_argument("--id-col", default="id", help="--table: the column of record ids")
+    add_format_argument(p)
+
+
+@command("link", "link text mentions, a table of records or photos to graph entities", _link_args)
+def link_cmd(args) -> int:
+    quiet_transformers()
+    given = [x is not None for x in (args.text, args.table, args.image)]
+    if sum(given) > 1:
+        raise CliError("give one of: a text, --table, --image")
+    session = Session(args.workspace)
+    _ = session.linker  # a missing step (e.g. `kgf encode`) is reported before the input
+    if args.image is not None:
+        from align import image_files
+
+        paths = image_files(args.image)
+        links = session.link_images(paths, k=args.k, untrained=args.untrained,
+                                    progress=len(paths) > 1)  # fmt: skip
+        keys = {"image": [str(p) for p in paths]}
+    elif args.table is not None:
+        if args.output is None:
+            raise CliError("--table needs -o OUTPUT (.csv, .tsv, .json or .jsonl)")
+        from align import iter_table_links
+
+        found = list(iter_table_links(session.linker, args.table, id_col=args.id_col, k=args.k))
+        keys = {"id": [key for key, _ in found]}
+        links = [link for _, link in found]
+    elif args.text is None:
+        raise CliError("give a text to link, --table or --image")
+    else:
+        links, keys = session.link_text(args.text, k=args.k), None
+    fmt = format_for_path(args.output) if args.output is not None else chosen_format(args)
+    if fmt == "table":
+        emit(link_summary(session.graph, links, keys))
+        return 0
+    emit_for_args(link_rows(session.graph, links, keys), args, what="link rows")
+    return 0
+
+
+# --------------------------------------------------------------------------- index
+def _index_args(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Build the entity index (FAISS when installed: exact below 100k entities, IVF above; "
+        "exact torch search otherwise) over node vectors: the trained model's embeddings when a "
+        "run is given, else the encoded features (kgf encode)."
+    )
+    p.add_argument("workspace", type=Path)
+    p.add_argument(
+        "--node-type", nargs="*", help="node types to index (default: every type with vectors)"
+    )
+    p.add_argument("--kind", default="auto", choices=["auto", "exact", "ivf", "hnsw", "torch"])
+
+
+@command("index", "build the entity index (FAISS or torch) over node vectors", _index_args)
+def index_cmd(args) -> int:
+    index, node_types = Session(args.workspace).build_index(args.node_type, args.kind)
+    print(f"indexed {len(index):,} entities ({', '.join(node_types)}), dim {index.dim}, "
+          f"{index.kind}")  # fmt: skip
+    return 0
+
+
+# --------------------------------------------------------------------------- related
+def _related_args(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "The entities most related to a product: the entity index's nearest neighbours, "
+        "re-scored by the graph (shared neighbours, paths) and, for --relation, by the newest "
+        "link-prediction run trained for it. Every answer lists its evidence."
+    )
+    p.epilog = (
+        "examples:\n"
+        "  kgf related ws https://example.org/kgf/product/lumo-racing-car-lm-4821 -k 5\n"
+        "  kgf related ws --name 'lumo racing car' --relation isAccessoryOrSparePartFor --json\n"
+        "  kgf related ws --name 'gold ring' --format csv > related.csv\n"
+        "  kgf related ws --table queries.csv -k 5 -o related.csv   # one row per query and answer\n"
+        "--table reads a CSV (or .tsv) with an `iri` or a `name` column, one query per row; rows\n"
+        "that cannot be answered get their reason in the `error` column."
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workspace", type=Path)
+    p.add_argument("iri", nargs="?", help="the product's IRI (or use --name, --table)")
+    p.add_argument(
+        "--name",
+        help="find the product by name: with align's text linker when the workspace has text "
+        "features (`kgf encode`), else by a lexical match over names",
+    )  # fmt: skip
+    p.add_argument(
+        "--table", type=Path,
+        help="CSV/TSV of queries with an `iri` or `name` column: one row per query and answer",
+    )  # fmt: skip
+    p.add_argument("-k", type=int, default=10, help="number of answers (default 10)")
+    p.add_argument("--relation", help="rank for this relation, e.g. isAccessoryOrSparePartFor")
+    p.add_argument(
+        "--node-type", help="answer type (default: the query's, or the relation's target)"
+    )
+    p.add_argument(
+        "--model",
+        help="link-prediction run that scores the relation (default: the newest `kgf train "
+        "--task link` run trained for --relation, if any)",
+    )
+    p.add_argument(
+        "--no-model", action="store_true", help="do not score with a link-prediction run"
+    )
+    add_format_argument(p)
+    p.add_argument("-o", "--output", type=Path, help="write to a .csv/.tsv/.json/.jsonl file")
+
+
+@command("related", "related products for an IRI, a name or a table of them, with explanations",
+         _related_args)  # fmt: skip
+def related_cmd(args) -> int:
+    if sum(x is not None for x in (args.iri, args.name, args.table)) != 1:
+        raise CliError("give one of: an IRI, --name NAME, --table QUERIES.csv")
+    session = Session(args.workspace)
+    options = dict(k=args.k, relation=args.relation, node_type=args.node_type, run=args.model,
+                   use_model=not args.no_model)  # fmt: skip
+    if args.table is not None:
+        return _related_table(session, args, options)
+    iri = args.iri
+    if args.name is not None:
+        match = session.resolve_name(args.name)
+        how = (
+            f"text linker, score {match.score:.2f}"
+            if match.method == "linker"
+            else f"name {match.text!r}, lexical score {match.score:.2f}"
+        )
+        machine = args.output is not None or chosen_format(args) != "table"
+        print(f"{args.name!r} -> {match.iri} ({how})", file=sys.stderr if machine else sys.stdout)
+        iri = match.iri
+    emit_for_args(related_output(session.related(iri, **options)), args, what="related entities")
+    return 0
+
+
+def read_queries(path: Path) -> list[tuple[int, str, str]]:
+    """``(line, column, value)`` per query row of a CSV/TSV with an ``iri`` or ``name``
+    column (``iri`` wins when a row has both); blank rows are skipped."""
+    import csv
+
+    if not path.is_file():
+        raise CliError(f"{path}: no such query table")
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    queries = []
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter=delimiter)
+        columns = [c.strip().lower() for c in reader.fieldnames or []]
+        if "iri" not in columns and "name" not in columns:
+            raise CliError(f"{path}: no `iri` or `name` column (columns: "
+                           f"{', '.join(reader.fieldnames or []) or 'none'})")  # fmt: skip
+        reader.fieldnames = columns
+        for row in reader:
+            for column in ("iri", "name"):
+                value = (row.get(column) or "").strip()
+                if value:
+                    queries.append((reader.line_num, column, value))
+                    break
+    return queries
+
+
+def _related_table(session: Session, args, options: dict) -> int:
+    """``kgf related WS --table QUERIES``: one row per query and answer."""
+    from kg.index import EntityIndexError
+
+    _ = session.index  # a missing or stale index stops here, not on every row
+    queries = read_queries(args.table)
+    records, failed = [], 0
+    for line, column, value in queries:
+        query = {"line": line, "query": value, "query_iri": None}
+        try:
+            iri = value if column == "iri" else session.resolve_name(value).iri
+            query["query_iri"] = iri
+            found = related_rows(session.related(iri, **options), query)
+        except (SessionError, KeyError, EntityIndexError) as err:
+            message = err.args[0] if isinstance(err, KeyError) and err.args else err
+            records.append({**query, "error": str(message)})
+            failed += 1
+            continue
+        records.extend(found or [{**query, "error": "no related entities"}])
+    columns = ["line", "query", "query_iri", *RELATED_COLUMNS, "error"]
+    emit_for_args(Rows(columns, records, digits=3, empty=f"{args.table}: no queries"), args)
+    if failed:
+        print(f"{failed} of {len(queries)} queries failed: see the error column",
+              file=sys.stderr)  # fmt: skip
+    return 0

@@ -1,0 +1,259 @@
+"""``kgf encode``, ``kgf train``, ``kgf evaluate``, ``kgf runs``: node features and fusion x GNN
+runs, their metrics and configurations."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..display import (
+    add_format_argument,
+    emit,
+    emit_for_args,
+    metrics_output,
+    print_encode_report,
+    quiet_transformers,
+)
+from ..session import Session
+from .registry import CliError, command
+
+
+# --------------------------------------------------------------------------- encode
+def _encode_args(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Turn literal columns into node features per type and modality, with masks: text "
+        "(name/title/label/description), images (image references), numbers. Results are "
+        "cached by content hash in the workspace: re-encoding an unchanged catalogue runs no "
+        "model, and a changed product re-encodes only itself."
+    )
+    p.epilog = (
+        "examples:\n"
+        "  kgf encode ws                                    # minilm text + efficientnet-lite0 images\n"
+        "  kgf encode ws --text e5-multilingual             # mixed-language catalogues\n"
+        "  kgf encode ws --text hf:/models/my-bert --image none --languages de en"
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workspace", type=Path)
+    p.add_argument(
+        "--text", default="minilm", help="text encoder: minilm, e5-multilingual, hf:PATH, or none"
+    )
+    p.add_argument(
+        "--image",
+        default="efficientnet-lite0",
+        help="image encoder: efficientnet-lite0, hf:PATH, or none",
+    )
+    p.add_argument("--no-numeric", action="store_true", help="skip numeric columns")
+    p.add_argument(
+        "--languages", nargs="+", default=["en"], help="preferred languages for text, in order"
+    )
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--batch-size", type=int, default=64)
+
+
+@command("encode", "encode text, images and numbers into cached node features", _encode_args)
+def encode(args) -> int:
+    from fusion.features import FeatureSpec
+
+    none = lambda v: None if v in (None, "none", "") else v
+    spec = FeatureSpec(
+        text_encoder=none(args.text), image_encoder=none(args.image), numeric=not args.no_numeric,
+        languages=tuple(args.languages), batch_size=args.batch_size, device=args.device,
+    )  # fmt: skip
+    quiet_transformers()
+    print_encode_report(*Session(args.workspace).encode(spec))
+    return 0
+
+
+# --------------------------------------------------------------------------- train / evaluate
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Train a fusion x GNN model on the workspace's graph (and its features, if `kgf encode` "
+        "wrote some; featureless types get the R-GCN paper's one-hot input with rgcn, learnable "
+        "embeddings otherwise). AIFB with the paper's settings: --config examples/aifb_rgcn.toml. "
+        "Checkpoints "
+        "(config.json + model.safetensors), metrics.jsonl (and metrics.png with matplotlib, "
+        "TensorBoard logs with tensorboard installed) and final node embeddings go to "
+        "WORKSPACE/models/RUN; `kgf runs WORKSPACE` lists the runs."
+    )
+    p.epilog = (
+        "examples:\n"
+        "  kgf train /tmp/aifb --task node --labels ../shared/data/rdf/aifb/trainingSet.tsv \\\n"
+        "      --test ../shared/data/rdf/aifb/testSet.tsv --entity-col person \\\n"
+        "      --label-col label_affiliation --gnn rgcn --fusion attention\n"
+        "  kgf train ws --task link --relation isAccessoryOrSparePartFor --gnn sage\n"
+        "  kgf train ws --config cfg.toml --set trainer.lr=0.005 --set model.hidden=64\n"
+        "  kgf train ws --task link --relation isSimilarTo --epochs 50 --lr 0.005 --hidden 32\n"
+        "  kgf train ws --config cfg.toml --print-config   # the effective config, as TOML\n"
+        "  kgf train ws --list-keys --task link             # every config key and its default\n"
+        "  kgf evaluate ws RUN --split test\n"
+        "  kgf runs ws                                      # runs, their metrics, complete or not"
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workspace", type=Path)
+    p.add_argument(
+        "--task", choices=["node", "link"], help="node classification or link prediction"
+    )
+    p.add_argument("--labels", type=Path, help="node task: TSV/CSV of training labels")
+    p.add_argument(
+        "--valid", type=Path, help="node task: validation labels (else carved from --labels)"
+    )
+    p.add_argument("--test", type=Path, help="node task: test labels")
+    p.add_argument("--entity-col", help="column naming the entity IRI")
+    p.add_argument(
+        "--label-col", action="append", help="label column (repeat for multi-task heads)"
+    )
+    p.add_argument(
+        "--relation", action="append", help="link task: relation to predict (repeatable)"
+    )
+    p.add_argument("--gnn", help="rgcn, hgt, sage, gat or mlp (default rgcn)")
+    p.add_argument(
+        "--fusion", help="concat, mean, attention, gated, tensor or lowrank (default attention)"
+    )
+    p.add_argument(
+        "--mode", choices=["early", "late"], help="fuse then propagate (early) or the reverse"
+    )
+    p.add_argument("--config", type=Path, help="TOML config; flags override it")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
+    p.add_argument("--epochs", type=int, help="training epochs (trainer.epochs)")
+    p.add_argument("--lr", type=float, help="learning rate (trainer.lr)")
+    p.add_argument("--hidden", type=int, help="hidden width of the model (model.hidden)")
+    p.add_argument(
+        "--run", help="run name (default: TASK-GNN-FUSION-DATE-HHMM, e.g. "
+        "link-rgcn-attention-2026-12-04-1059, with -2, -3, ... when taken)",
+    )  # fmt: skip
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run from its last checkpoint"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run")
+    p.add_argument(
+        "--print-config", action="store_true",
+        help="print the effective configuration (defaults < --config < flags < --set) as "
+        "TOML, which --config reads back, and exit without training",
+    )  # fmt: skip
+    p.add_argument(
+        "--list-keys", action="store_true",
+        help="list the configuration keys (for --set and TOML files) with their defaults "
+        "for --task, and exit",
+    )  # fmt: skip
+    p.add_argument("--format", choices=["table", "csv", "json", "jsonl"], default="table",
+                   help="format of --list-keys (default table)")  # fmt: skip
+
+
+#: ``kgf train`` flags that are shorthands for config keys
+TRAIN_FLAGS = {"epochs": "trainer.epochs", "lr": "trainer.lr", "hidden": "model.hidden"}
+
+
+def _parse_overrides(pairs: list[str]) -> dict:
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise CliError(f"--set {pair!r}: expected KEY=VALUE, e.g. trainer.lr=0.01")
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value
+    return overrides
+
+
+def _train_settings(args) -> dict:
+    """The options of ``kgf train`` that make up the run configuration
+    (:func:`fusion.config.resolve_config`): the flags, then ``--set`` (which wins)."""
+    overrides = {key: getattr(args, flag) for flag, key in TRAIN_FLAGS.items()
+                 if getattr(args, flag) is not None}  # fmt: skip
+    overrides.update(_parse_overrides(args.set))
+    return dict(
+        task=args.task, labels=args.labels, valid=args.valid, test=args.test,
+        entity_col=args.entity_col, label_cols=args.label_col, relations=args.relation,
+        gnn=args.gnn, fusion=args.fusion, mode=args.mode, device=args.device, seed=args.seed,
+        config_path=args.config, overrides=overrides,
+    )  # fmt: skip
+
+
+@command("train", "train a fusion x GNN model: node classification or link prediction", _train_args)
+def train_cmd(args) -> int:
+    if args.list_keys:
+        from ..run_report import config_keys_output
+
+        emit(config_keys_output(args.task or "node"), args.format)
+        return 0
+    settings = _train_settings(args)
+    if args.print_config:
+        from fusion.config import resolve_config
+
+        from ..display import toml_text
+        from ..run_report import effective_config
+
+        config_path, overrides = settings.pop("config_path"), settings.pop("overrides")
+        config = resolve_config(config_path, overrides, **settings)
+        print(toml_text(effective_config(config)), end="")
+        return 0
+    result = Session(args.workspace).train(
+        **settings, run_name=args.run, resume=args.resume, overwrite=args.overwrite
+    )
+    print(
+        f"run {result.run_dir.name} in {result.run_dir} (best epoch {result.best_epoch} of "
+        f"{result.epochs}, {result.seconds:.1f}s)"
+    )
+    for key, value in sorted(result.metrics.items()):
+        print(f"  {key:28} {value:.4f}")
+    extras = [name for name in ("metrics.png", "tensorboard") if (result.run_dir / name).exists()]
+    if extras:
+        print(f"  curves: {', '.join(str(result.run_dir / name) for name in extras)}")
+    return 0
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("workspace", type=Path)
+    p.add_argument("run", help="run name under WORKSPACE/models (see `ls WORKSPACE/models`)")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_format_argument(p)
+    p.add_argument("-o", "--output", type=Path, help="write the metrics to a .csv/.json file")
+
+
+@command("evaluate", "re-evaluate a trained run on a split", _evaluate_args)
+def evaluate_cmd(args) -> int:
+    metrics = Session(args.workspace).evaluate(args.run, args.split, args.device)
+    emit_for_args(metrics_output(metrics), args, what="metrics")
+    return 0
+
+
+# --------------------------------------------------------------------------- runs
+def _runs_args(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "The training runs of a workspace (WORKSPACE/models): task, what it predicts, model, "
+        "the task's main metric on valid and test, date, and whether the run completed (an "
+        "incomplete run shows its last logged epoch and can be continued with "
+        "`kgf train WS --run NAME --resume`). --compare A B: the configuration keys that "
+        "differ and every metric, side by side."
+    )
+    p.epilog = (
+        "examples:\n"
+        "  kgf runs ws\n"
+        "  kgf runs ws --compare link-rgcn-attention-2026-12-04-1059 link-sage-gated-2026-12-04-1130\n"
+        "  kgf runs ws --format json"
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workspace", type=Path)
+    p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two runs side by side")
+    add_format_argument(p)
+    p.add_argument("-o", "--output", type=Path, help="write to a .csv/.json/.jsonl file")
+
+
+@command("runs", "list the trained runs of a workspace, or compare two", _runs_args)
+def runs_cmd(args) -> int:
+    from ..run_report import compare_output, runs_output
+
+    if not args.workspace.is_dir():
+        raise CliError(f"{args.workspace}: no such workspace folder")
+    rows = compare_output(args.workspace, *args.compare) if args.compare else runs_output(
+        args.workspace
+    )
+    emit_for_args(rows, args, what="rows")
+    return 0
