@@ -54,15 +54,16 @@ def test_index_defaults_to_the_newest_run_and_refuses_a_stale_one(sample_ws, tmp
     assert meta["source"]["run"] == "new" and meta["count"] > 30  # every node, not only products
     from kg.index import EntityIndex
 
-    stored = read_weights(ws / "models" / "new" / "embeddings.safetensors")
-    index = EntityIndex.load(ws / "index")
-    product = "https://example.org/kgf/product/" + index.iris[0].rsplit("/", 1)[-1]
     import kg
 
+    stored = read_weights(ws / "models" / "new" / "embeddings.safetensors")
+    index = EntityIndex.load(ws / "index")
     graph = kg.load_graph(ws)
-    node_type, local = graph.node(index.iris[0])
-    expected = stored[node_type][local].numpy()
-    assert np.allclose(index.vector(index.iris[0]), expected / np.linalg.norm(expected), atol=1e-5)
+    product = graph.node_iris("Product")[0]
+    for iri in (product, graph.node_iris("Brand")[0]):  # the run's final embeddings
+        node_type, local = graph.node(iri)
+        expected = stored[node_type][local].numpy()
+        assert np.allclose(index.vector(iri), expected / np.linalg.norm(expected), atol=1e-5)
     assert main(["related", str(ws), product, "-k", "3", "--json"]) == 0
     capsys.readouterr()
 
@@ -128,7 +129,7 @@ def test_nodes_without_text_or_image_are_indexed_and_answered(tmp_path, capsys):
     capsys.readouterr()
     assert main(["related", str(ws), untyped[0], "-k", "2", "--json"]) == 0
     items = json.loads(capsys.readouterr().out)
-    assert [i["node_type"] for i in items] == ["Entity", "Entity"]
+    assert [i["type"] for i in items] == ["Entity", "Entity"]
     # an index without the asked-for type: an error that says why, never an empty answer
     assert main(["index", str(ws), "--node-type", "Entity"]) == 0
     capsys.readouterr()
