@@ -88,8 +88,13 @@ VARIANTS = {
     "rgcn-rdf": ({}, {}, "R-GCN graph: literal nodes + rdf:type edges"),
     "fused": (
         {"data.features": True, "model.fusion": "attention", "model.mode": "early"},
+        {"node_ids": True, "input_gate": True},
+        "rgcn-rdf + MiniLM text, attention fusion, node_ids, gated text (init 0)",
+    ),
+    "fused:ungated": (
+        {"data.features": True, "model.fusion": "attention", "model.mode": "early"},
         {"node_ids": True},
-        "rgcn-rdf + MiniLM text, attention fusion, node_ids",
+        "ablation: the text term without its gate",
     ),
     "rgcn-rdf:embedding": ({}, {"featureless": "embedding"}, "ablation: embedding input"),
     "rgcn-rdf:edge-type": ({}, {"relations": "edge_type"}, "ablation: relation per edge type"),
@@ -303,7 +308,7 @@ def main(argv=None) -> int:
                 print(f"{'reference':18s} {row['mean']:6.2f} +- {row['std']:5.2f} %", flush=True)
                 continue
             features = None
-            if variant == "fused":
+            if variant.startswith("fused"):
                 features, note = encode_text(graph, workspace)
                 print(f"fused: {note}")
                 if features is None:
