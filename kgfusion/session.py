@@ -466,10 +466,15 @@ class Session:
 
     def train(self, **options):
         """Train a model on the workspace (:func:`fusion.trainer.train`, same options) with
-        the session's graph and features; returns its ``TrainResult``. The link runs are
+        the session's graph and features; returns its ``TrainResult``. Without a config
+        file, a node-classification run gets the settings that suit the graph
+        (:func:`fusion.defaults.suited_overrides`: R-GCN's setting, plus gated features when
+        the workspace has some); ``options`` and overrides still win. The link runs are
         listed again on next use."""
+        from fusion.defaults import suited_overrides
         from fusion.trainer import train
 
+        options = suited_overrides(self.path, self.graph, options)
         result = train(self.path, graph=self.graph, features=self._cache.get("features"),
                        **options)  # fmt: skip
         self.forget("link_runs", "scorers", "index")  # an index of a retrained run is stale

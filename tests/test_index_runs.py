@@ -24,7 +24,9 @@ def _index_meta(ws) -> dict:
 
 def _train(ws, run: str, *extra: str) -> None:
     args = ["train", str(ws), "--task", "link", "--relation", RELATION, "--run", run]
-    assert main([*args, "--set", "trainer.epochs=3", "--set", "trainer.progress=false", *extra]) == 0
+    assert (
+        main([*args, "--set", "trainer.epochs=3", "--set", "trainer.progress=false", *extra]) == 0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +54,8 @@ def test_index_defaults_to_the_newest_run_and_refuses_a_stale_one(sample_ws, tmp
     assert "run new (the newest complete run)" in capsys.readouterr().out
     meta = _index_meta(ws)
     assert meta["source"]["run"] == "new" and meta["count"] > 30  # every node, not only products
-    from kg.index import EntityIndex
-
     import kg
+    from kg.index import EntityIndex
 
     stored = read_weights(ws / "models" / "new" / "embeddings.safetensors")
     index = EntityIndex.load(ws / "index")
