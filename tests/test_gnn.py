@@ -401,7 +401,8 @@ def test_every_gnn_trains_under_bf16_autocast():
 
 
 def test_input_gate_starts_closed_and_its_prior_pulls_it_shut():
-    """``input_gate``: at initialisation the features change nothing (the structural model);
+    """``input_gate``: at initialisation the features change almost nothing (the structural
+    model);
     the gate learns from the loss, and ``gate_prior`` adds ``lam * p`` to its gradient."""
     from fusion.gnn import get_gnn
 
@@ -413,7 +414,8 @@ def test_input_gate_starts_closed_and_its_prior_pulls_it_shut():
                   featureless="onehot", node_ids=True, input_gate=True, gate_prior=0.5)  # fmt: skip
     x = torch.randn(3, 5)
     out = gnn({"a": x}, edges)
-    assert all(torch.allclose(out[t], gnn({"a": torch.zeros(3, 5)}, edges)[t]) for t in out)
+    closed = gnn({"a": torch.zeros(3, 5)}, edges)
+    assert all(torch.allclose(out[t], closed[t], atol=1e-2) for t in out)  # nearly closed
     out["b"].sum().backward()
     gate = gnn.input_gates["a"]
     assert gate.grad is not None and gate.grad.abs().item() > 0  # it can open

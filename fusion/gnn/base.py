@@ -62,6 +62,10 @@ Metadata = tuple[list[str], list[EdgeType]]
 
 GNNS: Registry[HeteroGNN] = Registry("gnn")
 
+#: the input gate starts just open: relu(g) lets the loss open it further, and once the
+#: prior pushes g below 0 the gate is shut for good (relu has no gradient there)
+GATE_START = 1e-3
+
 ACTIVATIONS = {
     "relu": F.relu,
     "gelu": F.gelu,
@@ -137,14 +141,17 @@ class HeteroGNN(nn.Module):
             ``False``: none, the last layer is the output layer (``hidden -> out_dim``,
             linear: see the module docstring; needs ``num_layers >= 1``).
         input_gate: multiply each featured type's encoded input ``W_t x_t + b_t`` by a
-            learned scalar initialised at 0 (default ``False``): training starts from the
-            structural model (one-hot ids / embeddings of the other types) and lets the
-            features in only as far as they help -- a fusion that can fall back on
+            learned gate ``relu(g_t)``, ``g_t`` starting just open (:data:`GATE_START`), its
+            initial weights drawn from a fork of the RNG (default ``False``): training starts
+            from the structural model (one-hot ids / embeddings), initialised exactly as
+            without the features, and lets the features in only as far as they help; once
+            ``g_t`` falls below 0 the gate is shut for good -- a fusion that can fall back on
             structure (AIFB: ``benchmarks/aifb.py``, variant ``fused``).
         gate_prior: with ``input_gate``, an L2 penalty ``gate_prior / 2 |p|^2`` on the gate
             and the input projection of the gated types (added to their gradients, whatever
-            the optimiser's weight decay), so the gate closes again when the features do
-            not pay for themselves (default 0.1; AIFB: 0.01 -> 96.3 %, 0.1 -> 97.2 %).
+            the optimiser's weight decay), so the gate closes when the features do not pay
+            for themselves (default 1.0; AIFB, 10 seeds: 96.94 %, one test person short of
+            R-GCN's 97.22 % on one seed).
         **options: the variant's own keyword arguments; stored in :attr:`config`.
 
     Subclasses set :attr:`self_types` (``"missing"``: a self transform for node types that
@@ -175,7 +182,7 @@ class HeteroGNN(nn.Module):
         act: str = "relu",
         out_proj: bool = True,
         input_gate: bool = False,
-        gate_prior: float = 0.1,
+        gate_prior: float = 1.0,
         **options: Any,
     ):
         super().__init__()
@@ -252,9 +259,13 @@ class HeteroGNN(nn.Module):
         bad = [t for t in self.onehot_types if dims.get(t) is not None]
         if bad or (self.onehot_types and num_layers == 0):
             raise ValueError(f"{where}: one-hot input needs featureless types and a layer")
+        # with input_gate, the featured types' encoders draw their initial weights from a
+        # fork of the RNG, so the structural path is initialised exactly as without features
+        with torch.random.fork_rng(devices=[], enabled=bool(input_gate)):
+            featured = {t: nn.Linear(d, hidden) for t, d in dims.items() if d is not None}
         self.encoders = ModuleDict(
             {
-                t: nn.Linear(d, hidden) if d is not None else nn.Embedding(num_nodes[t], hidden)
+                t: featured[t] if d is not None else nn.Embedding(num_nodes[t], hidden)
                 for t, d in dims.items()
                 if t not in self.onehot_types
             }
@@ -264,7 +275,7 @@ class HeteroGNN(nn.Module):
         # featureless/structural model and opens the feature path only as far as it helps
         self.gate_prior = float(gate_prior)
         self.input_gates = ParameterDict(
-            {t: nn.Parameter(torch.zeros(1)) for t, d in dims.items() if d is not None}
+            {t: nn.Parameter(torch.full((1,), GATE_START)) for t, d in dims.items() if d is not None}
             if input_gate else {}
         )  # fmt: skip
         self.convs = nn.ModuleList(self.build_conv(i) for i in range(num_layers))
@@ -415,7 +426,7 @@ class HeteroGNN(nn.Module):
                 if t in self.input_gates:  # gated, with an L2 prior on the whole path
                     enc, lam = self.encoders[t], self.gate_prior
                     h[t] = F.linear(x, _prior(enc.weight, lam), _prior(enc.bias, lam))
-                    h[t] = h[t] * _prior(self.input_gates[t], lam)
+                    h[t] = h[t] * torch.relu(_prior(self.input_gates[t], lam))
                 else:
                     h[t] = self.encoders[t](x)
         return h
