@@ -257,7 +257,7 @@ class HeteroGNN(nn.Module):
             },
             where,
         )
-        self._build_layers(dims, num_nodes, norm, dropout, where)
+        self._build_layers(dims, num_nodes, norm, dropout, where, input_gate, gate_prior)
 
     def _declared_options(self, options: dict[str, Any], where: str) -> dict[str, Any]:
         """``options`` over :attr:`option_defaults`; an option not declared there is refused."""
@@ -271,7 +271,8 @@ class HeteroGNN(nn.Module):
             options = {**declared, **options}
         return dict(options)
 
-    def _build_layers(self, dims, num_nodes, norm, dropout, where: str) -> None:
+    def _build_layers(self, dims, num_nodes, norm, dropout, where: str,
+                      input_gate: bool = False, gate_prior: float = 1.0) -> None:  # fmt: skip
         """Input encoders, convs, self transforms, norms and output heads, in this order
         (the order of the parameters, so of their initialisation and state dict)."""
         node_types, edge_types = self.node_types, self.edge_types
