@@ -16,9 +16,11 @@ encoded by ``kgf encode``: products, brands, categories...). Row ``r`` holds:
 - ``text_vecs`` float32 [E, d]: the encoded text features (L2-normalised);
 - ``graph_vecs`` float32 [E, d_g]: the *graph-enriched* entity vectors, L2-normalised:
 
-  * when a trained GNN run exists (``WORKSPACE/models/<run>/embeddings.safetensors``, see
-    :mod:`fusion.runs`; the newest complete run unless one is named; ``workspace=None``
-    never looks), its final node embeddings.
+  * when a trained GNN run exists (``WORKSPACE/models/<run>/embeddings.safetensors``, read
+    by :func:`fusion.embeddings.run_embeddings`, as the entity index reads them; the newest
+    complete run unless one is named; ``workspace=None`` never looks), its final node
+    embeddings. A run trained on another version of the graph is refused when named and
+    skipped with a warning otherwise.
     They live in the GNN's space, so mentions are mapped into it by a ridge regression
     from entity text features to entity GNN embeddings (``graph_map`` [d, d_g], fitted in
     closed form on the entities that have both);
@@ -189,12 +191,20 @@ class EntityTable:
 
     # ------------------------------------------------------------------ graph vectors
     def _graph_vectors(self, workspace, graph_run: str | None):
-        from fusion.artifacts import read_weights
-        from fusion.runs import EMBEDDINGS_FILE, find_run
+        import warnings
 
-        run = find_run(workspace, graph_run) if workspace is not None else None
-        if run is not None:
-            stored = read_weights(run.path / EMBEDDINGS_FILE)
+        from fusion.embeddings import StaleRunError, run_embeddings
+
+        found = None
+        if workspace is not None:
+            try:  # the same run finder and staleness check as the entity index
+                found = run_embeddings(workspace, self.graph, graph_run)
+            except StaleRunError as err:
+                if graph_run is not None:
+                    raise
+                warnings.warn(f"graph vectors from the neighbour mean: {err}", stacklevel=3)
+        if found is not None:
+            run, stored = found
             dims = {t.shape[1] for t in stored.values()}
             if len(dims) == 1:
                 dim = dims.pop()
@@ -202,10 +212,10 @@ class EntityTable:
                 has = np.zeros(len(self), bool)
                 for node_type, rows in self.type_rows.items():
                     block = stored.get(node_type)
-                    if block is None or len(block) != self.graph.num_nodes_dict[node_type]:
+                    if block is None:
                         continue
                     local = self.graph.node_local[self.gids[rows]]
-                    out[rows] = block.float().numpy()[local]
+                    out[rows] = block.numpy()[local]
                     has[rows] = True
                 if has.sum() >= 2:
                     x = self.text_vecs[has].astype(np.float64)

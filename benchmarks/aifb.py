@@ -17,9 +17,12 @@ reads, plus the variant's overrides:
 - ``rgcn-rdf``: the graph as the R-GCN paper sees it: every distinct literal a node and
   every ``rdf:type`` an edge (the TOML file as it is);
 - ``fused``: ``rgcn-rdf`` plus the text literals (names, titles, labels) encoded with MiniLM
-  (``FeatureSpec(text_encoder="minilm", image_encoder=None)``), early attention fusion, and
-  ``gnn_kwargs.node_ids = true`` (the nodes with text keep their one-hot input next to it);
-  skipped with a message when the encoder cannot be loaded;
+  (``FeatureSpec(text_encoder="minilm", image_encoder=None)``), early attention fusion,
+  ``gnn_kwargs.node_ids = true`` (the nodes with text keep their one-hot input next to it)
+  and ``gnn_kwargs.input_gate = true`` (the text enters through a gate that starts just
+  open, with an L2 prior, so the model can fall back on the structural path);
+  ``fused:ungated`` is the same without the gate; skipped with a message when the encoder
+  cannot be loaded;
 - ablations of ``rgcn-rdf``, one setting changed each: ``rgcn-rdf:embedding``
   (``featureless = "embedding"``: a learned 16-d embedding per node, then shared relation
   weights), ``rgcn-rdf:edge-type`` (``relations = "edge_type"``: one relation per
@@ -88,8 +91,13 @@ VARIANTS = {
     "rgcn-rdf": ({}, {}, "R-GCN graph: literal nodes + rdf:type edges"),
     "fused": (
         {"data.features": True, "model.fusion": "attention", "model.mode": "early"},
+        {"node_ids": True, "input_gate": True},
+        "rgcn-rdf + MiniLM text, attention fusion, node_ids, gated text (init 0)",
+    ),
+    "fused:ungated": (
+        {"data.features": True, "model.fusion": "attention", "model.mode": "early"},
         {"node_ids": True},
-        "rgcn-rdf + MiniLM text, attention fusion, node_ids",
+        "ablation: the text term without its gate",
     ),
     "rgcn-rdf:embedding": ({}, {"featureless": "embedding"}, "ablation: embedding input"),
     "rgcn-rdf:edge-type": ({}, {"relations": "edge_type"}, "ablation: relation per edge type"),
@@ -303,7 +311,7 @@ def main(argv=None) -> int:
                 print(f"{'reference':18s} {row['mean']:6.2f} +- {row['std']:5.2f} %", flush=True)
                 continue
             features = None
-            if variant == "fused":
+            if variant.startswith("fused"):
                 features, note = encode_text(graph, workspace)
                 print(f"fused: {note}")
                 if features is None:

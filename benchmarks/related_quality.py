@@ -125,7 +125,10 @@ def main() -> None:
     )
     parser.add_argument("--products", type=int, default=400)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from fusion.encoders.base import resolve_device  # noqa: F401  (imports torch / transformers once)
 
     results = [evaluate(args.products, seed) for seed in range(args.seeds)]
@@ -137,6 +140,15 @@ def main() -> None:
         hits = np.mean([r[name][0] for r in results])
         mrr = np.mean([r[name][1] for r in results])
         print(f"{name:24} {hits:8.3f} {mrr:8.3f}")
+    mean = {
+        name: (np.mean([r[name][0] for r in results]), np.mean([r[name][1] for r in results]))
+        for name in METHODS
+    }
+    ours, text = mean["related() + link model"], mean["text-only"]
+    print(
+        f"summary: related+model H@10 {ours[0]:.3f} MRR {ours[1]:.3f} | "
+        f"text-only H@10 {text[0]:.3f} MRR {text[1]:.3f}"
+    )
 
 
 if __name__ == "__main__":

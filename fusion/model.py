@@ -165,6 +165,10 @@ class FusionGNN(nn.Module):
         self.config = c = config
         if not c.node_types:
             raise ConfigError("FusionGNNConfig has no node types; build it with for_graph()")
+        # a gated feature path (gnn_kwargs.input_gate) draws its initial weights from a fork
+        # of the RNG: the structural path starts exactly as the model without features
+        fork = torch.random.fork_rng(devices=[], enabled=bool(c.gnn_kwargs.get("input_gate")))
+        fork.__enter__()
         self.proj = nn.ModuleDict()  # [type][modality]: Linear(d_m, hidden) | Embedding
         for t in c.node_types:
             mods = nn.ModuleDict()
@@ -192,8 +196,10 @@ class FusionGNN(nn.Module):
                 if dims:
                     self.fuse[_key(t)] = get_fusion(c.fusion, dims, c.hidden, **c.fusion_kwargs)
                 in_dims[t] = c.hidden if dims else 0
+            fork.__exit__(None, None, None)
             self.gnns[_key("all")] = gnn(in_dims)
         else:
+            fork.__exit__(None, None, None)
             self.late_modalities = sorted({m for t in c.node_types for m in c.modalities(t)})
             for m in self.late_modalities:
                 in_dims = {t: self._fusion_in_dims(t).get(m, 0) for t in c.node_types}

@@ -25,13 +25,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from kg.naming import REV_PREFIX
 
 from .artifacts import ConfigError, load_into, read_weights
 from .runs import EMBEDDINGS_FILE, HEADS_FILE, RUN_FILE, find_run, run_directory
 from .tasks.decoders import get_decoder
-from .tasks.link import LinkTaskConfig
+from .tasks.link import EMB_SCALE, LinkTaskConfig, TextPrior, text_rows
 
 
 class LinkScorer:
@@ -46,7 +47,8 @@ class LinkScorer:
     """
 
     def __init__(self, graph, embeddings: dict[str, torch.Tensor], relations: Sequence[str],
-                 decoder: torch.nn.Module, run: str = ""):  # fmt: skip
+                 decoder: torch.nn.Module, run: str = "", prior=None,
+                 text: dict[str, torch.Tensor] | None = None):  # fmt: skip
         counts = graph.num_nodes_dict
         stale = [t for t, e in embeddings.items() if counts.get(t) != len(e)]
         if stale:
@@ -57,6 +59,13 @@ class LinkScorer:
         self.graph, self.embeddings, self.run = graph, embeddings, run
         self.relations = list(relations)
         self.decoder = decoder.eval()
+        # the link task's text prior (fusion.tasks.link.TextPrior) and its text rows
+        self.prior = prior.eval() if prior is not None and text is not None else None
+        self.text = text
+        if self.prior is not None:  # the link task decodes normalised embeddings then
+            self.embeddings = {
+                t: EMB_SCALE * F.normalize(e.float(), dim=1) for t, e in embeddings.items()
+            }
 
     @classmethod
     def from_run(cls, workspace, run: str, graph=None) -> LinkScorer:
@@ -74,9 +83,23 @@ class LinkScorer:
         dim = next(iter(embeddings.values())).shape[1]
         decoder = get_decoder(config.decoder, len(config.relations), dim)
         heads = run_dir / HEADS_FILE
-        load_into(decoder, read_weights(heads), heads, prefix="task.decoder.")
+        weights = read_weights(heads)
+        load_into(decoder, weights, heads, prefix="task.decoder.")
         graph = graph if graph is not None else load_graph(workspace)
-        return cls(graph, embeddings, config.relations, decoder, run)
+        prior = text = None
+        if any(k.startswith("task.prior.") for k in weights):
+            from .features import NodeFeatures
+
+            prior = TextPrior(len(config.relations))
+            load_into(prior, weights, heads, prefix="task.prior.")
+            counts = graph.num_nodes_dict
+            text = text_rows(NodeFeatures.load(workspace), list(counts), counts)
+            if text is None:
+                raise ConfigError(
+                    f"run {run!r} scores with the text features, but {workspace} has none "
+                    f"now: encode it again (`kgf encode {workspace}`)"
+                )
+        return cls(graph, embeddings, config.relations, decoder, run, prior, text)
 
     @classmethod
     def from_workspace(
@@ -126,6 +149,13 @@ class LinkScorer:
             table = self.embeddings[node_type]
             side = self.decoder.score_heads if reverse else self.decoder.score_tails
             scores = side(query, rel, table)[0]
+            if self.prior is not None:
+                scores = (
+                    scores
+                    + self.prior.score_all(
+                        self.text_vectors([query_iri]), rel, self.text[node_type]
+                    )[0]
+                )
             top = torch.topk(scores, min(k + 1, len(table)))
             scored += [(float(v), node_type, int(i)) for v, i in zip(*top, strict=True)]
         scored.sort(key=lambda x: -x[0])
@@ -140,7 +170,19 @@ class LinkScorer:
         candidates = self.vectors(candidate_iris)
         heads, tails = (candidates, query) if reverse else (query, candidates)
         rel = torch.full((len(candidate_iris),), r, dtype=torch.long)
-        return torch.sigmoid(self.decoder(heads, rel, tails)).double().numpy()
+        scores = self.decoder(heads, rel, tails)
+        if self.prior is not None:
+            q_text = self.text_vectors([query_iri]).expand(len(candidate_iris), -1)
+            c_text = self.text_vectors(candidate_iris)
+            h_text, t_text = (c_text, q_text) if reverse else (q_text, c_text)
+            scores = scores + self.prior(h_text, rel, t_text)
+        return torch.sigmoid(scores).double().numpy()
+
+    def text_vectors(self, iris: Sequence[str]) -> torch.Tensor:
+        """``[len(iris), d_text]`` normalised text rows (zeros: no text) for the prior."""
+        rows = [self.text[t][i] for t, i in map(self.graph.node, iris)]
+        dim = next(iter(self.text.values())).shape[1]
+        return torch.stack(rows) if rows else torch.zeros(0, dim)
 
 
 def relation_name(relation: str) -> tuple[str, bool]:

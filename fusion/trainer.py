@@ -501,7 +501,10 @@ def export_embeddings(s: _Setup, path: Path, run_name: str, amp: bool) -> None:
     with torch.no_grad():
         out = s.forward(amp)
     tensors = {t: e.float().cpu().contiguous() for t, e in out.embeddings.items()}
-    meta = {"format": "kgfusion-embeddings", "run": run_name, "dim": str(s.model_config.out_dim)}
+    from kg.workspace import graph_version
+
+    meta = {"format": "kgfusion-embeddings", "run": run_name, "dim": str(s.model_config.out_dim),
+            "graph_version": graph_version(s.graph)}  # fmt: skip
     atomic_write_bytes(path, save_tensors(tensors, metadata=meta))
 
 

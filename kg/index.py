@@ -31,7 +31,9 @@ Scores are always "higher is closer". Backends (``kind``; :mod:`kg.index_backend
 
 On disk (:meth:`EntityIndex.save`, one folder, written atomically, nothing pickled)::
 
-    index.json            format, version, dim, metric, kind, count, graph_version, params
+    index.json            format, version, dim, metric, kind, count, graph_version, source,
+                          params (``source``: JSON facts on where the vectors came from,
+                          e.g. the trained run; set by the caller, kept as given)
     vectors.safetensors   "vectors" float32 [N, d] and "ids" int64 [N]
     iris.txt              one IRI per line, row order
     faiss.index           IVF / HNSW only: FAISS's own binary format (faiss.write_index)
@@ -128,6 +130,7 @@ class EntityIndex:
         self.config = IndexConfig(metric=metric, kind=kind, **options)
         self.dim = int(dim)
         self.graph_version = graph_version
+        self.source: dict | None = None  # where the vectors came from (saved as given)
         self.recall_estimate: float | None = None
         self._vec = np.zeros((0, self.dim), np.float32)  # capacity rows; first _n used
         self._ids = np.zeros(0, np.int64)  # stable ids, ascending in row order
@@ -410,6 +413,7 @@ class EntityIndex:
             "kind": self.kind,
             "count": len(keep),
             "graph_version": self.graph_version,
+            "source": self.source,
             "next_id": self._next_id,
             "recall_estimate": self.recall_estimate,
             "config": asdict(self.config),
@@ -506,6 +510,7 @@ class EntityIndex:
         index._row = {iri: r for r, iri in enumerate(iris)}
         index._n, index._next_id = len(ids), int(meta.get("next_id", len(ids)))
         index.recall_estimate = meta.get("recall_estimate")
+        index.source = meta.get("source")
         faiss = _load_faiss()
         if meta.get("faiss_index") and faiss is not None:
             stored = faiss.read_index(str(folder / meta["faiss_index"]))

@@ -6,7 +6,8 @@
    names), images with EfficientNet-Lite0, numbers;
 4. train link prediction on ``isAccessoryOrSparePartFor`` with the default variant
    (R-GCN over attention-fused features, DistMult decoder);
-5. index the entities' feature vectors (:class:`kg.EntityIndex`);
+5. index the trained run's final node embeddings (:class:`kg.EntityIndex`; every node,
+   also those without text or image, has one);
 6. related products for three items -- a main product's accessories, an accessory's
    products, a ring's similar products -- scored by the trained model and explained by the
    graph;
@@ -76,9 +77,9 @@ def run_demo(output: Path, products: int = 120, progress: bool = True) -> Path:
         f"{result.epochs}, {result.seconds:.1f}s)"
     )
 
-    index, _ = session.build_index()
-    step(f"entity index: {len(index)} entities, dim {index.dim}, {index.kind}",
-         f"kgf index {workspace}")  # fmt: skip
+    index, _ = session.build_index(run=RUN)
+    step(f"entity index: {len(index)} entities, dim {index.dim}, {index.kind}, from the "
+         f"embeddings of run {RUN}", f"kgf index {workspace} --run {RUN}")  # fmt: skip
 
     for title, iri, relation in _examples(graph):
         step(f"related: {title}", _related_command(workspace, iri, relation))

@@ -172,34 +172,58 @@ class Session:
         return None if error is None else str(error)
 
     def _load_index(self):
-        """``(index, None)`` or ``(None, the error to raise)``."""
-        from kg.index import EntityIndex, EntityIndexError, StaleIndexError
+        """``(index, None)`` or ``(None, the error to raise)``: missing, damaged, built for
+        another graph version, or built from a run that was deleted or retrained since."""
+        import json
+
+        from fusion.embeddings import rebuild_command, source_problem
+        from kg.index import INDEX_FILE, EntityIndex, EntityIndexError, StaleIndexError
 
         folder = self.path / INDEX_FOLDER
-        rebuild = f"`kgf index {self.path}`"
         if not folder.exists():
-            return None, EntityIndexError(f"no entity index in {folder}: build it with {rebuild}")
+            return None, EntityIndexError(
+                f"no entity index in {folder}: build it with `kgf index {self.path}`"
+            )
         try:
-            return EntityIndex.load(folder, expected_version=self.version), None
+            source = json.loads((folder / INDEX_FILE).read_text("utf-8")).get("source")
+        except (OSError, ValueError, AttributeError):
+            source = None
+        rebuild = f"`{rebuild_command(self.path, source)}`"
+        try:
+            index = EntityIndex.load(folder, expected_version=self.version)
         except StaleIndexError:
             kind, problem = StaleIndexError, "is stale (built for another version of the graph)"
         except EntityIndexError as err:
             kind, problem = EntityIndexError, f"cannot be used ({err})"
+        else:
+            stale = source_problem(self.path, index.source)
+            if stale is None:
+                return index, None
+            kind, problem = StaleIndexError, f"is stale ({stale})"
         return None, kind(f"the entity index in {folder} {problem}: rebuild it with {rebuild}")
 
-    def build_index(self, node_types=None, kind: str = "auto"):
-        """Index the encoded features' entity vectors (``kgf encode``), save the index in
-        ``WORKSPACE/index`` and use it from now on; returns ``(index, node types in it)``.
+    def build_index(self, node_types=None, kind: str = "auto", *, run: str | None = None,
+                    features: bool = False):  # fmt: skip
+        """Index the entities' vectors, save the index in ``WORKSPACE/index`` and use it from
+        now on; returns ``(index, node types in it)``. ``index.source`` says where the
+        vectors came from (:func:`fusion.embeddings.index_vectors`): the final embeddings of
+        ``run`` (default: the newest complete run; every node, also those without text or
+        image, has one), or with ``features=True`` or when no run exists the encoded
+        features (``kgf encode``), nodes without any feature getting the mean of their
+        neighbours' vectors.
 
         Without ``node_types``, the types whose vectors are as wide as those of the type
-        with most vectors (one index has one width). A workspace without features raises
-        FileNotFoundError naming ``kgf encode``."""
+        with most vectors (one index has one width). A workspace with neither a run nor
+        features raises FileNotFoundError naming ``kgf encode``; an unusable ``run`` a
+        ``fusion.model.ConfigError`` that says what to do."""
         import numpy as np
 
-        from fusion.features import NodeFeatures
+        from fusion.embeddings import index_vectors
         from kg.index import EntityIndex
 
-        vectors = NodeFeatures.load(self.path).entity_vectors()
+        graph = self.graph
+        found = index_vectors(self.path, graph, run=run, features=features)
+        vectors = found.vectors
         if node_types:
             vectors = {t: v for t, v in vectors.items() if t in node_types}
         elif vectors:
@@ -211,10 +235,10 @@ class Session:
             raise SessionError(
                 "these node types have vectors of different widths; index one at a time"
             )
-        graph = self.graph
         iris = [graph.iri(t, i) for t, (rows, _) in vectors.items() for i in rows.tolist()]
         matrix = np.concatenate([v.numpy() for _, v in vectors.values()])
         index = EntityIndex.build(iris, matrix, kind=kind, graph_version=self.version)
+        index.source = {**found.source, "structural": found.structural}
         index.save(self.path / INDEX_FOLDER, overwrite=True)
         with self._lock:
             self._cache["index"] = (index, None)
@@ -391,10 +415,19 @@ class Session:
         index = self.index
         scorer = self.scorer(relation, run) if use_model else None
         try:
-            return related(self.graph, index, iri, k, relation, node_type, explain, scorer)
+            items = related(self.graph, index, iri, k, relation, node_type, explain, scorer)
         except EntityIndexError as err:
             message = str(err).replace("`kgf index DIR`", f"`kgf index {self.path}`")
             raise type(err)(message) from None
+        if not items:  # never silently empty: say why
+            wanted = node_type or "the query's (or the relation's) node type"
+            raise SessionError(
+                f"no entity of {wanted} other than {iri} is in the entity index "
+                f"({len(index)} entities, built from {_origin(index)}): ask for another type "
+                f"(node_type='*' / --node-type '*'), or index every node with `kgf index "
+                f"{self.path}` (a trained run embeds every node)"
+            )
+        return items
 
     # ------------------------------------------------------------------ SPARQL
     def sparql(self, query: str, timeout: float | None = None, max_rows: int | None = None):
@@ -435,13 +468,18 @@ class Session:
 
     def train(self, **options):
         """Train a model on the workspace (:func:`fusion.trainer.train`, same options) with
-        the session's graph and features; returns its ``TrainResult``. The link runs are
+        the session's graph and features; returns its ``TrainResult``. Without a config
+        file, a node-classification run gets the settings that suit the graph
+        (:func:`fusion.defaults.suited_overrides`: R-GCN's setting, plus gated features when
+        the workspace has some); ``options`` and overrides still win. The link runs are
         listed again on next use."""
+        from fusion.defaults import suited_overrides
         from fusion.trainer import train
 
+        options = suited_overrides(self.path, self.graph, options)
         result = train(self.path, graph=self.graph, features=self._cache.get("features"),
                        **options)  # fmt: skip
-        self.forget("link_runs", "scorers")
+        self.forget("link_runs", "scorers", "index")  # an index of a retrained run is stale
         return result
 
     def evaluate(self, run: str, split: str = "test", device: str = "auto") -> dict[str, float]:
@@ -450,3 +488,11 @@ class Session:
 
         return evaluate(self.path, run, split, device, graph=self.graph,
                         features=self._cache.get("features"))  # fmt: skip
+
+
+def _origin(index) -> str:
+    """Where an index's vectors came from, in words."""
+    source = index.source or {}
+    if source.get("kind") == "run":
+        return f"the embeddings of run {source.get('run')!r}"
+    return "the encoded features" if source.get("kind") == "features" else "unrecorded vectors"

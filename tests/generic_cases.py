@@ -549,7 +549,10 @@ class EncoderCases:
         assert on_device.device.type == device
         out = on_device.encode(samples)
         assert out.device.type == "cpu"  # the contract: outputs come back on the CPU
-        assert close(out, expected, 1e-3)
+        # cuDNN picks other convolution algorithms than the CPU: EfficientNet features
+        # (scale ~5) differ by ~1e-2 on an H200, measured; the CPU itself agrees to 1e-3
+        tol = 1e-3 if device == "cpu" else 2e-2
+        assert close(out, expected, tol)
 
     def test_bad_batch_size(self, name):
         with pytest.raises(EncoderError, match="batch_size"):

@@ -398,3 +398,30 @@ def test_every_gnn_trains_under_bf16_autocast():
             err = (out[t].float() - ref[t]).norm() / ref[t].norm()
             assert err < 5e-2, (name, t, float(err))
         assert all(p.grad.dtype == torch.float32 for p in gnn.parameters() if p.grad is not None)
+
+
+def test_input_gate_starts_closed_and_its_prior_pulls_it_shut():
+    """``input_gate``: at initialisation the features change almost nothing (the structural
+    model);
+    the gate learns from the loss, and ``gate_prior`` adds ``lam * p`` to its gradient."""
+    from fusion.gnn import get_gnn
+
+    torch.manual_seed(0)
+    metadata = (["a", "b"], [("a", "to", "b"), ("b", "rev_to", "a")])
+    edges = {("a", "to", "b"): torch.tensor([[0, 1, 2], [0, 0, 1]]),
+             ("b", "rev_to", "a"): torch.tensor([[0, 0, 1], [0, 1, 2]])}  # fmt: skip
+    gnn = get_gnn("rgcn", metadata, {"a": 5, "b": 0}, 8, 3, num_nodes={"a": 3, "b": 2},
+                  featureless="onehot", node_ids=True, input_gate=True, gate_prior=0.5)  # fmt: skip
+    x = torch.randn(3, 5)
+    out = gnn({"a": x}, edges)
+    closed = gnn({"a": torch.zeros(3, 5)}, edges)
+    assert all(torch.allclose(out[t], closed[t], atol=1e-2) for t in out)  # nearly closed
+    out["b"].sum().backward()
+    gate = gnn.input_gates["a"]
+    assert gate.grad is not None and gate.grad.abs().item() > 0  # it can open
+    with torch.no_grad():
+        gate.fill_(2.0)
+    gnn.zero_grad()
+    (0 * gnn({"a": x}, edges)["b"].sum()).backward()
+    assert torch.allclose(gate.grad, torch.tensor([1.0]))  # 0.5 * 2: only the prior
+    assert gnn.config["input_gate"] is True and gnn.config["gate_prior"] == 0.5

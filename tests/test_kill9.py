@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from fusion.features import NodeFeatures
+from kg.graph import load_graph
 from kg.samples import write_sample_catalogue
-from kg.workspace import load_graph
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.name != "posix", reason="SIGKILL")]
 ROOT = Path(__file__).resolve().parents[1]

@@ -72,6 +72,18 @@ class Bilinear(nn.Module):
         return torch.einsum("bij,bj->bi", self.relation[r], t) @ candidates.T
 
 
+@torch.no_grad()
+def start_small(decoder: nn.Module, value: float = 0.01) -> None:
+    """Set a decoder's relation parameters to ``value`` times their initial value (DistMult:
+    ``value`` everywhere), so that it scores every triple close to 0 at first and learns a
+    correction on top of another score (the link task's text prior) while the loss still
+    reaches the GNN from the first step. Decoders without relation parameters (``dot``)
+    are left as they are."""
+    relation = getattr(decoder, "relation", None)
+    if isinstance(relation, nn.Parameter):
+        relation.mul_(value)
+
+
 def get_decoder(name: str, num_relations: int, dim: int) -> nn.Module:
     """The decoder registered as ``name`` for ``num_relations`` relations of ``dim``-wide
     embeddings (:class:`ConfigError` with a suggestion for an unknown name)."""

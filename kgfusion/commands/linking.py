@@ -175,21 +175,34 @@ def link_cmd(args) -> int:
 def _index_args(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Build the entity index (FAISS when installed: exact below 100k entities, IVF above; "
-        "exact torch search otherwise) over node vectors: the trained model's embeddings when a "
-        "run is given, else the encoded features (kgf encode)."
+        "exact torch search otherwise) over node vectors: the final embeddings of a trained "
+        "run (default: the newest complete run), else the encoded features (kgf encode)."
     )
     p.add_argument("workspace", type=Path)
     p.add_argument(
         "--node-type", nargs="*", help="node types to index (default: every type with vectors)"
     )
     p.add_argument("--kind", default="auto", choices=["auto", "exact", "ivf", "hnsw", "torch"])
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--run", help="the trained run whose embeddings to index (default: newest)")
+    source.add_argument("--features", action="store_true",
+                        help="index the encoded features, not a run's embeddings")  # fmt: skip
 
 
 @command("index", "build the entity index (FAISS or torch) over node vectors", _index_args)
 def index_cmd(args) -> int:
-    index, node_types = Session(args.workspace).build_index(args.node_type, args.kind)
+    session = Session(args.workspace)
+    index, node_types = session.build_index(args.node_type, args.kind, run=args.run,
+                                            features=args.features)  # fmt: skip
+    src = index.source or {}
+    if src.get("kind") == "run":
+        origin = f"embeddings of run {src['run']}" + ("" if args.run else " (the newest complete run)")
+    else:
+        origin = "encoded features" + ("" if args.features else " (no trained run)")
+        if src.get("structural"):
+            origin += f"; {src['structural']:,} without features get their neighbours' mean"
     print(f"indexed {len(index):,} entities ({', '.join(node_types)}), dim {index.dim}, "
-          f"{index.kind}")  # fmt: skip
+          f"{index.kind}, from the {origin}")  # fmt: skip
     return 0
 
 
