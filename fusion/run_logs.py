@@ -1,6 +1,6 @@
 """What a training run logs besides ``metrics.jsonl``: its default name, the
 ``metrics.png`` curves (matplotlib, when installed) and TensorBoard scalars (the
-``tensorboard`` package, when installed). Used by :class:`fusion.trainer.Trainer`.
+``tensorboard`` package, when installed), and the progress bar's postfix. Used by :class:`fusion.trainer.Trainer`.
 """
 
 from __future__ import annotations
@@ -96,4 +96,21 @@ def board_scalars(board, record: dict, step: int) -> None:
     board.flush()
 
 
-__all__ = ["board_scalars", "default_run_name", "tensorboard_writer", "write_metrics_plot"]
+
+def progress_postfix(task, state: dict, record: dict) -> dict:
+    """The progress bar's postfix after an epoch: loss, the task's validation metric
+    (``task.metric``) and the best value so far, with its epoch."""
+    postfix = {"loss": f"{record['loss']:.4f}"}
+    if "valid" in task.splits and state["best"] is not None:
+        metric = f"valid/{task.metric}"
+        postfix[f"valid_{task.metric}"] = f"{record.get(metric, float('nan')):.4f}"
+        postfix["best"] = f"{state['best']:.4f}@{state['best_epoch']}"
+    return postfix
+
+__all__ = [
+    "board_scalars",
+    "default_run_name",
+    "progress_postfix",
+    "tensorboard_writer",
+    "write_metrics_plot",
+]

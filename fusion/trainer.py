@@ -58,6 +58,7 @@ from .model import FusionGNN, FusionGNNConfig
 from .run_logs import (  # noqa: F401  (re-exported: fusion.trainer.default_run_name, ...)
     board_scalars,
     default_run_name,
+    progress_postfix,
     tensorboard_writer,
     write_metrics_plot,
 )
@@ -348,7 +349,7 @@ class Trainer:
                     log.write(json.dumps(record) + "\n")
                     log.flush()
                     board_scalars(board, record, record["epoch"])
-                    bar.set_postfix(_postfix(s, state, record))
+                    bar.set_postfix(progress_postfix(s.task, state, record))
                     last = epoch + 1 == tc.epochs or state["stopped_early"]
                     if (epoch + 1) % tc.checkpoint_every == 0 or last:
                         self._checkpoint(run_dir, s, optimizer, state, best)
@@ -482,16 +483,6 @@ class Trainer:
                    "epochs": state["epoch"], "metrics": final}  # fmt: skip
         mark_complete(run_dir, summary)
         return final
-
-
-def _postfix(s: _Setup, state: dict, record: dict) -> dict:
-    """The progress bar's postfix: loss, validation metric, best so far."""
-    postfix = {"loss": f"{record['loss']:.4f}"}
-    if "valid" in s.task.splits and state["best"] is not None:
-        metric = f"valid/{s.task.metric}"
-        postfix[f"valid_{s.task.metric}"] = f"{record.get(metric, float('nan')):.4f}"
-        postfix["best"] = f"{state['best']:.4f}@{state['best_epoch']}"
-    return postfix
 
 
 def export_embeddings(s: _Setup, path: Path, run_name: str, amp: bool) -> None:
