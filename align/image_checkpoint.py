@@ -139,3 +139,37 @@ def numpy_state(rng: np.random.Generator) -> dict:
 
 def load_numpy_state(rng: np.random.Generator, state: dict) -> None:
     rng.bit_generator.state = state
+
+
+def save_phase(checkpoint, phase, linker, optimiser, generator, rng, best, best_acc, history) -> None:
+    """Save one training phase of the image linker after an epoch: both towers, the best
+    epoch's towers, the optimiser, the random generators and the history."""
+    groups, tensors = optimiser_state(optimiser)
+    tensors.update(module_tensors("photo", linker.tower))
+    tensors.update(module_tensors("entity", linker.entity_tower))
+    tensors["generator"] = generator.get_state()
+    tensors["torch_rng"] = torch.random.get_rng_state()
+    if best is not None:
+        tensors.update({f"best.photo.{k}": v for k, v in best[0].items()})
+        tensors.update({f"best.entity.{k}": v for k, v in best[1].items()})
+    info = {
+        "epoch": len(history), "history": history, "best_acc": best_acc, "groups": groups,
+        "numpy": numpy_state(rng),
+    }  # fmt: skip
+    checkpoint.put(phase, info, tensors)
+
+
+def restore_phase(linker, optimiser, generator, rng, saved: dict):
+    """Load a phase saved by :func:`save_phase`: returns ``(best, best_acc, history, epochs)``."""
+    t = saved["tensors"]
+    load_module(linker.tower, "photo", t)
+    load_module(linker.entity_tower, "entity", t)
+    load_optimiser(optimiser, saved["groups"], t)
+    generator.set_state(t["generator"])
+    torch.random.set_rng_state(t["torch_rng"])
+    load_numpy_state(rng, saved["numpy"])
+    best = None
+    if any(k.startswith("best.photo.") for k in t):
+        pick = lambda p: {k[len(p) :]: v for k, v in t.items() if k.startswith(p)}
+        best = (pick("best.photo."), pick("best.entity."))
+    return best, saved["best_acc"], saved["history"], saved["epoch"]

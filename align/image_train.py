@@ -280,29 +280,47 @@ def fit_image_linker(
             weight_decay=weight_decay, hard=hard, crop=crop, label_smoothing=label_smoothing,
             max_entities=max_entities, progress=progress,
         )  # fmt: skip
-        saved = ck.Checkpoint(
-            checkpoint, ck.fingerprint(images, iris, settings), resume
-        ) if checkpoint is not None else None  # fmt: skip
-        selected = saved.phase("selected") if saved is not None else None
-        if selected is None:
-            metrics["history"] = _train(linker, x, gold, hold, saved, "select", **options)
-            linker.refresh()
-        else:
-            ck.load_module(linker.tower, "photo", selected["tensors"])
-            ck.load_module(linker.entity_tower, "entity", selected["tensors"])
-            linker.refresh()
-            metrics["history"] = selected["history"]
+        saved = _open_checkpoint(checkpoint, images, iris, settings, resume)
+        selected = _select(linker, x, gold, hold, saved, options, metrics)
         if hold.any():
             _calibrate(linker, x, gold, hold, nil_quantile, metrics, options, refit, device,
                        saved, selected)  # fmt: skip
-        metrics["threshold"] = config.threshold
-        metrics["trunk_seconds"] = round(trunk_seconds, 2)
-        metrics["seconds"] = round(time.perf_counter() - started, 2)
-        config.trained, config.metrics = True, metrics
-        linker.tower.eval()
+        _finish(linker, metrics, trunk_seconds, started)
         return linker, metrics
     finally:
         torch.random.set_rng_state(state)
+
+
+def _open_checkpoint(checkpoint, images, iris, settings: dict, resume: bool):
+    """The :class:`~align.image_checkpoint.Checkpoint` of this run's photos and settings in
+    ``checkpoint`` (a folder), or None without one."""
+    if checkpoint is None:
+        return None
+    return ck.Checkpoint(checkpoint, ck.fingerprint(images, iris, settings), resume)
+
+
+def _select(linker: ImageLinker, x, gold, hold, saved, options, metrics) -> dict | None:
+    """Train the towers and keep the epoch chosen on the hold-out (``metrics["history"]``),
+    or restore them from a resumed checkpoint's ``selected`` phase (returned; else None)."""
+    selected = saved.phase("selected") if saved is not None else None
+    if selected is None:
+        metrics["history"] = _train(linker, x, gold, hold, saved, "select", **options)
+    else:
+        ck.load_module(linker.tower, "photo", selected["tensors"])
+        ck.load_module(linker.entity_tower, "entity", selected["tensors"])
+        metrics["history"] = selected["history"]
+    linker.refresh()
+    return selected
+
+
+def _finish(linker: ImageLinker, metrics: dict, trunk_seconds: float, started: float) -> None:
+    """Record the threshold and timings; mark the linker's config trained."""
+    config = linker.config
+    metrics["threshold"] = config.threshold
+    metrics["trunk_seconds"] = round(trunk_seconds, 2)
+    metrics["seconds"] = round(time.perf_counter() - started, 2)
+    config.trained, config.metrics = True, metrics
+    linker.tower.eval()
 
 
 def _labelled(images, iris) -> tuple[list, list]:
@@ -417,7 +435,7 @@ def _train(linker: ImageLinker, x, gold, hold, checkpoint=None, phase="select", 
     saved epoch and saves after every epoch."""
     from kg.progress import progress as make_bar
 
-    epochs, batch_size, hard, crop = o["epochs"], o["batch_size"], o["hard"], o["crop"]
+    epochs, batch_size, hard = o["epochs"], o["batch_size"], o["hard"]
     tower, entity_tower = linker.tower, linker.entity_tower
     device = tower.device
     entities = linker.candidates
@@ -437,11 +455,10 @@ def _train(linker: ImageLinker, x, gold, hold, checkpoint=None, phase="select", 
     steps = max(1, epochs * per_epoch)
     generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,))))
     rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
-    n_entities = len(entities)
     best, best_acc, history, done = None, -1.0, [], 0
     saved = checkpoint.phase(phase) if checkpoint is not None else None
     if saved is not None:
-        best, best_acc, history, done = _restore(linker, optimiser, generator, rng, saved)
+        best, best_acc, history, done = ck.restore_phase(linker, optimiser, generator, rng, saved)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=[g["lr"] for g in groups], total_steps=steps, pct_start=0.1,
         last_epoch=done * per_epoch - 1,
@@ -457,24 +474,10 @@ def _train(linker: ImageLinker, x, gold, hold, checkpoint=None, phase="select", 
         total = 0.0
         for start in range(0, len(perm), batch_size):
             batch = perm[start : start + batch_size]
-            view = int(torch.randint(0, x.shape[1], (1,), generator=generator))
-            xb = x[torch.from_numpy(batch), view].float().to(device)
-            if xb.dim() == 4 and crop and crop < xb.shape[-1]:
-                i, j = torch.randint(0, xb.shape[-1] - crop + 1, (2,), generator=generator).tolist()
-                xb = xb[:, :, i : i + crop, j : j + crop]
-            target = gold[batch]
-            pool = _negatives(target, siblings, n_entities, o["max_entities"], rng)
-            z = tower(xb)
-            r = entity_tower(inputs[pool], residual_rows[pool])
-            logits = z @ r.T / linker.config.temperature
-            where = torch.from_numpy(np.searchsorted(pool.numpy(), target)).to(device)
-            loss = F.cross_entropy(logits, where, label_smoothing=o["label_smoothing"])
-            if has_groups:
-                mask = torch.zeros_like(logits, dtype=torch.bool)
-                for row, t in enumerate(target.tolist()):
-                    mask[row, torch.from_numpy(np.searchsorted(pool.numpy(), siblings[t]))] = True
-                mask[torch.arange(len(batch)), where] = True
-                loss = loss + hard * F.cross_entropy(logits.masked_fill(~mask, -1e4), where)
+            loss = _batch_loss(
+                linker, x, gold[batch], batch, (inputs, residual_rows), siblings, has_groups,
+                generator, rng, o,
+            )  # fmt: skip
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -493,7 +496,7 @@ def _train(linker: ImageLinker, x, gold, hold, checkpoint=None, phase="select", 
         history.append(record)
         bar.set_postfix(record)
         if checkpoint is not None:
-            _save(checkpoint, phase, linker, optimiser, generator, rng, best, best_acc, history)
+            ck.save_phase(checkpoint, phase, linker, optimiser, generator, rng, best, best_acc, history)
     bar.close()
     if best is not None:
         tower.load_state_dict(best[0])
@@ -501,36 +504,31 @@ def _train(linker: ImageLinker, x, gold, hold, checkpoint=None, phase="select", 
     return history
 
 
-def _save(checkpoint, phase, linker, optimiser, generator, rng, best, best_acc, history) -> None:
-    groups, tensors = ck.optimiser_state(optimiser)
-    tensors.update(ck.module_tensors("photo", linker.tower))
-    tensors.update(ck.module_tensors("entity", linker.entity_tower))
-    tensors["generator"] = generator.get_state()
-    tensors["torch_rng"] = torch.random.get_rng_state()
-    if best is not None:
-        tensors.update({f"best.photo.{k}": v for k, v in best[0].items()})
-        tensors.update({f"best.entity.{k}": v for k, v in best[1].items()})
-    info = {
-        "epoch": len(history), "history": history, "best_acc": best_acc, "groups": groups,
-        "numpy": ck.numpy_state(rng),
-    }  # fmt: skip
-    checkpoint.put(phase, info, tensors)
-
-
-def _restore(linker, optimiser, generator, rng, saved: dict):
-    """Load a phase saved by :func:`_save`: returns ``(best, best_acc, history, epochs)``."""
-    t = saved["tensors"]
-    ck.load_module(linker.tower, "photo", t)
-    ck.load_module(linker.entity_tower, "entity", t)
-    ck.load_optimiser(optimiser, saved["groups"], t)
-    generator.set_state(t["generator"])
-    torch.random.set_rng_state(t["torch_rng"])
-    ck.load_numpy_state(rng, saved["numpy"])
-    best = None
-    if any(k.startswith("best.photo.") for k in t):
-        pick = lambda p: {k[len(p) :]: v for k, v in t.items() if k.startswith(p)}
-        best = (pick("best.photo."), pick("best.entity."))
-    return best, saved["best_acc"], saved["history"], saved["epoch"]
+def _batch_loss(linker: ImageLinker, x, target, batch, entity_inputs, siblings, has_groups,
+                generator, rng, o) -> torch.Tensor:  # fmt: skip
+    """InfoNCE of one batch of photos (a random view, a random crop) against their entities
+    and sampled negatives, plus the hard-negative term over same-group entities."""
+    tower, entity_tower, device = linker.tower, linker.entity_tower, linker.tower.device
+    inputs, residual_rows = entity_inputs
+    crop, hard = o["crop"], o["hard"]
+    view = int(torch.randint(0, x.shape[1], (1,), generator=generator))
+    xb = x[torch.from_numpy(batch), view].float().to(device)
+    if xb.dim() == 4 and crop and crop < xb.shape[-1]:
+        i, j = torch.randint(0, xb.shape[-1] - crop + 1, (2,), generator=generator).tolist()
+        xb = xb[:, :, i : i + crop, j : j + crop]
+    pool = _negatives(target, siblings, len(linker.candidates), o["max_entities"], rng)
+    z = tower(xb)
+    r = entity_tower(inputs[pool], residual_rows[pool])
+    logits = z @ r.T / linker.config.temperature
+    where = torch.from_numpy(np.searchsorted(pool.numpy(), target)).to(device)
+    loss = F.cross_entropy(logits, where, label_smoothing=o["label_smoothing"])
+    if has_groups:
+        mask = torch.zeros_like(logits, dtype=torch.bool)
+        for row, t in enumerate(target.tolist()):
+            mask[row, torch.from_numpy(np.searchsorted(pool.numpy(), siblings[t]))] = True
+        mask[torch.arange(len(batch)), where] = True
+        loss = loss + hard * F.cross_entropy(logits.masked_fill(~mask, -1e4), where)
+    return loss
 
 
 def _negatives(target: np.ndarray, siblings, n: int, limit: int, rng) -> torch.Tensor:

@@ -479,32 +479,7 @@ class EntityIndex:
                 raise TypeError(f"count {meta['count']!r}")
         except (KeyError, TypeError, ValueError) as err:
             raise damaged(path, f"{type(err).__name__}: {err}") from None
-        try:
-            arrays = load_file(str(folder / VECTORS_FILE))
-        except Exception as err:  # SafetensorError, a bad header, OSError
-            raise damaged(folder / VECTORS_FILE, f"unreadable: {err}") from None
-        try:
-            text = (folder / IRIS_FILE).read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            raise damaged(folder / IRIS_FILE, str(err)) from None
-        iris = text.split("\n") if text else []
-        vectors, ids = arrays.get("vectors"), arrays.get("ids")
-        if vectors is None or ids is None:
-            raise damaged(folder / VECTORS_FILE, f"tensors {sorted(arrays)}, expected vectors, ids")
-        if vectors.ndim != 2 or vectors.shape[1] != meta["dim"] or ids.ndim != 1:
-            raise damaged(folder / VECTORS_FILE, f"vectors {vectors.shape}, ids {ids.shape}, "
-                          f"dim {meta['dim']}")  # fmt: skip
-        if vectors.dtype.kind != "f" or ids.dtype.kind not in "iu":
-            raise damaged(folder / VECTORS_FILE, f"vectors {vectors.dtype}, ids {ids.dtype}")
-        if not np.isfinite(vectors).all():
-            raise damaged(folder / VECTORS_FILE, "vectors that are not finite numbers")
-        if len(set(iris)) != len(iris) or len(np.unique(ids)) != len(ids):
-            raise damaged(folder, "repeated IRIs or ids")
-        if not len(iris) == len(vectors) == len(ids) == meta["count"]:
-            raise EntityIndexError(
-                f"{folder}: {len(iris)} IRIs, {len(vectors)} vectors, {len(ids)} ids but "
-                f"count={meta['count']}; the folder is damaged: rebuild it with `{BUILD_COMMAND}`"
-            )
+        vectors, ids, iris = _read_rows(folder, meta, damaged)
         index._vec, index._ids = np.ascontiguousarray(vectors, np.float32), ids.astype(np.int64)
         index._alive, index._iris = np.ones(len(ids), bool), iris
         index._row = {iri: r for r, iri in enumerate(iris)}
@@ -521,6 +496,38 @@ class EntityIndex:
         elif len(ids):
             index._ensure_backend()
         return index
+
+
+def _read_rows(folder: Path, meta: dict, damaged) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The vectors, ids and IRIs of an index folder, verified against its metadata (shapes,
+    types, finiteness, uniqueness, count); ``damaged(path, why)`` makes the error."""
+    try:
+        arrays = load_file(str(folder / VECTORS_FILE))
+    except Exception as err:  # SafetensorError, a bad header, OSError
+        raise damaged(folder / VECTORS_FILE, f"unreadable: {err}") from None
+    try:
+        text = (folder / IRIS_FILE).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise damaged(folder / IRIS_FILE, str(err)) from None
+    iris = text.split("\n") if text else []
+    vectors, ids = arrays.get("vectors"), arrays.get("ids")
+    if vectors is None or ids is None:
+        raise damaged(folder / VECTORS_FILE, f"tensors {sorted(arrays)}, expected vectors, ids")
+    if vectors.ndim != 2 or vectors.shape[1] != meta["dim"] or ids.ndim != 1:
+        raise damaged(folder / VECTORS_FILE, f"vectors {vectors.shape}, ids {ids.shape}, "
+                      f"dim {meta['dim']}")  # fmt: skip
+    if vectors.dtype.kind != "f" or ids.dtype.kind not in "iu":
+        raise damaged(folder / VECTORS_FILE, f"vectors {vectors.dtype}, ids {ids.dtype}")
+    if not np.isfinite(vectors).all():
+        raise damaged(folder / VECTORS_FILE, "vectors that are not finite numbers")
+    if len(set(iris)) != len(iris) or len(np.unique(ids)) != len(ids):
+        raise damaged(folder, "repeated IRIs or ids")
+    if not len(iris) == len(vectors) == len(ids) == meta["count"]:
+        raise EntityIndexError(
+            f"{folder}: {len(iris)} IRIs, {len(vectors)} vectors, {len(ids)} ids but "
+            f"count={meta['count']}; the folder is damaged: rebuild it with `{BUILD_COMMAND}`"
+        )
+    return vectors, ids, iris
 
 
 # ---------------------------------------------------------------------- backends

@@ -59,8 +59,11 @@ def test_interrupted_encode_resumes_from_the_last_complete_chunk(workspace):
     FAIL_AT["call"] = 4  # 3 chunks of 8 encoded, the 4th raises
     with pytest.raises(KeyboardInterrupt):
         build_features(graph, ws, SPEC)
-    parts = sorted((ws / "features" / "cache").glob("*.part-*.safetensors"))
-    assert len(parts) == 3
+    # Ctrl-C folds the 3 encoded chunks into the cache file (a kill -9 leaves them as part
+    # files instead: tests/test_kill9.py); either way the rerun starts after them
+    cache = ws / "features" / "cache"
+    parts = sorted(cache.glob("*.part-*.safetensors"))
+    assert len(parts) == 3 or (not parts and any(cache.glob("*.safetensors")))
 
     CALLS.clear()
     FAIL_AT["call"] = None
