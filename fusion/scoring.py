@@ -32,7 +32,7 @@ from kg.naming import REV_PREFIX
 from .artifacts import ConfigError, load_into, read_weights
 from .runs import EMBEDDINGS_FILE, HEADS_FILE, RUN_FILE, find_run, run_directory
 from .tasks.decoders import get_decoder
-from .tasks.link import EMB_SCALE, LinkTaskConfig, TextPrior, text_rows
+from .tasks.link import EMB_SCALE, LinkTaskConfig, SharedNeighbours, TextPrior, text_rows
 
 
 class LinkScorer:
@@ -48,7 +48,8 @@ class LinkScorer:
 
     def __init__(self, graph, embeddings: dict[str, torch.Tensor], relations: Sequence[str],
                  decoder: torch.nn.Module, run: str = "", prior=None,
-                 text: dict[str, torch.Tensor] | None = None):  # fmt: skip
+                 text: dict[str, torch.Tensor] | None = None,
+                 shared: SharedNeighbours | None = None):  # fmt: skip
         counts = graph.num_nodes_dict
         stale = [t for t, e in embeddings.items() if counts.get(t) != len(e)]
         if stale:
@@ -62,6 +63,10 @@ class LinkScorer:
         # the link task's text prior (fusion.tasks.link.TextPrior) and its text rows
         self.prior = prior.eval() if prior is not None and text is not None else None
         self.text = text
+        self.shared = shared.eval() if shared is not None else None
+        # the run's score already holds the text similarity (the prior): related() then
+        # does not add the index's similarity on top of it (kg.related)
+        self.similarity_weight = 0.0 if self.prior is not None else 1.0
         if self.prior is not None:  # the link task decodes normalised embeddings then
             self.embeddings = {
                 t: EMB_SCALE * F.normalize(e.float(), dim=1) for t, e in embeddings.items()
@@ -99,7 +104,16 @@ class LinkScorer:
                     f"run {run!r} scores with the text features, but {workspace} has none "
                     f"now: encode it again (`kgf encode {workspace}`)"
                 )
-        return cls(graph, embeddings, config.relations, decoder, run, prior, text)
+        shared = None
+        fits = all(graph.num_nodes_dict.get(t) == len(e) for t, e in embeddings.items())
+        if fits and any(k.startswith("task.shared.") for k in weights):  # else: __init__ refuses
+            counts = graph.num_nodes_dict
+            edges = dict(graph.to_pyg().edge_index_dict)
+            shared = SharedNeighbours(
+                len(config.relations), edges, list(counts), counts, set(config.relations)
+            )
+            load_into(shared, weights, heads, prefix="task.shared.")
+        return cls(graph, embeddings, config.relations, decoder, run, prior, text, shared)
 
     @classmethod
     def from_workspace(
@@ -156,6 +170,11 @@ class LinkScorer:
                         self.text_vectors([query_iri]), rel, self.text[node_type]
                     )[0]
                 )
+            if self.shared is not None:
+                scores = scores + self.shared.score_all(
+                    self.shared_ids([query_iri]), rel,
+                    self.shared.ids(node_type, torch.arange(len(table))),
+                )[0]  # fmt: skip
             top = torch.topk(scores, min(k + 1, len(table)))
             scored += [(float(v), node_type, int(i)) for v, i in zip(*top, strict=True)]
         scored.sort(key=lambda x: -x[0])
@@ -176,7 +195,19 @@ class LinkScorer:
             c_text = self.text_vectors(candidate_iris)
             h_text, t_text = (c_text, q_text) if reverse else (q_text, c_text)
             scores = scores + self.prior(h_text, rel, t_text)
+        if self.shared is not None:
+            q_ids = self.shared_ids([query_iri]).expand(len(candidate_iris))
+            c_ids = self.shared_ids(candidate_iris)
+            h_ids, t_ids = (c_ids, q_ids) if reverse else (q_ids, c_ids)
+            scores = scores + self.shared(h_ids, rel, t_ids)
         return torch.sigmoid(scores).double().numpy()
+
+    def shared_ids(self, iris: Sequence[str]) -> torch.Tensor:
+        """``[len(iris)]`` row ids of the entities in the shared-neighbour matrix."""
+        return torch.tensor(
+            [int(self.shared.ids(t, torch.tensor(i))) for t, i in map(self.graph.node, iris)],
+            dtype=torch.long,
+        )
 
     def text_vectors(self, iris: Sequence[str]) -> torch.Tensor:
         """``[len(iris), d_text]`` normalised text rows (zeros: no text) for the prior."""

@@ -10,7 +10,9 @@
 2. **Score** of a candidate ``c`` for the query ``q`` (the terms are the ``parts``)::
 
        score = similarity + scorer + relation + evidence
-       similarity = the index score (cosine for the default metric)
+       similarity = the index score (cosine for the default metric), times the
+                    scorer's ``similarity_weight`` when it has one (0 for a link
+                    model whose score already holds the text similarity)
        scorer     = scorer(q, candidates, relation)[c]  (a trained model's probability)
        relation   = RELATION_BOOST if q and c share an edge of `relation`
                     (either direction), else 0           (when a relation is given)
@@ -160,13 +162,16 @@ def related(graph, index, iri: str, k: int = 10, relation: str | None = None,
             raise ValueError(
                 f"scorer returned shape {relation_part.shape} for {len(candidates)} candidates"
             )
+    # a scorer whose score already holds the similarity (fusion.scoring.LinkScorer with
+    # its text prior) says so with similarity_weight = 0: it is not counted twice
+    weight = float(getattr(scorer, "similarity_weight", 1.0)) if scorer is not None else 1.0
     q_keys, q_direct = _edge_keys(q_nbr, q_rel, q_out), Counter(q_nbr.tolist())
     rows = []
     for j, c in enumerate(candidates):
         g = _gid(graph, c)
         shared = [key for key in _edge_keys(*adj.of(g)) & q_keys if key[0] not in (q, g)]
         bonus = EVIDENCE_SHARED * len(shared) + EVIDENCE_DIRECT * q_direct.get(g, 0)
-        parts = {"similarity": pool[c], "evidence": min(EVIDENCE_CAP, bonus)}
+        parts = {"similarity": weight * pool[c], "evidence": min(EVIDENCE_CAP, bonus)}
         if scorer is not None:
             parts["scorer"] = float(relation_part[j])
         if preds:

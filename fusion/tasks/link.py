@@ -41,6 +41,7 @@ from .ranking import KnownTriples, filter_scores_, rank_metrics, ranks_from_scor
 
 SPLITS = ("train", "valid", "test")
 PRIOR_SCALE = 5.0
+SHARED_SCALE = 10.0  # w is learned x 10: Adam at the link task's lr 0.001 moves it fast enough
 EMB_SCALE = 3.0  # normalised embeddings times this: the correction can reach 9 |w_r|
 TEXT = "text"
 
@@ -62,6 +63,79 @@ class TextPrior(torch.nn.Module):
 
     def score_all(self, h: Tensor, r: Tensor, candidates: Tensor) -> Tensor:
         return self.scale[r, None] * (h @ candidates.T) + self.bias[r, None]
+
+
+class SharedNeighbours(torch.nn.Module):
+    """``score_r(h, t) += sum_g w[r, g] shared_g(h, t)``: how many neighbours ``h`` and
+    ``t`` share by each predicate and direction ``g`` (same brand, same category; the
+    common-neighbour features of path-based link prediction), ``w`` ``[R, G]`` starting at
+    zero (stored divided by :data:`SHARED_SCALE`). Built from the edges between entity types, except the predicted relations and
+    the ``rev_`` inverses (each edge counts in both directions): the same at training and
+    at scoring time (:class:`fusion.scoring.LinkScorer`), and no predicted edge leaks in.
+
+    ``A`` is a sparse ``[N, G * N]`` matrix (row: a node; column ``g * N + u``: ``u`` is
+    its neighbour by ``g``), ``N`` the nodes of ``node_types`` in order (``offsets``).
+    Shapes: :meth:`forward` ``h``, ``t`` [B] global ids, ``r`` [B] -> [B];
+    :meth:`score_all` ``h`` [B], ``r`` [B] (one relation), ``candidates`` [M] -> [B, M]."""
+
+    def __init__(self, num_relations: int, edge_index_dict, node_types, num_nodes,
+                 exclude: set[str]):  # fmt: skip
+        super().__init__()
+        self.offsets, start = {}, 0
+        for t in node_types:
+            self.offsets[t] = start
+            start += num_nodes[t]
+        self.n = n = start
+        groups: dict[tuple[str, str], list[Tensor]] = {}
+        for (s, p, d), ei in edge_index_dict.items():
+            if (
+                p.startswith(REV_PREFIX)
+                or p in exclude
+                or s not in self.offsets
+                or d not in self.offsets
+            ):
+                continue
+            ei = ei.long().cpu()
+            src, dst = ei[0] + self.offsets[s], ei[1] + self.offsets[d]
+            groups.setdefault((p, "out"), []).append(torch.stack([src, dst]))
+            groups.setdefault((p, "in"), []).append(torch.stack([dst, src]))
+        self.groups = sorted(groups)
+        rows, cols = [torch.zeros(0, dtype=torch.long)], [torch.zeros(0, dtype=torch.long)]
+        for g, key in enumerate(self.groups):
+            pairs = torch.cat(groups[key], 1)
+            rows.append(pairs[0])
+            cols.append(pairs[1] + g * n)
+        index = torch.stack([torch.cat(rows), torch.cat(cols)])
+        values = torch.ones(index.shape[1])
+        shape = (n, max(1, len(self.groups)) * n)
+        self.A = torch.sparse_coo_tensor(index, values, shape, check_invariants=True).coalesce()
+        self.weight = torch.nn.Parameter(torch.zeros(num_relations, max(1, len(self.groups))))
+
+    def ids(self, node_type: str, local: Tensor) -> Tensor:
+        return local + self.offsets[node_type]
+
+    def _rows(self, ids: Tensor) -> Tensor:
+        return self.A.index_select(0, ids.to(self.A.device)).coalesce()
+
+    def forward(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
+        both = (self._rows(h) * self._rows(t)).coalesce()
+        row, col = both.indices()
+        part = both.values() * SHARED_SCALE * self.weight[r[row], col // self.n]
+        return torch.zeros(len(h), device=part.device).index_add(0, row, part)
+
+    def score_all(self, h: Tensor, r: Tensor, candidates: Tensor) -> Tensor:
+        rows = self._rows(h)
+        row, col = rows.indices()
+        values = rows.values() * SHARED_SCALE * self.weight[r[row], col // self.n]
+        scaled = torch.sparse_coo_tensor(rows.indices(), values, rows.shape, check_invariants=True)
+        with warnings.catch_warnings():  # torch: "Sparse CSR tensor support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            out = torch.sparse.mm(scaled, self._rows(candidates).t())
+        return out.to_dense() if out.is_sparse else out
+
+    def to(self, *args, **kwargs):
+        self.A = self.A.to(*args, **kwargs)
+        return super().to(*args, **kwargs)
 
 
 def text_rows(features, node_types, num_nodes: dict[str, int]) -> dict[str, Tensor] | None:
@@ -91,7 +165,18 @@ class LinkTaskConfig:
     ``a_r cos(text_h, text_t) + b_r`` (:class:`TextPrior`, ``a_r`` initialised at
     :data:`PRIOR_SCALE`): the decoder learns a relation-specific correction on top of text
     similarity instead of rediscovering it (on the sample catalogue's accessory links the
-    model alone ranked below text similarity, ``benchmarks/related_quality.py``)."""
+    model alone ranked below text similarity, ``benchmarks/related_quality.py``).
+
+    ``shared_neighbours``: every score also gets a learned weight per predicate and
+    direction times the neighbours the two ends share by it (:class:`SharedNeighbours`,
+    weights starting at zero): "an accessory of the same brand" is one weight, where the
+    GNN + DistMult would have to rediscover it.
+
+    ``candidates``: what an evaluation triple is ranked against. ``"seen"`` (default): the
+    nodes that are at that end of the relation in some training triple, plus the true one
+    (an accessory is ranked among the products that have accessories, as
+    ``related()`` is asked: the best epoch is chosen on the question it will answer);
+    ``"all"``: every node of the end's type."""
 
     relations: list[str] = field(default_factory=list)
     split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
@@ -104,6 +189,8 @@ class LinkTaskConfig:
     text_prior: bool = True
     hard_negatives: float = 0.5
     hard_k: int = 10
+    shared_neighbours: bool = True
+    candidates: str = "seen"
 
     def __post_init__(self):
         if isinstance(self.relations, str):
@@ -118,6 +205,8 @@ class LinkTaskConfig:
             or abs(sum(self.split) - 1) > 1e-6
         ):
             raise ConfigError(f"task.split={self.split}; expected three fractions summing to 1")
+        if self.candidates not in ("seen", "all"):
+            raise ConfigError(f"task.candidates={self.candidates!r}; expected 'seen' or 'all'")
         if self.num_negatives < 1:
             raise ConfigError("task.num_negatives must be >= 1")
 
@@ -137,6 +226,8 @@ class LinkPredictionTask(Task):
     def __init__(self, config: LinkTaskConfig, graph, edge_index_dict, features=None):
         super().__init__(config, graph, edge_index_dict, features)
         self._features = features
+        self._edges = dict(edge_index_dict)
+        self._entity_types = set(getattr(graph, "num_nodes_dict", None) or {})
         names = sorted({e[1] for e in edge_index_dict if not e[1].startswith(REV_PREFIX)})
         for r in config.relations:
             if r not in names:
@@ -206,11 +297,36 @@ class LinkPredictionTask(Task):
         self.decoder = get_decoder(self.config.decoder, len(self.relations), model_config.out_dim)
         rows = text_rows(self._features, self.node_types, self.num_nodes)
         self.prior = None
+        self.seen = []  # per edge type: (heads seen [n_s], tails seen [n_d]) bool masks
+        train = self.triples["train"]
+        for i, (s, _, d) in enumerate(self.etypes):
+            mine = train[train[:, 0] == i]
+            heads = torch.zeros(self.num_nodes[s], dtype=torch.bool)
+            tails = torch.zeros(self.num_nodes[d], dtype=torch.bool)
+            heads[mine[:, 1]] = True
+            tails[mine[:, 2]] = True
+            self.seen.append((heads, tails))
         if self.config.text_prior and rows is not None:
             self.prior = TextPrior(len(self.relations))
             self.text = torch.cat([rows[t] for t in self.node_types])  # [N_total, d_text]
             start_small(self.decoder)  # the model starts as text similarity, nearly
             self.near = self._text_neighbours()
+        self.shared = None
+        if self.config.shared_neighbours:
+            self._build_shared()
+
+    def _build_shared(self) -> None:
+        types = [t for t in self.node_types if not self._entity_types or t in self._entity_types]
+        ends = {e[0] for e in self.etypes} | {e[2] for e in self.etypes}
+        if not ends <= set(types):
+            return
+        shared = SharedNeighbours(
+            len(self.relations), self._edges, types, self.num_nodes, set(self.relations)
+        )
+        if shared.groups:
+            self.shared = shared
+            self.sn_src = torch.tensor([shared.offsets[e[0]] for e in self.etypes])
+            self.sn_dst = torch.tensor([shared.offsets[e[2]] for e in self.etypes])
 
     def _text_neighbours(self) -> tuple[Tensor, Tensor]:
         """``[N_total, hard_k]`` global ids of each node's text-nearest nodes of its own
@@ -275,6 +391,10 @@ class LinkPredictionTask(Task):
         scores = self.decoder(emb[heads], self.relation_of[e], emb[tails]).float()
         if self.prior is not None:
             scores = scores + self.prior(self.text[heads], self.relation_of[e], self.text[tails])
+        if self.shared is not None:
+            scores = scores + self.shared(
+                self.sn_src[e] + triples[:, 1], self.relation_of[e], self.sn_dst[e] + triples[:, 2]
+            )
         target = torch.cat([scores.new_ones(len(pos)), scores.new_zeros(len(neg))])
         return F.binary_cross_entropy_with_logits(scores, target)
 
@@ -306,6 +426,19 @@ class LinkPredictionTask(Task):
                             (text_h[h], text_t) if side == "tail" else (text_t[t], text_h)
                         )
                         scores = scores + self.prior.score_all(mine_text, r, all_text)
+                    if self.shared is not None:
+                        base, count = (
+                            (self.sn_dst[i], n_d) if side == "tail" else (self.sn_src[i], n_s)
+                        )
+                        anchor = (h + self.sn_src[i]) if side == "tail" else (t + self.sn_dst[i])
+                        everyone = torch.arange(count, device=anchor.device) + base
+                        scores = scores + self.shared.score_all(anchor, r, everyone)
+                    if self.config.candidates == "seen":
+                        keep = self.seen[i][1] if side == "tail" else self.seen[i][0]
+                        rows_ = torch.arange(len(true), device=scores.device)
+                        true_raw = scores[rows_, true]
+                        scores = scores.masked_fill(~keep[None], float("-inf"))
+                        scores[rows_, true] = true_raw
                     anchors = h if side == "tail" else t
                     rows, cols = known.lookup(anchors)
                     filter_scores_(scores, rows, cols, true)
@@ -346,6 +479,10 @@ class LinkPredictionTask(Task):
         if self.prior is not None:
             self.text = self.text.to(device)
             self.near = tuple(x.to(device) for x in self.near)
+        if self.shared is not None:
+            self.shared.to(device)
+            self.sn_src, self.sn_dst = self.sn_src.to(device), self.sn_dst.to(device)
+        self.seen = [(a.to(device), b.to(device)) for a, b in self.seen]
         for known in self.known_tail + self.known_head:
             known.to(device)
         return self.to(device)
