@@ -40,6 +40,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from .graph import GraphOptions, ProductGraph
+from .nt_parallel import ChunkError, add_lines_file
 from .rdf_guard import SCANS, ScanError
 from .triples import DEFAULT_IMAGE_PREDICATES as DEFAULT_IMAGE_PREDICATES
 from .triples import RawTriples as RawTriples
@@ -171,8 +172,12 @@ def add_file(
     fmt: str | None = None,
     base_iri: str | None = None,
     lenient: bool = False,
+    workers: int | None = None,
 ) -> None:
     """Parse one file (gzip transparently) into ``sink``; errors name file and line.
+
+    N-Triples and N-Quads are read in parallel chunks (:mod:`kg.nt_parallel`) by
+    ``workers`` processes (default: all cores; small files in this process).
 
     Raises:
         RdfError: unreadable or truncated file, a token over pyoxigraph's 16 MiB buffer.
@@ -183,28 +188,10 @@ def add_file(
     base = base_iri or path.resolve().as_uri()
     odd_languages = len(sink.odd_languages)
     try:
-        scan = SCANS.get(rdf_format.name)
-        if scan is not None:
-            with _open(path) as fh:
-                scan(fh)
-        with _open(path) as fh:
-            try:
-                count = sink.add_quads(
-                    ox.parse(fh, rdf_format, base_iri=base, lenient=lenient),
-                    source,
-                    scope=f"f{source}_",
-                )
-            except SyntaxError as err:
-                raise _syntax_error(path, fh, err, lenient) from None
-            except MemoryError as err:
-                if "buffer maximal size" not in str(err):
-                    raise
-                line = _line_at(path, max(0, fh.tell() - MAX_TOKEN_BYTES))
-                raise RdfError(
-                    f"{path}, near line {line}: a literal or IRI longer than "
-                    f"{MAX_TOKEN_BYTES >> 20} MiB; store such data in a file and refer "
-                    "to it by IRI"
-                ) from None
+        if rdf_format in LINE_FORMATS:
+            count = _add_lines(sink, path, rdf_format, source, lenient, workers)
+        else:
+            count = _add_streamed(sink, path, rdf_format, source, base, lenient)
     except ScanError as err:
         raise RdfSyntaxError(path, err.line, err.column, err.message) from None
     except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
@@ -227,6 +214,55 @@ def add_file(
             "triples": count,
         }
     )
+
+
+#: Line-based formats, read in parallel chunks.
+LINE_FORMATS = (ox.RdfFormat.N_TRIPLES, ox.RdfFormat.N_QUADS)
+
+
+def _add_lines(sink, path: Path, rdf_format, source: int, lenient: bool, workers) -> int:
+    try:
+        return add_lines_file(
+            sink, path, rdf_format == ox.RdfFormat.N_QUADS, source, lenient, workers
+        )
+    except ChunkError as err:
+        if err.kind == "token":
+            raise _token_error(path, err.line) from None
+        message = err.message + f" (line {err.line})"
+        if "IRI" in message and not lenient:
+            message += " (to accept such IRIs as they are, use lenient=True / --lenient)"
+        raise RdfSyntaxError(path, err.line, err.column, message) from None
+
+
+def _token_error(path: Path, line: int) -> RdfError:
+    return RdfError(
+        f"{path}, near line {line}: a literal or IRI longer than "
+        f"{MAX_TOKEN_BYTES >> 20} MiB; store such data in a file and refer "
+        "to it by IRI"
+    )
+
+
+def _add_streamed(sink, path: Path, rdf_format, source: int, base: str, lenient: bool) -> int:
+    """Stream a file through pyoxigraph into ``sink`` (after its safety pre-scan)."""
+    scan = SCANS.get(rdf_format.name)
+    if scan is not None:
+        with _open(path) as fh:
+            scan(fh)
+    with _open(path) as fh:
+        try:
+            count = sink.add_quads(
+                ox.parse(fh, rdf_format, base_iri=base, lenient=lenient),
+                source,
+                scope=f"f{source}_",
+            )
+        except SyntaxError as err:
+            raise _syntax_error(path, fh, err, lenient) from None
+        except MemoryError as err:
+            if "buffer maximal size" not in str(err):
+                raise
+            line = _line_at(path, max(0, fh.tell() - MAX_TOKEN_BYTES))
+            raise _token_error(path, line) from None
+    return count
 
 
 _QUOTED = re.compile(r"'([^']{1,200})'|`([^`]{1,200})`")
@@ -304,6 +340,7 @@ def load_rdf(
     image_predicates: Iterable[str] = DEFAULT_IMAGE_PREDICATES,
     lenient: bool = False,
     progress: bool = False,
+    workers: int | None = None,
     **graph_options,
 ):
     """Read RDF files or folders into one :class:`kg.ProductGraph`.
@@ -317,6 +354,8 @@ def load_rdf(
         lenient: accept invalid IRIs (e.g. with spaces) instead of failing; such a graph
             may not serialise back to valid RDF.
         progress: show a progress bar over files.
+        workers: processes that parse N-Triples / N-Quads chunks (default: every core;
+            files under 16 MB are parsed in this process); other formats stream.
         **graph_options: typing options of :class:`kg.graph.GraphOptions`
             (``default_type``, ``multi_type``, ``type_priority``).
 
@@ -333,7 +372,7 @@ def load_rdf(
 
         iterator = bar(files, desc="parsing", unit="file")
     for path in iterator:
-        add_file(sink, path, format, base_iri, lenient)
+        add_file(sink, path, format, base_iri, lenient, workers)
     total = sum(s["triples"] for s in sink.raw.sources)
     if total == 0:
         warnings.warn(
