@@ -323,7 +323,7 @@ def _slow(data: bytes, image_predicates, scope, lenient, quads) -> Chunk:
     try:
         count = sink.add_quads(ox.parse(data, fmt, lenient=lenient), 0, scope=scope)
     except SyntaxError as err:
-        return Chunk(error=(err.lineno, err.offset, str(err), "syntax"), fast=False)
+        return Chunk(error=(err.lineno, err.offset, err.msg, "syntax"), fast=False)
     raw = sink.raw
     lit_dtype = np.asarray(raw.lit_dtype, np.int64)
     lit_lang = np.asarray(raw.lit_lang, np.int64)

@@ -145,15 +145,18 @@ def add_lines_file(
     }  # fmt: skip
     if path.suffix == ".gz":
         tasks = ((data, options) for data in _gzip_chunks(path, chunk_bytes))
-        big = True
+        several = True
     else:
         ranges = _boundaries(path, chunk_bytes)
         tasks = (((str(path), a, b), options) for a, b in ranges)
-        big = path.stat().st_size >= PARALLEL_MIN_BYTES and len(ranges) > 1
-    workers = default_workers() if workers is None else max(1, workers)
+        several = len(ranges) > 1
+    if workers is None:  # automatic: a pool only where it pays
+        big = path.stat().st_size >= PARALLEL_MIN_BYTES * (4 if path.suffix == ".gz" else 1)
+        workers = default_workers() if big else 1
+    workers = max(1, workers) if several else 1
     sink._intern(sink._dtype_ids, sink.raw.datatypes, RDF_LANG_STRING)  # as add_quads does
     count, line = 0, 0
-    for chunk in _results(tasks, workers if big else 1):
+    for chunk in _results(tasks, workers):
         if chunk.error is not None:
             relative, column, message, kind = chunk.error
             absolute = line + (relative or 1)
