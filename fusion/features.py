@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -242,12 +243,15 @@ def _encode_cached(
     report: EncodeReport,
     desc: str,
     where=str,
+    mapper=None,
 ):
     """Vectors for ``payloads`` (``[N, dim]``) and a mask of those that could be encoded.
 
     Cached rows are taken as they are; the rest are turned into encoder inputs by
     ``load(i)`` (which may raise :class:`~fusion.encoders.ImageError`: that row is then
-    reported, named by ``where(i)``, and masked) and encoded in chunks, with a progress bar.
+    reported, named by ``where(i)``, and masked) and encoded in chunks, with a progress bar:
+    here, or by ``mapper`` (:class:`fusion.distributed.RayEncoderMap`) on Ray workers, the
+    chunks then coming back in order into the same cache and checkpoints.
     """
     from kg.progress import progress
 
@@ -262,10 +266,12 @@ def _encode_cached(
     report.cached += len(found)
     todo = sorted(set(range(len(payloads))) - set(found))
     step = max(encoder.batch_size * 8, 1)
-    try:  # an interrupted run keeps the chunks it encoded
-        for start in progress(range(0, len(todo), step), desc=desc, unit="chunk"):
+    shards = [todo[start : start + step] for start in range(0, len(todo), step)]
+
+    def loaded():
+        for shard in shards:
             chunk, inputs = [], []
-            for i in todo[start : start + step]:
+            for i in shard:
                 try:
                     inputs.append(load(i))
                     chunk.append(i)
@@ -273,14 +279,37 @@ def _encode_cached(
                     report.problems.append(f"{where(i)}: {err}")
                     ok[i] = False
             if chunk:
-                vectors = encoder.encode(inputs).float().cpu()
-                out[chunk] = vectors
-                cache.put([keys[i] for i in chunk], vectors)
-                cache.checkpoint()  # a killed run resumes after this chunk
-                report.encoded += len(chunk)
+                yield chunk, inputs
+
+    try:  # an interrupted run keeps the chunks it encoded
+        for chunk, vectors in progress(
+            _encoded(encoder, loaded(), mapper), total=len(shards), desc=desc, unit="chunk"
+        ):
+            vectors = vectors.float().cpu()
+            out[chunk] = vectors
+            cache.put([keys[i] for i in chunk], vectors)
+            cache.checkpoint()  # a killed run resumes after this chunk
+            report.encoded += len(chunk)
     finally:
         cache.save()
     return out, ok
+
+
+def _encoded(encoder, chunks, mapper=None):
+    """``(chunk, vectors)`` for each ``(chunk, inputs)``, in order: here, or on Ray."""
+    if mapper is None:
+        for chunk, inputs in chunks:
+            yield chunk, encoder.encode(inputs)
+        return
+    held: deque = deque()
+
+    def inputs_only():
+        for chunk, inputs in chunks:
+            held.append(chunk)
+            yield inputs
+
+    for vectors in mapper.map(inputs_only()):
+        yield held.popleft(), vectors
 
 
 def encode_images(encoder, paths: list[Path], cache_dir: Path, report: EncodeReport | None = None):
@@ -305,7 +334,7 @@ def encode_images(encoder, paths: list[Path], cache_dir: Path, report: EncodeRep
     )
 
 
-def _text_features(graph, node_type, spec, encoder, cache_dir, report):
+def _text_features(graph, node_type, spec, encoder, cache_dir, report, mapper=None):
     texts = node_texts(graph, node_type, spec)
     present = [i for i, t in enumerate(texts) if t is not None]
     x = torch.zeros(len(texts), encoder.dim)
@@ -319,12 +348,13 @@ def _text_features(graph, node_type, spec, encoder, cache_dir, report):
             lambda j: texts[present[j]],
             report,
             f"text {node_type}",
+            mapper=mapper,
         )
         x[present], mask[present] = values, ok
     return x, mask
 
 
-def _image_features(graph, node_type, encoder, cache_dir, report):
+def _image_features(graph, node_type, encoder, cache_dir, report, mapper=None):
     from .encoders import load_image
 
     refs = node_images(graph, node_type)
@@ -350,7 +380,7 @@ def _image_features(graph, node_type, encoder, cache_dir, report):
         cache = EmbeddingCache(cache_dir, encoder.cache_id)
         values, ok = _encode_cached(
             encoder, cache, payloads, lambda j: load_image(paths[j]), report, f"image {node_type}",
-            where=lambda j: graph.iri(node_type, present[j]),
+            where=lambda j: graph.iri(node_type, present[j]), mapper=mapper,
         )  # fmt: skip
         x[present], mask[present] = values, ok
     return x, mask
@@ -368,12 +398,26 @@ def _numeric_features(graph, node_type):
 
 
 def build_features(
-    graph: ProductGraph, workspace: Path | None = None, spec: FeatureSpec | None = None
+    graph: ProductGraph,
+    workspace: Path | None = None,
+    spec: FeatureSpec | None = None,
+    ray: str | None = None,
 ) -> tuple[NodeFeatures, EncodeReport]:
     """Encode every node type's text, image and numeric columns (see module docstring).
 
-    With ``workspace``, the features and the cache are kept there (``features/``).
+    With ``workspace``, the features and the cache are kept there (``features/``). With
+    ``ray`` (``"local"``, ``"auto"`` or a cluster address), the forward passes run on Ray
+    workers (:mod:`fusion.distributed`); the features are the same.
     """
+    if ray is None:
+        return _build_features(graph, workspace, spec, None)
+    from .distributed import ray_session
+
+    with ray_session(ray) as session:
+        return _build_features(graph, workspace, spec, session)
+
+
+def _build_features(graph, workspace, spec, ray_session):
     from .encoders import get_encoder
 
     spec = spec or FeatureSpec()
@@ -384,15 +428,22 @@ def build_features(
     for modality, name in (("text", spec.text_encoder), ("image", spec.image_encoder)):
         if name:
             encoders[modality] = get_encoder(name, device=spec.device, batch_size=spec.batch_size)
+    mappers: dict = {}
+    if ray_session is not None:
+        from .distributed import RayEncoderMap
+
+        mappers = {m: RayEncoderMap(ray_session, e, spec.device) for m, e in encoders.items()}
     features: dict = {}
     for node_type in graph.node_types:
         mods: dict = {}
         if "text" in encoders:
             mods["text"] = _text_features(
-                graph, node_type, spec, encoders["text"], cache_dir, report
+                graph, node_type, spec, encoders["text"], cache_dir, report, mappers.get("text")
             )
         if "image" in encoders and any(r is not None for r in node_images(graph, node_type)):
-            mods["image"] = _image_features(graph, node_type, encoders["image"], cache_dir, report)
+            mods["image"] = _image_features(
+                graph, node_type, encoders["image"], cache_dir, report, mappers.get("image")
+            )
         if spec.numeric and (numeric := _numeric_features(graph, node_type)) is not None:
             mods["numeric"] = numeric
         mods = {m: v for m, v in mods.items() if bool(v[1].any())}

@@ -85,6 +85,10 @@ def user_errors() -> tuple[type[BaseException], ...]:
         from fusion.encoders import EncoderError
 
         errors += (EncoderError,)
+    if "fusion.distributed" in sys.modules:
+        from fusion.distributed import RayUnavailable
+
+        errors += (RayUnavailable,)
     return errors
 
 

@@ -454,13 +454,14 @@ class Session:
 
         return info(self.graph)
 
-    def encode(self, spec=None):
+    def encode(self, spec=None, ray: str | None = None):
         """Encode node features (:func:`fusion.features.build_features`, cached by content
-        hash in the workspace); returns ``(features, report)``. The text linker is
-        reopened on next use, over the new features."""
+        hash in the workspace; on Ray with ``ray``: ``"local"``, ``"auto"`` or an address);
+        returns ``(features, report)``. The text linker is reopened on next use, over the
+        new features."""
         from fusion.features import build_features
 
-        features, report = build_features(self.graph, self.path, spec)
+        features, report = build_features(self.graph, self.path, spec, ray=ray)
         with self._lock:
             self._cache["features"] = features
             self._cache.pop("linker", None)

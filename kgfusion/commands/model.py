@@ -49,6 +49,11 @@ def _encode_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+        help="encode on Ray (pip install 'kgfusion[distributed]'): a local Ray by default, "
+        "'auto' for this machine's cluster, or HOST:PORT / ray://HOST:PORT",
+    )  # fmt: skip
 
 
 @command("encode", "encode text, images and numbers into cached node features", _encode_args)
@@ -61,7 +66,7 @@ def encode(args) -> int:
         languages=tuple(args.languages), batch_size=args.batch_size, device=args.device,
     )  # fmt: skip
     quiet_transformers()
-    print_encode_report(*Session(args.workspace).encode(spec))
+    print_encode_report(*Session(args.workspace).encode(spec, ray=args.ray))
     return 0
 
 
@@ -252,8 +257,10 @@ def runs_cmd(args) -> int:
 
     if not args.workspace.is_dir():
         raise CliError(f"{args.workspace}: no such workspace folder")
-    rows = compare_output(args.workspace, *args.compare) if args.compare else runs_output(
-        args.workspace
+    rows = (
+        compare_output(args.workspace, *args.compare)
+        if args.compare
+        else runs_output(args.workspace)
     )
     emit_for_args(rows, args, what="rows")
     return 0
