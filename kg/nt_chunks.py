@@ -24,9 +24,11 @@ syntax error comes back with the line relative to the chunk.
 
 from __future__ import annotations
 
+import codecs
+import re
 from dataclasses import dataclass, field
 from itertools import compress, filterfalse
-from operator import attrgetter
+from operator import attrgetter, itemgetter, methodcaller
 
 import numpy as np
 import pyoxigraph as ox
@@ -286,6 +288,10 @@ def _literals(chunk, objects, suffixes, o_lit, is_image, special, subject_id, pr
     """Literal rows (literals and IRI image references) in input order."""
     rows = o_lit | is_image
     values = np.array(objects, dtype=object)
+    unescaped = _unescape(list(compress(objects, special.tolist())))
+    if unescaped is not None:  # escapes Python reads exactly as pyoxigraph does
+        values[special] = unescaped
+        special = np.zeros_like(special)
     plain_suffixes = list(compress(suffixes, (o_lit & ~special).tolist()))
     unique, suffix_id = _intern(plain_suffixes)
     kinds = [_literal_kind(t.object) for t in _synthetic([f'<a:a> <a:a> ""{s} .' for s in unique], lenient)]  # fmt: skip
@@ -314,6 +320,29 @@ def _literals(chunk, objects, suffixes, o_lit, is_image, special, subject_id, pr
     chunk.lit_kind = kind_rows
     chunk.lit_node, chunk.lit_pred = subject_id[rows], pred_id[rows]
     chunk.lit_value = values[rows].tolist()
+
+
+#: A literal body whose escapes are N-Triples' own (ECHAR, UCHAR) and no raw quote.
+_BODY = re.compile(r'(?:[^"\\\r\n]|\\[tbnrf"\'\\]|\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8})*')
+_TO_ASCII = methodcaller("encode", "ascii", "backslashreplace")
+
+
+def _unescape(bodies: list[str]) -> list[str] | None:
+    """The bodies with their escapes read (``unicode_escape`` means the same as N-Triples'
+    ECHAR / UCHAR), or None when one is not plain (a raw quote, a surrogate, a code point
+    past U+10FFFF...): pyoxigraph reads those."""
+    if not bodies:
+        return []
+    if not all(map(_BODY.fullmatch, bodies)):
+        return None
+    try:
+        decoded = list(
+            map(itemgetter(0), map(codecs.unicode_escape_decode, map(_TO_ASCII, bodies)))
+        )
+        "".join(decoded).encode("utf-8")  # a lone surrogate (\uD800) is refused here
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        return None
+    return decoded
 
 
 def _slow(data: bytes, image_predicates, scope, lenient, quads) -> Chunk:
