@@ -27,7 +27,7 @@ from __future__ import annotations
 import codecs
 import re
 from dataclasses import dataclass, field
-from itertools import compress, filterfalse
+from itertools import filterfalse
 from operator import attrgetter, itemgetter, methodcaller
 
 import numpy as np
@@ -180,18 +180,13 @@ def _fast(data: bytes, image_predicates, scope, lenient, quads) -> Chunk | None:
     per_line = np.ones(len(starts), np.int64)
     per_line[content] = 4 + 2 * o_lit + has_graph
     offset = (np.cumsum(per_line) - per_line)[content]
-    subjects, predicates = _pick(tokens, offset), _pick(tokens, offset + 1)
-    objects = _pick(tokens, offset + 2 + o_lit)
-    suffixes = _pick(tokens, np.where(o_lit, offset + 4, 0))
-    graphs = _pick(tokens, (offset + 3 + 2 * o_lit)[has_graph])
+    tokens = np.array(tokens, dtype=object)
+    where = {"subject": offset, "object": offset + 2 + o_lit, "suffix": offset + 4}
+    graphs = tokens[(offset + 3 + 2 * o_lit)[has_graph]].tolist()
     return _assemble(
-        n, subjects, predicates, objects, suffixes, graphs, o_iri, o_blank, o_lit, special,
-        image_predicates, scope, lenient,
+        n, tokens, where, graphs, o_iri, o_blank, o_lit, special, image_predicates, scope,
+        lenient,
     )  # fmt: skip
-
-
-def _pick(tokens: list[str], index: np.ndarray) -> list[str]:
-    return list(map(tokens.__getitem__, index.tolist()))
 
 
 def _intern(values) -> tuple[list[str], np.ndarray]:
@@ -200,6 +195,15 @@ def _intern(values) -> tuple[list[str], np.ndarray]:
     unique = list(table)
     table.update(zip(unique, range(len(unique)), strict=True))
     return unique, np.fromiter(map(table.__getitem__, values), np.int64, len(values))
+
+
+def _intern_ints(values: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """:func:`_intern` for integers, in numpy."""
+    unique, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return unique[order].tolist(), rank[inverse.reshape(-1)]
 
 
 def _synthetic(lines: list[str], lenient: bool) -> list:
@@ -247,10 +251,10 @@ _DATATYPE, _LANGUAGE = attrgetter("datatype.value"), attrgetter("language")
 
 
 def _assemble(
-    n, subjects, predicates, objects, suffixes, graphs, o_iri, o_blank, o_lit, special,
-    image_predicates, scope, lenient,
+    n, tokens, where, graphs, o_iri, o_blank, o_lit, special, image_predicates, scope, lenient,
 ) -> Chunk:  # fmt: skip
-    preds, pred_id = _intern(predicates)
+    """``tokens`` (object array) indexed by ``where[subject|object|suffix]`` per triple."""
+    preds, pred_id = _intern(tokens[where["subject"] + 1].tolist())
     _check_terms(preds + list(dict.fromkeys(graphs)), lenient)
     preds = [p[1:-1] for p in preds]
     role = np.array(
@@ -260,12 +264,11 @@ def _assemble(
     is_image = (role == 2) & o_iri
     is_edge = (o_iri | o_blank) & ~is_type & ~is_image
     # nodes, first appearance over subject, object, subject, object... (objects of edges)
-    sequence = np.empty(2 * n, dtype=object)
-    sequence[0::2] = subjects
-    sequence[1::2] = objects
+    sequence = np.empty(2 * n, dtype=np.int64)
+    sequence[0::2], sequence[1::2] = where["subject"], where["object"]
     keep = np.ones(2 * n, dtype=bool)
     keep[1::2] = is_edge
-    raw_nodes, node_seq = _intern(sequence[keep].tolist())
+    raw_nodes, node_seq = _intern(tokens[sequence[keep]].tolist())
     _check_terms(raw_nodes, lenient)
     prefix = "_:" + scope
     nodes = [t[1:-1] if t[:1] == "<" else prefix + t[2:] for t in raw_nodes]
@@ -275,34 +278,40 @@ def _assemble(
     chunk.src = subject_id[is_edge]
     chunk.pred = pred_id[is_edge]
     chunk.dst = node_seq[position[1::2][is_edge]]
-    type_objects = list(compress(objects, is_type.tolist()))
-    classes, class_id = _intern(type_objects)
+    objects = tokens[where["object"]]
+    classes, class_id = _intern(objects[is_type].tolist())
     _check_terms(classes, lenient)
     chunk.classes = [c[1:-1] for c in classes]
     chunk.type_node, chunk.type_class = subject_id[is_type], class_id
-    _literals(chunk, objects, suffixes, o_lit, is_image, special, subject_id, pred_id, lenient)
+    suffixes = np.where(o_lit, where["suffix"], 0)
+    _literals(
+        chunk, objects, tokens, suffixes, o_lit, is_image, special, subject_id, pred_id, lenient
+    )
     return chunk
 
 
-def _literals(chunk, objects, suffixes, o_lit, is_image, special, subject_id, pred_id, lenient):
-    """Literal rows (literals and IRI image references) in input order."""
+def _literals(
+    chunk, values, tokens, suffixes, o_lit, is_image, special, subject_id, pred_id, lenient
+):  # fmt: skip
+    """Literal rows (literals and IRI image references) in input order; ``values`` (the
+    object tokens, an object array) is changed in place."""
     rows = o_lit | is_image
-    values = np.array(objects, dtype=object)
-    unescaped = _unescape(list(compress(objects, special.tolist())))
+    objects = values.copy()
+    unescaped = _unescape(values[special].tolist())
     if unescaped is not None:  # escapes Python reads exactly as pyoxigraph does
         values[special] = unescaped
         special = np.zeros_like(special)
-    plain_suffixes = list(compress(suffixes, (o_lit & ~special).tolist()))
+    plain_suffixes = tokens[suffixes[o_lit & ~special]].tolist()
     unique, suffix_id = _intern(plain_suffixes)
     kinds = [_literal_kind(t.object) for t in _synthetic([f'<a:a> <a:a> ""{s} .' for s in unique], lenient)]  # fmt: skip
-    image_refs = list(compress(objects, is_image.tolist()))
+    image_refs = objects[is_image].tolist()
     _check_terms(list(dict.fromkeys(image_refs)), lenient)
     values[is_image] = [t[1:-1] for t in image_refs]
     kind = np.full(len(objects), -1, np.int64)
     kind[o_lit & ~special] = suffix_id
     kind[is_image] = len(kinds)
     kinds.append(("", None))
-    escaped = list(compress(zip(objects, suffixes, strict=True), special.tolist()))
+    escaped = zip(objects[special].tolist(), tokens[suffixes[special]].tolist(), strict=True)
     parsed = list(
         map(_OBJECT, _synthetic([f'<a:a> <a:a> "{v}"{s} .' for v, s in escaped], lenient))
     )
@@ -315,7 +324,7 @@ def _literals(chunk, objects, suffixes, o_lit, is_image, special, subject_id, pr
         kind[special] = np.array([table.setdefault(p, len(table)) for p in pairs])[pair_id]
         kinds = list(table)
     # kinds must come in first-appearance order, as the sink interns datatypes
-    order, kind_rows = _intern(kind[rows].tolist())
+    order, kind_rows = _intern_ints(kind[rows])
     chunk.lit_kinds = [kinds[k] for k in order]
     chunk.lit_kind = kind_rows
     chunk.lit_node, chunk.lit_pred = subject_id[rows], pred_id[rows]
