@@ -32,7 +32,6 @@ import gzip
 import hashlib
 import os
 import re
-import threading
 import warnings
 import zlib
 from collections.abc import Iterable
@@ -167,27 +166,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-class _Digest:
-    """sha256 of a file computed in a thread (hashlib releases the GIL on big reads)."""
-
-    def __init__(self, path: Path):
-        self.path, self.value, self.error = path, None, None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.value = sha256_file(self.path)
-        except OSError as err:
-            self.error = err
-
-    def result(self) -> str:
-        self.thread.join()
-        if self.error is not None:
-            raise RdfError(f"{self.path}: cannot read ({self.error})")
-        return self.value
-
-
 def add_file(
     sink: TripleSink,
     path: Path,
@@ -209,7 +187,6 @@ def add_file(
     source = len(sink.raw.sources)
     base = base_iri or path.resolve().as_uri()
     odd_languages = len(sink.odd_languages)
-    digest = _Digest(path)  # hashed in a thread while the file is parsed
     try:
         if rdf_format in LINE_FORMATS:
             count = _add_lines(sink, path, rdf_format, source, lenient, workers)
@@ -233,7 +210,7 @@ def add_file(
         {
             "path": str(path.resolve()),
             "format": rdf_format.name,
-            "sha256": digest.result(),
+            "sha256": sha256_file(path),
             "triples": count,
         }
     )
