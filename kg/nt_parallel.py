@@ -16,6 +16,7 @@ are reported with the file's line, the first in file order.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import multiprocessing as mp
 import os
 import re
@@ -103,13 +104,23 @@ def _run(task) -> Chunk:
     return parse_chunk(source, **options)
 
 
-def _results(tasks, workers: int):
-    """``_run`` over ``tasks`` in order; a pool with a bounded window when ``workers > 1``."""
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _results(tasks, workers: int, path: Path, digest: dict):
+    """``_run`` over ``tasks`` in order; a pool with a bounded window when ``workers > 1``
+    (which also hashes ``path`` into ``digest["sha256"]`` alongside the chunks)."""
     if workers <= 1:
         yield from map(_run, tasks)
         return
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     with mp.get_context(method).Pool(workers) as pool:
+        hashed = pool.apply_async(_sha256, (str(path),))
         pending: deque = deque()
         for task in tasks:
             pending.append(pool.apply_async(_run, (task,)))
@@ -117,6 +128,7 @@ def _results(tasks, workers: int):
                 yield pending.popleft().get()
         while pending:
             yield pending.popleft().get()
+        digest["sha256"] = hashed.get()
 
 
 def add_lines_file(
@@ -127,8 +139,10 @@ def add_lines_file(
     lenient: bool = False,
     workers: int | None = None,
     chunk_bytes: int = CHUNK_BYTES,
+    digest: dict | None = None,
 ) -> int:
     """Parse one N-Triples / N-Quads file (``.gz`` too) into ``sink``; returns the count.
+    With a pool, the file's sha256 is computed by a worker too, into ``digest["sha256"]``.
 
     Args:
         workers: processes (default: every core this process may use; files under
@@ -156,7 +170,7 @@ def add_lines_file(
     workers = max(1, workers) if several else 1
     sink._intern(sink._dtype_ids, sink.raw.datatypes, RDF_LANG_STRING)  # as add_quads does
     count, line = 0, 0
-    for chunk in _results(tasks, workers):
+    for chunk in _results(tasks, workers, path, {} if digest is None else digest):
         if chunk.error is not None:
             relative, column, message, kind = chunk.error
             absolute = line + (relative or 1)

@@ -187,9 +187,10 @@ def add_file(
     source = len(sink.raw.sources)
     base = base_iri or path.resolve().as_uri()
     odd_languages = len(sink.odd_languages)
+    digest: dict = {}  # the parser pool may hash the file while it parses
     try:
         if rdf_format in LINE_FORMATS:
-            count = _add_lines(sink, path, rdf_format, source, lenient, workers)
+            count = _add_lines(sink, path, rdf_format, source, lenient, workers, digest)
         else:
             count = _add_streamed(sink, path, rdf_format, source, base, lenient)
     except ScanError as err:
@@ -210,7 +211,7 @@ def add_file(
         {
             "path": str(path.resolve()),
             "format": rdf_format.name,
-            "sha256": sha256_file(path),
+            "sha256": digest.get("sha256") or sha256_file(path),
             "triples": count,
         }
     )
@@ -220,11 +221,10 @@ def add_file(
 LINE_FORMATS = (ox.RdfFormat.N_TRIPLES, ox.RdfFormat.N_QUADS)
 
 
-def _add_lines(sink, path: Path, rdf_format, source: int, lenient: bool, workers) -> int:
+def _add_lines(sink, path: Path, rdf_format, source: int, lenient, workers, digest) -> int:
     try:
-        return add_lines_file(
-            sink, path, rdf_format == ox.RdfFormat.N_QUADS, source, lenient, workers
-        )
+        quads = rdf_format == ox.RdfFormat.N_QUADS
+        return add_lines_file(sink, path, quads, source, lenient, workers, digest=digest)
     except ChunkError as err:
         if err.kind == "token":
             raise _token_error(path, err.line) from None
