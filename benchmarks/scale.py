@@ -265,7 +265,8 @@ def main() -> None:
                     per_node_gb = (f["peak_gb"] - f["base_gb"]) / f["nodes"]
             else:
                 row["fullbatch"] = {"skipped": f"estimated {estimate:.1f} GB > budget"}
-            print("fullbatch", row["fullbatch"], flush=True)
+            if "fullbatch" in args.stages:
+                print("fullbatch", row["fullbatch"], flush=True)
             if "related" in args.stages:
                 row["related"] = isolated(stage_related, str(path), args.queries)
                 print("related  ", row["related"], flush=True)
