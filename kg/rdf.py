@@ -40,7 +40,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from .graph import GraphOptions, ProductGraph
-from .nt_parallel import ChunkError, add_lines_file
+from .nt_parallel import ChunkError, add_lines_file, pays_off
 from .rdf_guard import SCANS, ScanError
 from .triples import DEFAULT_IMAGE_PREDICATES as DEFAULT_IMAGE_PREDICATES
 from .triples import RawTriples as RawTriples
@@ -177,7 +177,8 @@ def add_file(
     """Parse one file (gzip transparently) into ``sink``; errors name file and line.
 
     N-Triples and N-Quads are read in parallel chunks (:mod:`kg.nt_parallel`) by
-    ``workers`` processes (default: all cores; small files in this process).
+    ``workers`` processes (``workers=1``: chunks in this process); by default, on every core
+    for files of 16 MB and more when there are several cores, else streamed.
 
     Raises:
         RdfError: unreadable or truncated file, a token over pyoxigraph's 16 MiB buffer.
@@ -189,7 +190,7 @@ def add_file(
     odd_languages = len(sink.odd_languages)
     digest: dict = {}  # the parser pool may hash the file while it parses
     try:
-        if rdf_format in LINE_FORMATS:
+        if rdf_format in LINE_FORMATS and (workers is not None or pays_off(path)):
             count = _add_lines(sink, path, rdf_format, source, lenient, workers, digest)
         else:
             count = _add_streamed(sink, path, rdf_format, source, base, lenient)
@@ -354,8 +355,9 @@ def load_rdf(
         lenient: accept invalid IRIs (e.g. with spaces) instead of failing; such a graph
             may not serialise back to valid RDF.
         progress: show a progress bar over files.
-        workers: processes that parse N-Triples / N-Quads chunks (default: every core;
-            files under 16 MB are parsed in this process); other formats stream.
+        workers: processes that parse N-Triples / N-Quads chunks (default: every core
+            for files of 16 MB and more on a machine with several cores, else the file is
+            streamed through pyoxigraph); other formats always stream.
         **graph_options: typing options of :class:`kg.graph.GraphOptions`
             (``default_type``, ``multi_type``, ``type_priority``).
 
