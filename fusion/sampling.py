@@ -191,27 +191,33 @@ class NeighborSampler:
                 f"NeighborSampler: unknown input node type {input_type!r}; "
                 f"known: {sorted(self.num_nodes)}"
             )
-        seeds = seeds.to(self.device).long().flatten()
-        n = self.num_nodes[input_type]
-        if seeds.numel():
-            lo, hi = int(seeds.min()), int(seeds.max())
-            if lo < 0 or hi >= n:
-                raise IndexError(
-                    f"NeighborSampler: seeds of {input_type!r} out of range ({lo}..{hi} "
-                    f"for {n} nodes)"
-                )
-            if torch.unique(seeds).numel() != seeds.numel():
-                raise ValueError(f"NeighborSampler: seeds of {input_type!r} repeat a node")
-        empty = seeds.new_empty(0)
+        return self.sample_dict({input_type: seeds})
+
+    def sample_dict(self, seeds: Mapping[str, Tensor]) -> HeteroData:
+        """The sampled subgraph around seeds of several node types at once (``{node_type:
+        [B_t]}`` distinct ids; the seeds of a link batch are its head and tail nodes, as in
+        PyG's ``LinkNeighborLoader``): every seed type gets ``batch_size`` ``B_t`` and its
+        seeds first in ``n_id``."""
+        unknown = sorted(set(seeds) - set(self.num_nodes))
+        if unknown:
+            raise KeyError(
+                f"NeighborSampler: unknown input node type {unknown[0]!r}; "
+                f"known: {sorted(self.num_nodes)}"
+            )
+        seeds = {t: s.to(self.device).long().flatten() for t, s in seeds.items()}
+        for t, ids in seeds.items():
+            self._check_seeds(t, ids)
+        empty = torch.empty(0, dtype=torch.long, device=self.device)
         # per node type and hop (hop 0: the seeds), the nodes added; per edge type and hop
         # (from 1), the sampled edges as (local src, local dst, edge id)
-        n_ids = {t: [seeds if t == input_type else empty] for t in self.num_nodes}
+        n_ids = {t: [seeds.get(t, empty)] for t in self.num_nodes}
         counts = {t: int(n_ids[t][0].numel()) for t in self.num_nodes}
         edges: dict[EdgeType, list[tuple[Tensor, Tensor, Tensor]]] = {
             et: [] for et in self.edge_types
         }
         try:
-            self._table(input_type)[seeds] = torch.arange(seeds.numel(), device=self.device)
+            for t, ids in seeds.items():
+                self._table(t)[ids] = torch.arange(ids.numel(), device=self.device)
             for hop in range(self.num_hops):
                 frontier = {t: parts[-1] for t, parts in n_ids.items()}
                 found: dict[str, list[Tensor]] = {}
@@ -241,12 +247,23 @@ class NeighborSampler:
         finally:
             for t, table in self._local.items():
                 table[torch.cat(n_ids[t])] = -1
-        return self._output(input_type, seeds, n_ids, edges)
+        return self._output(seeds, n_ids, edges)
+
+    def _check_seeds(self, node_type: str, seeds: Tensor) -> None:
+        n = self.num_nodes[node_type]
+        if seeds.numel():
+            lo, hi = int(seeds.min()), int(seeds.max())
+            if lo < 0 or hi >= n:
+                raise IndexError(
+                    f"NeighborSampler: seeds of {node_type!r} out of range ({lo}..{hi} "
+                    f"for {n} nodes)"
+                )
+            if torch.unique(seeds).numel() != seeds.numel():
+                raise ValueError(f"NeighborSampler: seeds of {node_type!r} repeat a node")
 
     def _output(
         self,
-        input_type: str,
-        seeds: Tensor,
+        seeds: dict[str, Tensor],
         n_ids: dict[str, list[Tensor]],
         edges: dict[EdgeType, list[tuple[Tensor, Tensor, Tensor]]],
     ) -> HeteroData:
@@ -255,12 +272,13 @@ class NeighborSampler:
             out[t].n_id = torch.cat(parts)
             out[t].num_nodes = int(out[t].n_id.numel())
             out[t].num_sampled_nodes = [int(p.numel()) for p in parts]
-        out[input_type].batch_size = int(seeds.numel())
+        for t, ids in seeds.items():
+            out[t].batch_size = int(ids.numel())
         for et, parts in edges.items():
             if parts:
                 src, dst, e_id = (torch.cat([p[i] for p in parts]) for i in range(3))
             else:
-                src = dst = e_id = seeds.new_empty(0)
+                src = dst = e_id = torch.empty(0, dtype=torch.long, device=self.device)
             out[et].edge_index = torch.stack([src, dst])
             out[et].e_id = e_id
             out[et].num_sampled_edges = [int(p[2].numel()) for p in parts]
