@@ -162,9 +162,9 @@ def launch(nproc: int, module: str, argv: Sequence[str], cores: int | None = Non
             stacklevel=2,
         )
     args = get_args_parser().parse_args(
-        ["--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0", "--module", module,
-         *argv]
-    )  # fmt: skip
+        ["--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0", "--module", module]
+    )
+    args.training_script_args = list(argv)  # as given (not parsed as launcher options)
     try:
         run(args)
     except ChildFailedError as err:

@@ -342,6 +342,8 @@ class MiniBatch:
 
     def split_seeds(self, split: str) -> dict[str, Tensor] | None:
         """The nodes an evaluation of ``split`` needs (None: every node)."""
+        if split not in self.s.task.splits:
+            return {}
         if self.s.task.name == "node":
             return dict(self.s.task._gather[split]["index"])
         return None
