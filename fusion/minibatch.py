@@ -58,6 +58,7 @@ __all__ = [
 SAMPLERS: Registry = Registry("sampler")
 BATCH_PLANS: Registry = Registry("mini-batch task")
 EVAL_SEED = 12345
+EVAL_BATCH = 1024  # seeds per evaluation batch, at least (no gradients kept)
 
 
 def default_fanout(layers: int) -> list[int]:
@@ -335,7 +336,7 @@ class MiniBatch:
         self.eval_sampler.reseed(EVAL_SEED)
         emb = {t: torch.zeros(c.num_nodes[t], c.out_dim, device=self.s.device) for t in c.node_types}
         for t, ids in seeds.items():
-            for chunk in ids.split(self.batch_size):
+            for chunk in ids.split(max(self.batch_size, EVAL_BATCH)):
                 out = self.forward({t: chunk}, self.eval_sampler)
                 emb[t][chunk] = out.embeddings[t][: len(chunk)].float()
         return FusionOutput(emb, {})

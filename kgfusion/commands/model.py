@@ -142,6 +142,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--format", choices=["table", "csv", "json", "jsonl"], default="table",
                    help="format of --list-keys (default table)")  # fmt: skip
+    _scale_args(p)
+
+
+def _scale_args(p: argparse.ArgumentParser) -> None:
+    """``kgf train``'s mini-batch and multi-process options."""
     p.add_argument(
         "--batch-size", type=int, metavar="B",
         help="mini-batch training: B seed nodes (node task) or training triples (link task) "
