@@ -130,7 +130,7 @@ class PygSampler:
             data[t].num_nodes = int(n)
         for et, ei in edge_index_dict.items():
             data[et].edge_index = ei
-        self.edge_types = list(edge_index_dict)
+        self.edge_types, self.node_types = list(edge_index_dict), list(num_nodes)
         self.sampler = PygNeighborSampler(data, num_neighbors=list(fanout))
 
     def reseed(self, seed: int) -> None:
@@ -141,9 +141,10 @@ class PygSampler:
 
         out = self.sampler._sample(seed={t: s.long() for t, s in seeds.items()})
         batch = HeteroData()
-        for t, n_id in out.node.items():
-            batch[t].n_id = n_id
-            batch[t].num_nodes = int(n_id.numel())
+        for t in self.node_types:
+            n_id = out.node.get(t)
+            batch[t].n_id = n_id if n_id is not None else torch.empty(0, dtype=torch.long)
+            batch[t].num_nodes = int(batch[t].n_id.numel())
         for t, s in seeds.items():
             batch[t].batch_size = int(s.numel())
         perm = self.sampler.perm or {}
@@ -288,7 +289,10 @@ class MiniBatch:
         }
         edges = {et: sub[et].edge_index for et in self.s.mp if "edge_index" in sub[et]}
         with torch.autocast(self.s.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            return self.s.model(x, edges, n_id=n_id)
+            out = self.s.model(x, edges, n_id=n_id)
+        if self.amp:  # the task heads and losses in float32
+            out.embeddings = {t: e.float() for t, e in out.embeddings.items()}
+        return out
 
     def batches(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
         """``(global batch positions, this worker's share)`` of every step of ``epoch``."""

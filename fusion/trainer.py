@@ -457,6 +457,11 @@ def evaluate(
     dev = resolve_device(device)
     model_config = FusionGNNConfig.from_dict(read_config(run_dir))
     s = _Setup(config, workspace, graph, features, dev, model_config=model_config)
+    tc = config.trainer
+    if tc.batch_size:  # a mini-batch run: evaluated on sampled neighbourhoods, as it trained
+        from .minibatch import MiniBatch
+
+        s.minibatch = MiniBatch(s, tc.batch_size, tc.fanout, tc.seed, tc.sampler)
     info = json.loads((run_dir / TASK_FILE).read_text(encoding="utf-8"))
     s.task.check_info(info["task"])
     for module, path in ((s.model, run_dir / WEIGHTS_FILE), (s.heads, run_dir / HEADS_FILE)):
@@ -465,7 +470,9 @@ def evaluate(
         raise ConfigError(
             f"run {run_name} has no {split!r} split; splits: {', '.join(s.task.splits)}"
         )
-    amp = config.trainer.amp and dev.type == "cuda" and _autocast_works(s)
+    amp = tc.amp and dev.type == "cuda" and (s.minibatch is not None or _autocast_works(s))
+    if s.minibatch is not None:
+        s.minibatch.amp = amp
     return s.evaluate(split, amp)
 
 

@@ -16,7 +16,7 @@ from test_trainer import FAST, toy_workspace
 from fusion.artifacts import ConfigError
 from fusion.minibatch import check_fanout, make_sampler, pyg_sampling_available
 from fusion.model import FusionGNN, FusionGNNConfig
-from fusion.trainer import TrainingError, train
+from fusion.trainer import TrainingError, evaluate, train
 
 BACKENDS = [
     "torch",
@@ -138,6 +138,10 @@ def test_node_task_trains_on_mini_batches(tmp_path):
     train_rows = json.loads((result.run_dir / "task.json").read_text())["task"]["sizes"]["train"]
     assert lines[0]["step"] == math.ceil(train_rows / 8)  # one step per batch of 8 seeds
     assert (result.run_dir / "complete.json").is_file()
+    # kgf evaluate samples as the run's final evaluation did
+    assert evaluate(ws, "mb", split="test") == {
+        k: v for k, v in result.metrics.items() if k.startswith("test/")
+    }
     # same seed, same batches and samples: a rerun repeats the run
     overrides["epochs"] = 2
     runs = [train(ws, labels=tr, test=te, overrides=overrides, progress=False, run_name=name)
