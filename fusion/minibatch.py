@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from .artifacts import ConfigError
 from .model import FusionOutput
 from .registry import Registry
-from .sampling import NeighborSampler
+from .sampling import NeighborSampler, Subgraph
 
 __all__ = [
     "BATCH_PLANS", "SAMPLERS", "MiniBatch", "check_fanout", "default_fanout", "make_sampler",
@@ -94,7 +94,8 @@ def pyg_sampling_available() -> bool:
 def make_sampler(edge_index_dict: Mapping, num_nodes: Mapping[str, int], fanout: Sequence[int],
                  seed: int, backend: str = "auto"):  # fmt: skip
     """A sampler with ``sample_dict({node_type: seeds}) -> HeteroData`` (``n_id``,
-    ``batch_size`` per seed type, local ``edge_index``, ``e_id``; the seeds first).
+    ``batch_size`` per seed type, local ``edge_index``, ``e_id``; the seeds first) and
+    ``sample_parts`` (the same as a :class:`fusion.sampling.Subgraph` of plain dicts).
     ``backend``: ``"auto"`` (``"pyg"`` when :func:`pyg_sampling_available`, else
     ``"torch"``), ``"pyg"`` or ``"torch"``."""
     if backend == "auto":
@@ -137,24 +138,24 @@ class PygSampler:
         torch.manual_seed(int(seed))
 
     def sample_dict(self, seeds: Mapping[str, Tensor]):
-        from torch_geometric.data import HeteroData
+        return self.sample_parts(seeds).to_hetero()
 
+    def sample_parts(self, seeds: Mapping[str, Tensor]) -> Subgraph:
         out = self.sampler._sample(seed={t: s.long() for t, s in seeds.items()})
-        batch = HeteroData()
+        empty = torch.empty(0, dtype=torch.long)
+        sizes = {t: int(s.numel()) for t, s in seeds.items()}
+        sub = Subgraph({}, {}, {}, {}, {}, sizes)
         for t in self.node_types:
             n_id = out.node.get(t)
-            batch[t].n_id = n_id if n_id is not None else torch.empty(0, dtype=torch.long)
-            batch[t].num_nodes = int(batch[t].n_id.numel())
-        for t, s in seeds.items():
-            batch[t].batch_size = int(s.numel())
+            sub.n_id[t] = n_id if n_id is not None else empty
         perm = self.sampler.perm or {}
         for et in self.edge_types:
             if et in out.row:
-                edge = out.edge[et] if out.edge is not None else None
-                batch[et].edge_index = torch.stack([out.row[et], out.col[et]])
+                sub.edge_index[et] = torch.stack([out.row[et], out.col[et]])
+                edge = out.edge.get(et) if out.edge is not None else None
                 if edge is not None:
-                    batch[et].e_id = perm[et][edge] if perm.get(et) is not None else edge
-        return batch
+                    sub.e_id[et] = perm[et][edge] if perm.get(et) is not None else edge
+        return sub
 
 
 # ---------------------------------------------------------------------- what a batch is, per task
@@ -281,13 +282,13 @@ class MiniBatch:
 
     def forward(self, seeds: Mapping[str, Tensor], sampler) -> FusionOutput:
         """The model's output on the sampled subgraph around ``seeds`` (local rows)."""
-        sub = sampler.sample_dict(seeds)
-        n_id = {t: sub[t].n_id for t in self.s.model_config.node_types}
+        sub = sampler.sample_parts(seeds)
+        n_id = {t: sub.n_id[t] for t in self.s.model_config.node_types}
         x = {
             t: {m: (v[n_id[t]], k[n_id[t]]) for m, (v, k) in mods.items()}
             for t, mods in self.s.x.items()
         }
-        edges = {et: sub[et].edge_index for et in self.s.mp if "edge_index" in sub[et]}
+        edges = {et: ei for et, ei in sub.edge_index.items() if et in self.s.mp}
         with torch.autocast(self.s.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = self.s.model(x, edges, n_id=n_id)
         if self.amp:  # the task heads and losses in float32

@@ -44,12 +44,13 @@ torch's global generator when ``seed`` is None), so a seeded sampler repeats its
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-__all__ = ["NeighborLoader", "NeighborSampler"]
+__all__ = ["NeighborLoader", "NeighborSampler", "Subgraph"]
 
 EdgeType = tuple[str, str, str]
 KEY_BITS = 31
@@ -198,6 +199,10 @@ class NeighborSampler:
         [B_t]}`` distinct ids; the seeds of a link batch are its head and tail nodes, as in
         PyG's ``LinkNeighborLoader``): every seed type gets ``batch_size`` ``B_t`` and its
         seeds first in ``n_id``."""
+        return self.sample_parts(seeds).to_hetero()
+
+    def sample_parts(self, seeds: Mapping[str, Tensor]) -> Subgraph:
+        """:meth:`sample_dict` as a :class:`Subgraph` (plain dicts)."""
         unknown = sorted(set(seeds) - set(self.num_nodes))
         if unknown:
             raise KeyError(
@@ -266,22 +271,51 @@ class NeighborSampler:
         seeds: dict[str, Tensor],
         n_ids: dict[str, list[Tensor]],
         edges: dict[EdgeType, list[tuple[Tensor, Tensor, Tensor]]],
-    ) -> HeteroData:
-        out = HeteroData()
+    ) -> Subgraph:
+        empty = torch.empty(0, dtype=torch.long, device=self.device)
+        out = Subgraph({}, {}, {}, {}, {}, {t: int(ids.numel()) for t, ids in seeds.items()})
         for t, parts in n_ids.items():
-            out[t].n_id = torch.cat(parts)
-            out[t].num_nodes = int(out[t].n_id.numel())
-            out[t].num_sampled_nodes = [int(p.numel()) for p in parts]
-        for t, ids in seeds.items():
-            out[t].batch_size = int(ids.numel())
+            out.n_id[t] = torch.cat(parts)
+            out.num_sampled_nodes[t] = [int(p.numel()) for p in parts]
         for et, parts in edges.items():
             if parts:
                 src, dst, e_id = (torch.cat([p[i] for p in parts]) for i in range(3))
             else:
-                src = dst = e_id = torch.empty(0, dtype=torch.long, device=self.device)
-            out[et].edge_index = torch.stack([src, dst])
-            out[et].e_id = e_id
-            out[et].num_sampled_edges = [int(p[2].numel()) for p in parts]
+                src = dst = e_id = empty
+            out.edge_index[et] = torch.stack([src, dst])
+            out.e_id[et] = e_id
+            out.num_sampled_edges[et] = [int(p[2].numel()) for p in parts]
+        return out
+
+
+@dataclass
+class Subgraph:
+    """A sampled subgraph as plain dicts (:meth:`NeighborSampler.sample_parts`; building a
+    ``HeteroData`` costs more than sampling on graphs with hundreds of edge types):
+    ``n_id[t]`` [n_t], ``edge_index[et]`` [2, e] local ids, ``e_id[et]`` [e],
+    ``num_sampled_nodes[t]`` / ``num_sampled_edges[et]`` per hop, ``batch_size[t]`` per seed
+    type."""
+
+    n_id: dict[str, Tensor]
+    edge_index: dict[EdgeType, Tensor]
+    e_id: dict[EdgeType, Tensor]
+    num_sampled_nodes: dict[str, list[int]]
+    num_sampled_edges: dict[EdgeType, list[int]]
+    batch_size: dict[str, int]
+
+    def to_hetero(self) -> HeteroData:
+        """The same subgraph as PyG's loaders give it (module docstring)."""
+        out = HeteroData()
+        for t, n_id in self.n_id.items():
+            out[t].n_id = n_id
+            out[t].num_nodes = int(n_id.numel())
+            out[t].num_sampled_nodes = self.num_sampled_nodes.get(t, [])
+        for t, size in self.batch_size.items():
+            out[t].batch_size = size
+        for et, ei in self.edge_index.items():
+            out[et].edge_index = ei
+            out[et].e_id = self.e_id[et]
+            out[et].num_sampled_edges = self.num_sampled_edges.get(et, [])
         return out
 
 
