@@ -22,7 +22,7 @@ L-layer GNN computes the seeds' full-graph outputs exactly on the L-hop subgraph
 **Output** (as PyG's, ``disjoint=False``): a :class:`torch_geometric.data.HeteroData` with,
 for every node type of the graph (empty ones included), ``n_id [n_t]`` (global ids; the seeds
 first, then each hop's new nodes, each hop sorted by id) and ``num_sampled_nodes`` (per
-hop); for the input type also ``batch_size`` (seeds) and, from the loader, ``input_id``;
+hop); for every seed type also ``batch_size`` (seeds) and, from the loader, ``input_id``;
 for every edge type ``edge_index [2, e]`` in *local* ids (row ``k`` of ``n_id``),
 ``e_id [e]`` (the edges' columns in the input ``edge_index``) and ``num_sampled_edges``
 (per hop). The loader also slices every node attribute with ``N_t`` rows (``x``, ``y``, ...)
