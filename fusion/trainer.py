@@ -4,8 +4,9 @@ Full-batch training (the R-GCN protocol of Schlichtkrull et al., 2018): every st
 the model over the whole message-passing graph, Adam with weight decay, early stopping on
 the task's validation metric; or, with ``trainer.batch_size``, neighbour-sampled mini-batches
 (:mod:`fusion.minibatch`), in one process or in several under ``torch.distributed.run``
-with DistributedDataParallel (:mod:`fusion.distributed`: rank 0 writes the run). A run lives in ``WORKSPACE/models/<run-name>/`` (the layout,
-the resume checkpoints and when a run counts as complete: :mod:`fusion.runs`); its
+with DistributedDataParallel (:mod:`fusion.distributed`: rank 0 writes the run). A run
+lives in ``WORKSPACE/models/<run-name>/`` (the layout, the resume checkpoints and when a run
+counts as complete: :mod:`fusion.runs`); its
 configuration comes from :func:`fusion.config.resolve_config` (defaults < TOML file <
 arguments < overrides). Nothing is pickled.
 
