@@ -53,6 +53,11 @@ class TrainerConfig:
     ``deterministic``: None = on CPU only; ``amp``: bf16 autocast on CUDA. A task may
     change the defaults (``Task.trainer_defaults``: link prediction uses lr 0.001, 300
     epochs, patience 50); the config file and overrides still win.
+
+    ``batch_size``: 0 = full batch; else seed nodes (node task) or training triples (link
+    task) per step, each on its sampled neighbourhood, ``fanout`` neighbours per hop (one
+    per GNN layer, -1 = all; empty: 15 then 10), ``sampler`` ``auto`` | ``pyg`` | ``torch``
+    (:mod:`fusion.minibatch`).
     """
 
     epochs: int = 200
@@ -68,12 +73,20 @@ class TrainerConfig:
     deterministic: bool | None = None
     checkpoint_every: int = 10
     progress: bool = True
+    batch_size: int = 0
+    fanout: list[int] = field(default_factory=list)
+    sampler: str = "auto"
 
     def __post_init__(self):
         if self.epochs < 0 or self.eval_every < 1 or self.checkpoint_every < 1:
             raise ConfigError("trainer.epochs >= 0, eval_every >= 1, checkpoint_every >= 1")
         if self.lr <= 0:
             raise ConfigError(f"trainer.lr={self.lr}; expected > 0")
+        if self.batch_size < 0 or self.sampler not in ("auto", "pyg", "torch"):
+            raise ConfigError("trainer.batch_size >= 0 (0: full batch), trainer.sampler in "
+                              "auto / pyg / torch")  # fmt: skip
+        if isinstance(self.fanout, (int, str)):
+            self.fanout = [int(k) for k in str(self.fanout).split(",") if k.strip()]
 
 
 @dataclass

@@ -63,7 +63,7 @@ def suited_overrides(workspace, graph, options: dict) -> dict:
     """``options`` of :func:`fusion.trainer.train` with :func:`node_defaults` merged under
     its overrides, when the run has no config file, is a node task and uses R-GCN with the
     default fusion settings; else ``options`` unchanged."""
-    if options.get("config_path") is not None or options.get("resume"):
+    if options.get("config_path") is not None:  # a resumed run gets them again, as at its start
         return options
     if (options.get("task") or "node") != "node" or options.get("labels") is None:
         return options

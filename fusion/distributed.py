@@ -1,195 +1,176 @@
-"""Encoding on Ray: the encoders mapped over shards of inputs, results into the one cache.
+"""Multi-process training on PyTorch's own engine: ``torch.distributed.run`` + DDP.
 
-``kgf encode WS --ray [ADDRESS]`` (:func:`fusion.features.build_features` with ``ray=``)
-keeps everything that touches the workspace in the driver: which inputs are already in the
-content-hash cache (:mod:`fusion.cache`), reading images, the cache writes and the
-checkpoints. Only the forward passes leave it: each shard of inputs (the chunk that the
-single-process encode would run, ``8 x batch_size`` rows) is encoded by a Ray worker that
-builds the encoder from its name once per worker process, and the vectors come back in
-order. Features therefore equal the single-process encode, and a run killed midway resumes
-from the same checkpoints.
+``kgf train ... --batch-size B --nproc N`` (:func:`launch`) starts N local workers through
+``torch.distributed.run`` (``torchrun --standalone``), each running the same ``kgf train``
+command line without ``--nproc``; several machines run ``torchrun`` themselves (README,
+"Mini-batch and multi-process training"). A worker sees torchrun's environment (``RANK``,
+``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``...) and :func:`from_env` joins the process
+group: gloo on CPU, NCCL on CUDA (one GPU per worker, ``cuda:LOCAL_RANK``). The model and
+the task heads train inside ``DistributedDataParallel`` (:meth:`Context.wrap`), every
+worker on its share of each global mini-batch (:mod:`fusion.minibatch`).
 
-Shards go through **Ray Data** (``ray.data.from_items(...).map_batches`` over a pool of
-encoder actors) when ``ray.data`` imports, else through plain **Ray tasks**; at most
-``2 x workers`` shards are in flight, so memory stays bounded. Ray is an optional extra:
-``pip install 'kgfusion[distributed]'``.
-
-Addresses: ``None`` / ``"local"`` start a local Ray for this run (``num_cpus`` cores, all by
-default); ``"auto"`` joins the cluster this machine belongs to (``ray start``);
-``"HOST:PORT"`` or ``"ray://HOST:PORT"`` a remote one. An address that does not answer
-within :data:`CONNECT_TIMEOUT` seconds is a :class:`RayUnavailable` naming it, never a hang.
+Rank 0 owns the run folder (:mod:`fusion.runs`): it chooses the run name and checks the
+folder (:meth:`Context.agree`, the others get its answer or its error), writes
+``run.json``, the metrics, the checkpoints, the final artefacts and, last,
+``complete.json``. It alone evaluates; the others follow its early-stopping decision
+(:meth:`Context.share_flags`). A worker that dies takes the others down (torchrun's
+agent stops them), leaving a run without ``complete.json`` whose last checkpoint
+``kgf train ... --resume`` continues (with any number of workers). The workers read the
+checkpoint of a resumed run from the run folder, so several machines need the workspace
+on a shared file system.
 """
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections import deque
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-import numpy as np
 import torch
+from torch import nn
 
-#: Seconds to reach a Ray cluster before giving up with a clear error.
-CONNECT_TIMEOUT = 20.0
-_ENCODERS: dict[tuple, object] = {}  # per Ray worker process: (name, device, batch) -> encoder
+__all__ = ["Context", "from_env", "launch", "under_launcher", "worker_argv"]
 
-
-class RayUnavailable(RuntimeError):
-    """Ray is not installed, or the cluster at the given address cannot be reached."""
+ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
 
-def _import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise RayUnavailable(
-            "--ray needs Ray: pip install 'kgfusion[distributed]' (or pip install ray)"
-        ) from None
-    return ray
+class LaunchError(RuntimeError):
+    """A worker failed; says how to continue."""
 
 
-def _host_port(address: str) -> tuple[str, int] | None:
-    """``(host, port)`` of ``HOST:PORT`` / ``ray://HOST:PORT``, else None (``auto``...)."""
-    bare = address.split("://", 1)[-1].rstrip("/")
-    host, sep, port = bare.rpartition(":")
-    if not sep or not port.isdigit():
-        return None
-    return host.strip("[]") or "127.0.0.1", int(port)
+def under_launcher() -> bool:
+    """Whether this process is a worker started by ``torch.distributed.run``."""
+    return all(k in os.environ for k in ENV_KEYS) and int(os.environ["WORLD_SIZE"]) > 1
 
 
-def _check_reachable(address: str, timeout: float) -> None:
-    target = _host_port(address)
-    if target is None:
-        return
-    try:
-        with socket.create_connection(target, timeout=min(timeout, 10.0)):
-            pass
-    except OSError as err:
-        raise RayUnavailable(
-            f"cannot reach the Ray cluster at {address!r} ({err}); start it there with "
-            "`ray start --head`, check the address and port (6379 by default, 10001 for "
-            "ray://), or run without an address for a local Ray"
-        ) from None
+@dataclass
+class Context:
+    """This worker: ``rank`` of ``world`` (``local_rank`` on its machine)."""
 
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    started: bool = False
 
-@contextmanager
-def ray_session(address: str | None = None, num_cpus: int | None = None, timeout=None):
-    """Connected to Ray for the ``with`` block; a Ray started here is shut down after it.
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
 
-    Raises:
-        RayUnavailable: Ray is not installed, or ``address`` does not answer in ``timeout``
-            seconds (default :data:`CONNECT_TIMEOUT`).
-    """
-    ray = _import_ray()
-    timeout = CONNECT_TIMEOUT if timeout is None else timeout
-    if ray.is_initialized():  # a caller's own Ray (a notebook, a test): use it as it is
-        yield ray
-        return
-    local = address in (None, "", "local")
-    if not local:
-        _check_reachable(address, timeout)
-    kwargs = {"num_cpus": num_cpus} if local else {"address": address}
-    outcome: dict = {}
+    def device(self, device: torch.device) -> torch.device:
+        """The worker's device: ``cuda:LOCAL_RANK`` on CUDA."""
+        if device.type == "cuda" and self.world > 1:
+            torch.cuda.set_device(self.local_rank)
+            return torch.device("cuda", self.local_rank)
+        return device
 
-    def start() -> None:
-        try:
-            ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR", **kwargs)
-            outcome["ok"] = True
-        except Exception as err:  # ConnectionError, RuntimeError, ValueError...
-            outcome["error"] = err
+    def start(self, device: torch.device) -> None:
+        """Join the process group (gloo on CPU, NCCL on CUDA)."""
+        if self.world > 1 and not torch.distributed.is_initialized():
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            torch.distributed.init_process_group(backend=backend)
+            self.started = True
 
-    worker = threading.Thread(target=start, daemon=True)
-    worker.start()
-    worker.join(timeout if not local else None)
-    try:
-        if "ok" not in outcome:
-            why = outcome.get("error") or f"no answer within {timeout:.0f}s"
-            raise RayUnavailable(
-                f"cannot connect to Ray at {address or 'a local Ray'!r}: {why}; check the "
-                "address (`ray status` on the head node), or run without an address for a "
-                "local Ray"
-            )
-        yield ray
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
+    def close(self) -> None:
+        if self.started and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+            self.started = False
 
+    def wrap(self, module: nn.Module, device: torch.device) -> nn.Module:
+        """``module`` in ``DistributedDataParallel`` (itself with one worker)."""
+        if self.world == 1:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
 
-def _local_encoder(name: str, device: str, batch_size: int):
-    """The encoder ``name`` in this (worker) process, built once."""
-    key = (name, device, batch_size)
-    if key not in _ENCODERS:
-        from .encoders import get_encoder
+        ids = [device.index] if device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=True)
 
-        _ENCODERS[key] = get_encoder(name, device=device, batch_size=batch_size)
-    return _ENCODERS[key]
-
-
-def encode_shard(name: str, device: str, batch_size: int, inputs: list) -> np.ndarray:
-    """One shard through encoder ``name``: float32 ``[len(inputs), dim]``."""
-    encoder = _local_encoder(name, device, batch_size)
-    return encoder.encode(list(inputs)).float().cpu().numpy()
-
-
-class _ShardActor:
-    """A Ray Data actor: one encoder per actor; each batch is one shard."""
-
-    def __init__(self, name: str, device: str, batch_size: int):
-        self.args = (name, device, batch_size)
-
-    def __call__(self, batch: dict) -> dict:
-        vectors = encode_shard(*self.args, list(batch["inputs"][0]))
-        return {"order": batch["order"], "vectors": [vectors]}
-
-
-class RayEncoderMap:
-    """Maps an encoder (by name) over shards on Ray: :meth:`map` yields ``[n, dim]`` tensors
-    in shard order. ``workers``: shards in flight at once (default: the cluster's CPUs)."""
-
-    def __init__(self, ray, encoder, device: str = "cpu", workers: int | None = None,
-                 use_data: bool | None = None):  # fmt: skip
-        self.ray = ray
-        self.args = (encoder.name, "cpu" if device == "auto" else device, encoder.batch_size)
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.workers = max(1, workers or cpus)
-        if use_data is None:
+    def agree(self, decide: Callable[[], str]) -> str:
+        """Rank 0's ``decide()``, on every worker; its exception is raised on all of them
+        (as a RuntimeError with its message on the others)."""
+        if self.world == 1:
+            return decide()
+        error = None
+        if self.is_main:
             try:
-                import ray.data  # noqa: F401  (needs pyarrow)
+                text = "ok\0" + decide()
+            except Exception as err:  # re-raised below, after the others heard of it
+                error, text = err, f"error\0{err}"
+        else:
+            text = ""
+        text = self._broadcast_text(text)
+        if error is not None:
+            raise error
+        kind, _, value = text.partition("\0")
+        if kind == "error":
+            raise RuntimeError(f"rank 0 refused the run: {value}")
+        return value
 
-                use_data = True
-            except ImportError:
-                use_data = False
-        self.use_data = use_data
-        self.gpus = 1 if self.args[1] == "cuda" else 0
+    def _broadcast_text(self, text: str) -> str:
+        data = torch.tensor(list(text.encode("utf-8")), dtype=torch.uint8)
+        size = torch.tensor([data.numel()], dtype=torch.long)
+        torch.distributed.broadcast(size, 0)
+        buf = data if self.is_main else torch.zeros(int(size), dtype=torch.uint8)
+        torch.distributed.broadcast(buf, 0)
+        return bytes(buf.tolist()).decode("utf-8")
 
-    def map(self, shards: Iterable[list]) -> Iterator[torch.Tensor]:
-        if self.use_data:
-            yield from self._map_data(list(shards))
-            return
-        remote = self.ray.remote(num_gpus=self.gpus)(encode_shard)
-        pending: deque = deque()
-        for inputs in shards:
-            pending.append(remote.remote(*self.args, inputs))
-            if len(pending) >= 2 * self.workers:
-                yield torch.from_numpy(np.array(self.ray.get(pending.popleft())))
-        while pending:
-            yield torch.from_numpy(np.array(self.ray.get(pending.popleft())))
+    def share_flags(self, *flags: bool) -> tuple[bool, ...]:
+        """Rank 0's booleans on every worker."""
+        if self.world == 1:
+            return tuple(bool(f) for f in flags)
+        t = torch.tensor([float(f) for f in flags])
+        torch.distributed.broadcast(t, 0)
+        return tuple(bool(v) for v in t.tolist())
 
-    def _map_data(self, shards: list[list]) -> Iterator[torch.Tensor]:
-        import ray.data
 
-        if not shards:
-            return
-        items = [{"order": i, "inputs": shard} for i, shard in enumerate(shards)]
-        dataset = ray.data.from_items(items).map_batches(
-            _ShardActor, fn_constructor_args=self.args, batch_size=1, batch_format="numpy",
-            concurrency=min(self.workers, len(shards)), num_gpus=self.gpus,
-        )  # fmt: skip
-        ready, next_shard = {}, 0
-        for row in dataset.iter_rows():  # in any order: re-ordered here
-            ready[int(row["order"])] = np.asarray(row["vectors"], dtype=np.float32)
-            while next_shard in ready:
-                yield torch.from_numpy(ready.pop(next_shard))
-                next_shard += 1
+def from_env() -> Context:
+    """The worker's :class:`Context` from torchrun's environment (one process without)."""
+    if not under_launcher():
+        return Context()
+    env = os.environ
+    return Context(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env["LOCAL_RANK"]))
+
+
+def worker_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` without ``--nproc N`` / ``--nproc=N`` (the workers' command line)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
+def launch(nproc: int, module: str, argv: Sequence[str], cores: int | None = None) -> None:
+    """Run ``python -m module *argv`` in ``nproc`` local workers through
+    ``torch.distributed.run --standalone`` (no restarts); warns when ``nproc`` exceeds the
+    CPU cores. A failed worker raises :class:`LaunchError` naming ``--resume``."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    if nproc < 1:
+        raise ValueError(f"--nproc {nproc}: expected at least 1 worker")
+    cores = cores or os.cpu_count() or 1
+    if nproc > cores:
+        warnings.warn(
+            f"--nproc {nproc} is more than the {cores} CPU core(s) of this machine: the "
+            "workers will share cores and train slower, not faster",
+            stacklevel=2,
+        )
+    args = get_args_parser().parse_args(
+        ["--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0", "--module", module]
+    )
+    args.training_script_args = list(argv)  # as given (not parsed as launcher options)
+    try:
+        run(args)
+    except ChildFailedError as err:
+        rank, failure = err.get_first_failure()
+        raise LaunchError(
+            f"training worker {rank} failed (exit code {failure.exitcode}); the run keeps its "
+            "last checkpoint: continue it with the same command plus --resume --run NAME "
+            "(`kgf runs WORKSPACE` lists it as incomplete)"
+        ) from None

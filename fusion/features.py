@@ -250,7 +250,7 @@ def _encode_cached(
     Cached rows are taken as they are; the rest are turned into encoder inputs by
     ``load(i)`` (which may raise :class:`~fusion.encoders.ImageError`: that row is then
     reported, named by ``where(i)``, and masked) and encoded in chunks, with a progress bar:
-    here, or by ``mapper`` (:class:`fusion.distributed.RayEncoderMap`) on Ray workers, the
+    here, or by ``mapper`` (:class:`fusion.ray_encode.RayEncoderMap`) on Ray workers, the
     chunks then coming back in order into the same cache and checkpoints.
     """
     from kg.progress import progress
@@ -407,11 +407,11 @@ def build_features(
 
     With ``workspace``, the features and the cache are kept there (``features/``). With
     ``ray`` (``"local"``, ``"auto"`` or a cluster address), the forward passes run on Ray
-    workers (:mod:`fusion.distributed`); the features are the same.
+    workers (:mod:`fusion.ray_encode`); the features are the same.
     """
     if ray is None:
         return _build_features(graph, workspace, spec, None)
-    from .distributed import ray_session
+    from .ray_encode import ray_session
 
     with ray_session(ray) as session:
         return _build_features(graph, workspace, spec, session)
@@ -430,7 +430,7 @@ def _build_features(graph, workspace, spec, ray_session):
             encoders[modality] = get_encoder(name, device=spec.device, batch_size=spec.batch_size)
     mappers: dict = {}
     if ray_session is not None:
-        from .distributed import RayEncoderMap
+        from .ray_encode import RayEncoderMap
 
         mappers = {m: RayEncoderMap(ray_session, e, spec.device) for m, e in encoders.items()}
     features: dict = {}

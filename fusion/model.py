@@ -228,8 +228,11 @@ class FusionGNN(nn.Module):
         return self.fuse[key]
 
     # ------------------------------------------------------------------ forward
-    def project(self, features: Mapping) -> dict[str, dict[str, tuple[Tensor, Tensor]]]:
-        """Per type and modality: ``(z [N_t, d], mask [N_t])`` after the input projection."""
+    def project(
+        self, features: Mapping, n_id: Mapping[str, Tensor] | None = None
+    ) -> dict[str, dict[str, tuple[Tensor, Tensor]]]:
+        """Per type and modality: ``(z [N_t, d], mask [N_t])`` after the input projection
+        (a mini-batch: ``n_id[t]`` the batch's node ids, features of those rows only)."""
         c = self.config
         out: dict[str, dict[str, tuple[Tensor, Tensor]]] = {}
         for t in c.node_types:
@@ -239,9 +242,12 @@ class FusionGNN(nn.Module):
             given = features.get(t, {})
             out[t] = {}
             for m, d in mods.items():
+                rows = c.num_nodes[t] if n_id is None else int(n_id[t].numel())
                 if m == ID_MODALITY:
                     weight = self.proj[_key(t)][_key(m)].weight
-                    ones = torch.ones(c.num_nodes[t], dtype=torch.bool, device=weight.device)
+                    if n_id is not None:
+                        weight = weight[n_id[t].to(weight.device)]
+                    ones = torch.ones(rows, dtype=torch.bool, device=weight.device)
                     out[t][m] = (F.dropout(weight, c.dropout, self.training), ones)
                     continue
                 if m not in given:
@@ -250,10 +256,10 @@ class FusionGNN(nn.Module):
                         f"built with (has: {sorted(given)}); re-encode or retrain"
                     )
                 x, mask = given[m]
-                if x.shape != (c.num_nodes[t], d):
+                if x.shape != (rows, d):
                     raise ConfigError(
                         f"features[{t!r}][{m!r}] has shape {tuple(x.shape)}; the model expects "
-                        f"({c.num_nodes[t]}, {d})"
+                        f"({rows}, {d})"
                     )
                 mask = mask.to(x.device, torch.bool)
                 if c.input_proj:
@@ -262,10 +268,17 @@ class FusionGNN(nn.Module):
                 out[t][m] = (F.dropout(x, c.dropout, self.training), mask)
         return out
 
-    def forward(self, features: Mapping, edge_index_dict: Mapping) -> FusionOutput:
-        """``features[t][m] = (x [N_t, d_m], mask [N_t])`` -> :class:`FusionOutput`."""
+    def forward(
+        self, features: Mapping, edge_index_dict: Mapping, n_id: Mapping[str, Tensor] | None = None
+    ) -> FusionOutput:
+        """``features[t][m] = (x [N_t, d_m], mask [N_t])`` -> :class:`FusionOutput`.
+
+        A mini-batch (a sampled subgraph, :mod:`fusion.minibatch`): ``n_id[t]`` ``[n_t]``
+        the global ids of its nodes of every type, ``features`` their rows only,
+        ``edge_index_dict`` in the batch's local ids; the outputs have ``n_t`` rows."""
         c = self.config
-        projected = self.project(features)
+        projected = self.project(features, n_id)
+        ids = dict(n_id) if n_id is not None else {}
         if c.mode == "early":
             x_dict = {}
             for t, mods in projected.items():
@@ -273,13 +286,15 @@ class FusionGNN(nn.Module):
                     {m: z for m, (z, _) in mods.items()}, {m: k for m, (_, k) in mods.items()}
                 )
                 x_dict[t] = fused
+            x_dict = {**{t: i for t, i in ids.items() if t not in x_dict}, **x_dict}
             embeddings = self.gnns[_key("all")](x_dict, edge_index_dict)
             return FusionOutput(dict(embeddings), projected)
         if not self.late_modalities:
-            return FusionOutput(dict(self.gnns[_key("all")]({}, edge_index_dict)), {})
+            return FusionOutput(dict(self.gnns[_key("all")](ids, edge_index_dict)), {})
         propagated: dict[str, dict[str, Tensor]] = {}
         for m in self.late_modalities:
             x_dict = {t: mods[m][0] for t, mods in projected.items() if m in mods}
+            x_dict = {**{t: i for t, i in ids.items() if t not in x_dict}, **x_dict}
             for t, h in self.gnns[_key(m)](x_dict, edge_index_dict).items():
                 propagated.setdefault(t, {})[m] = h
         embeddings, modalities = {}, {}

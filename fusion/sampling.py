@@ -22,7 +22,7 @@ L-layer GNN computes the seeds' full-graph outputs exactly on the L-hop subgraph
 **Output** (as PyG's, ``disjoint=False``): a :class:`torch_geometric.data.HeteroData` with,
 for every node type of the graph (empty ones included), ``n_id [n_t]`` (global ids; the seeds
 first, then each hop's new nodes, each hop sorted by id) and ``num_sampled_nodes`` (per
-hop); for the input type also ``batch_size`` (seeds) and, from the loader, ``input_id``;
+hop); for every seed type also ``batch_size`` (seeds) and, from the loader, ``input_id``;
 for every edge type ``edge_index [2, e]`` in *local* ids (row ``k`` of ``n_id``),
 ``e_id [e]`` (the edges' columns in the input ``edge_index``) and ``num_sampled_edges``
 (per hop). The loader also slices every node attribute with ``N_t`` rows (``x``, ``y``, ...)
@@ -44,12 +44,13 @@ torch's global generator when ``seed`` is None), so a seeded sampler repeats its
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-__all__ = ["NeighborLoader", "NeighborSampler"]
+__all__ = ["NeighborLoader", "NeighborSampler", "Subgraph"]
 
 EdgeType = tuple[str, str, str]
 KEY_BITS = 31
@@ -191,27 +192,37 @@ class NeighborSampler:
                 f"NeighborSampler: unknown input node type {input_type!r}; "
                 f"known: {sorted(self.num_nodes)}"
             )
-        seeds = seeds.to(self.device).long().flatten()
-        n = self.num_nodes[input_type]
-        if seeds.numel():
-            lo, hi = int(seeds.min()), int(seeds.max())
-            if lo < 0 or hi >= n:
-                raise IndexError(
-                    f"NeighborSampler: seeds of {input_type!r} out of range ({lo}..{hi} "
-                    f"for {n} nodes)"
-                )
-            if torch.unique(seeds).numel() != seeds.numel():
-                raise ValueError(f"NeighborSampler: seeds of {input_type!r} repeat a node")
-        empty = seeds.new_empty(0)
+        return self.sample_dict({input_type: seeds})
+
+    def sample_dict(self, seeds: Mapping[str, Tensor]) -> HeteroData:
+        """The sampled subgraph around seeds of several node types at once (``{node_type:
+        [B_t]}`` distinct ids; the seeds of a link batch are its head and tail nodes, as in
+        PyG's ``LinkNeighborLoader``): every seed type gets ``batch_size`` ``B_t`` and its
+        seeds first in ``n_id``."""
+        return self.sample_parts(seeds).to_hetero()
+
+    def sample_parts(self, seeds: Mapping[str, Tensor]) -> Subgraph:
+        """:meth:`sample_dict` as a :class:`Subgraph` (plain dicts)."""
+        unknown = sorted(set(seeds) - set(self.num_nodes))
+        if unknown:
+            raise KeyError(
+                f"NeighborSampler: unknown input node type {unknown[0]!r}; "
+                f"known: {sorted(self.num_nodes)}"
+            )
+        seeds = {t: s.to(self.device).long().flatten() for t, s in seeds.items()}
+        for t, ids in seeds.items():
+            self._check_seeds(t, ids)
+        empty = torch.empty(0, dtype=torch.long, device=self.device)
         # per node type and hop (hop 0: the seeds), the nodes added; per edge type and hop
         # (from 1), the sampled edges as (local src, local dst, edge id)
-        n_ids = {t: [seeds if t == input_type else empty] for t in self.num_nodes}
+        n_ids = {t: [seeds.get(t, empty)] for t in self.num_nodes}
         counts = {t: int(n_ids[t][0].numel()) for t in self.num_nodes}
         edges: dict[EdgeType, list[tuple[Tensor, Tensor, Tensor]]] = {
             et: [] for et in self.edge_types
         }
         try:
-            self._table(input_type)[seeds] = torch.arange(seeds.numel(), device=self.device)
+            for t, ids in seeds.items():
+                self._table(t)[ids] = torch.arange(ids.numel(), device=self.device)
             for hop in range(self.num_hops):
                 frontier = {t: parts[-1] for t, parts in n_ids.items()}
                 found: dict[str, list[Tensor]] = {}
@@ -241,29 +252,70 @@ class NeighborSampler:
         finally:
             for t, table in self._local.items():
                 table[torch.cat(n_ids[t])] = -1
-        return self._output(input_type, seeds, n_ids, edges)
+        return self._output(seeds, n_ids, edges)
+
+    def _check_seeds(self, node_type: str, seeds: Tensor) -> None:
+        n = self.num_nodes[node_type]
+        if seeds.numel():
+            lo, hi = int(seeds.min()), int(seeds.max())
+            if lo < 0 or hi >= n:
+                raise IndexError(
+                    f"NeighborSampler: seeds of {node_type!r} out of range ({lo}..{hi} "
+                    f"for {n} nodes)"
+                )
+            if torch.unique(seeds).numel() != seeds.numel():
+                raise ValueError(f"NeighborSampler: seeds of {node_type!r} repeat a node")
 
     def _output(
         self,
-        input_type: str,
-        seeds: Tensor,
+        seeds: dict[str, Tensor],
         n_ids: dict[str, list[Tensor]],
         edges: dict[EdgeType, list[tuple[Tensor, Tensor, Tensor]]],
-    ) -> HeteroData:
-        out = HeteroData()
+    ) -> Subgraph:
+        empty = torch.empty(0, dtype=torch.long, device=self.device)
+        out = Subgraph({}, {}, {}, {}, {}, {t: int(ids.numel()) for t, ids in seeds.items()})
         for t, parts in n_ids.items():
-            out[t].n_id = torch.cat(parts)
-            out[t].num_nodes = int(out[t].n_id.numel())
-            out[t].num_sampled_nodes = [int(p.numel()) for p in parts]
-        out[input_type].batch_size = int(seeds.numel())
+            out.n_id[t] = torch.cat(parts)
+            out.num_sampled_nodes[t] = [int(p.numel()) for p in parts]
         for et, parts in edges.items():
             if parts:
                 src, dst, e_id = (torch.cat([p[i] for p in parts]) for i in range(3))
             else:
-                src = dst = e_id = seeds.new_empty(0)
-            out[et].edge_index = torch.stack([src, dst])
-            out[et].e_id = e_id
-            out[et].num_sampled_edges = [int(p[2].numel()) for p in parts]
+                src = dst = e_id = empty
+            out.edge_index[et] = torch.stack([src, dst])
+            out.e_id[et] = e_id
+            out.num_sampled_edges[et] = [int(p[2].numel()) for p in parts]
+        return out
+
+
+@dataclass
+class Subgraph:
+    """A sampled subgraph as plain dicts (:meth:`NeighborSampler.sample_parts`; building a
+    ``HeteroData`` costs more than sampling on graphs with hundreds of edge types):
+    ``n_id[t]`` [n_t], ``edge_index[et]`` [2, e] local ids, ``e_id[et]`` [e],
+    ``num_sampled_nodes[t]`` / ``num_sampled_edges[et]`` per hop, ``batch_size[t]`` per seed
+    type."""
+
+    n_id: dict[str, Tensor]
+    edge_index: dict[EdgeType, Tensor]
+    e_id: dict[EdgeType, Tensor]
+    num_sampled_nodes: dict[str, list[int]]
+    num_sampled_edges: dict[EdgeType, list[int]]
+    batch_size: dict[str, int]
+
+    def to_hetero(self) -> HeteroData:
+        """The same subgraph as PyG's loaders give it (module docstring)."""
+        out = HeteroData()
+        for t, n_id in self.n_id.items():
+            out[t].n_id = n_id
+            out[t].num_nodes = int(n_id.numel())
+            out[t].num_sampled_nodes = self.num_sampled_nodes.get(t, [])
+        for t, size in self.batch_size.items():
+            out[t].batch_size = size
+        for et, ei in self.edge_index.items():
+            out[et].edge_index = ei
+            out[et].e_id = self.e_id[et]
+            out[et].num_sampled_edges = self.num_sampled_edges.get(et, [])
         return out
 
 

@@ -2,8 +2,11 @@
 
 Full-batch training (the R-GCN protocol of Schlichtkrull et al., 2018): every step runs
 the model over the whole message-passing graph, Adam with weight decay, early stopping on
-the task's validation metric. A run lives in ``WORKSPACE/models/<run-name>/`` (the layout,
-the resume checkpoints and when a run counts as complete: :mod:`fusion.runs`); its
+the task's validation metric; or, with ``trainer.batch_size``, neighbour-sampled mini-batches
+(:mod:`fusion.minibatch`), in one process or in several under ``torch.distributed.run``
+with DistributedDataParallel (:mod:`fusion.distributed`: rank 0 writes the run). A run
+lives in ``WORKSPACE/models/<run-name>/`` (the layout, the resume checkpoints and when a run
+counts as complete: :mod:`fusion.runs`); its
 configuration comes from :func:`fusion.config.resolve_config` (defaults < TOML file <
 arguments < overrides). Nothing is pickled.
 
@@ -28,16 +31,15 @@ import contextlib
 import json
 import shutil
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import save as save_tensors
-from torch import nn
 
 from kg.workspace import atomic_write_bytes, atomic_write_json
 
+from . import distributed
 from .artifacts import (
     WEIGHTS_FILE,
     ConfigError,
@@ -54,13 +56,23 @@ from .config import (  # noqa: F401  (re-exported: fusion.trainer.resolve_config
     apply_overrides,
     resolve_config,
 )
-from .model import FusionGNN, FusionGNNConfig
+from .model import FusionGNNConfig
 from .run_logs import (  # noqa: F401  (re-exported: fusion.trainer.default_run_name, ...)
     board_scalars,
     default_run_name,
     progress_postfix,
     tensorboard_writer,
     write_metrics_plot,
+)
+from .run_setup import (  # noqa: F401  (re-exported: fusion.trainer.graph_tensors, ...)
+    RunSetup,
+    _autocast_works,
+    deterministic,
+    export_embeddings,
+    graph_tensors,
+    load_optimizer,
+    optimizer_tensors,
+    resolve_device,
 )
 from .runs import (  # noqa: F401  (re-exported: fusion.trainer.list_runs, run_directory)
     EMBEDDINGS_FILE,
@@ -79,6 +91,10 @@ from .runs import (  # noqa: F401  (re-exported: fusion.trainer.list_runs, run_d
     truncate_metrics,
 )
 
+_Setup = RunSetup
+#: what an out-of-memory RuntimeError says (CUDA, the CPU allocator)
+OOM_MESSAGES = ("out of memory", "can't allocate memory", "not enough memory")
+
 
 class TrainingError(RuntimeError):
     """Training cannot go on (NaN loss, out of memory, a run that exists); says what to do."""
@@ -96,170 +112,6 @@ class TrainResult:
     seconds: float
 
 
-# ---------------------------------------------------------------------- helpers
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but CUDA is not available; use 'cpu'")
-    return device
-
-
-@contextlib.contextmanager
-def deterministic(enabled: bool):
-    """``torch.use_deterministic_algorithms(True, warn_only=True)`` inside the block only."""
-    before = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-    )
-    if enabled:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-
-
-
-def _select_features(features, data: DataConfig, device):
-    """``{type: {modality: (x, mask)}}`` on ``device`` after the ``[data]`` choices."""
-    if features is None or not data.features:
-        return None
-    from .features import NodeFeatures
-
-    chosen = {}
-    for t, mods in features.features.items():
-        keep = {m: v for m, v in mods.items() if data.modalities is None or m in data.modalities}
-        if keep:
-            chosen[t] = keep
-    return NodeFeatures(chosen, features.spec)
-
-
-
-def graph_tensors(graph, data: DataConfig) -> tuple[dict, dict[str, int]]:
-    """``(edge_index_dict, num_nodes)`` of the message-passing graph: the graph's relations
-    with ``rev_`` inverses, plus literal nodes and type edges when ``data`` asks for them
-    (:meth:`kg.ProductGraph.to_pyg`)."""
-    pyg = graph.to_pyg(literal_nodes=data.literal_nodes, type_edges=data.type_edges)
-    return dict(pyg.edge_index_dict), {t: int(pyg[t].num_nodes) for t in pyg.node_types}
-
-
-def _features_on(features, device) -> dict:
-    if features is None:
-        return {}
-    return {
-        t: {m: (x.to(device).float(), mask.to(device).bool()) for m, (x, mask) in mods.items()}
-        for t, mods in features.features.items()
-    }
-
-
-def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, list]:
-    """An optimizer's state as flat tensors (``state.<param>.<name>``) + JSON param groups."""
-    sd = optimizer.state_dict()
-    tensors = {}
-    for pid, state in sd["state"].items():
-        for name, value in state.items():
-            tensors[f"state.{pid}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    return tensors, sd["param_groups"]
-
-
-def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, groups: list) -> None:
-    state: dict = {}
-    for key, value in tensors.items():
-        if key.startswith("state."):
-            _, pid, name = key.split(".", 2)
-            state.setdefault(int(pid), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
-
-
-
-# ---------------------------------------------------------------------- the trainer
-class _Setup:
-    """Graph, features, task(s), model and heads of a run, on one device."""
-
-    def __init__(
-        self, config: RunConfig, workspace: Path, graph, features, device, model_config=None
-    ):
-        import kg
-
-        from .features import FEATURES_FILE, NodeFeatures
-
-        self.graph = graph if graph is not None else kg.load_graph(workspace)
-        if features is None and config.data.features and (workspace / FEATURES_FILE).is_file():
-            features = NodeFeatures.load(workspace)
-        self.features = _select_features(features, config.data, device)
-        self.edges, num_nodes = graph_tensors(self.graph, config.data)
-        metadata = (list(num_nodes), list(self.edges))
-        task_cls, task_cfg = config.task_config()
-        self.task = task_cls(task_cfg, self.graph, self.edges, self.features)
-        self.aux, self.aux_weights = [], []
-        for section in config.aux:
-            cls, cfg = config.task_config(section)
-            self.aux.append(cls(cfg, self.graph, self.edges, self.features))
-            self.aux_weights.append(float(section.get("weight", getattr(cfg, "weight", 1.0))))
-        mp = self.task.message_passing(self.edges)
-        for aux in self.aux:
-            mp = aux.message_passing(mp)
-        self.model_config = model_config or FusionGNNConfig.for_graph(
-            metadata, num_nodes, self.features, **config.model
-        )
-        self.model = FusionGNN(self.model_config)
-        self.task.build(self.model_config)
-        for aux in self.aux:
-            aux.build(self.model_config)
-        self.heads = nn.ModuleDict(
-            {"task": self.task, **{f"aux{i}": a for i, a in enumerate(self.aux)}}
-        )
-        self.device = device
-        self.model.to(device)
-        self.task.to_device(device)
-        for aux in self.aux:
-            aux.to_device(device)
-        self.x = _features_on(self.features, device)
-        self.mp = {k: v.to(device) for k, v in mp.items()}
-
-    def forward(self, amp: bool):
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-            return self.model(self.x, self.mp)
-
-    def evaluate(self, split: str, amp: bool) -> dict[str, float]:
-        """Metrics of the task (and aux tasks, prefixed) on ``split``, eval mode."""
-        self.model.eval()
-        self.heads.eval()
-        with torch.no_grad():
-            out = self.forward(amp)
-            out.embeddings = {t: e.float() for t, e in out.embeddings.items()}
-            metrics = {}
-            if split in self.task.splits:
-                metrics.update(
-                    {f"{split}/{k}": v for k, v in self.task.evaluate(out, split).items()}
-                )
-            for aux in self.aux:
-                if split in aux.splits:
-                    metrics.update(
-                        {f"{split}/{aux.name}.{k}": v for k, v in aux.evaluate(out, split).items()}
-                    )
-        return metrics
-
-
-def _autocast_works(s: _Setup) -> bool:
-    """One bf16 forward pass as a probe: an op without a bf16 kernel on this device (e.g. a
-    sparse product) falls back to float32 with a warning instead of failing mid-run."""
-    try:
-        with torch.no_grad():
-            s.forward(True)
-        return True
-    except torch.OutOfMemoryError:
-        raise
-    except RuntimeError as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        warnings.warn(
-            f"bf16 autocast failed on {s.device} ({first}); training in float32", stacklevel=3
-        )
-        return False
-
-
 
 class Trainer:
     """Runs one training configuration (see :func:`train` and the module docstring)."""
@@ -269,13 +121,31 @@ class Trainer:
 
     def fit(self, workspace, run_name: str | None = None, resume: bool = False,
             overwrite: bool = False, graph=None, features=None) -> TrainResult:  # fmt: skip
-        cfg, tc = self.config, self.config.trainer
+        tc = self.config.trainer
         workspace = Path(workspace)
         started = time.perf_counter()
-        run_name = run_name or default_run_name(cfg, workspace)
+        ctx = distributed.from_env()
+        if ctx.world > 1 and not tc.batch_size:
+            raise ConfigError(
+                f"{ctx.world} workers (--nproc / torchrun) need mini-batches: pass --batch-size "
+                "(trainer.batch_size), each worker samples its share of every batch"
+            )
+        device = ctx.device(resolve_device(tc.device))
+        ctx.start(device)
+        try:
+            run_name = ctx.agree(lambda: self._run_folder(workspace, run_name, resume, overwrite))
+            return self._fit_on(ctx, workspace, run_name, resume, graph, features, device, started)
+        finally:
+            ctx.close()
+
+    def _run_folder(self, workspace: Path, run_name, resume: bool, overwrite: bool) -> str:
+        run_name = run_name or default_run_name(self.config, workspace)
+        self._check_run_folder(models_dir(workspace) / run_name, run_name, resume, overwrite)
+        return run_name
+
+    def _fit_on(self, ctx, workspace, run_name, resume, graph, features, device, started):
+        tc = self.config.trainer
         run_dir = models_dir(workspace) / run_name
-        self._check_run_folder(run_dir, run_name, resume, overwrite)
-        device = resolve_device(tc.device)
         amp = tc.amp and device.type == "cuda"
         determ = tc.deterministic if tc.deterministic is not None else device.type == "cpu"
         torch.manual_seed(tc.seed)
@@ -284,16 +154,30 @@ class Trainer:
         with deterministic(determ):
             try:
                 return self._fit(
-                    workspace, run_dir, run_name, resume, graph, features, device, amp, started
-                )
-            except torch.OutOfMemoryError as err:
-                m = cfg.model
-                raise TrainingError(
-                    f"{device} ran out of memory ({str(err).splitlines()[0]}); shrink model.hidden "
-                    f"(now {m.get('hidden', 64)}), model.layers (now {m.get('layers', 2)}), the "
-                    "batch (task.batch_size / task.eval_batch_size), or use fewer modalities / "
-                    "device='cpu'"
-                ) from err
+                    workspace, run_dir, run_name, resume, graph, features, device, amp, started,
+                    ctx,
+                )  # fmt: skip
+            except RuntimeError as err:
+                first = str(err).splitlines()[0] if str(err) else type(err).__name__
+                oom = isinstance(err, torch.OutOfMemoryError)
+                if not (oom or any(m in first for m in OOM_MESSAGES)):
+                    raise
+                raise TrainingError(self._oom_message(device, first)) from err
+
+    def _oom_message(self, device, first: str) -> str:
+        m, tc = self.config.model, self.config.trainer
+        if not tc.batch_size:
+            return (
+                f"{device} ran out of memory training full batch ({first}): train on "
+                "neighbour-sampled mini-batches with --batch-size (trainer.batch_size, e.g. "
+                "--batch-size 1024 --fanout 15,10), or shrink model.hidden (now "
+                f"{m.get('hidden', 64)}) / model.layers (now {m.get('layers', 2)})"
+            )
+        return (
+            f"{device} ran out of memory ({first}); lower --batch-size (now {tc.batch_size}) "
+            f"or --fanout (now {tc.fanout or 'the default'}), shrink model.hidden (now "
+            f"{m.get('hidden', 64)}), or use fewer modalities / device='cpu'"
+        )
 
     def _check_run_folder(self, run_dir: Path, run_name: str, resume: bool, overwrite: bool):
         """Refuse to resume what has no checkpoint (or other settings), or to replace a
@@ -319,31 +203,44 @@ class Trainer:
                 )
             shutil.rmtree(run_dir)
 
-    def _fit(self, workspace, run_dir, run_name, resume, graph, features, device, amp, started):
-        tc = self.config.trainer
+    def _fit(self, workspace, run_dir, run_name, resume, graph, features, device, amp, started,
+             ctx):  # fmt: skip
+        tc, main = self.config.trainer, ctx.is_main
         s = _Setup(self.config, workspace, graph, features, device)
-        amp = amp and _autocast_works(s)
+        if tc.batch_size:
+            from .minibatch import MiniBatch
+
+            s.minibatch = MiniBatch(s, tc.batch_size, tc.fanout, tc.seed, tc.sampler, amp,
+                                    ctx.rank, ctx.world)  # fmt: skip
+            s.minibatch.runner = ctx.wrap(s.minibatch.step_module, device)
+        else:
+            amp = amp and _autocast_works(s)
         params = list(s.model.parameters()) + list(s.heads.parameters())
         optimizer = torch.optim.Adam(params, lr=tc.lr, weight_decay=tc.weight_decay)
         if resume:
-            state, best = self._restore(run_dir, s, optimizer)
+            state, best = self._restore(run_dir, s, optimizer, main)
         else:
-            state, best = self._start(run_dir, s), None
+            state, best = self._start(run_dir, s, main), None
         from kg.progress import progress
 
-        board = tensorboard_writer(run_dir)
+        board = tensorboard_writer(run_dir) if main else None
         bar = progress(
-            range(state["epoch"], tc.epochs), desc=run_name, unit="epoch", enabled=tc.progress,
-            initial=state["epoch"], total=tc.epochs,
+            range(state["epoch"], tc.epochs), desc=run_name, unit="epoch",
+            enabled=tc.progress and main, initial=state["epoch"], total=tc.epochs,
         )  # fmt: skip
+        logfile = run_dir / METRICS_FILE
         try:
-            with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as log:
+            with open(logfile, "a", encoding="utf-8") if main else contextlib.nullcontext() as log:
                 for epoch in bar:
                     if state["stopped_early"]:
                         break
                     epoch_start = time.perf_counter()
                     record = self._epoch(s, optimizer, params, state, epoch, amp, run_name)
-                    if self._validate(s, state, record, amp):
+                    better = main and self._validate(s, state, record, amp)
+                    better, state["stopped_early"] = ctx.share_flags(better, state["stopped_early"])
+                    if not main:
+                        continue
+                    if better:
                         best = (state_tensors(s.model), state_tensors(s.heads))
                     record["seconds"] = round(time.perf_counter() - epoch_start, 4)
                     log.write(json.dumps(record) + "\n")
@@ -353,10 +250,12 @@ class Trainer:
                     last = epoch + 1 == tc.epochs or state["stopped_early"]
                     if (epoch + 1) % tc.checkpoint_every == 0 or last:
                         self._checkpoint(run_dir, s, optimizer, state, best)
-                if best is None:  # zero epochs: the initial weights are the result
-                    best = (state_tensors(s.model), state_tensors(s.heads))
-                    self._checkpoint(run_dir, s, optimizer, state, best)
-                final = self._finish(run_dir, run_name, s, state, best, amp, log)
+                final = {}
+                if main:
+                    if best is None:  # zero epochs: the initial weights are the result
+                        best = (state_tensors(s.model), state_tensors(s.heads))
+                        self._checkpoint(run_dir, s, optimizer, state, best)
+                    final = self._finish(run_dir, run_name, s, state, best, amp, log)
             board_scalars(board, final, state["epoch"])
         finally:
             bar.close()
@@ -367,11 +266,13 @@ class Trainer:
             time.perf_counter() - started,
         )  # fmt: skip
 
-    def _start(self, run_dir: Path, s: _Setup) -> dict:
-        """A new run: its folder, ``run.json``, ``task.json``; the initial loop state."""
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / RUN_FILE, self.config.to_dict())
-        atomic_write_json(run_dir / TASK_FILE, {"task": s.task.info(), "aux": [a.info() for a in s.aux]})  # fmt: skip
+    def _start(self, run_dir: Path, s: _Setup, main: bool = True) -> dict:
+        """A new run: its folder, ``run.json``, ``task.json`` (written by rank 0 only); the
+        initial loop state."""
+        if main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(run_dir / RUN_FILE, self.config.to_dict())
+            atomic_write_json(run_dir / TASK_FILE, {"task": s.task.info(), "aux": [a.info() for a in s.aux]})  # fmt: skip
         return {"epoch": 0, "step": 0, "best": None, "best_epoch": 0, "bad": 0,
                 "stopped_early": False}  # fmt: skip
 
@@ -382,19 +283,28 @@ class Trainer:
         s.model.train()
         s.heads.train()
         losses = []
+
+        def check(loss, i: int, done: int = 0) -> None:  # done: steps counted in state
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"loss is {loss.item()} at epoch {epoch + 1}, step {i + 1} (global "
+                    f"step {state['step'] + i + 1 - done}) of run {run_name}; lower trainer.lr "
+                    f"(now {tc.lr}), set trainer.grad_clip, or check the features for "
+                    "NaN / inf values"
+                )
+
+        if s.minibatch is not None:
+            losses = s.minibatch.train_epoch(optimizer, params, epoch, tc.grad_clip, check)
+            state["step"] += len(losses)
+            state["epoch"] = epoch + 1
+            return {"epoch": epoch + 1, "step": state["step"], "loss": sum(losses) / len(losses)}
         for i, batch in enumerate(s.task.batches(epoch)):
             optimizer.zero_grad(set_to_none=True)
             out = s.forward(amp)
             loss = s.task.loss(out, batch)
             for aux, weight in zip(s.aux, s.aux_weights, strict=True):
                 loss = loss + weight * aux.loss(out)
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"loss is {loss.item()} at epoch {epoch + 1}, step {i + 1} (global "
-                    f"step {state['step'] + 1}) of run {run_name}; lower trainer.lr "
-                    f"(now {tc.lr}), set trainer.grad_clip, or check the features for "
-                    "NaN / inf values"
-                )
+            check(loss, i, i)
             loss.backward()
             if tc.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
@@ -439,14 +349,15 @@ class Trainer:
             tensors["rng.cuda"] = torch.cuda.get_rng_state(s.device)
         save_checkpoint(run_dir, state["epoch"], tensors, {**state, "param_groups": groups})
 
-    def _restore(self, run_dir: Path, s: _Setup, optimizer) -> tuple[dict, tuple]:
+    def _restore(self, run_dir: Path, s: _Setup, optimizer, main: bool = True) -> tuple[dict, tuple]:
         """Load the newest checkpoint; the run becomes incomplete and its metrics log is cut
-        back to the checkpoint's epoch."""
+        back to the checkpoint's epoch (by rank 0)."""
         tc = self.config.trainer
         path = latest_checkpoint(run_dir)
         tensors, saved = read_checkpoint(path)
-        mark_incomplete(run_dir)
-        truncate_metrics(run_dir, saved["epoch"])
+        if main:
+            mark_incomplete(run_dir)
+            truncate_metrics(run_dir, saved["epoch"])
         load_into(s.model, tensors, path, prefix="model.")
         load_into(s.heads, tensors, path, prefix="heads.")
         torch.set_rng_state(tensors["rng.cpu"])
@@ -483,20 +394,6 @@ class Trainer:
                    "epochs": state["epoch"], "metrics": final}  # fmt: skip
         mark_complete(run_dir, summary)
         return final
-
-
-def export_embeddings(s: _Setup, path: Path, run_name: str, amp: bool) -> None:
-    """Write the final node embeddings, one ``[N_t, out_dim]`` float32 tensor per node type
-    (row ``i`` is node ``graph.iri(type, i)``), computed on the message-passing graph."""
-    s.model.eval()
-    with torch.no_grad():
-        out = s.forward(amp)
-    tensors = {t: e.float().cpu().contiguous() for t, e in out.embeddings.items()}
-    from kg.workspace import graph_version
-
-    meta = {"format": "kgfusion-embeddings", "run": run_name, "dim": str(s.model_config.out_dim),
-            "graph_version": graph_version(s.graph)}  # fmt: skip
-    atomic_write_bytes(path, save_tensors(tensors, metadata=meta))
 
 
 def load_embeddings(run_dir) -> dict[str, torch.Tensor]:
@@ -563,6 +460,11 @@ def evaluate(
     dev = resolve_device(device)
     model_config = FusionGNNConfig.from_dict(read_config(run_dir))
     s = _Setup(config, workspace, graph, features, dev, model_config=model_config)
+    tc = config.trainer
+    if tc.batch_size:  # a mini-batch run: evaluated on sampled neighbourhoods, as it trained
+        from .minibatch import MiniBatch
+
+        s.minibatch = MiniBatch(s, tc.batch_size, tc.fanout, tc.seed, tc.sampler)
     info = json.loads((run_dir / TASK_FILE).read_text(encoding="utf-8"))
     s.task.check_info(info["task"])
     for module, path in ((s.model, run_dir / WEIGHTS_FILE), (s.heads, run_dir / HEADS_FILE)):
@@ -571,7 +473,9 @@ def evaluate(
         raise ConfigError(
             f"run {run_name} has no {split!r} split; splits: {', '.join(s.task.splits)}"
         )
-    amp = config.trainer.amp and dev.type == "cuda" and _autocast_works(s)
+    amp = tc.amp and dev.type == "cuda" and (s.minibatch is not None or _autocast_works(s))
+    if s.minibatch is not None:
+        s.minibatch.amp = amp
     return s.evaluate(split, amp)
 
 

@@ -85,8 +85,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
         from fusion.encoders import EncoderError
 
         errors += (EncoderError,)
-    if "fusion.distributed" in sys.modules:
-        from fusion.distributed import RayUnavailable
+    if "fusion.ray_encode" in sys.modules:
+        from fusion.ray_encode import RayUnavailable
 
         errors += (RayUnavailable,)
     return errors

@@ -349,7 +349,10 @@ class LinkPredictionTask(Task):
         """Every node's embedding in one [N_total, d] matrix (types in model order); with
         the text prior L2-normalised, so that the decoder's correction stays bounded by its
         relation weights (it starts at zero) instead of drowning the prior."""
-        emb = torch.cat([out.embeddings[t] for t in self.node_types])
+        return self.scale_embeddings(torch.cat([out.embeddings[t] for t in self.node_types]))
+
+    def scale_embeddings(self, emb: Tensor) -> Tensor:
+        """``emb`` [n, d] as the decoder sees it (L2-normalised x EMB_SCALE with the prior)."""
         return EMB_SCALE * F.normalize(emb, dim=1) if self.prior is not None else emb
 
     def batches(self, epoch: int):
@@ -362,6 +365,10 @@ class LinkPredictionTask(Task):
     def loss(self, out: FusionOutput, batch=None) -> Tensor:
         emb = self._all(out)
         pos = self.triples["train"] if batch is None else self.triples["train"][batch]
+        return self.triple_loss(emb, torch.cat([pos, self.negatives(pos)]), len(pos))
+
+    def negatives(self, pos: Tensor) -> Tensor:
+        """``num_negatives`` corrupted copies ``[n * num_negatives, 3]`` of ``pos`` [n, 3]."""
         neg = pos.repeat(self.config.num_negatives, 1)
         e = neg[:, 0]
         corrupt_head = torch.rand(len(neg), device=neg.device) < 0.5
@@ -377,7 +384,7 @@ class LinkPredictionTask(Task):
             glob_h, glob_t = self.src_offset[e] + neg[:, 1], self.dst_offset[e] + neg[:, 2]
             heads = torch.where(hard, near_h[glob_h, pick] - self.src_offset[e], heads)
             tails = torch.where(hard, near_t[glob_t, pick] - self.dst_offset[e], tails)
-        neg = torch.stack(
+        return torch.stack(
             [
                 e,
                 torch.where(corrupt_head, heads, neg[:, 1]),
@@ -385,17 +392,22 @@ class LinkPredictionTask(Task):
             ],
             1,
         )
-        triples = torch.cat([pos, neg])
+
+    def triple_loss(self, emb: Tensor, triples: Tensor, n_pos: int, rows=None) -> Tensor:
+        """Binary cross-entropy of ``triples`` [n, 3] (the first ``n_pos`` true, the rest
+        negatives); ``emb`` [N, d] scaled embeddings, indexed by the triples' global node
+        ids, or by ``rows = (head rows [n], tail rows [n])`` (a mini-batch's embeddings)."""
         e = triples[:, 0]
         heads, tails = self.src_offset[e] + triples[:, 1], self.dst_offset[e] + triples[:, 2]
-        scores = self.decoder(emb[heads], self.relation_of[e], emb[tails]).float()
+        h_rows, t_rows = (heads, tails) if rows is None else rows
+        scores = self.decoder(emb[h_rows], self.relation_of[e], emb[t_rows]).float()
         if self.prior is not None:
             scores = scores + self.prior(self.text[heads], self.relation_of[e], self.text[tails])
         if self.shared is not None:
             scores = scores + self.shared(
                 self.sn_src[e] + triples[:, 1], self.relation_of[e], self.sn_dst[e] + triples[:, 2]
             )
-        target = torch.cat([scores.new_ones(len(pos)), scores.new_zeros(len(neg))])
+        target = torch.cat([scores.new_ones(n_pos), scores.new_zeros(len(triples) - n_pos)])
         return F.binary_cross_entropy_with_logits(scores, target)
 
     @torch.no_grad()

@@ -147,10 +147,69 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--format", choices=["table", "csv", "json", "jsonl"], default="table",
                    help="format of --list-keys (default table)")  # fmt: skip
+    _scale_args(p)
+
+
+def _scale_args(p: argparse.ArgumentParser) -> None:
+    """``kgf train``'s mini-batch and multi-process options."""
+    p.add_argument(
+        "--batch-size", type=int, metavar="B",
+        help="mini-batch training: B seed nodes (node task) or training triples (link task) "
+        "per step, each on its sampled neighbourhood (trainer.batch_size; default: full batch)",
+    )  # fmt: skip
+    p.add_argument(
+        "--fanout", metavar="K1,K2", help="neighbours sampled per hop, one per GNN layer, -1 "
+        "= all (trainer.fanout; default 15,10 for two layers)",
+    )  # fmt: skip
+    p.add_argument(
+        "--nproc", type=int, metavar="N", help="train in N local worker processes "
+        "(torch.distributed.run + DistributedDataParallel; gloo on CPU, NCCL on GPU), each "
+        "on its share of every --batch-size batch",
+    )  # fmt: skip
 
 
 #: ``kgf train`` flags that are shorthands for config keys
-TRAIN_FLAGS = {"epochs": "trainer.epochs", "lr": "trainer.lr", "hidden": "model.hidden"}
+TRAIN_FLAGS = {"epochs": "trainer.epochs", "lr": "trainer.lr", "hidden": "model.hidden",
+               "batch_size": "trainer.batch_size", "fanout": "trainer.fanout"}  # fmt: skip
+
+
+def _fanout(text: str) -> list[int]:
+    try:
+        return [int(k) for k in str(text).split(",") if k.strip()]
+    except ValueError:
+        raise CliError(f"--fanout {text!r}: expected integers per hop, e.g. --fanout 15,10") from None
+
+
+def _command_line(args) -> list[str]:
+    """The ``kgf train`` arguments that ``args`` came from (set options only)."""
+    parser = argparse.ArgumentParser()
+    _train_args(parser)
+    argv = []
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings:  # the workspace
+            argv.insert(0, str(value))
+        elif value is None or value == action.default or action.dest == "help":
+            continue
+        elif isinstance(value, bool):
+            argv.append(action.option_strings[-1])
+        else:
+            for item in value if isinstance(value, list) else [value]:
+                argv.append(f"{action.option_strings[-1]}={item}")
+    return ["train", *argv]
+
+
+def _launch(args) -> int:
+    """``kgf train ... --nproc N``: the same command in N workers (fusion.distributed)."""
+    from fusion.distributed import LaunchError, launch, worker_argv
+
+    if not args.batch_size:
+        raise CliError("--nproc needs --batch-size: each worker trains on its share of every batch")
+    try:
+        launch(args.nproc, "kgfusion.cli", worker_argv(_command_line(args)))
+    except LaunchError as err:
+        raise CliError(str(err)) from None
+    return 0
 
 
 def _parse_overrides(pairs: list[str]) -> dict:
@@ -171,6 +230,8 @@ def _train_settings(args) -> dict:
     (:func:`fusion.config.resolve_config`): the flags, then ``--set`` (which wins)."""
     overrides = {key: getattr(args, flag) for flag, key in TRAIN_FLAGS.items()
                  if getattr(args, flag) is not None}  # fmt: skip
+    if "trainer.fanout" in overrides:
+        overrides["trainer.fanout"] = _fanout(overrides["trainer.fanout"])
     overrides.update(_parse_overrides(args.set))
     return dict(
         task=args.task, labels=args.labels, valid=args.valid, test=args.test,
@@ -198,9 +259,15 @@ def train_cmd(args) -> int:
         config = resolve_config(config_path, overrides, **settings)
         print(toml_text(effective_config(config)), end="")
         return 0
+    from fusion.distributed import from_env, under_launcher
+
+    if args.nproc and args.nproc > 1 and not under_launcher():
+        return _launch(args)
     result = Session(args.workspace).train(
         **settings, run_name=args.run, resume=args.resume, overwrite=args.overwrite
     )
+    if not from_env().is_main:  # rank 0 reports the run
+        return 0
     print(
         f"run {result.run_dir.name} in {result.run_dir} (best epoch {result.best_epoch} of "
         f"{result.epochs}, {result.seconds:.1f}s)"

@@ -1,0 +1,211 @@
+"""What a training run is made of, on one device: graph, features, task(s), model, heads.
+
+:class:`RunSetup` builds them from a :class:`fusion.config.RunConfig` (the trainer's and
+``kgf evaluate``'s common start); :meth:`RunSetup.output` is the model's output for an
+evaluation: the full-graph forward pass, or, in a mini-batch run (:mod:`fusion.minibatch`),
+the embeddings computed on sampled neighbourhoods. Also the device choice, the deterministic
+mode, the optimizer state as flat tensors and the export of the final embeddings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors.torch import save as save_tensors
+from torch import nn
+
+from kg.workspace import atomic_write_bytes
+
+from .artifacts import ConfigError
+from .config import DataConfig, RunConfig
+from .model import FusionGNN, FusionGNNConfig
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but CUDA is not available; use 'cpu'")
+    return device
+
+
+@contextlib.contextmanager
+def deterministic(enabled: bool):
+    """``torch.use_deterministic_algorithms(True, warn_only=True)`` inside the block only."""
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    if enabled:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+
+def _select_features(features, data: DataConfig, device):
+    """``{type: {modality: (x, mask)}}`` on ``device`` after the ``[data]`` choices."""
+    if features is None or not data.features:
+        return None
+    from .features import NodeFeatures
+
+    chosen = {}
+    for t, mods in features.features.items():
+        keep = {m: v for m, v in mods.items() if data.modalities is None or m in data.modalities}
+        if keep:
+            chosen[t] = keep
+    return NodeFeatures(chosen, features.spec)
+
+
+
+def graph_tensors(graph, data: DataConfig) -> tuple[dict, dict[str, int]]:
+    """``(edge_index_dict, num_nodes)`` of the message-passing graph: the graph's relations
+    with ``rev_`` inverses, plus literal nodes and type edges when ``data`` asks for them
+    (:meth:`kg.ProductGraph.to_pyg`)."""
+    pyg = graph.to_pyg(literal_nodes=data.literal_nodes, type_edges=data.type_edges)
+    return dict(pyg.edge_index_dict), {t: int(pyg[t].num_nodes) for t in pyg.node_types}
+
+
+def _features_on(features, device) -> dict:
+    if features is None:
+        return {}
+    return {
+        t: {m: (x.to(device).float(), mask.to(device).bool()) for m, (x, mask) in mods.items()}
+        for t, mods in features.features.items()
+    }
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, list]:
+    """An optimizer's state as flat tensors (``state.<param>.<name>``) + JSON param groups."""
+    sd = optimizer.state_dict()
+    tensors = {}
+    for pid, state in sd["state"].items():
+        for name, value in state.items():
+            tensors[f"state.{pid}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    return tensors, sd["param_groups"]
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, groups: list) -> None:
+    state: dict = {}
+    for key, value in tensors.items():
+        if key.startswith("state."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+
+# ---------------------------------------------------------------------- the trainer
+class RunSetup:
+    """Graph, features, task(s), model and heads of a run, on one device."""
+
+    def __init__(
+        self, config: RunConfig, workspace: Path, graph, features, device, model_config=None
+    ):
+        import kg
+
+        from .features import FEATURES_FILE, NodeFeatures
+
+        self.graph = graph if graph is not None else kg.load_graph(workspace)
+        if features is None and config.data.features and (workspace / FEATURES_FILE).is_file():
+            features = NodeFeatures.load(workspace)
+        self.features = _select_features(features, config.data, device)
+        self.edges, num_nodes = graph_tensors(self.graph, config.data)
+        metadata = (list(num_nodes), list(self.edges))
+        task_cls, task_cfg = config.task_config()
+        self.task = task_cls(task_cfg, self.graph, self.edges, self.features)
+        self.aux, self.aux_weights = [], []
+        for section in config.aux:
+            cls, cfg = config.task_config(section)
+            self.aux.append(cls(cfg, self.graph, self.edges, self.features))
+            self.aux_weights.append(float(section.get("weight", getattr(cfg, "weight", 1.0))))
+        mp = self.task.message_passing(self.edges)
+        for aux in self.aux:
+            mp = aux.message_passing(mp)
+        self.model_config = model_config or FusionGNNConfig.for_graph(
+            metadata, num_nodes, self.features, **config.model
+        )
+        self.model = FusionGNN(self.model_config)
+        self.task.build(self.model_config)
+        for aux in self.aux:
+            aux.build(self.model_config)
+        self.heads = nn.ModuleDict(
+            {"task": self.task, **{f"aux{i}": a for i, a in enumerate(self.aux)}}
+        )
+        self.device = device
+        self.model.to(device)
+        self.task.to_device(device)
+        for aux in self.aux:
+            aux.to_device(device)
+        self.x = _features_on(self.features, device)
+        self.mp = {k: v.to(device) for k, v in mp.items()}
+        self.minibatch = None  # a fusion.minibatch.MiniBatch in a mini-batch run
+
+    def forward(self, amp: bool):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+            return self.model(self.x, self.mp)
+
+    def output(self, amp: bool, split: str | None = None):
+        """The model's output for evaluating ``split`` (None: every node, e.g. the export):
+        the full-graph forward pass, or in a mini-batch run the sampled one."""
+        if self.minibatch is None:
+            return self.forward(amp)
+        seeds = self.minibatch.split_seeds(split) if split is not None else None
+        return self.minibatch.output(seeds)
+
+    def evaluate(self, split: str, amp: bool) -> dict[str, float]:
+        """Metrics of the task (and aux tasks, prefixed) on ``split``, eval mode."""
+        self.model.eval()
+        self.heads.eval()
+        with torch.no_grad():
+            out = self.output(amp, split)
+            out.embeddings = {t: e.float() for t, e in out.embeddings.items()}
+            metrics = {}
+            if split in self.task.splits:
+                metrics.update(
+                    {f"{split}/{k}": v for k, v in self.task.evaluate(out, split).items()}
+                )
+            for aux in self.aux:
+                if split in aux.splits:
+                    metrics.update(
+                        {f"{split}/{aux.name}.{k}": v for k, v in aux.evaluate(out, split).items()}
+                    )
+        return metrics
+
+
+def _autocast_works(s: RunSetup) -> bool:
+    """One bf16 forward pass as a probe: an op without a bf16 kernel on this device (e.g. a
+    sparse product) falls back to float32 with a warning instead of failing mid-run."""
+    try:
+        with torch.no_grad():
+            s.forward(True)
+        return True
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        warnings.warn(
+            f"bf16 autocast failed on {s.device} ({first}); training in float32", stacklevel=3
+        )
+        return False
+
+
+
+def export_embeddings(s: RunSetup, path: Path, run_name: str, amp: bool) -> None:
+    """Write the final node embeddings, one ``[N_t, out_dim]`` float32 tensor per node type
+    (row ``i`` is node ``graph.iri(type, i)``), computed on the message-passing graph."""
+    s.model.eval()
+    with torch.no_grad():
+        out = s.output(amp)
+    tensors = {t: e.float().cpu().contiguous() for t, e in out.embeddings.items()}
+    from kg.workspace import graph_version
+
+    meta = {"format": "kgfusion-embeddings", "run": run_name, "dim": str(s.model_config.out_dim),
+            "graph_version": graph_version(s.graph)}  # fmt: skip
+    atomic_write_bytes(path, save_tensors(tensors, metadata=meta))

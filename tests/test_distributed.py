@@ -1,0 +1,96 @@
+"""``kgf train --nproc``: torch.distributed.run workers with DDP on CPU (gloo), rank-0
+checkpoints, a killed worker's run continued with ``--resume``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_trainer import toy_workspace
+
+from fusion.distributed import LaunchError, launch, worker_argv
+from kgfusion.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def command(ws, tr, te, *extra) -> list[str]:
+    return ["train", str(ws), "--labels", str(tr), "--test", str(te), "--hidden", "8",
+            "--batch-size", "8", "--fanout=-1,-1", *extra]  # fmt: skip
+
+
+def workers(*argv, **popen) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "kgfusion.cli", *argv], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            **popen)  # fmt: skip
+
+
+def losses(run_dir: Path) -> list[float]:
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [x["loss"] for x in lines if "loss" in x]
+
+
+def test_two_workers_follow_the_loss_curve_of_one(tmp_path):
+    ws, tr, te = toy_workspace(tmp_path)
+    assert main(command(ws, tr, te, "--epochs", "4", "--run", "one")) == 0
+    proc = workers(*command(ws, tr, te, "--epochs", "4", "--run", "two", "--nproc", "2"))
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert out.count("run two in") == 1  # rank 0 reports
+    one, two = losses(ws / "models" / "one"), losses(ws / "models" / "two")
+    assert len(one) == len(two) == 4
+    # the same global batch of 8: each worker takes 4 seeds, DDP averages the gradients
+    assert two == pytest.approx(one, rel=1e-4)
+    assert (ws / "models" / "two" / "complete.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_killed_worker_leaves_a_run_that_resume_continues(tmp_path):
+    ws, tr, te = toy_workspace(tmp_path)
+    run = ws / "models" / "killed"
+    argv = command(ws, tr, te, "--epochs", "300", "--set", "trainer.checkpoint_every=1",
+                   "--run", "killed", "--nproc", "2")  # fmt: skip
+    proc = workers(*argv)
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoint-2").exists():  # two epochs done, the run goes on
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+        time.sleep(0.05)
+    children = []
+    for task in Path(f"/proc/{proc.pid}/task").iterdir():
+        children += (task / "children").read_text().split()
+    assert len(children) == 2  # the two workers under torchrun's agent
+    os.kill(int(children[-1]), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "--resume" in out, out
+    assert not (run / "complete.json").exists()
+    done = losses(run)
+    assert 2 <= len(done) < 300
+    # continue it (one process here; the checkpoint does not depend on the worker count)
+    epochs = len(done) + 2
+    assert main(command(ws, tr, te, "--epochs", str(epochs), "--run", "killed", "--resume")) == 0
+    after = losses(run)
+    assert len(after) == epochs and after[:2] == done[:2]
+    assert (run / "complete.json").is_file()
+
+
+def test_nproc_above_the_cores_warns_and_a_failed_worker_is_reported():
+    with (pytest.warns(UserWarning, match="--nproc 3 is more than the 2 CPU core"),
+          pytest.raises(LaunchError, match="--resume")):  # fmt: skip
+        launch(3, "fusion.no_such_module", [], cores=2)
+
+
+def test_nproc_needs_batch_size(tmp_path, capsys):
+    ws, tr, te = toy_workspace(tmp_path)
+    argv = ["train", str(ws), "--labels", str(tr), "--nproc", "2"]
+    assert main(argv) == 2
+    assert "--nproc needs --batch-size" in capsys.readouterr().err
+    assert worker_argv(["train", "ws", "--nproc", "2", "--nproc=3", "--seed", "1"]) == [
+        "train", "ws", "--seed", "1",
+    ]  # fmt: skip
