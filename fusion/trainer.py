@@ -219,9 +219,9 @@ class _Setup:
         self.x = _features_on(self.features, device)
         self.mp = {k: v.to(device) for k, v in mp.items()}
 
-    def forward(self, amp: bool):
+    def forward(self, amp: bool, edit=None):  # edit: message-passing edges -> others
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-            return self.model(self.x, self.mp)
+            return self.model(self.x, self.mp if edit is None else edit(self.mp))
 
     def evaluate(self, split: str, amp: bool) -> dict[str, float]:
         """Metrics of the task (and aux tasks, prefixed) on ``split``, eval mode."""
@@ -232,9 +232,8 @@ class _Setup:
             out.embeddings = {t: e.float() for t, e in out.embeddings.items()}
             metrics = {}
             if split in self.task.splits:
-                metrics.update(
-                    {f"{split}/{k}": v for k, v in self.task.evaluate(out, split).items()}
-                )
+                found = self.task.evaluate_pass(out, split, lambda e: self.forward(amp, e))
+                metrics.update({f"{split}/{k}": v for k, v in found.items()})
             for aux in self.aux:
                 if split in aux.splits:
                     metrics.update(
@@ -384,7 +383,7 @@ class Trainer:
         losses = []
         for i, batch in enumerate(s.task.batches(epoch)):
             optimizer.zero_grad(set_to_none=True)
-            out = s.forward(amp)
+            out = s.forward(amp, s.task.step_edges(batch))
             loss = s.task.loss(out, batch)
             for aux, weight in zip(s.aux, s.aux_weights, strict=True):
                 loss = loss + weight * aux.loss(out)
@@ -504,7 +503,6 @@ def load_embeddings(run_dir) -> dict[str, torch.Tensor]:
     return read_weights(Path(run_dir) / EMBEDDINGS_FILE)
 
 
-# ---------------------------------------------------------------------- entry points
 # ---------------------------------------------------------------------- entry points
 def train(
     workspace,
