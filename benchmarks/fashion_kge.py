@@ -4,8 +4,9 @@ TransE, DistMult, RotatE and TuckER trained through ``pykeen.pipeline.pipeline``
 training triples of one :class:`fusion.tasks.attribute_split.AttributeSplit` (the predicted
 relations' training edges plus every other relation of the graph, e.g. ``year``; no
 ``rev_`` inverses), early-stopped on the validation triples, then scored by PyKEEN's
-filtered ``RankBasedEvaluator`` on each relation's test edges, tail side, with the
-candidates restricted to the relation's value nodes (``restrict_entities_to``): the same
+filtered evaluator during training (early stopping), then each relation's test edges are
+ranked on the tail side among the relation's value nodes only (``model.score_t``, filtered
+realistic ranks computed as PyKEEN's ``RankBasedEvaluator`` does): the same
 question and metric as :class:`fusion.tasks.attribute.AttributeCompletionTask` (accuracy@1
 = realistic hits@1, filtered MRR). Without PyKEEN every model is skipped with the reason.
 """
@@ -16,6 +17,7 @@ import importlib.util
 
 import torch
 
+from fusion.tasks.ranking import KnownTriples, filter_scores_, rank_metrics, ranks_from_scores
 from kg.naming import REV_PREFIX
 
 KGE_MODELS = ("TransE", "DistMult", "RotatE", "TuckER")
@@ -65,11 +67,24 @@ def kge_triples(edges: dict, split, num_nodes: dict[str, int]) -> tuple[dict, di
     return out, offsets, names
 
 
+@torch.no_grad()
+def value_ranks(model, triples, known, start: int, count: int) -> torch.Tensor:
+    """Filtered realistic tail ranks ``[n]`` of ``triples`` (global ids) among the value
+    nodes ``start .. start + count`` (PyKEEN's ``score_t``; :mod:`fusion.tasks.ranking`,
+    the rank PyKEEN's ``RankBasedEvaluator`` computes)."""
+    scores = model.score_t(triples[:, :2])[:, start : start + count].float()
+    tails = triples[:, 2] - start
+    filt = KnownTriples(known[:, 0], known[:, 2] - start, int(known[:, 0].max()) + 1)
+    rows, cols = filt.lookup(triples[:, 0])
+    filter_scores_(scores, rows, cols, tails)
+    true = scores[torch.arange(len(tails)), tails]
+    return ranks_from_scores(true, scores)["realistic"]
+
+
 def run_kge(model: str, edges: dict, split, num_nodes: dict[str, int], seed: int,
             epochs: int = 100, dim: int = 64) -> dict[str, float]:  # fmt: skip
     """Train ``model`` through PyKEEN's pipeline; ``{"valid/acc": ..., "test/acc.<r>": ...,
     "test/mrr.<r>": ..., "test/acc": mean, "test/mrr": mean}``."""
-    from pykeen.evaluation import RankBasedEvaluator
     from pykeen.pipeline import pipeline
     from pykeen.triples import CoreTriplesFactory
 
@@ -83,32 +98,27 @@ def run_kge(model: str, edges: dict, split, num_nodes: dict[str, int], seed: int
     result = pipeline(
         training=factory(triples["train"]), validation=factory(triples["valid"]),
         testing=factory(triples["test"]), model=model, model_kwargs={"embedding_dim": dim},
-        training_loop="lcwa", training_kwargs={"num_epochs": epochs, "batch_size": 1024},
+        training_loop="lcwa", training_kwargs={"num_epochs": epochs, "batch_size": 1024, "use_tqdm": False},
         stopper="early", stopper_kwargs={"frequency": 10, "patience": 2},
         random_seed=seed, device="cpu", use_testing_data=False,
-        evaluator_kwargs={"filtered": True}, evaluation_kwargs={"batch_size": 1024},
+        evaluator_kwargs={"filtered": True},
+        evaluation_kwargs={"batch_size": 1024, "use_tqdm": False},
     )  # fmt: skip
-    evaluator = RankBasedEvaluator(filtered=True)
     known = torch.cat([triples["train"], triples["valid"], triples["test"]])
     metrics: dict[str, float] = {}
+    model = result.model.eval()
     for which in ("valid", "test"):
         accs, mrrs = [], []
-        for i, (_, r, d) in enumerate(split.etypes):
+        for (_, r, d) in split.etypes:
             rid = names.index(r)
             mine = triples[which][triples[which][:, 1] == rid]
             if not len(mine):
                 continue
-            values = torch.arange(num_nodes[d]) + offsets[d]
-            res = evaluator.evaluate(
-                result.model, mine, additional_filter_triples=[known],
-                restrict_entities_to=values, targets=("tail",), use_tqdm=False,
-                batch_size=1024,
-            )  # fmt: skip
-            acc = float(res.get_metric("tail.realistic.hits_at_1"))
-            mrr = float(res.get_metric("tail.realistic.inverse_harmonic_mean_rank"))
-            metrics[f"{which}/acc.{r}"], metrics[f"{which}/mrr.{r}"] = acc, mrr
-            accs.append(acc)
-            mrrs.append(mrr)
+            ranks = value_ranks(model, mine, known[known[:, 1] == rid], offsets[d], num_nodes[d])
+            m = rank_metrics(ranks, (1,))
+            metrics[f"{which}/acc.{r}"], metrics[f"{which}/mrr.{r}"] = m["hits@1"], m["mrr"]
+            accs.append(m["hits@1"])
+            mrrs.append(m["mrr"])
         metrics[f"{which}/acc"] = sum(accs) / max(1, len(accs))
         metrics[f"{which}/mrr"] = sum(mrrs) / max(1, len(mrrs))
     return metrics
