@@ -111,7 +111,8 @@ def run_variant(ws, graph, feats, v: dict, seed: int, inductive: bool, epochs: i
         warnings.simplefilter("ignore", UserWarning)
         result = train(
             ws, task="attribute", relations=RELATIONS, gnn=v["gnn"], fusion=v["fusion"],
-            mode=v["mode"], seed=seed, overrides=overrides, run_name="bench", overwrite=True,
+            mode=v["mode"], seed=seed, overrides=overrides, overwrite=True,
+            run_name=f"bench-{'inductive' if inductive else 'transductive'}",
             progress=False, graph=graph, features=feats,
         )  # fmt: skip
     return {"metrics": result.metrics, "cpu_s": time.process_time() - started}
@@ -201,13 +202,17 @@ def goal_lines(results: dict[str, dict], setting: str) -> list[str]:
 def run_setting(ws, graph, feats, edges, num, args, inductive: bool) -> dict[str, dict]:
     results: dict[str, dict] = {"majority": {"group": "majority", "runs": [
         majority(edges, num, s, inductive) for s in range(args.seeds)]}}  # fmt: skip
-    for v in variants(args.full):
+    order = {"graph": 0, "non-graph": 1, "single": 2}
+    for v in sorted(variants(args.full), key=lambda v: order[v["group"]]):
         results[v["name"]] = {"group": v["group"], "variant": v, "runs": []}
         for seed in range(args.seeds):
             results[v["name"]]["runs"].append(
                 run_variant(ws, graph, feats, v, seed, inductive, args.epochs))
-        print(f"  {'inductive' if inductive else 'transductive'} {v['name']}: test acc "
-              + pm(results[v["name"]]["runs"], "test/acc"), flush=True)
+        runs = results[v["name"]]["runs"]
+        print(f"  {'inductive' if inductive else 'transductive'} {v['name']}: valid acc "
+              f"{pm(runs, 'valid/acc')} test acc {pm(runs, 'test/acc')} season "
+              f"{pm(runs, 'test/acc.season')} usage {pm(runs, 'test/acc.usage')} "
+              f"cpu {statistics.mean(r['cpu_s'] for r in runs):.0f} s", flush=True)
     if inductive:
         for m in KGE_MODELS:
             results[m] = {"group": "kge", "runs": [],

@@ -172,7 +172,7 @@ def test_training_learns_from_the_graph(tmp_path, inductive):
     assert acc["rgcn"] > acc["mlp"] + 0.1
 
 
-def test_bad_input_unknown_relation_and_several_edge_types(tmp_path):
+def test_bad_input_unknown_relation_and_bad_fractions(tmp_path):
     graph = shop_graph(tmp_path, n=20)
     edges, _ = edges_of(graph)
     with pytest.raises(ConfigError, match="no relation 'seasn'.*did you mean 'season'"):

@@ -21,7 +21,8 @@ true value is ranked among every node of the relation's value type (``Season``..
   message-passing graph; inductively every edge of a withheld product is, and at
   evaluation the product arrives with its edges except the predicted relation's: one
   forward pass per relation (:meth:`AttributeCompletionTask.evaluate_pass`).
-- **Metrics.** Per relation ``acc.<r>`` (accuracy@1 = filtered hits@1), ``mrr.<r>``
+- **Metrics.** Per relation (per edge type ``<r>[<source type>]`` when a relation links
+  several node types) ``acc.<r>`` (accuracy@1 = filtered hits@1), ``mrr.<r>``
   (filtered: other known values of the same product are dropped, realistic ranks as
   PyKEEN computes them, :mod:`.ranking`), ``hits@3.<r>``; ``acc`` and ``mrr`` are the
   means over the relations that have evaluation edges (a relation without any is left
@@ -88,8 +89,8 @@ class AttributeTaskConfig:
 
 
 def relation_edge_types(edge_index_dict, relations: list[str]) -> list[tuple[str, str, str]]:
-    """The one ``(source type, relation, value type)`` edge type of each relation
-    (:class:`ConfigError` naming the relation when it is missing or has several)."""
+    """The ``(source type, relation, value type)`` edge types of the relations, in the
+    relations' order (:class:`ConfigError` with a hint for a relation not in the graph)."""
     names = sorted({e[1] for e in edge_index_dict if not e[1].startswith(REV_PREFIX)})
     out = []
     for r in relations:
@@ -97,13 +98,17 @@ def relation_edge_types(edge_index_dict, relations: list[str]) -> list[tuple[str
         if not found:
             hint = did_you_mean(r, names, paren=True)
             raise ConfigError(f"no relation {r!r} in the graph{hint}; relations: {', '.join(names)}")
-        if len(found) > 1:
-            raise ConfigError(
-                f"relation {r!r} links several node types ({found}); attribute completion "
-                "needs one (source type, relation, value type)"
-            )
-        out.append(found[0])
+        out.extend(found)
     return out
+
+
+def slot_names(etypes: list[tuple[str, str, str]]) -> list[str]:
+    """A metric name per edge type: the relation, or ``relation[source type]`` when the
+    relation links several node types (each is predicted and scored on its own)."""
+    counts: dict[str, int] = {}
+    for e in etypes:
+        counts[e[1]] = counts.get(e[1], 0) + 1
+    return [r if counts[r] == 1 else f"{r}[{s}]" for s, r, _ in etypes]
 
 
 @register_task
@@ -121,6 +126,7 @@ class AttributeCompletionTask(Task):
         self._edges = dict(edge_index_dict)
         self.relations = list(config.relations)
         self.etypes = relation_edge_types(edge_index_dict, self.relations)
+        self.names = slot_names(self.etypes)
         num_nodes = {}
         for (s, _, d), ei in edge_index_dict.items():
             for t, row in ((s, 0), (d, 1)):
@@ -141,7 +147,7 @@ class AttributeCompletionTask(Task):
     def _warn_gaps(self) -> None:
         """Say which relations have no held-out edge, and how many held-out values never
         occur in training (ranked all the same: their node has its own features)."""
-        for i, r in enumerate(self.relations):
+        for i, r in enumerate(self.names):
             if not len(self.split.of("test", i)):
                 warnings.warn(
                     f"relation {r!r} has no held-out test edge ({len(self.split.of('train', i))} "
@@ -164,7 +170,9 @@ class AttributeCompletionTask(Task):
 
     def build(self, model_config: FusionGNNConfig) -> None:
         num = model_config.num_nodes
-        self.decoder = get_decoder(self.config.decoder, len(self.relations), model_config.out_dim)
+        self.decoder = None
+        if self.config.scorer != "linear":
+            self.decoder = get_decoder(self.config.decoder, len(self.etypes), model_config.out_dim)
         self.bias = nn.ParameterList(
             [nn.Parameter(torch.zeros(num[d]), requires_grad=self.config.value_bias)
              for _, _, d in self.etypes]
@@ -195,7 +203,7 @@ class AttributeCompletionTask(Task):
         """One full-batch step: ``{relation: [k, 2] supervision (head, tail) pairs, ...,
         "kept": {relation: [n - k, 2] pairs left in message passing}}``."""
         step, kept = {}, {}
-        for i in range(len(self.relations)):
+        for i in range(len(self.etypes)):
             pairs = self.split.of("train", i)
             order = torch.randperm(len(pairs), device=pairs.device)
             k = max(1, int(self.config.supervision_fraction * len(pairs) + 0.5)) if len(pairs) else 0
@@ -219,7 +227,7 @@ class AttributeCompletionTask(Task):
 
     def loss(self, out: FusionOutput, batch=None) -> Tensor:
         losses = []
-        for i in range(len(self.relations)):
+        for i in range(len(self.etypes)):
             pairs = self.split.of("train", i) if batch is None else batch["targets"][i]
             if len(pairs):
                 logits = self.scores(out, i, pairs[:, 0])
@@ -247,7 +255,7 @@ class AttributeCompletionTask(Task):
         if not self.split.inductive:
             return self.evaluate(out, split)
         ranks = {}
-        for i in range(len(self.relations)):
+        for i in range(len(self.etypes)):
             extra = arrival_edges(self._edges, self.split, split, i)
             out_i = forward(lambda mp, extra=extra: merge_edges(mp, extra))
             ranks[i] = self.ranks(out_i, split, i)
@@ -255,12 +263,12 @@ class AttributeCompletionTask(Task):
 
     @torch.no_grad()
     def evaluate(self, out: FusionOutput, split: str) -> dict[str, float]:
-        return self._metrics({i: self.ranks(out, split, i) for i in range(len(self.relations))})
+        return self._metrics({i: self.ranks(out, split, i) for i in range(len(self.etypes))})
 
     def _metrics(self, ranks: dict[int, Tensor]) -> dict[str, float]:
         metrics: dict[str, float] = {}
         accs, mrrs = [], []
-        for i, r in enumerate(self.relations):
+        for i, r in enumerate(self.names):
             if not len(ranks[i]):
                 continue
             m = rank_metrics(ranks[i], (1, 3))
