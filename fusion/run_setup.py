@@ -147,9 +147,9 @@ class RunSetup:
         self.mp = {k: v.to(device) for k, v in mp.items()}
         self.minibatch = None  # a fusion.minibatch.MiniBatch in a mini-batch run
 
-    def forward(self, amp: bool):
+    def forward(self, amp: bool, edit=None):  # edit: message-passing edges -> others
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-            return self.model(self.x, self.mp)
+            return self.model(self.x, self.mp if edit is None else edit(self.mp))
 
     def output(self, amp: bool, split: str | None = None):
         """The model's output for evaluating ``split`` (None: every node, e.g. the export):
@@ -168,9 +168,11 @@ class RunSetup:
             out.embeddings = {t: e.float() for t, e in out.embeddings.items()}
             metrics = {}
             if split in self.task.splits:
-                metrics.update(
-                    {f"{split}/{k}": v for k, v in self.task.evaluate(out, split).items()}
-                )
+                if self.minibatch is None:
+                    found = self.task.evaluate_pass(out, split, lambda e: self.forward(amp, e))
+                else:
+                    found = self.task.evaluate(out, split)
+                metrics.update({f"{split}/{k}": v for k, v in found.items()})
             for aux in self.aux:
                 if split in aux.splits:
                     metrics.update(

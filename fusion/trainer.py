@@ -300,7 +300,7 @@ class Trainer:
             return {"epoch": epoch + 1, "step": state["step"], "loss": sum(losses) / len(losses)}
         for i, batch in enumerate(s.task.batches(epoch)):
             optimizer.zero_grad(set_to_none=True)
-            out = s.forward(amp)
+            out = s.forward(amp, s.task.step_edges(batch))
             loss = s.task.loss(out, batch)
             for aux, weight in zip(s.aux, s.aux_weights, strict=True):
                 loss = loss + weight * aux.loss(out)
@@ -401,7 +401,6 @@ def load_embeddings(run_dir) -> dict[str, torch.Tensor]:
     return read_weights(Path(run_dir) / EMBEDDINGS_FILE)
 
 
-# ---------------------------------------------------------------------- entry points
 # ---------------------------------------------------------------------- entry points
 def train(
     workspace,

@@ -622,6 +622,7 @@ TASK_SETUPS: dict[str, Callable[[Path, list], Any]] = {
     "node": _node_config,
     "link": lambda directory, rows: TASKS["link"].Config(relations=["knows"], batch_size=16),
     "contrastive": lambda directory, rows: TASKS["contrastive"].Config(proj_dim=4),
+    "attribute": lambda directory, rows: TASKS["attribute"].Config(relations=["worksOn"]),
 }
 TASK_SPLITS = ("train", "valid", "test")
 

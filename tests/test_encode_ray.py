@@ -14,9 +14,9 @@ pytest.importorskip("ray")
 transformers = pytest.importorskip("transformers")
 
 import kg  # noqa: E402
-from fusion.ray_encode import RayEncoderMap, RayUnavailable, ray_session  # noqa: E402
 from fusion.encoders import get_encoder  # noqa: E402
 from fusion.features import FeatureSpec, NodeFeatures, build_features  # noqa: E402
+from fusion.ray_encode import RayEncoderMap, RayUnavailable, ray_session  # noqa: E402
 from kgfusion.cli import main  # noqa: E402
 
 TTL = (

@@ -4,13 +4,16 @@ one class per file, registered with :func:`register_task`; link decoders likewis
 
 - ``node``: node classification (R-GCN entity classification), :mod:`.node`;
 - ``link``: link prediction with filtered rank metrics (DistMult / dot), :mod:`.link`;
-- ``contrastive``: InfoNCE between two modalities of a node, :mod:`.contrastive`.
+- ``contrastive``: InfoNCE between two modalities of a node, :mod:`.contrastive`;
+- ``attribute``: attribute completion (the hidden value of a product's season, colour...),
+  transductive or inductive, :mod:`.attribute`.
 
 >>> from fusion.tasks import TASKS
 >>> sorted(TASKS)
-['contrastive', 'link', 'node']
+['attribute', 'contrastive', 'link', 'node']
 """
 
+from .attribute import AttributeCompletionTask, AttributeTaskConfig
 from .base import TASKS, Task, get_task_class, register_task
 from .contrastive import ContrastiveTask, ContrastiveTaskConfig
 from .decoders import DECODERS, get_decoder
@@ -18,6 +21,8 @@ from .link import LinkPredictionTask, LinkTaskConfig
 from .node import NodeClassificationTask, NodeTaskConfig
 
 __all__ = [
+    "AttributeCompletionTask",
+    "AttributeTaskConfig",
     "DECODERS",
     "TASKS",
     "ContrastiveTask",

@@ -50,12 +50,23 @@ class Task(nn.Module):
         """What :meth:`loss` gets for each step of an epoch (default: one full-batch step)."""
         yield None
 
+    def step_edges(self, batch: Any):
+        """None, or ``edit(message-passing edges) -> edges`` for the step of ``batch`` (e.g.
+        its supervision edges taken out, so that no target is read off the graph)."""
+        return None
+
     def loss(self, out: FusionOutput, batch: Any = None) -> Tensor:
         raise NotImplementedError
 
     @torch.no_grad()
     def evaluate(self, out: FusionOutput, split: str) -> dict[str, float]:
         raise NotImplementedError
+
+    def evaluate_pass(self, out: FusionOutput, split: str, forward) -> dict[str, float]:
+        """Metrics on ``split`` given the pass ``out`` over the message-passing edges; a task
+        that needs other edges at evaluation time (an inductive split) calls
+        ``forward(edit)``, which runs the model over ``edit(message-passing edges)``."""
+        return self.evaluate(out, split)
 
     def info(self) -> dict:
         """JSON-serialisable facts about the data (sizes, classes), saved in ``task.json``."""

@@ -88,6 +88,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "      --label-col label_affiliation --gnn rgcn --fusion attention\n"
         "  kgf train ws --task link --relation isAccessoryOrSparePartFor --gnn sage\n"
         "  kgf train ws --config cfg.toml --set trainer.lr=0.005 --set model.hidden=64\n"
+        "  kgf train ws --task attribute --relation season --relation usage "
+        "--set task.inductive=true\n"
         "  kgf train ws --task link --relation isSimilarTo --epochs 50 --lr 0.005 --hidden 32\n"
         "  kgf train ws --config cfg.toml --print-config   # the effective config, as TOML\n"
         "  kgf train ws --list-keys --task link             # every config key and its default\n"
@@ -97,7 +99,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("workspace", type=Path)
     p.add_argument(
-        "--task", choices=["node", "link"], help="node classification or link prediction"
+        "--task", choices=["node", "link", "attribute"],
+        help="node classification, link prediction or attribute completion",
     )
     p.add_argument("--labels", type=Path, help="node task: TSV/CSV of training labels")
     p.add_argument(
@@ -109,7 +112,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "--label-col", action="append", help="label column (repeat for multi-task heads)"
     )
     p.add_argument(
-        "--relation", action="append", help="link task: relation to predict (repeatable)"
+        "--relation", action="append",
+        help="link / attribute task: relation to predict (repeatable)",
     )
     p.add_argument("--gnn", help="rgcn, hgt, sage, gat or mlp (default rgcn)")
     p.add_argument(

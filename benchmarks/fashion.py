@@ -1,0 +1,295 @@
+"""Fashion attribute completion: graph + fusion against single modalities, non-graph fusion
+and structure-only KG embeddings, transductive and inductive.
+
+``DIR`` (default ``../shared/data/products/fashion``; any folder with ``styles.csv`` and
+``images/``) is built with ``examples/fashion.toml`` and encoded with the defaults (minilm
+text, EfficientNet-Lite0 photos) into ``--workspace`` (kept: the encoder cache makes later
+runs skip encoding). The task is :class:`fusion.tasks.attribute.AttributeCompletionTask`
+(``kgf train --task attribute``): per relation (articleType, baseColour, season, usage,
+gender) 20 % of the product -> value edges are hidden (split seed = run seed), 10 % are
+validation; inductively 20 % / 10 % of the products are withheld from training and arrive
+with their name, photo and edges except the predicted one. Metrics: accuracy@1 and
+filtered MRR per relation and their mean, test split, mean +- std over ``--seeds`` seeds.
+
+Variants (groups):
+
+- ``majority``: each relation's most frequent training value;
+- ``single``: ``text`` / ``image``: a classifier (``gnn = "mlp"``, no propagation) on one
+  frozen modality;
+- ``non-graph``: every fusion module on text + image, no propagation (``gnn = "mlp"``);
+- ``kge``: PyKEEN TransE, DistMult, RotatE, TuckER on the same training triples
+  (:mod:`fashion_kge`; transductive only: they have no embedding for unseen products;
+  skipped with the reason when PyKEEN is absent);
+- ``graph``: FusionGNN, text + image, propagation over the product-value graph:
+  ``--full``: every fusion x rgcn / hgt / sage / gat x early / late; default: attention
+  fusion, early, rgcn and sage;
+- ``ablation`` (transductive): the chosen graph variant with text only, image only, and
+  no features (structure only).
+
+Each group's row in the summary is its variant with the best mean **validation** accuracy
+(never test). Last line::
+
+    summary: graph+fusion A | best single modality B | best non-graph fusion C | best KGE D | inductive graph+fusion E | inductive best non-graph F
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import torch  # noqa: E402
+from fashion_kge import KGE_MODELS, pykeen_missing, run_kge  # noqa: E402
+
+import kg  # noqa: E402
+from fusion.config import DataConfig  # noqa: E402
+from fusion.features import FeatureSpec, NodeFeatures, build_features  # noqa: E402
+from fusion.fuse import FUSIONS  # noqa: E402
+from fusion.tasks.attribute import relation_edge_types  # noqa: E402
+from fusion.tasks.attribute_split import split_attributes  # noqa: E402
+from fusion.tasks.ranking import KnownTriples, filter_scores_, rank_metrics, ranks_from_scores  # noqa: E402
+from fusion.trainer import graph_tensors, train  # noqa: E402
+from kg.tabular import Mapping, table_to_rdf  # noqa: E402
+from kg.workspace import atomic_directory, write_graph  # noqa: E402
+
+DEFAULT = ROOT.parent / "shared" / "data" / "products" / "fashion"
+MAPPING = ROOT / "examples" / "fashion.toml"
+RELATIONS = ["articleType", "baseColour", "season", "usage", "gender"]
+GNNS_FULL = ("rgcn", "hgt", "sage", "gat")
+
+
+def build_workspace(folder: Path, workspace: Path, limit: int = 0) -> None:
+    """``kgf build DIR/styles.csv --mapping examples/fashion.toml`` + ``kgf encode``
+    (``limit``: the first rows only, for a quick look)."""
+    if not (workspace / "manifest.json").is_file():
+        table = folder / "styles.csv"
+        with atomic_directory(workspace, overwrite=True) as tmp:
+            if limit:
+                lines = table.read_text(encoding="utf-8").splitlines()[: limit + 1]
+                table = folder / "styles.csv"
+                sub = tmp / "styles.csv"
+                sub.write_text("\n".join(lines) + "\n", encoding="utf-8")
+                mapping = Mapping.from_toml(MAPPING)
+                table_to_rdf(sub, mapping, tmp / "catalogue.ttl", data_roots=[folder])
+            else:
+                table_to_rdf(table, Mapping.from_toml(MAPPING), tmp / "catalogue.ttl")
+            graph = kg.load_rdf(tmp / "catalogue.ttl")
+            write_graph(graph, tmp, sparql_store=False)
+    build_features(kg.load_graph(workspace), workspace, FeatureSpec())
+
+
+def variants(full: bool) -> list[dict]:
+    """Every trained variant: ``{"name", "group", "gnn", "fusion", "mode", "modalities"}``."""
+    out = [dict(name=f"{m}-only", group="single", gnn="mlp", fusion="attention",
+                mode="early", modalities=[m]) for m in ("text", "image")]  # fmt: skip
+    out += [dict(name=f"{f} (no graph)", group="non-graph", gnn="mlp", fusion=f, mode="early",
+                 modalities=None) for f in FUSIONS.names()]  # fmt: skip
+    grid = ([(f, g, m) for f in FUSIONS.names() for g in GNNS_FULL for m in ("early", "late")]
+            if full else [("attention", "rgcn", "early"), ("attention", "sage", "early")])  # fmt: skip
+    out += [dict(name=f"{g}/{f}/{m}", group="graph", gnn=g, fusion=f, mode=m, modalities=None)
+            for f, g, m in grid]  # fmt: skip
+    return out
+
+
+def run_variant(ws, graph, feats, v: dict, seed: int, inductive: bool, epochs: int) -> dict:
+    """Train one variant for one seed; ``{"metrics": {...}, "cpu_s": ...}``."""
+    overrides = {"task.inductive": inductive, "task.split_seed": seed, "trainer.epochs": epochs,
+                 "trainer.checkpoint_every": 10_000, "data.modalities": v["modalities"],
+                 "data.features": v["modalities"] != []}  # fmt: skip
+    started = time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = train(
+            ws, task="attribute", relations=RELATIONS, gnn=v["gnn"], fusion=v["fusion"],
+            mode=v["mode"], seed=seed, overrides=overrides, overwrite=True,
+            run_name=f"bench-{'inductive' if inductive else 'transductive'}",
+            progress=False, graph=graph, features=feats,
+        )  # fmt: skip
+    return {"metrics": result.metrics, "cpu_s": time.process_time() - started}
+
+
+def majority(edges, num, seed: int, inductive: bool) -> dict:
+    """Rank each relation's values by their training frequency (ties: realistic rank)."""
+    etypes = relation_edge_types(edges, RELATIONS)
+    split = split_attributes(edges, etypes, num, seed=seed, inductive=inductive)
+    every = torch.cat([split.triples[s] for s in split.triples])
+    metrics = {}
+    for which in ("valid", "test"):
+        accs, mrrs = [], []
+        for i, (s, r, d) in enumerate(etypes):
+            pairs = split.of(which, i)
+            if not len(pairs):
+                continue
+            counts = torch.bincount(split.of("train", i)[:, 1], minlength=num[d]).float()
+            scores = counts[None].repeat(len(pairs), 1)
+            mine = every[every[:, 0] == i]
+            rows, cols = KnownTriples(mine[:, 1], mine[:, 2], num[s]).lookup(pairs[:, 0])
+            filter_scores_(scores, rows, cols, pairs[:, 1])
+            true = scores[torch.arange(len(pairs)), pairs[:, 1]]
+            m = rank_metrics(ranks_from_scores(true, scores)["realistic"], (1,))
+            metrics[f"{which}/acc.{r}"], metrics[f"{which}/mrr.{r}"] = m["hits@1"], m["mrr"]
+            accs.append(m["hits@1"])
+            mrrs.append(m["mrr"])
+        metrics[f"{which}/acc"], metrics[f"{which}/mrr"] = statistics.mean(accs), statistics.mean(mrrs)
+    return {"metrics": metrics, "cpu_s": 0.0}
+
+
+def stats(runs: list[dict], key: str) -> tuple[float, float]:
+    values = [100 * r["metrics"][key] for r in runs if key in r["metrics"]]
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def pm(runs: list[dict], key: str) -> str:
+    """``"mean ± std"`` of ``key`` over the runs, in %."""
+    mean, std = stats(runs, key)
+    return f"{mean:.1f} ± {std:.1f}"
+
+
+def print_table(setting: str, results: dict[str, dict]) -> None:
+    head = ["variant", "group", "valid acc", "test acc", "test MRR",
+            *[f"acc {r}" for r in RELATIONS], *[f"MRR {r}" for r in RELATIONS], "CPU s/run"]  # fmt: skip
+    print(f"\n### {setting}\n")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for name, res in results.items():
+        runs = res["runs"]
+        if not runs:
+            print(f"| {name} | {res['group']} | skipped: {res.get('skipped', '')} |")
+            continue
+        cells = [name, res["group"], f"{stats(runs, 'valid/acc')[0]:.1f}"]
+        cells += [pm(runs, k) for k in ("test/acc", "test/mrr")]
+        cells += [pm(runs, f"test/acc.{r}") for r in RELATIONS]
+        cells += [pm(runs, f"test/mrr.{r}") for r in RELATIONS]
+        cells.append(f"{statistics.mean(r['cpu_s'] for r in runs):.0f}")
+        print("| " + " | ".join(cells) + " |", flush=True)
+
+
+def best(results: dict[str, dict], group: str) -> str | None:
+    """The variant of ``group`` with the best mean validation accuracy."""
+    names = [n for n, r in results.items() if r["group"] == group and r["runs"]]
+    return max(names, key=lambda n: stats(results[n]["runs"], "valid/acc")[0], default=None)
+
+
+def goal_lines(results: dict[str, dict], setting: str) -> list[str]:
+    """How the chosen graph variant compares with each chosen baseline (margin vs 2 std)."""
+    g = best(results, "graph")
+    lines = []
+    for group in ("single", "non-graph", "kge"):
+        other = best(results, group)
+        if g is None or other is None:
+            continue
+        for key in ("test/acc", "test/acc.season", "test/acc.usage"):
+            (a, sa), (b, sb) = stats(results[g]["runs"], key), stats(results[other]["runs"], key)
+            need = 2 * max(sa, sb)
+            ok = "OK" if a - b > need else "FAILS"
+            lines.append(f"{setting}: {g} vs {other} on {key}: {a:.1f} vs {b:.1f}, margin "
+                         f"{a - b:+.1f} (2 x std {need:.1f}) {ok}")  # fmt: skip
+    return lines
+
+
+def run_setting(ws, graph, feats, edges, num, args, inductive: bool) -> dict[str, dict]:
+    results: dict[str, dict] = {"majority": {"group": "majority", "runs": [
+        majority(edges, num, s, inductive) for s in range(args.seeds)]}}  # fmt: skip
+    order = {"graph": 0, "non-graph": 1, "single": 2}
+    for v in sorted(variants(args.full), key=lambda v: order[v["group"]]):
+        results[v["name"]] = {"group": v["group"], "variant": v, "runs": []}
+        for seed in range(args.seeds):
+            results[v["name"]]["runs"].append(
+                run_variant(ws, graph, feats, v, seed, inductive, args.epochs))
+        runs = results[v["name"]]["runs"]
+        print(f"  {'inductive' if inductive else 'transductive'} {v['name']}: valid acc "
+              f"{pm(runs, 'valid/acc')} test acc {pm(runs, 'test/acc')} season "
+              f"{pm(runs, 'test/acc.season')} usage {pm(runs, 'test/acc.usage')} "
+              f"cpu {statistics.mean(r['cpu_s'] for r in runs):.0f} s", flush=True)
+    if inductive:
+        for m in KGE_MODELS:
+            results[m] = {"group": "kge", "runs": [],
+                          "skipped": "KG embeddings have no vector for a product unseen in training"}
+        return results
+    missing = pykeen_missing()
+    split_of = {s: split_attributes(edges, relation_edge_types(edges, RELATIONS), num, seed=s)
+                for s in range(args.seeds)}  # fmt: skip
+    for m in KGE_MODELS:
+        results[m] = {"group": "kge", "runs": [], "skipped": missing}
+        if missing or args.no_kge:
+            results[m]["skipped"] = missing or "--no-kge"
+            continue
+        for seed in range(args.seeds):
+            started = time.process_time()
+            metrics = run_kge(m, edges, split_of[seed], num, seed, epochs=args.kge_epochs)
+            results[m]["runs"].append({"metrics": metrics, "cpu_s": time.process_time() - started})
+        print(f"  transductive {m}: test acc {pm(results[m]['runs'], 'test/acc')}", flush=True)
+    chosen = best(results, "graph")
+    if chosen is not None and not args.no_ablation:
+        base = results[chosen]["variant"]
+        for name, mods in (("text", ["text"]), ("image", ["image"]), ("none", [])):
+            v = {**base, "modalities": mods, "name": f"{chosen} [{name}]", "group": "ablation"}
+            results[v["name"]] = {"group": "ablation", "variant": v, "runs": [
+                run_variant(ws, graph, feats, v, s, False, args.epochs) for s in range(args.seeds)]}
+    return results
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", nargs="?", type=Path, default=DEFAULT, help="styles.csv + images/")
+    p.add_argument("--workspace", type=Path, help="kept between runs (default: a temp folder per DIR)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--kge-epochs", type=int, default=100)
+    p.add_argument("--full", action="store_true", help="the whole fusion x GNN x mode grid")
+    p.add_argument("--limit", type=int, default=0, help="first N products only (quick look)")
+    p.add_argument("--no-kge", action="store_true")
+    p.add_argument("--no-ablation", action="store_true")
+    p.add_argument("--settings", nargs="+", default=["transductive", "inductive"],
+                   choices=["transductive", "inductive"])
+    p.add_argument("--json", type=Path, help="write every run's metrics here")
+    args = p.parse_args(argv)
+    tag = hashlib.sha1(f"{args.folder.resolve()}:{args.limit}".encode()).hexdigest()[:10]
+    ws = args.workspace or Path(tempfile.gettempdir()) / f"kgf-fashion-{tag}"
+    if not (args.folder / "styles.csv").is_file():
+        sys.exit(f"{args.folder}: no styles.csv (expected the Fashion layout: styles.csv + images/)")
+    build_workspace(args.folder, ws, args.limit)
+    graph, feats = kg.load_graph(ws), NodeFeatures.load(ws)
+    edges, num = graph_tensors(graph, DataConfig())
+    print(f"# Fashion attribute completion: {args.folder} ({num.get('Product', 0)} products), "
+          f"{args.seeds} seed(s), torch threads {torch.get_num_threads()}", flush=True)
+    every = {}
+    for setting, inductive in (("transductive", False), ("inductive", True)):
+        if setting not in args.settings:
+            every[setting] = {}
+            continue
+        every[setting] = run_setting(ws, graph, feats, edges, num, args, inductive)
+        print_table(setting, every[setting])
+    if args.json:
+        args.json.write_text(json.dumps(
+            {s: {n: {k: v for k, v in r.items() if k != "variant"} for n, r in res.items()}
+             for s, res in every.items()}, indent=1))  # fmt: skip
+    print()
+    for setting in every:
+        for line in goal_lines(every[setting], setting):
+            print(line)
+    t, i = every["transductive"], every["inductive"]
+
+    def acc(res, group):
+        name = best(res, group)
+        return stats(res[name]["runs"], "test/acc")[0] if name else float("nan")
+
+    print(f"summary: graph+fusion {acc(t, 'graph'):.1f} | best single modality {acc(t, 'single'):.1f} | "
+          f"best non-graph fusion {acc(t, 'non-graph'):.1f} | best KGE {acc(t, 'kge'):.1f} | "
+          f"inductive graph+fusion {acc(i, 'graph'):.1f} | inductive best non-graph {acc(i, 'non-graph'):.1f}")
+
+
+if __name__ == "__main__":
+    main()
