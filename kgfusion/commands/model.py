@@ -71,50 +71,37 @@ def encode(args) -> int:
 
 
 # --------------------------------------------------------------------------- train / evaluate
+_TRAIN_DESCRIPTION = (
+    "Train a fusion x GNN model on the workspace's graph (and its features, if `kgf encode` "
+    "wrote some; featureless types get the R-GCN paper's one-hot input with rgcn, learnable "
+    "embeddings otherwise). AIFB with the paper's settings: --config examples/aifb_rgcn.toml. "
+    "Checkpoints "
+    "(config.json + model.safetensors), metrics.jsonl (and metrics.png with matplotlib, "
+    "TensorBoard logs with tensorboard installed) and final node embeddings go to "
+    "WORKSPACE/models/RUN; `kgf runs WORKSPACE` lists the runs."
+)
+_TRAIN_EXAMPLES = (
+    "examples:\n"
+    "  kgf train /tmp/aifb --task node --labels ../shared/data/rdf/aifb/trainingSet.tsv \\\n"
+    "      --test ../shared/data/rdf/aifb/testSet.tsv --entity-col person \\\n"
+    "      --label-col label_affiliation --gnn rgcn --fusion attention\n"
+    "  kgf train ws --task link --relation isAccessoryOrSparePartFor --gnn sage\n"
+    "  kgf train ws --config cfg.toml --set trainer.lr=0.005 --set model.hidden=64\n"
+    "  kgf train ws --task attribute --relation season --relation usage "
+    "--set task.inductive=true\n"
+    "  kgf train ws --task link --relation isSimilarTo --epochs 50 --lr 0.005 --hidden 32\n"
+    "  kgf train ws --config cfg.toml --print-config   # the effective config, as TOML\n"
+    "  kgf train ws --list-keys --task link             # every config key and its default\n"
+    "  kgf evaluate ws RUN --split test\n"
+    "  kgf runs ws                                      # runs, their metrics, complete or not"
+)
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.description = (
-        "Train a fusion x GNN model on the workspace's graph (and its features, if `kgf encode` "
-        "wrote some; featureless types get the R-GCN paper's one-hot input with rgcn, learnable "
-        "embeddings otherwise). AIFB with the paper's settings: --config examples/aifb_rgcn.toml. "
-        "Checkpoints "
-        "(config.json + model.safetensors), metrics.jsonl (and metrics.png with matplotlib, "
-        "TensorBoard logs with tensorboard installed) and final node embeddings go to "
-        "WORKSPACE/models/RUN; `kgf runs WORKSPACE` lists the runs."
-    )
-    p.epilog = (
-        "examples:\n"
-        "  kgf train /tmp/aifb --task node --labels ../shared/data/rdf/aifb/trainingSet.tsv \\\n"
-        "      --test ../shared/data/rdf/aifb/testSet.tsv --entity-col person \\\n"
-        "      --label-col label_affiliation --gnn rgcn --fusion attention\n"
-        "  kgf train ws --task link --relation isAccessoryOrSparePartFor --gnn sage\n"
-        "  kgf train ws --config cfg.toml --set trainer.lr=0.005 --set model.hidden=64\n"
-        "  kgf train ws --task attribute --relation season --relation usage "
-        "--set task.inductive=true\n"
-        "  kgf train ws --task link --relation isSimilarTo --epochs 50 --lr 0.005 --hidden 32\n"
-        "  kgf train ws --config cfg.toml --print-config   # the effective config, as TOML\n"
-        "  kgf train ws --list-keys --task link             # every config key and its default\n"
-        "  kgf evaluate ws RUN --split test\n"
-        "  kgf runs ws                                      # runs, their metrics, complete or not"
-    )
+    p.description, p.epilog = _TRAIN_DESCRIPTION, _TRAIN_EXAMPLES
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("workspace", type=Path)
-    p.add_argument(
-        "--task", choices=["node", "link", "attribute"],
-        help="node classification, link prediction or attribute completion",
-    )
-    p.add_argument("--labels", type=Path, help="node task: TSV/CSV of training labels")
-    p.add_argument(
-        "--valid", type=Path, help="node task: validation labels (else carved from --labels)"
-    )
-    p.add_argument("--test", type=Path, help="node task: test labels")
-    p.add_argument("--entity-col", help="column naming the entity IRI")
-    p.add_argument(
-        "--label-col", action="append", help="label column (repeat for multi-task heads)"
-    )
-    p.add_argument(
-        "--relation", action="append",
-        help="link / attribute task: relation to predict (repeatable)",
-    )
+    _train_data_args(p)
     p.add_argument("--gnn", help="rgcn, hgt, sage, gat or mlp (default rgcn)")
     p.add_argument(
         "--fusion", help="concat, mean, attention, gated, tensor or lowrank (default attention)"
@@ -154,6 +141,29 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     _scale_args(p)
 
 
+def _train_data_args(p: argparse.ArgumentParser) -> None:
+    """What to learn: the task and its labels or relations."""
+    p.add_argument(
+        "--task",
+        choices=["node", "link", "attribute"],
+        help="node classification, link prediction or attribute completion",
+    )
+    p.add_argument("--labels", type=Path, help="node task: TSV/CSV of training labels")
+    p.add_argument(
+        "--valid", type=Path, help="node task: validation labels (else carved from --labels)"
+    )
+    p.add_argument("--test", type=Path, help="node task: test labels")
+    p.add_argument("--entity-col", help="column naming the entity IRI")
+    p.add_argument(
+        "--label-col", action="append", help="label column (repeat for multi-task heads)"
+    )
+    p.add_argument(
+        "--relation",
+        action="append",
+        help="link / attribute task: relation to predict (repeatable)",
+    )
+
+
 def _scale_args(p: argparse.ArgumentParser) -> None:
     """``kgf train``'s mini-batch and multi-process options."""
     p.add_argument(
@@ -181,7 +191,9 @@ def _fanout(text: str) -> list[int]:
     try:
         return [int(k) for k in str(text).split(",") if k.strip()]
     except ValueError:
-        raise CliError(f"--fanout {text!r}: expected integers per hop, e.g. --fanout 15,10") from None
+        raise CliError(
+            f"--fanout {text!r}: expected integers per hop, e.g. --fanout 15,10"
+        ) from None
 
 
 def _command_line(args) -> list[str]:
