@@ -99,7 +99,13 @@ def evaluate(products: int, seed: int) -> dict:
         scorer = LinkScorer.from_run(ws, "lp", graph)
         text, text_mask = features.features["Product"]["text"]
         text = torch.nn.functional.normalize(text, dim=1)
-        accessory_of = {(graph.node(n.iri)[1]) for iri in graph.node_iris("Product") for n in graph.neighbors(iri, "isAccessoryOrSparePartFor") if n.direction == "in"}  # fmt: skip
+        # every product that has an accessory in the training graph (incoming edges of the
+        # relation are its rev_ edges), plus the held-out targets
+        accessory_of = {
+            graph.node(iri)[1]
+            for iri in graph.node_iris("Product")
+            if graph.neighbors(iri, REV_PREFIX + "isAccessoryOrSparePartFor")
+        }
         targets = sorted({graph.node(p)[1] for _, p in pairs} | accessory_of)
         popularity = torch.zeros(graph.num_nodes_dict["Product"])
         for i in targets:

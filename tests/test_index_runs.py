@@ -136,3 +136,28 @@ def test_nodes_without_text_or_image_are_indexed_and_answered(tmp_path, capsys):
     capsys.readouterr()
     assert main(["related", str(ws), untyped[0], "--node-type", "Address"]) == 2
     assert "no entity of Address" in capsys.readouterr().err
+
+
+def test_the_service_answers_from_the_run_index_and_refuses_it_once_stale(sample_ws, tmp_path):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    from fastapi.testclient import TestClient
+
+    from kgfusion.service import create_app
+
+    ws = tmp_path / "ws"
+    shutil.copytree(sample_ws, ws)
+    _train(ws, "lp")
+    assert main(["index", str(ws)]) == 0 and _index_meta(ws)["source"]["run"] == "lp"
+    import kg
+
+    brand = kg.load_graph(ws).node_iris("Brand")[0]  # no text, no image: a run vector only
+    with TestClient(create_app(ws)) as client:
+        assert client.get("/health").json()["index_problem"] is None
+        body = client.get("/related", params={"iri": brand, "k": 2, "node_type": "*"})
+        assert body.status_code == 200 and len(body.json()["items"]) == 2
+    _train(ws, "lp", "--overwrite")  # retrained: what the service loads now is stale
+    with TestClient(create_app(ws)) as client:
+        assert "stale" in client.get("/health").json()["index_problem"]
+        r = client.get("/related", params={"iri": brand, "k": 2})
+        assert r.status_code == 409 and f"kgf index {ws} --run lp" in r.json()["detail"]
