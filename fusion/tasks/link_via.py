@@ -88,8 +88,10 @@ class ViaLinks(torch.nn.Module):
         Rt = torch.sparse_coo_tensor(
             torch.stack([rel * n + tails, h_local]), ones, (num * n, n), check_invariants=True
         ).coalesce()
-        self.P = torch.sparse.mm(R, self.A).coalesce()  # [R * N, G * N]: what h's tails have
-        self.Q = torch.sparse.mm(Rt, self.A).coalesce()  # what t's heads have
+        with warnings.catch_warnings():  # torch: "Sparse CSR tensor support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            self.P = torch.sparse.mm(R, self.A).coalesce()  # [R * N, G * N]: h's tails have
+            self.Q = torch.sparse.mm(Rt, self.A).coalesce()  # what t's heads have
         self.deg_out = torch.zeros(num * n).index_add_(0, heads, ones)
         self.deg_in = torch.zeros(num * n).index_add_(0, rel * n + tails, ones)
         self.D = _group_sums(self.A, n, self.g)  # [N, G]: neighbours of each node per group
