@@ -37,12 +37,11 @@ from kg.naming import REV_PREFIX
 from ..model import ConfigError, FusionGNNConfig, FusionOutput
 from .base import Task, move, register_task
 from .decoders import get_decoder, start_small
-from .link_via import ViaLinks
+from .link_via import SHARED_SCALE, ViaLinks
 from .ranking import KnownTriples, filter_scores_, rank_metrics, ranks_from_scores
 
 SPLITS = ("train", "valid", "test")
 PRIOR_SCALE = 5.0
-SHARED_SCALE = 10.0  # w is learned x 10: Adam at the link task's lr 0.001 moves it fast enough
 EMB_SCALE = 3.0  # normalised embeddings times this: the correction can reach 9 |w_r|
 TEXT = "text"
 

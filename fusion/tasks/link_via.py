@@ -18,10 +18,9 @@ left out of both counts (it is a training edge at training time, a known edge at
 time), so a training edge's score does not see itself and known links are scored as the
 held-out ones are.
 
-``u``, ``v`` ``[R, G]`` start at zero (stored divided by
-:data:`fusion.tasks.link.SHARED_SCALE`). The links are the training edges of the predicted
-relations in the link task and the graph's edges of them in :class:`fusion.scoring.
-LinkScorer`. Node ids are those of the shared-neighbour matrix (``SharedNeighbours.ids``).
+``u``, ``v`` ``[R, G]`` start at zero (stored divided by :data:`SHARED_SCALE`, as the
+shared-neighbour weights are). The links are the training edges of the predicted relations
+in the link task and the graph's edges of them in :class:`fusion.scoring.LinkScorer`. Node ids are those of the shared-neighbour matrix (``SharedNeighbours.ids``).
 Shapes: :meth:`forward` ``h``, ``t`` [B] ids, ``r`` [B] -> [B]; :meth:`score_tails` ``h``
 [B], :meth:`score_heads` ``t`` [B] (one relation per call), ``candidates`` [M] -> [B, M].
 """
@@ -32,6 +31,8 @@ import warnings
 
 import torch
 from torch import Tensor
+
+SHARED_SCALE = 10.0  # w is learned x 10: Adam at the link task's lr 0.001 moves it fast enough
 
 
 def _group_sums(x: Tensor, n: int, groups: int) -> Tensor:
@@ -68,8 +69,6 @@ class ViaLinks(torch.nn.Module):
 
     def __init__(self, shared, links: list[tuple[int, Tensor, Tensor]], num_relations: int):
         super().__init__()
-        from .link import SHARED_SCALE
-
         self.scale = SHARED_SCALE
         self.n, self.g, self.r = shared.n, max(1, len(shared.groups)), num_relations
         self.A = shared.A
