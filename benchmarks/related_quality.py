@@ -4,7 +4,16 @@ A fifth of the ``isAccessoryOrSparePartFor`` edges of the sample catalogue are h
 (removed from the graph before anything is built); for each held-out edge
 ``accessory -> product`` we ask for the accessory's related products under that relation
 and rank the true product among the candidate products (every product that is the target of
-an accessory link, held out or not). Reported: Hits@10 and MRR for
+an accessory link, held out or not; ``--candidates held-out``: only the products of held-out
+links). Two protocols, every method ranked under both:
+
+  filtered    the query's other known links (its training edges) are not counted above
+              the true product (the filtered setting of Bordes et al., 2013, as the link
+              task and PyKEEN rank): ``related()`` lists known links first by design, and a
+              held-out link is not missed because the known ones are listed
+  raw         every candidate counts (what the figures before 2026-12-04 evening were)
+
+Hits@10 and MRR for
 
   popularity  products ranked by how many accessories they already have (train edges)
   text-only   cosine of the products' text features (minilm), no graph
@@ -15,6 +24,14 @@ an accessory link, held out or not). Reported: Hits@10 and MRR for
   related() + link model
               ``related()`` with that run as its scorer (``kgf related --relation``
               picks it up): candidates from the index and the model, model-led score
+  oracle      the ceiling: brand and category of the true product known exactly, the
+              products sharing both ranked first in random order (``kg.samples._link`` draws
+              an accessory's products at random among those of its brand and target
+              category, so nothing in the data orders them)
+
+Per-seed MRR lines, then the last line (filtered figures)::
+
+    summary: related+model H@10 X MRR Y | text-only H@10 X MRR Y
 
     python benchmarks/related_quality.py --products 400 --seeds 3
 """
@@ -30,7 +47,9 @@ import numpy as np
 import torch
 
 RELATION = "http://schema.org/isAccessoryOrSparePartFor"
+PROTOCOLS = ("filtered", "raw")
 METHODS = ("popularity", "text-only", "related()", "link model", "related() + link model")
+CEILING = "oracle (brand + target category)"
 
 
 def held_out_graph(folder: Path, products: int, seed: int):
@@ -51,12 +70,33 @@ def held_out_graph(folder: Path, products: int, seed: int):
     return graph, pairs
 
 
-def rank_metrics(ranks: list[int]) -> tuple[float, float]:
+def rank_metrics(ranks: list[float]) -> tuple[float, float]:
     ranks_array = np.array(ranks, dtype=float)
     return float((ranks_array <= 10).mean()), float((1.0 / ranks_array).mean())
 
 
-def evaluate(products: int, seed: int) -> dict[str, tuple[float, float]]:
+def rank_of(order: list[int], true: int, known: set[int], filtered: bool) -> int:
+    """1-based rank of ``true`` in ``order`` (candidate positions, best first); ``filtered``:
+    the query's other known links (``known``, training edges) are not counted above it
+    (the filtered setting of Bordes et al., 2013); a candidate missing from ``order`` ranks
+    last."""
+    if true not in order:
+        return len(order) + 1
+    above = order[: order.index(true)]
+    return 1 + sum(1 for c in above if not (filtered and c in known))
+
+
+def order_of(scores: torch.Tensor) -> list[int]:
+    """Candidate positions by decreasing score, ties broken by position."""
+    return sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
+
+
+def oracle_mrr(m: int) -> float:
+    """Expected reciprocal rank of one of ``m`` equally likely candidates ranked first."""
+    return float(np.mean([1.0 / r for r in range(1, m + 1)])) if m else 1.0
+
+
+def evaluate(products: int, seed: int, candidates: str = "targets") -> dict:
     from fusion.features import FeatureSpec, build_features
     from fusion.scoring import LinkScorer
     from fusion.trainer import train
@@ -76,47 +116,74 @@ def evaluate(products: int, seed: int) -> dict[str, tuple[float, float]]:
         scorer = LinkScorer.from_run(ws, "lp", graph)
         text, text_mask = features.features["Product"]["text"]
         text = torch.nn.functional.normalize(text, dim=1)
-        accessory_of = {(graph.node(n.iri)[1]) for iri in graph.node_iris("Product") for n in graph.neighbors(iri, "isAccessoryOrSparePartFor") if n.direction == "in"}  # fmt: skip
-        targets = sorted({graph.node(p)[1] for _, p in pairs} | accessory_of)
+        # every product that has an accessory in the training graph (incoming edges of the
+        # relation are its rev_ edges), plus the held-out targets
+        accessory_of = {
+            graph.node(iri)[1]
+            for iri in graph.node_iris("Product")
+            if graph.neighbors(iri, REV_PREFIX + "isAccessoryOrSparePartFor")
+        }
+        held_out = {graph.node(p)[1] for _, p in pairs}
+        targets = sorted(held_out | accessory_of if candidates == "targets" else held_out)
         popularity = torch.zeros(graph.num_nodes_dict["Product"])
         for i in targets:
             popularity[i] = len(
                 graph.neighbors(graph.iri("Product", i), REV_PREFIX + "isAccessoryOrSparePartFor")
             )
-        ranks: dict[str, list[int]] = {name: [] for name in METHODS}
+
+        def nb(iri: str, relation: str, direction: str = "out") -> set[str]:
+            return {n.iri for n in graph.neighbors(iri, relation) if n.direction == direction}
+
+        target_iris = [graph.iri("Product", i) for i in targets]
+        position = {iri: j for j, iri in enumerate(target_iris)}
+        group_of = {
+            iri: (frozenset(nb(iri, "brand")), frozenset(nb(iri, "category")))
+            for iri in target_iris
+        }
+        ranks: dict[str, dict[str, list[float]]] = {
+            protocol: {name: [] for name in (*METHODS, CEILING)} for protocol in PROTOCOLS
+        }
         candidates = torch.tensor(targets)
         for accessory, product in pairs:
-            a, p = graph.node(accessory)[1], graph.node(product)[1]
-            true = targets.index(p)
-            pop = popularity[candidates] + 1e-6 * torch.arange(len(targets))  # stable ties
-            ranks["popularity"].append(int((pop > pop[true]).sum()) + 1)
-            sim = text[candidates] @ text[a]
-            ranks["text-only"].append(int((sim > sim[true]).sum()) + 1)
-            items = related(
-                graph,
-                index,
-                accessory,
-                k=len(iris) - 1,
-                relation="isAccessoryOrSparePartFor",
-                node_type="Product",
-                explain=False,
-            )
-            order = [it.iri for it in items if graph.node(it.iri)[1] in set(targets)]
-            ranks["related()"].append(
-                order.index(product) + 1 if product in order else len(targets)
-            )
-            target_iris = [graph.iri("Product", i) for i in targets]
+            a, true = graph.node(accessory)[1], position[product]
+            known = {
+                position[x] for x in nb(accessory, "isAccessoryOrSparePartFor") if x in position
+            }
+            known_mask = torch.zeros(len(targets), dtype=torch.bool)
+            known_mask[list(known)] = True
             model = torch.from_numpy(scorer(accessory, target_iris, RELATION))
-            ranks["link model"].append(int((model > model[true]).sum()) + 1)
-            items = related(
-                graph, index, accessory, k=len(iris) - 1, relation="isAccessoryOrSparePartFor",
-                node_type="Product", explain=False, scorer=scorer,
-            )  # fmt: skip
-            order = [it.iri for it in items if graph.node(it.iri)[1] in set(targets)]
-            ranks["related() + link model"].append(
-                order.index(product) + 1 if product in order else len(targets)
-            )
-        return {name: rank_metrics(r) for name, r in ranks.items()} | {"pairs": (len(pairs), 0)}
+            scored = {
+                "popularity": popularity[candidates]
+                + 1e-6 * torch.arange(len(targets)),  # stable ties
+                "text-only": text[candidates] @ text[a],
+                "link model": model,
+            }
+            orders = {}
+            for name, use in (("related()", None), ("related() + link model", scorer)):
+                items = related(
+                    graph, index, accessory, k=len(iris) - 1, relation="isAccessoryOrSparePartFor",
+                    node_type="Product", explain=False, scorer=use,
+                )  # fmt: skip
+                orders[name] = [position[it.iri] for it in items if it.iri in position]
+            group = [j for j, iri in enumerate(target_iris) if group_of[iri] == group_of[product]]
+            for protocol in PROTOCOLS:
+                filtered = protocol == "filtered"
+                mine = ranks[protocol]
+                for name, score in scored.items():
+                    above = score > score[true]
+                    if filtered:
+                        above &= ~known_mask
+                    mine[name].append(int(above.sum()) + 1)
+                for name, order in orders.items():
+                    mine[name].append(rank_of(order, true, known, filtered))
+                # the ceiling: brand and target category known exactly, the rest a draw
+                # (kg.samples._link picks an accessory's products at random among them)
+                m = len([j for j in group if j not in known])
+                mine[CEILING].append(1.0 / oracle_mrr(m))
+        return {
+            protocol: {name: rank_metrics(r) for name, r in mine.items()}
+            for protocol, mine in ranks.items()
+        } | {"pairs": len(pairs)}
 
 
 def main() -> None:
@@ -125,26 +192,39 @@ def main() -> None:
     )
     parser.add_argument("--products", type=int, default=400)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seed0", type=int, default=0, help="first catalogue seed")
+    parser.add_argument(
+        "--candidates", choices=("targets", "held-out"), default="targets",
+        help="targets: every product with an accessory (default); held-out: only the products "
+        "of held-out links (what the figures before 2026-12-04 evening measured)",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     from fusion.encoders.base import resolve_device  # noqa: F401  (imports torch / transformers once)
 
-    results = [evaluate(args.products, seed) for seed in range(args.seeds)]
-    print(
-        f"{args.products} products, {args.seeds} seeds, {sum(r['pairs'][0] for r in results)} held-out accessory links"
-    )
-    print(f"{'method':24} {'Hits@10':>8} {'MRR':>8}")
-    for name in METHODS:
-        hits = np.mean([r[name][0] for r in results])
-        mrr = np.mean([r[name][1] for r in results])
-        print(f"{name:24} {hits:8.3f} {mrr:8.3f}")
+    results = [
+        evaluate(args.products, seed, args.candidates)
+        for seed in range(args.seed0, args.seed0 + args.seeds)
+    ]
+    links = sum(r["pairs"] for r in results)
+    print(f"{args.products} products, {args.seeds} seeds, {links} held-out accessory links")
+    print(f"{'method':34} {'filtered H@10':>13} {'MRR':>6} {'raw H@10':>9} {'MRR':>6}")
     mean = {
-        name: (np.mean([r[name][0] for r in results]), np.mean([r[name][1] for r in results]))
-        for name in METHODS
+        protocol: {
+            name: [float(np.mean([r[protocol][name][i] for r in results])) for i in (0, 1)]
+            for name in (*METHODS, CEILING)
+        }
+        for protocol in PROTOCOLS
     }
-    ours, text = mean["related() + link model"], mean["text-only"]
+    for name in (*METHODS, CEILING):
+        (fh, fm), (rh, rm) = mean["filtered"][name], mean["raw"][name]
+        print(f"{name:34} {fh:13.3f} {fm:6.3f} {rh:9.3f} {rm:6.3f}")
+    for seed, r in enumerate(results, start=args.seed0):
+        ours, text = r["filtered"]["related() + link model"], r["filtered"]["text-only"]
+        print(f"seed {seed}: related+model MRR {ours[1]:.3f} | text-only MRR {text[1]:.3f}")
+    ours, text = mean["filtered"]["related() + link model"], mean["filtered"]["text-only"]
     print(
         f"summary: related+model H@10 {ours[0]:.3f} MRR {ours[1]:.3f} | "
         f"text-only H@10 {text[0]:.3f} MRR {text[1]:.3f}"

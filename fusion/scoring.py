@@ -33,6 +33,7 @@ from .artifacts import ConfigError, load_into, read_weights
 from .runs import EMBEDDINGS_FILE, HEADS_FILE, RUN_FILE, find_run, run_directory
 from .tasks.decoders import get_decoder
 from .tasks.link import EMB_SCALE, LinkTaskConfig, SharedNeighbours, TextPrior, text_rows
+from .tasks.link_via import ViaLinks
 
 
 class LinkScorer:
@@ -49,7 +50,8 @@ class LinkScorer:
     def __init__(self, graph, embeddings: dict[str, torch.Tensor], relations: Sequence[str],
                  decoder: torch.nn.Module, run: str = "", prior=None,
                  text: dict[str, torch.Tensor] | None = None,
-                 shared: SharedNeighbours | None = None):  # fmt: skip
+                 shared: SharedNeighbours | None = None,
+                 via: ViaLinks | None = None):  # fmt: skip
         counts = graph.num_nodes_dict
         stale = [t for t, e in embeddings.items() if counts.get(t) != len(e)]
         if stale:
@@ -64,6 +66,7 @@ class LinkScorer:
         self.prior = prior.eval() if prior is not None and text is not None else None
         self.text = text
         self.shared = shared.eval() if shared is not None else None
+        self.via = via.eval() if via is not None and shared is not None else None
         # the run's score already holds the text similarity (the prior): related() then
         # does not add the index's similarity on top of it (kg.related)
         self.similarity_weight = 0.0 if self.prior is not None else 1.0
@@ -113,7 +116,11 @@ class LinkScorer:
                 len(config.relations), edges, list(counts), counts, set(config.relations)
             )
             load_into(shared, weights, heads, prefix="task.shared.")
-        return cls(graph, embeddings, config.relations, decoder, run, prior, text, shared)
+        via = None
+        if shared is not None and any(k.startswith("task.via.") for k in weights):
+            via = _via_links(shared, edges, config.relations)
+            load_into(via, weights, heads, prefix="task.via.")
+        return cls(graph, embeddings, config.relations, decoder, run, prior, text, shared, via)
 
     @classmethod
     def from_workspace(
@@ -175,6 +182,10 @@ class LinkScorer:
                     self.shared_ids([query_iri]), rel,
                     self.shared.ids(node_type, torch.arange(len(table))),
                 )[0]  # fmt: skip
+            if self.via is not None:
+                ids = self.shared.ids(node_type, torch.arange(len(table)))
+                side = self.via.score_heads if reverse else self.via.score_tails
+                scores = scores + side(self.shared_ids([query_iri]), rel, ids)[0]
             top = torch.topk(scores, min(k + 1, len(table)))
             scored += [(float(v), node_type, int(i)) for v, i in zip(*top, strict=True)]
         scored.sort(key=lambda x: -x[0])
@@ -200,6 +211,8 @@ class LinkScorer:
             c_ids = self.shared_ids(candidate_iris)
             h_ids, t_ids = (c_ids, q_ids) if reverse else (q_ids, c_ids)
             scores = scores + self.shared(h_ids, rel, t_ids)
+            if self.via is not None:
+                scores = scores + self.via(h_ids, rel, t_ids)
         return torch.sigmoid(scores).double().numpy()
 
     def shared_ids(self, iris: Sequence[str]) -> torch.Tensor:
@@ -214,6 +227,17 @@ class LinkScorer:
         rows = [self.text[t][i] for t, i in map(self.graph.node, iris)]
         dim = next(iter(self.text.values())).shape[1]
         return torch.stack(rows) if rows else torch.zeros(0, dim)
+
+
+def _via_links(shared: SharedNeighbours, edges, relations: Sequence[str]) -> ViaLinks:
+    """The :class:`ViaLinks` term over the graph's edges of the predicted relations (the
+    run saw its training edges; every known edge is evidence when scoring)."""
+    links = [
+        (relations.index(p), shared.ids(s, ei[0].long()), shared.ids(d, ei[1].long()))
+        for (s, p, d), ei in edges.items()
+        if p in relations and s in shared.offsets and d in shared.offsets
+    ]
+    return ViaLinks(shared, links, len(relations))
 
 
 def relation_name(relation: str) -> tuple[str, bool]:

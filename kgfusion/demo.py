@@ -81,10 +81,8 @@ def run_demo(output: Path, products: int = 120, progress: bool = True) -> Path:
     step(f"entity index: {len(index)} entities, dim {index.dim}, {index.kind}, from the "
          f"embeddings of run {RUN}", f"kgf index {workspace} --run {RUN}")  # fmt: skip
 
-    for title, iri, relation in _examples(graph):
+    for title, iri, relation, items in related_examples(session, graph):
         step(f"related: {title}", _related_command(workspace, iri, relation))
-        items = session.related(iri, k=5, relation=relation, run=RUN if relation else None,
-                                use_model=relation is not None)  # fmt: skip
         print(f"query: {display_name(graph, iri) or iri}")
         print("\n".join(format_table(*related_table(items))))
 
@@ -134,6 +132,18 @@ def _examples(graph) -> list[tuple[str, str, str | None]]:
     pick = next((p for p in rings + products if p not in accessories), products[0])
     out.append(("similar products (no relation: index + graph evidence)", pick, None))
     return out
+
+
+def related_examples(session, graph, k: int = 5) -> list[tuple[str, str, str | None, list]]:
+    """``(title, query IRI, relation, related items)`` of the demo's related-products step:
+    each :func:`_examples` query answered by ``session.related`` with the demo's run as the
+    scorer when a relation is asked (what ``kgf related --relation`` does)."""
+    return [
+        (title, iri, relation,
+         session.related(iri, k=k, relation=relation, run=RUN if relation else None,
+                         use_model=relation is not None))
+        for title, iri, relation in _examples(graph)
+    ]  # fmt: skip
 
 
 def _related_command(workspace: Path, iri: str, relation: str | None) -> str:

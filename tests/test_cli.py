@@ -132,6 +132,7 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert "what this accessory fits" in out and "rotes Rennauto" in out  # steps 6-9 ran
     ws = tmp_path / "demo" / "workspace"
     assert (ws / "models" / "demo-link" / "embeddings.safetensors").is_file()
+    _assert_accessories_first(ws)
     related = ["related", str(ws), "--name", "racing car", "-k", "3", "--json"]
     assert main([*related, "--relation", "rev_isAccessoryOrSparePartFor"]) == 0
     out = capsys.readouterr().out
@@ -151,6 +152,26 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     shutil.rmtree(ws / "index")
     assert main(["related", str(ws), "--name", "racing car", "-k", "3"]) == 2
     assert "kgf index" in capsys.readouterr().err  # no index: the message names the command
+
+
+def _assert_accessories_first(ws) -> None:
+    """The demo's "its accessories" step, answered as the demo answers it: from the index of
+    the demo's run, the product's own accessories first, then no main product before an
+    accessory."""
+    import kg
+    from kgfusion.demo import RELATION, RUN, related_examples
+
+    graph = kg.load_graph(ws)
+    session = Session(ws)
+    assert session.index.source["run"] == RUN  # the trained embeddings, not the features
+    examples = {title: (iri, items) for title, iri, _, items in related_examples(session, graph)}
+    product, items = examples["its accessories"]
+    own = {n.iri for n in graph.neighbors(product, "rev_" + RELATION)}
+    is_accessory = [bool(graph.neighbors(item.iri, RELATION)) for item in items]
+    assert len(items) == 5 and own
+    assert {item.iri for item in items[: len(own)]} == own  # its known accessories first
+    assert is_accessory == sorted(is_accessory, reverse=True)  # then accessories, then the rest
+    assert all(item.parts["scorer"] > 0 for item in items)  # scored by the demo's link run
 
 
 def test_train_and_evaluate_link_prediction(tmp_path, capsys):

@@ -10,6 +10,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from conftest import shared
 
 from fusion.artifacts import read_weights
@@ -136,3 +137,47 @@ def test_nodes_without_text_or_image_are_indexed_and_answered(tmp_path, capsys):
     capsys.readouterr()
     assert main(["related", str(ws), untyped[0], "--node-type", "Address"]) == 2
     assert "no entity of Address" in capsys.readouterr().err
+
+
+def test_the_service_answers_from_the_run_index_and_refuses_it_once_stale(sample_ws, tmp_path):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    from fastapi.testclient import TestClient
+
+    from kgfusion.service import create_app
+
+    ws = tmp_path / "ws"
+    shutil.copytree(sample_ws, ws)
+    _train(ws, "lp")
+    assert main(["index", str(ws)]) == 0 and _index_meta(ws)["source"]["run"] == "lp"
+    import kg
+
+    brand = kg.load_graph(ws).node_iris("Brand")[0]  # no text, no image: a run vector only
+    with TestClient(create_app(ws)) as client:
+        assert client.get("/health").json()["index_problem"] is None
+        body = client.get("/related", params={"iri": brand, "k": 2, "node_type": "*"})
+        assert body.status_code == 200 and len(body.json()["items"]) == 2
+    _train(ws, "lp", "--overwrite")  # retrained: what the service loads now is stale
+    with TestClient(create_app(ws)) as client:
+        assert "stale" in client.get("/health").json()["index_problem"]
+        r = client.get("/related", params={"iri": brand, "k": 2})
+        assert r.status_code == 409 and f"kgf index {ws} --run lp" in r.json()["detail"]
+
+
+def test_a_link_run_carries_its_via_links_term_to_the_scorer(sample_ws, tmp_path):
+    import kg
+    from fusion.scoring import LinkScorer
+
+    ws = tmp_path / "ws"
+    shutil.copytree(sample_ws, ws)
+    _train(ws, "lp", "--set", "trainer.epochs=20", "--set", "trainer.patience=0")
+    heads = read_weights(ws / "models" / "lp" / "heads.safetensors")
+    assert {"task.via.u", "task.via.v"} <= set(heads) and heads["task.via.u"].abs().sum() > 0
+    graph = kg.load_graph(ws)
+    scorer = LinkScorer.from_run(ws, "lp", graph)
+    assert scorer.via is not None and torch.equal(scorer.via.u.detach(), heads["task.via.u"])
+    accessory = next(p for p in graph.node_iris("Product") if graph.neighbors(p, RELATION))
+    products = graph.node_iris("Product")
+    with_via = scorer(accessory, products, RELATION)
+    scorer.via = None  # the same run without the term: other probabilities
+    assert not np.allclose(with_via, scorer(accessory, products, RELATION))

@@ -37,11 +37,11 @@ from kg.naming import REV_PREFIX
 from ..model import ConfigError, FusionGNNConfig, FusionOutput
 from .base import Task, move, register_task
 from .decoders import get_decoder, start_small
+from .link_via import SHARED_SCALE, ViaLinks
 from .ranking import KnownTriples, filter_scores_, rank_metrics, ranks_from_scores
 
 SPLITS = ("train", "valid", "test")
 PRIOR_SCALE = 5.0
-SHARED_SCALE = 10.0  # w is learned x 10: Adam at the link task's lr 0.001 moves it fast enough
 EMB_SCALE = 3.0  # normalised embeddings times this: the correction can reach 9 |w_r|
 TEXT = "text"
 
@@ -172,6 +172,11 @@ class LinkTaskConfig:
     weights starting at zero): "an accessory of the same brand" is one weight, where the
     GNN + DistMult would have to rediscover it.
 
+    ``via_links`` (with ``shared_neighbours``): every score also gets learned weights times
+    the share of the head's other links whose tails share a neighbour by each predicate with
+    the tail, and the reverse (:class:`fusion.tasks.link_via.ViaLinks`, from zero): "like
+    this accessory's other products: same brand, same category".
+
     ``candidates``: what an evaluation triple is ranked against. ``"seen"`` (default): the
     nodes that are at that end of the relation in some training triple, plus the true one
     (an accessory is ranked among the products that have accessories, as
@@ -190,6 +195,7 @@ class LinkTaskConfig:
     hard_negatives: float = 0.5
     hard_k: int = 10
     shared_neighbours: bool = True
+    via_links: bool = True
     candidates: str = "seen"
 
     def __post_init__(self):
@@ -311,7 +317,7 @@ class LinkPredictionTask(Task):
             self.text = torch.cat([rows[t] for t in self.node_types])  # [N_total, d_text]
             start_small(self.decoder)  # the model starts as text similarity, nearly
             self.near = self._text_neighbours()
-        self.shared = None
+        self.shared = self.via = None
         if self.config.shared_neighbours:
             self._build_shared()
 
@@ -327,6 +333,14 @@ class LinkPredictionTask(Task):
             self.shared = shared
             self.sn_src = torch.tensor([shared.offsets[e[0]] for e in self.etypes])
             self.sn_dst = torch.tensor([shared.offsets[e[2]] for e in self.etypes])
+            if self.config.via_links:
+                train = self.triples["train"]
+                links = [
+                    (int(self.relation_of[i]), mine[:, 1] + self.sn_src[i], mine[:, 2] + self.sn_dst[i])
+                    for i in range(len(self.etypes))
+                    for mine in [train[train[:, 0] == i]]
+                ]  # fmt: skip
+                self.via = ViaLinks(shared, links, len(self.relations))
 
     def _text_neighbours(self) -> tuple[Tensor, Tensor]:
         """``[N_total, hard_k]`` global ids of each node's text-nearest nodes of its own
@@ -404,9 +418,10 @@ class LinkPredictionTask(Task):
         if self.prior is not None:
             scores = scores + self.prior(self.text[heads], self.relation_of[e], self.text[tails])
         if self.shared is not None:
-            scores = scores + self.shared(
-                self.sn_src[e] + triples[:, 1], self.relation_of[e], self.sn_dst[e] + triples[:, 2]
-            )
+            h_ids, t_ids = self.sn_src[e] + triples[:, 1], self.sn_dst[e] + triples[:, 2]
+            scores = scores + self.shared(h_ids, self.relation_of[e], t_ids)
+            if self.via is not None:
+                scores = scores + self.via(h_ids, self.relation_of[e], t_ids)
         target = torch.cat([scores.new_ones(n_pos), scores.new_zeros(len(triples) - n_pos)])
         return F.binary_cross_entropy_with_logits(scores, target)
 
@@ -445,6 +460,11 @@ class LinkPredictionTask(Task):
                         anchor = (h + self.sn_src[i]) if side == "tail" else (t + self.sn_dst[i])
                         everyone = torch.arange(count, device=anchor.device) + base
                         scores = scores + self.shared.score_all(anchor, r, everyone)
+                        if self.via is not None:
+                            side_score = (
+                                self.via.score_tails if side == "tail" else self.via.score_heads
+                            )
+                            scores = scores + side_score(anchor, r, everyone)
                     if self.config.candidates == "seen":
                         keep = self.seen[i][1] if side == "tail" else self.seen[i][0]
                         rows_ = torch.arange(len(true), device=scores.device)
@@ -493,6 +513,8 @@ class LinkPredictionTask(Task):
             self.near = tuple(x.to(device) for x in self.near)
         if self.shared is not None:
             self.shared.to(device)
+            if self.via is not None:
+                self.via.to(device)
             self.sn_src, self.sn_dst = self.sn_src.to(device), self.sn_dst.to(device)
         self.seen = [(a.to(device), b.to(device)) for a, b in self.seen]
         for known in self.known_tail + self.known_head:
