@@ -51,10 +51,11 @@ from kg.graph import load_graph
 from kg.workspace import LINKER_DIR, graph_version
 
 from .base import Link, LinkerError, read_config
+from .batch_features import BatchFeaturizer
 from .candidates import CandidateGenerator, Candidates
 from .entities import EntityTable
 from .mentions import Mention, MentionDetector, record_mention, text_windows
-from .pair_features import FEATURES, pair_features
+from .pair_features import FEATURES
 from .scorer import PairScorer, default_scorer
 
 FORMAT = "kgfusion-linker"
@@ -185,6 +186,7 @@ class Linker:
         self.scorer.eval()
         self.candidates = CandidateGenerator(self.entities, projection)
         self._detector: MentionDetector | None = None
+        self.featurizer = BatchFeaturizer(self.entities)
 
     def _check_trained(self, config: LinkerConfig, linker_dir: Path, encoder_name: str) -> None:
         if list(config.features) != list(FEATURES):
@@ -305,10 +307,7 @@ class Linker:
             types=types, extra=extra,
         )  # fmt: skip
         graph_space = self.entities.to_graph_space(vecs)
-        blocks = []
-        for i, (mention, cand) in enumerate(zip(mentions, cands, strict=True)):
-            rows = extra[i] if only_extra else None
-            blocks.append(pair_features(self.entities, mention, cand, graph_space[i], rows))
+        blocks = self.featurizer.features(mentions, cands, graph_space, extra if only_extra else None)
         sizes = [len(b) for b in blocks]
         stacked = np.concatenate(blocks) if blocks else np.zeros((0, len(FEATURES)), np.float32)
         probs = np.split(self.scorer.predict(stacked), np.cumsum(sizes)[:-1]) if sizes else []
