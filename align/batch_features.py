@@ -16,7 +16,10 @@ same :data:`~align.pair_features.FEATURES` for P pairs of M mentions in one pass
   ``bincount`` / ``maximum.at`` reductions over those keys;
 - the rapidfuzz ratios go through ``rapidfuzz.process.cpdist`` (C, element-wise pairs);
 - only ``model_contained`` (a substring test) and ``brand_match`` stay per pair, and only
-  for the pairs where a side has a model number or the entity has a brand.
+  for the pairs where a side has a long model number or the entity has a brand.
+
+The rapidfuzz ratios run on ``workers`` threads (default: torch's thread count, the
+budget the encoder uses too).
 
 Features this module does not know (a feature added to ``FEATURES`` later) are taken from
 the reference function, per mention, so the two always agree; ``tests/test_link_fast.py``
@@ -31,7 +34,6 @@ import numpy as np
 from rapidfuzz import fuzz
 from rapidfuzz import process as rf_process
 
-from . import text as T
 from .pair_features import FEATURES, F, pair_features
 
 KNOWN = frozenset(
@@ -103,7 +105,8 @@ class _EntitySide:
         self.numbers = _Sets([i.name_numbers for i in infos], self.number_vocab)
         self.name_norm = [i.name_norm for i in infos]
         self.squashed = [i.squashed for i in infos]
-        self.long_models = np.array([any(len(m) >= 5 for m in i.name_models) for i in infos])
+        self.long_name_models = [tuple(m for m in i.name_models if len(m) >= 5) for i in infos]
+        self.long_models = np.array([bool(x) for x in self.long_name_models])
         self.brand_tokens = [i.brand_tokens for i in infos]
         self.has_brand = np.array([bool(b) for b in self.brand_tokens])
         self.name_sq = self._squares(self.name)
@@ -122,8 +125,11 @@ class _EntitySide:
 class BatchFeaturizer:
     """Pair features [P, F] for many mentions' candidates at once (module docstring)."""
 
-    def __init__(self, entities):
+    def __init__(self, entities, workers: int | None = None):
+        import torch
+
         self.entities = entities
+        self.workers = workers or max(1, torch.get_num_threads())  # rapidfuzz threads
         self._side: _EntitySide | None = None
 
     @property
@@ -191,7 +197,8 @@ class BatchFeaturizer:
         for name, scorer in (("fuzzy_set", fuzz.token_set_ratio),
                              ("fuzzy_sort", fuzz.token_sort_ratio),
                              ("fuzzy_partial", fuzz.partial_ratio)):  # fmt: skip
-            out[:, F[name]] = rf_process.cpdist(queries, choices, scorer=scorer, workers=1) / 100.0
+            out[:, F[name]] = rf_process.cpdist(queries, choices, scorer=scorer,
+                                                workers=self.workers) / 100.0  # fmt: skip
         # title vs names: cosine, unmatched masses, the largest unshared IDF
         a, b = title.gather(m), side.name.gather(r)
         shared_a, shared_b = _common(a, b, v)
@@ -233,12 +240,14 @@ class BatchFeaturizer:
         np.maximum.at(best, a[0][shared], side.idf[a[1][shared]])
         out[:, F["model_idf"]] = best / idf_top
         has_title = np.array([bool(x.title_models) for x in mentions])[m]
-        long_title = np.array([any(len(t) >= 5 for t in x.title_models) for x in mentions])[m]
+        long_title = [tuple(t for t in x.title_models if len(t) >= 5) for x in mentions]
         contained = np.zeros(len(m), bool)
-        for p in np.nonzero(long_title | side.long_models[r])[0].tolist():
-            mention, row = mentions[int(m[p])], int(r[p])
-            contained[p] = _contained(mention.title_models, side.squashed[row]) or _contained(
-                self.entities.info(row).name_models, mention.squashed
+        squashed = [x.squashed for x in mentions]
+        check = np.array([bool(x) for x in long_title])[m] | side.long_models[r]
+        for p, i, row in zip(*(x[check].tolist() for x in (np.arange(len(m)), m, r)), strict=True):
+            entity_text, mention_text = side.squashed[row], squashed[i]
+            contained[p] = any(x in entity_text for x in long_title[i]) or any(
+                x in mention_text for x in side.long_name_models[row]
             )
         out[:, F["model_contained"]] = contained
         sets = side.name_models
@@ -269,10 +278,6 @@ class BatchFeaturizer:
             words = mentions[int(m[p])].word_tokens
             brands = side.brand_tokens[int(r[p])]
             out[p, F["brand_match"]] = float(any(x and x <= words for x in brands))
-
-
-def _contained(models, squashed: str) -> bool:
-    return any(len(x) >= 5 and x in squashed for x in models)
 
 
 __all__ = ["BatchFeaturizer"]

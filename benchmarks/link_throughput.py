@@ -111,7 +111,7 @@ def measure(data: Path, args) -> dict:
             try:
                 _, wall, cpu = timed(lambda: link_all(linker, records, args.batch))
                 best[name] = min(best.get(name, (1e9, 0)), (wall, cpu))
-                _, wall, cpu = timed(lambda: after_encoding(linker, mentions, vecs, args.batch))
+                _, wall, cpu = timed(lambda v=vecs: after_encoding(linker, mentions, v, args.batch))
                 best[name + "_after_encoding"] = min(best.get(name + "_after_encoding", (1e9, 0)),
                                                      (wall, cpu))  # fmt: skip
             finally:
