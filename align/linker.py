@@ -19,7 +19,11 @@
 For each mention: candidates (BM25 over names U dense nearest neighbours,
 :mod:`align.candidates`), pair features (:mod:`align.pair_features`), a learned scorer
 (:mod:`align.scorer`), ranked; the best candidate is the link unless its probability is
-below the calibrated NIL threshold. The retrieve-then-rank design follows BLINK (Wu et al.,
+below the calibrated NIL threshold. Two thresholds are stored: ``LinkerConfig.threshold``
+decides pairs (:meth:`Linker.score_pairs`: F1-optimal on validation pairs) and
+``LinkerConfig.nil_threshold`` decides linking (:mod:`align.calibrate`); ``threshold=`` and
+``nil=False`` override the latter per call. A batch of mentions is encoded in one pass and
+its pair features computed with array operations (:mod:`align.batch_features`). The retrieve-then-rank design follows BLINK (Wu et al.,
 "Scalable Zero-shot Entity Linking with Dense Entity Retrieval", EMNLP 2020); the pair
 classifier with a validation-chosen threshold follows Ditto (Li et al., "Deep Entity
 Matching with Pre-Trained Language Models", VLDB 2021 / arXiv 2020).
