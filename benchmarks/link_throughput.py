@@ -129,6 +129,14 @@ def measure(data: Path, args) -> dict:
     out["share_of_bound"] = round(
         out["batched"]["mentions_per_s"] / out["encoder"]["texts_per_s"], 3
     )
+    # the same on CPU seconds (what a loaded machine does not distort): encoder / linking
+    out["cpu_share_of_bound"] = round(
+        out["batched"]["mentions_per_cpu_s"] / out["encoder"]["texts_per_cpu_s"], 3
+    )
+    out["cpu_speedup"] = round(best["per_pair"][1] / best["batched"][1], 2)
+    out["cpu_speedup_after_encoding"] = round(
+        best["per_pair_after_encoding"][1] / best["batched_after_encoding"][1], 2
+    )
     return out
 
 
@@ -157,7 +165,8 @@ def main(argv=None) -> int:
               f"({r['batched']['cpu_s']:.1f} CPU s), per pair {r['per_pair']['mentions_per_s']:.1f} "
               f"mentions/s ({r['per_pair']['cpu_s']:.1f} CPU s): x{r['speedup']}; bare encoder "
               f"{r['encoder']['texts_per_s']:.1f} texts/s ({r['encoder']['cpu_s']:.1f} CPU s), "
-              f"batched = {100 * r['share_of_bound']:.0f} % of that bound; after encoding "
+              f"batched = {100 * r['share_of_bound']:.0f} % of that bound (CPU: "
+              f"{100 * r['cpu_share_of_bound']:.0f} %); after encoding "
               f"{r['batched_after_encoding']['mentions_per_s']:.0f} vs "
               f"{r['per_pair_after_encoding']['mentions_per_s']:.0f} mentions/s "
               f"(x{r['speedup_after_encoding']})", flush=True)  # fmt: skip

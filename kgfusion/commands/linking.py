@@ -165,7 +165,8 @@ def link_cmd(args) -> int:
     if sum(given) > 1:
         raise CliError("give one of: a text, --table, --image")
     if args.text is not None and not args.text.strip():
-        raise CliError('the text is empty: give the text to link, e.g. kgf link WS "sony turntable"')
+        print('note: the text is empty, so there is nothing to link; give the text, e.g. '
+              'kgf link WS "sony turntable"', file=sys.stderr)  # fmt: skip
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise CliError(f"--threshold {args.threshold}: give a match probability in [0, 1]")
     if args.k < 1:
