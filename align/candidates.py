@@ -165,7 +165,8 @@ class CandidateGenerator:
                     dense_rows[i].append(np.array([int(x) for x in found], np.int64))
         out = []
         for i, mention in enumerate(mentions):
-            bm25 = self.bm25.scores(T.analyse(mention.text))
+            tokens = getattr(mention, "tokens", None)  # a Mention's analysed tokens, cached
+            bm25 = self.bm25.scores(list(tokens) if tokens is not None else T.analyse(mention.text))
             if mask is not None:
                 bm25 = np.where(mask, bm25, 0.0)
             gone = np.asarray(exclude[i] if exclude is not None else [], np.int64)
