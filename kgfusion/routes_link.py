@@ -50,10 +50,13 @@ def link(ws: Session, text: str, k: int = 5, node_type: str | None = None,
     response = LinkResponse(text=text, method=ws.match_method(node_type),
                             matches=[_match_out(ws, m) for m in matches])  # fmt: skip
     if ws.text_linker is None:
+        if not ws.use_text_linker:
+            response.links_problem = "text linking is turned off for this service"
+            return response
         try:
             _ = ws.linker
-            response.links_problem = "the linker cannot link text in this workspace"
-        except LinkerError as err:
+            response.links_problem = "the workspace's features have no text encoder"
+        except LinkerError as err:  # names the missing step, e.g. `kgf encode`
             response.links_problem = str(err)
         return response
     links = ws.link_text(text, k=k, threshold=threshold, nil=nil) if text.strip() else []
