@@ -21,7 +21,21 @@ from fastapi import FastAPI, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from .display import link_rows
-from .service import MAX_TEXT_CHARS, MatchOut, Session, _match_out
+from .session import Match, Session
+
+MAX_TEXT_CHARS = 1_000  # /link text and /related name: lexical lookup is linear in tokens
+
+
+class MatchOut(BaseModel):
+    iri: str
+    type: str
+    score: float = Field(description="in [0, 1], higher is closer")
+    text: str = Field(description="the entity's name that matched")
+
+
+def match_out(ws: Session, match: Match) -> MatchOut:
+    node_type, _ = ws.graph.node(match.iri)
+    return MatchOut(iri=match.iri, type=node_type, score=match.score, text=match.text)
 
 
 class LinkResponse(BaseModel):
@@ -48,7 +62,7 @@ def link(ws: Session, text: str, k: int = 5, node_type: str | None = None,
     except KeyError as err:  # unknown node type
         raise HTTPException(422, str(err)) from None
     response = LinkResponse(text=text, method=ws.match_method(node_type),
-                            matches=[_match_out(ws, m) for m in matches])  # fmt: skip
+                            matches=[match_out(ws, m) for m in matches])  # fmt: skip
     if ws.text_linker is None:
         if not ws.use_text_linker:
             response.links_problem = "text linking is turned off for this service"

@@ -48,10 +48,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from .session import Match, Session, SessionError
+from .routes_link import MAX_TEXT_CHARS, MatchOut, add_link_routes
+from .routes_link import match_out as _match_out
+from .session import Session, SessionError
 
 MAX_IRI_CHARS = 4_096
-MAX_TEXT_CHARS = 1_000  # /link text and /related name: lexical lookup is linear in tokens
 MAX_ROWS = 10_000
 MAX_LIST = 1_000  # literals / neighbours per entity response
 SPARQL_WORKERS = 2  # SPARQL queries at once (worker processes); more answer 503
@@ -121,13 +122,6 @@ class EntityResponse(BaseModel):
     neighbors: list[NeighborOut]
     neighbor_count: int
     truncated: bool = Field(description="literals or neighbours were cut at `limit`")
-
-
-class MatchOut(BaseModel):
-    iri: str
-    type: str
-    score: float = Field(description="in [0, 1], higher is closer")
-    text: str = Field(description="the entity's name that matched")
 
 
 class RelatedOut(BaseModel):
@@ -275,11 +269,6 @@ def _node_or_404(ws: Session, iri: str) -> tuple[str, int]:
         raise HTTPException(404, f"{err} (find entities by name: GET /link?text=...)") from None
 
 
-def _match_out(ws: Session, match: Match) -> MatchOut:
-    node_type, _ = ws.graph.node(match.iri)
-    return MatchOut(iri=match.iri, type=node_type, score=match.score, text=match.text)
-
-
 # ---------------------------------------------------------------------- offline docs
 DOCS_ASSETS = "/docs-assets"
 
@@ -411,8 +400,6 @@ def create_app(workspace: Path | Session, *, max_k: int = 100, max_query_chars: 
         409 when the workspace has no current entity index (build it with `kgf index DIR`)."""
         single_threaded_faiss()
         return related(ws, iri, name, k, relation, node_type, explain)
-
-    from .routes_link import add_link_routes
 
     add_link_routes(app, ws, max_k)
 
