@@ -141,9 +141,12 @@ class CandidateGenerator:
         k_lexical: int = 20,
         types=None,
         extra: list[list[int]] | None = None,
+        exclude: list[list[int]] | None = None,
     ) -> list[Candidates]:
         """Candidates for each mention; ``extra[i]`` rows are added to mention ``i``'s set
-        (pair scoring: the entity of the pair, whether retrieved or not)."""
+        (pair scoring: the entity of the pair, whether retrieved or not); ``exclude[i]`` rows
+        are taken out of the catalogue for mention ``i`` (as if it lacked them: the NIL
+        calibration of :mod:`align.calibrate` removes a mention's true match)."""
         entities = self.entities
         type_list = list(types) if types else list(entities.type_rows)
         allowed = self.allowed_rows(types)
@@ -156,20 +159,28 @@ class CandidateGenerator:
         if k_dense > 0 and len(mentions):
             for node_type in type_list:
                 index = self._index(node_type)
-                k = min(k_dense, len(index))
+                k = min(k_dense + _most(exclude), len(index))
                 _, ids = index.search(projected, k)
                 for i, found in enumerate(ids):
                     dense_rows[i].append(np.array([int(x) for x in found], np.int64))
         out = []
         for i, mention in enumerate(mentions):
-            bm25 = self.bm25.scores(T.analyse(mention.text))
+            tokens = getattr(mention, "tokens", None)  # a Mention's analysed tokens, cached
+            bm25 = self.bm25.scores(list(tokens) if tokens is not None else T.analyse(mention.text))
             if mask is not None:
                 bm25 = np.where(mask, bm25, 0.0)
+            gone = np.asarray(exclude[i] if exclude is not None else [], np.int64)
+            if len(gone):
+                bm25[gone] = 0.0
             lexical = top_k(bm25, k_lexical) if k_lexical > 0 else np.zeros(0, np.int64)
             lexical = lexical[bm25[lexical] > 0]
-            parts = [*dense_rows[i], lexical]
+            dense_parts = dense_rows[i]
+            if len(gone):  # the excluded rows are not in the catalogue for this mention
+                dense_parts = [p[~np.isin(p, gone)][:k_dense] for p in dense_parts]
+            parts = [*dense_parts, lexical]
             if extra is not None and extra[i]:
-                parts.append(np.asarray(extra[i], np.int64))
+                more = np.asarray(extra[i], np.int64)
+                parts.append(more[~np.isin(more, gone)] if len(gone) else more)
             rows = np.asarray(list(dict.fromkeys(np.concatenate(parts).tolist())), np.int64)
             dense = entities.text_vecs[rows] @ mention_vecs[i]
             proj = self.search_vecs[rows] @ projected[i] if self.projection is not None else dense
@@ -182,6 +193,10 @@ class CandidateGenerator:
                 )
             )  # fmt: skip
         return out
+
+
+def _most(lists) -> int:
+    return max((len(x) for x in lists), default=0) if lists is not None else 0
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

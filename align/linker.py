@@ -19,7 +19,11 @@
 For each mention: candidates (BM25 over names U dense nearest neighbours,
 :mod:`align.candidates`), pair features (:mod:`align.pair_features`), a learned scorer
 (:mod:`align.scorer`), ranked; the best candidate is the link unless its probability is
-below the calibrated NIL threshold. The retrieve-then-rank design follows BLINK (Wu et al.,
+below the calibrated NIL threshold. Two thresholds are stored: ``LinkerConfig.threshold``
+decides pairs (:meth:`Linker.score_pairs`: F1-optimal on validation pairs) and
+``LinkerConfig.nil_threshold`` decides linking (:mod:`align.calibrate`); ``threshold=`` and
+``nil=False`` override the latter per call. A batch of mentions is encoded in one pass and
+its pair features computed with array operations (:mod:`align.batch_features`). The retrieve-then-rank design follows BLINK (Wu et al.,
 "Scalable Zero-shot Entity Linking with Dense Entity Retrieval", EMNLP 2020); the pair
 classifier with a validation-chosen threshold follows Ditto (Li et al., "Deep Entity
 Matching with Pre-Trained Language Models", VLDB 2021 / arXiv 2020).
@@ -51,10 +55,11 @@ from kg.graph import load_graph
 from kg.workspace import LINKER_DIR, graph_version
 
 from .base import Link, LinkerError, read_config
+from .batch_features import BatchFeaturizer
 from .candidates import CandidateGenerator, Candidates
 from .entities import EntityTable
 from .mentions import Mention, MentionDetector, record_mention, text_windows
-from .pair_features import FEATURES, pair_features
+from .pair_features import FEATURES
 from .scorer import PairScorer, default_scorer
 
 FORMAT = "kgfusion-linker"
@@ -77,7 +82,8 @@ class LinkerConfig:
     version: int = VERSION
     features: list[str] = field(default_factory=lambda: list(FEATURES))
     hidden: int = 0
-    threshold: float = 0.5
+    threshold: float = 0.5  # pair decisions (score_pairs): F1-optimal on validation pairs
+    nil_threshold: float | None = None  # linking: below it a mention is NIL (None: threshold)
     k: int = 10
     k_dense: int = 20
     k_lexical: int = 20
@@ -97,6 +103,12 @@ class LinkerConfig:
     @classmethod
     def load(cls, directory) -> LinkerConfig:
         return read_config(cls, Path(directory) / CONFIG_FILE, FORMAT, VERSION, "linker")
+
+    @property
+    def link_threshold(self) -> float:
+        """The NIL cut of linking: ``nil_threshold``, else (a linker saved before it
+        existed, or the untrained default) ``threshold``."""
+        return self.threshold if self.nil_threshold is None else self.nil_threshold
 
 
 class Linker:
@@ -140,6 +152,7 @@ class Linker:
         self.device, self.batch_size = device, batch_size
         self._images = None
         self._text_error: str | None = None
+        self._truncation_said = False
         encoder_name = features.spec.text_encoder
         if not encoder_name or not any("text" in mods for mods in features.features.values()):
             self._text_error = (
@@ -185,6 +198,7 @@ class Linker:
         self.scorer.eval()
         self.candidates = CandidateGenerator(self.entities, projection)
         self._detector: MentionDetector | None = None
+        self.featurizer = BatchFeaturizer(self.entities)
 
     def _check_trained(self, config: LinkerConfig, linker_dir: Path, encoder_name: str) -> None:
         if list(config.features) != list(FEATURES):
@@ -220,7 +234,8 @@ class Linker:
         state = "trained" if self.config.trained else "untrained (default scorer)"
         return (
             f"Linker({str(self.workspace)!r}, entities={len(self.entities)}, "
-            f"encoder={self.config.text_encoder!r}, {state}, threshold={self.config.threshold:.3f})"
+            f"encoder={self.config.text_encoder!r}, {state}, "
+            f"nil_threshold={self.config.link_threshold:.3f}, pair_threshold={self.config.threshold:.3f})"
         )
 
     @property
@@ -256,6 +271,7 @@ class Linker:
         unique = list(dict.fromkeys(m.text for m in mentions))
         if not unique:
             return np.zeros((0, self.entities.text_vecs.shape[1]), np.float32)
+        self._warn_truncated(unique)
         if cache:
             from fusion.cache import EmbeddingCache
 
@@ -278,6 +294,28 @@ class Linker:
         where = {t: i for i, t in enumerate(unique)}
         return vecs[[where[m.text] for m in mentions]].astype(np.float32)
 
+    def _warn_truncated(self, texts: list[str]) -> None:
+        """Warn once per linker when a mention is longer than the text model's window (the
+        model sees only its first ``max_length`` tokens). Only texts with more characters
+        than the window are tokenised to check (a token covers at least one character)."""
+        window = getattr(self.encoder, "max_length", None)
+        tokenizer = getattr(self.encoder, "_tokenizer", None)
+        if self._truncation_said or not window or tokenizer is None:
+            return
+        long = [t for t in texts if len(t) > window - 2]
+        if not long:
+            return
+        ids = tokenizer()(long, add_special_tokens=True, truncation=False, verbose=False)
+        over = [t for t, x in zip(long, ids["input_ids"], strict=True) if len(x) > window]
+        if over:
+            self._truncation_said = True
+            warnings.warn(
+                f"{len(over)} mention(s) are longer than the text model's window of {window} "
+                f"tokens, e.g. {over[0][:60]!r}...: only their first {window} tokens are "
+                "encoded (the lexical features still see the whole text); said once",
+                stacklevel=3,
+            )
+
     # ------------------------------------------------------------------ scoring
     def _check_k(self, k):
         k = self.config.k if k is None else k
@@ -286,8 +324,8 @@ class Linker:
         return k
 
     def score_candidates(self, mentions: list[Mention], vecs: np.ndarray, types=None,
-                         extra: list[list[int]] | None = None,
-                         only_extra: bool = False) -> CandidateScores:  # fmt: skip
+                         extra: list[list[int]] | None = None, only_extra: bool = False,
+                         exclude: list[list[int]] | None = None) -> CandidateScores:  # fmt: skip
         """Generate, featurise and score the candidates of each mention.
 
         Args:
@@ -296,25 +334,37 @@ class Linker:
             extra: per mention, entity rows to add to its candidates (labelled pairs,
                 mined negatives); with ``only_extra`` only those rows get features
                 (the other candidates still set the margin features).
+            exclude: per mention, entity rows taken out of the catalogue for it (NIL
+                calibration, :mod:`align.calibrate`).
         Returns:
             :class:`CandidateScores`: per mention its :class:`~align.candidates.Candidates`,
             pair features [C_i, F] (``F = len(FEATURES)``) and match probabilities [C_i].
         """
         cands = self.candidates.generate(
             mentions, vecs, k_dense=self.config.k_dense, k_lexical=self.config.k_lexical,
-            types=types, extra=extra,
+            types=types, extra=extra, exclude=exclude,
         )  # fmt: skip
         graph_space = self.entities.to_graph_space(vecs)
-        blocks = []
-        for i, (mention, cand) in enumerate(zip(mentions, cands, strict=True)):
-            rows = extra[i] if only_extra else None
-            blocks.append(pair_features(self.entities, mention, cand, graph_space[i], rows))
+        blocks = self.featurizer.features(mentions, cands, graph_space, extra if only_extra else None)
         sizes = [len(b) for b in blocks]
         stacked = np.concatenate(blocks) if blocks else np.zeros((0, len(FEATURES)), np.float32)
         probs = np.split(self.scorer.predict(stacked), np.cumsum(sizes)[:-1]) if sizes else []
         return CandidateScores(cands, blocks, probs)
 
-    def _links(self, mentions, vecs, types, k) -> list[Link]:
+    def _check_threshold(self, threshold):
+        if threshold is None:
+            return self.config.link_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not (
+            0.0 <= threshold <= 1.0
+        ):
+            raise ValueError(
+                f"threshold={threshold!r}: give a match probability in [0, 1] (the linker's "
+                f"calibrated NIL threshold is {self.config.link_threshold:.3f})"
+            )
+        return float(threshold)
+
+    def _links(self, mentions, vecs, types, k, threshold=None, nil: bool = True) -> list[Link]:
+        threshold = self._check_threshold(threshold)
         cands, _, probs = self.score_candidates(mentions, vecs, types)
         dim_g = self.entities.graph_vecs.shape[1]
         links = []
@@ -323,22 +373,26 @@ class Linker:
             alternatives = [(self.entities.iris[int(cand.rows[j])], float(p[j])) for j in order[:k]]
             best = int(cand.rows[order[0]]) if len(order) else -1
             score = float(p[order[0]]) if len(order) else 0.0
-            nil = best < 0 or score < self.config.threshold
-            entity = np.zeros(dim_g, np.float32) if nil else self.entities.graph_vecs[best]
+            is_nil = best < 0 or (nil and score < threshold)
+            entity = np.zeros(dim_g, np.float32) if is_nil else self.entities.graph_vecs[best]
             links.append(
                 Link(
                     mention=mention.text, start=mention.start, end=mention.end,
-                    iri=None if nil else self.entities.iris[best],
-                    type=None if nil else self.entities.types[best], score=score,
-                    alternatives=alternatives, nil=nil,
+                    iri=None if is_nil else self.entities.iris[best],
+                    type=None if is_nil else self.entities.types[best], score=score,
+                    alternatives=alternatives, nil=is_nil,
                     representation=np.concatenate([vec, entity]).astype(np.float32),
                 )
             )  # fmt: skip
         return links
 
     # ------------------------------------------------------------------ public API
-    def link_text(self, text: str, *, k: int | None = None, types=None) -> list[Link]:
+    def link_text(self, text: str, *, k: int | None = None, types=None,
+                  threshold: float | None = None, nil: bool = True) -> list[Link]:  # fmt: skip
         """Find and link the product mentions of ``text`` (NIL ones included, ``nil=True``).
+
+        ``threshold``: the NIL cut for this call (default: the calibrated
+        ``config.link_threshold``); ``nil=False`` links every mention to its best candidate.
 
         ``types`` restricts the candidate entities to these node types (default: the types
         a trained scorer was trained on, ``config.record_types``, as its scores are
@@ -357,7 +411,7 @@ class Linker:
         if not mentions:
             return []
         types = types if types is not None else self.config.record_types
-        return self._links(mentions, self.encode(mentions), types, k)
+        return self._links(mentions, self.encode(mentions), types, k, threshold, nil)
 
     def _fallback(self, text: str) -> list[Mention]:
         out = []
@@ -371,13 +425,17 @@ class Linker:
                 break
         return out
 
-    def link_record(self, record, *, k: int | None = None, types=None) -> Link:
+    def link_record(self, record, *, k: int | None = None, types=None,
+                    threshold: float | None = None, nil: bool = True) -> Link:  # fmt: skip
         """Link one record (dict of fields; or a string) as a single mention."""
-        return self.link_records([record], k=k, types=types)[0]
+        return self.link_records([record], k=k, types=types, threshold=threshold, nil=nil)[0]
 
-    def link_records(self, records, *, k: int | None = None, types=None) -> list[Link]:
-        """Link many records at once (batched encoding). ``types`` default to the node types
-        the linker was trained on (``config.record_types``), else all."""
+    def link_records(self, records, *, k: int | None = None, types=None,
+                     threshold: float | None = None, nil: bool = True) -> list[Link]:  # fmt: skip
+        """Link many records at once: one encoder pass over their distinct texts, candidates
+        and pair features for the whole batch (:mod:`align.batch_features`). ``types``
+        default to the node types the linker was trained on (``config.record_types``), else
+        all; ``threshold`` / ``nil`` as in :meth:`link_text`."""
         self._need_text()
         k = self._check_k(k)
         mentions = [self.mention(r) for r in records]
@@ -386,8 +444,11 @@ class Linker:
             return []
         empty = [i for i, m in enumerate(mentions) if not m.text.strip()]
         if empty:
-            raise ValueError(f"record {empty[0]} has no text in its columns to link")
-        return self._links(mentions, self.encode(mentions), types, k)
+            raise ValueError(
+                f"record {empty[0]} has no text in its columns to link ({len(empty)} such "
+                "record(s)); drop empty records or fill a text column"
+            )
+        return self._links(mentions, self.encode(mentions), types, k, threshold, nil)
 
     def score_pairs(self, records, iris, *, types=None, cache: bool = False) -> np.ndarray:
         """Match probabilities [P] of the pairs ``(records[i], iris[i])``.

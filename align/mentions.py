@@ -21,11 +21,15 @@ in one linear pass over the tokens:
 4. **Segmentation**: each run is matched against the names sharing its tokens (inverted
    index, IDF-weighted): name ``A`` is *accepted* for run ``R`` when its matched tokens cover
    half of ``A``'s IDF mass, or cover 80 % of ``R``'s mass with at least two tokens, or
-   include one of ``A``'s model numbers. The accepted name with the largest matched IDF mass
-   wins; the span is trimmed to the tokens it matched and what is left of the run on either
-   side is segmented again (``"Sony turntable Bose speakers"`` -> ``Sony``, ``Bose``...).
-   A model-number-like token that no name accepts is still a mention (an unknown model:
-   the linker then decides, usually NIL).
+   include one of ``A``'s model numbers, or are at least three tokens and half of ``R``'s
+   catalogue words (``logitech wireless mouse m315 nano steel blue`` against a catalogue
+   of other Logitech mice). The accepted name with the largest matched IDF mass wins; what
+   is left of the run on either side is segmented again (``"Sony turntable Bose speakers"``
+   -> ``Sony turntable``, ``Bose speakers``); a side in which no name is found is absorbed
+   into the span next to it, so a mention is the longest span the catalogue supports
+   (``hp 45 ink cartridge``, not ``hp 45 ink``). A run in which no name is found gives its
+   model-number-like tokens as mentions (an unknown model: the linker then decides,
+   usually NIL). Every run of a text is segmented, so every mention is returned.
 
 Long texts are scanned in windows of :attr:`window_chars` characters cut at whitespace
 (a name straddling a cut can be split), and detection stops after :attr:`max_mentions`
@@ -264,26 +268,34 @@ class MentionDetector:
         return out
 
     def _segment(self, toks, canon, run: list[int]) -> list[tuple[int, int]]:
-        out: list[tuple[int, int]] = []
-        pending = [run]
-        while pending:
-            part = pending.pop()
-            if not part:
-                continue
-            matched = self._best_name(canon, part)
-            if matched is None:
-                # unknown model numbers are still mentions, one each
-                out += [(toks[i][0], toks[i][1]) for i in part if T.is_model_token(canon[i])]
-                continue
-            lo, hi = matched
-            out.append((toks[part[lo]][0], toks[part[hi]][1]))
-            pending += [part[:lo], part[hi + 1 :]]
-        return sorted(out)
+        found = self._split(canon, run, depth=0)
+        if found is None:  # no name: unknown model numbers are still mentions, one each
+            return [(toks[i][0], toks[i][1]) for i in run if T.is_model_token(canon[i])]
+        return [(toks[lo][0], toks[hi][1]) for lo, hi in found]
+
+    def _split(self, canon, part: list[int], depth: int) -> list[tuple[int, int]] | None:
+        """Token-index spans ``(first, last)`` of the names in ``part`` (a run), in order;
+        None when no name accepts any of it. A side left over next to a name that holds no
+        name of its own is absorbed into that name's span: the longest span the catalogue
+        supports (``hp 45 ink cartridge``, ``logitech mouse m315 steel blue``)."""
+        matched = self._best_name(canon, part) if part else None
+        if matched is None or depth > 64:
+            return None
+        lo, hi = matched
+        first, last = part[lo], part[hi]
+        left = self._split(canon, part[:lo], depth + 1) if lo > 0 else []
+        if left is None:
+            left, first = [], part[0]
+        right = self._split(canon, part[hi + 1 :], depth + 1) if hi + 1 < len(part) else []
+        if right is None:
+            right, last = [], part[-1]
+        return [*left, (first, last), *right]
 
     def _best_name(self, canon, part: list[int]) -> tuple[int, int] | None:
         words = [canon[i] for i in part]
         present = set(words)
         run_mass = sum(self.idf.get(t, 0.0) for t in present)
+        catalogue_words = sum(1 for t in present if t in self.idf)
         candidates: set[int] = set()
         for token in present:
             posting = self.postings.get(token)
@@ -298,6 +310,7 @@ class MentionDetector:
                 mass >= 0.5 * name.mass
                 or (run_mass > 0 and mass >= 0.8 * run_mass and len(common) >= 2)
                 or bool(common & name.models)
+                or (len(common) >= 3 and 2 * len(common) >= catalogue_words)
             )
             if accepted:
                 key = (mass, mass / max(name.mass, 1e-9))

@@ -121,15 +121,17 @@ def link_table(
 
 
 def iter_table_links(linker, table, *, id_col: str = "id", k: int | None = None,
-                     batch: int = 256, types=None):  # fmt: skip
+                     batch: int = 256, types=None, threshold=None, nil: bool = True):  # fmt: skip
     """``(record id, Link)`` for each record of ``table`` (:func:`read_table`), in table
-    order, linked ``batch`` records at a time; the link is None for a record with no text."""
+    order, linked ``batch`` records at a time; the link is None for a record with no text.
+    ``threshold`` / ``nil``: as in :meth:`align.Linker.link_text`."""
     records = read_table(table, id_col)
     ids = list(records)
     for start in range(0, len(ids), batch):
         chunk = ids[start : start + batch]
         mentions = [linker.mention(records[i]) for i in chunk]
         present = [m for m in mentions if m.text.strip()]
-        links = iter(linker.link_records(present, k=k, types=types) if present else [])
+        links = iter(linker.link_records(present, k=k, types=types, threshold=threshold, nil=nil)
+                     if present else [])  # fmt: skip
         for key, mention in zip(chunk, mentions, strict=True):
             yield key, (next(links) if mention.text.strip() else None)

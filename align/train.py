@@ -40,6 +40,7 @@ from kg.progress import progress as make_bar
 from kg.progress import stage
 
 from .base import LinkerError
+from .calibrate import calibrate_nil
 from .linker import Linker, LinkerConfig
 from .pair_features import FEATURES, F
 from .projection import train_projection
@@ -240,6 +241,8 @@ def fit_linker(
     valid_scores = scorer.predict(xv)
     cut = best_threshold(valid_scores, yv)
     config.threshold = cut["threshold"]
+    stage("link-train: calibrating the NIL threshold of linking (apart from the pair one)", progress)
+    metrics["nil"] = calibrate_nil(linker, v_records, v_iris, v_labels, types)
     train_scores = scorer.predict(x[: len(labels)])
     metrics["scorer"] = info
     metrics["valid"] = {**cut, "ap": average_precision(valid_scores, yv)}

@@ -11,7 +11,7 @@ Endpoints (OpenAPI docs at ``/docs``):
 ``GET /health``             counts, graph version, whether the index / linker are loaded
 ``GET /entities/{iri}``     type, index, literals and neighbours of one node (capped)
 ``GET /related``            related entities of ``iri=`` (or of ``name=``, resolved first)
-``GET /link``               entities whose names match free text (linker or lexical)
+``GET /link``               mentions in text linked, as `kgf link` (routes_link.py)
 ``GET|POST /sparql``        read-only SPARQL: SELECT rows, ASK boolean, CONSTRUCT triples
 ==========================  ===========================================================
 
@@ -48,10 +48,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from .session import Match, Session, SessionError
+from .routes_link import MAX_TEXT_CHARS, MatchOut, add_link_routes
+from .routes_link import match_out as _match_out
+from .session import Session, SessionError
 
 MAX_IRI_CHARS = 4_096
-MAX_TEXT_CHARS = 1_000  # /link text and /related name: lexical lookup is linear in tokens
 MAX_ROWS = 10_000
 MAX_LIST = 1_000  # literals / neighbours per entity response
 SPARQL_WORKERS = 2  # SPARQL queries at once (worker processes); more answer 503
@@ -121,19 +122,6 @@ class EntityResponse(BaseModel):
     neighbors: list[NeighborOut]
     neighbor_count: int
     truncated: bool = Field(description="literals or neighbours were cut at `limit`")
-
-
-class MatchOut(BaseModel):
-    iri: str
-    type: str
-    score: float = Field(description="in [0, 1], higher is closer")
-    text: str = Field(description="the entity's name that matched")
-
-
-class LinkResponse(BaseModel):
-    text: str
-    method: str = Field(description="`linker` (trained) or `lexical` (name trigrams)")
-    matches: list[MatchOut]
 
 
 class RelatedOut(BaseModel):
@@ -274,28 +262,11 @@ def _type_of(graph, iri: str) -> str | None:
         return None
 
 
-def link(ws: Session, text: str, k: int = 5, node_type: str | None = None) -> LinkResponse:
-    """Entities whose names match ``text`` (:meth:`Session.match`; empty or symbol-only
-    text: no matches)."""
-    try:
-        matches = ws.match(text, k, node_type)
-    except KeyError as err:  # unknown node type
-        raise HTTPException(422, str(err)) from None
-    return LinkResponse(
-        text=text, method=ws.match_method(node_type), matches=[_match_out(ws, m) for m in matches]
-    )
-
-
 def _node_or_404(ws: Session, iri: str) -> tuple[str, int]:
     try:
         return ws.graph.node(iri)
     except KeyError as err:  # GraphLookupError names the closest IRIs
         raise HTTPException(404, f"{err} (find entities by name: GET /link?text=...)") from None
-
-
-def _match_out(ws: Session, match: Match) -> MatchOut:
-    node_type, _ = ws.graph.node(match.iri)
-    return MatchOut(iri=match.iri, type=node_type, score=match.score, text=match.text)
 
 
 # ---------------------------------------------------------------------- offline docs
@@ -430,15 +401,7 @@ def create_app(workspace: Path | Session, *, max_k: int = 100, max_query_chars: 
         single_threaded_faiss()
         return related(ws, iri, name, k, relation, node_type, explain)
 
-    @app.get("/link", response_model=LinkResponse, summary="Entities named in text")
-    def get_link(
-        text: TextParam = "",
-        k: Annotated[int, Query(ge=1, le=max_k, description=f"matches wanted, 1..{max_k}")] = 5,
-        node_type: TypeParam = None,
-    ) -> LinkResponse:
-        """Entities whose name-like literals best match `text` (partial, reordered and
-        misspelt names match; score in [0, 1]). Empty text matches nothing."""
-        return link(ws, text, k, node_type)
+    add_link_routes(app, ws, max_k)
 
     async def sparql(query: str) -> SparqlResponse:
         started = time.perf_counter()

@@ -323,9 +323,12 @@ class Session:
         return [Match(*m, LEXICAL) for m in found]
 
     # ------------------------------------------------------------------ linking
-    def link_text(self, text: str, k: int | None = None):
-        """Mentions detected in ``text``, each linked (or NIL): a list of :class:`align.Link`."""
-        return self.linker.link_text(text, k=k)
+    def link_text(self, text: str, k: int | None = None, threshold: float | None = None,
+                  nil: bool = True):  # fmt: skip
+        """Mentions detected in ``text``, each linked (or NIL): a list of :class:`align.Link`.
+        ``threshold``: the NIL cut (default: the calibrated one); ``nil=False``: never NIL.
+        ``kgf link`` and the service's ``/link`` both answer from here."""
+        return self.linker.link_text(text, k=k, threshold=threshold, nil=nil)
 
     def link_record(self, record, k: int | None = None):
         """One record (a string or a dict of fields) linked as a single mention."""

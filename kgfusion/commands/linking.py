@@ -111,9 +111,14 @@ def _link_args(p: argparse.ArgumentParser) -> None:
         "  kgf link ws --image photos/ -o links.csv      # every image in a folder\n"
         "  kgf link ws --image photo.jpg --untrained     # nearest catalogue image\n"
         "  kgf link ws 'sony turntable' --format csv      # one row per mention and candidate\n"
-        "Files and the csv / jsonl formats hold one row per link and candidate (rank 1 is the\n"
-        "best; `linked` is 1 on the row that is the link, `nil` is 1 when the mention was left\n"
-        "unlinked); json holds one object per link with its alternatives."
+        "  kgf link ws 'hp 45 ink cartridge' --threshold 0.3   # link more, less sure\n"
+        "  kgf link ws 'hp 45 ink cartridge' --no-nil --top-k 3\n"
+        "Every mention the catalogue supports is found, as the longest span it supports. Each\n"
+        "output names the entity (its display name) beside its IRI. Files and the csv / jsonl\n"
+        "formats hold one row per link and candidate (rank 1 is the best; `linked` is 1 on the\n"
+        "row that is the link, `nil` is 1 when the mention was left unlinked); json holds one\n"
+        "object per link with its alternatives as [iri, score, name]: what `kgf serve` answers\n"
+        "on GET /link (under `links`)."
     )
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("workspace", type=Path)
@@ -131,7 +136,24 @@ def _link_args(p: argparse.ArgumentParser) -> None:
         "-o", "--output", type=Path,
         help="write the links to a file (.csv, .tsv, .json, .jsonl); needed by --table",
     )  # fmt: skip
-    p.add_argument("-k", type=int, default=5, help="alternatives per link")
+    p.add_argument(
+        "-k", "--top-k", dest="k", type=int, default=5, metavar="K",
+        help="candidates listed per mention, best first (default 5); the link is the first "
+        "unless it is NIL",
+    )  # fmt: skip
+    decision = p.add_mutually_exclusive_group()
+    decision.add_argument(
+        "--threshold", type=float, metavar="T",
+        help="NIL cut in [0, 1] for this call: a mention whose best candidate's match "
+        "probability is below T is left unlinked (NIL). Default: the threshold `kgf "
+        "link-train` calibrated for linking (see `kgf link-evaluate`); untrained: 0.5. "
+        "Lower T links more mentions, higher T links only sure ones",
+    )  # fmt: skip
+    decision.add_argument(
+        "--no-nil", action="store_true",
+        help="never answer NIL: link every mention to its best candidate, however weak "
+        "(the score still says how sure it is)",
+    )  # fmt: skip
     p.add_argument("--id-col", default="id", help="--table: the column of record ids")
     add_format_argument(p)
 
@@ -142,6 +164,14 @@ def link_cmd(args) -> int:
     given = [x is not None for x in (args.text, args.table, args.image)]
     if sum(given) > 1:
         raise CliError("give one of: a text, --table, --image")
+    if args.text is not None and not args.text.strip():
+        print('note: the text is empty, so there is nothing to link; give the text, e.g. '
+              'kgf link WS "sony turntable"', file=sys.stderr)  # fmt: skip
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise CliError(f"--threshold {args.threshold}: give a match probability in [0, 1]")
+    if args.k < 1:
+        raise CliError(f"--top-k {args.k}: ask for at least one candidate")
+    decision = {"threshold": args.threshold, "nil": not args.no_nil}
     session = Session(args.workspace)
     _ = session.linker  # a missing step (e.g. `kgf encode`) is reported before the input
     if args.image is not None:
@@ -156,18 +186,82 @@ def link_cmd(args) -> int:
             raise CliError("--table needs -o OUTPUT (.csv, .tsv, .json or .jsonl)")
         from align import iter_table_links
 
-        found = list(iter_table_links(session.linker, args.table, id_col=args.id_col, k=args.k))
+        found = list(iter_table_links(session.linker, args.table, id_col=args.id_col, k=args.k,
+                                      **decision))  # fmt: skip
         keys = {"id": [key for key, _ in found]}
         links = [link for _, link in found]
     elif args.text is None:
         raise CliError("give a text to link, --table or --image")
     else:
-        links, keys = session.link_text(args.text, k=args.k), None
+        links, keys = session.link_text(args.text, k=args.k, **decision), None
     fmt = format_for_path(args.output) if args.output is not None else chosen_format(args)
     if fmt == "table":
         emit(link_summary(session.graph, links, keys))
         return 0
     emit_for_args(link_rows(session.graph, links, keys), args, what="link rows")
+    return 0
+
+
+# --------------------------------------------------------------------------- link-evaluate
+def _link_evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Evaluate the workspace's text linker on labelled pairs (DeepMatcher layout:\n"
+        "ltable_id = catalogue id, rtable_id = mention id, label 1 = same product).\n\n"
+        "Pair decisions (Ditto's protocol): a pair is a match when its probability reaches the\n"
+        "linker's pair threshold; precision P, recall R and F1 of the match class.\n"
+        "Linking, for the mentions with a label-1 pair, against the whole catalogue: acc@1 (the\n"
+        "top candidate is a match), recall@K (a match is in the top K), linked right (linked,\n"
+        "not NIL, to a match) and the NIL rate among these true matches (NIL threshold).\n\n"
+        "Pairs naming unknown ids are counted and skipped (with examples); a file with one\n"
+        "class only is evaluated as far as it can be."
+    )
+    p.epilog = (
+        "examples:\n"
+        "  kgf link-evaluate /tmp/abt --pairs ../shared/data/matching/abt_buy/test.csv\n"
+        "  kgf link-evaluate /tmp/abt --pairs test.csv --mentions tableB.csv --json"
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workspace", type=Path)
+    p.add_argument("--pairs", type=Path, required=True, help="labelled pairs (CSV)")
+    p.add_argument(
+        "--mentions", type=Path,
+        help="the mention records the rtable_id column names (default: tableB.csv beside "
+        "--pairs)",
+    )  # fmt: skip
+    p.add_argument("--id-col", default="id", help="id column of the mentions table")
+    p.add_argument("--base", help="IRI prefix of the catalogue ids (default: from the mapping)")
+    p.add_argument("-k", "--top-k", dest="k", type=int, default=10, metavar="K",
+                   help="K of recall@K (default 10)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
+
+@command("link-evaluate", "P / R / F1 of pair decisions and acc@1 of linking on labelled pairs",
+         _link_evaluate_args)  # fmt: skip
+def link_evaluate_cmd(args) -> int:
+    import json
+
+    from align.evaluate import evaluate_pairs
+
+    quiet_transformers()
+    if args.k < 1:
+        raise CliError(f"--top-k {args.k}: ask for at least one candidate")
+    session = Session(args.workspace)
+    report = evaluate_pairs(session.linker, args.pairs, args.mentions, id_col=args.id_col,
+                            base=args.base, k=args.k)  # fmt: skip
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    m = report.metrics
+    if args.json:
+        print(json.dumps({**m, "notes": report.notes}, indent=2))
+        return 0
+    pct = lambda x: "n/a" if x is None else f"{100 * x:.2f}"  # noqa: E731
+    print(f"{args.pairs}: {m['pairs']:,} pairs ({m['matches']:,} matches"
+          + (f", {m['skipped_pairs']:,} skipped" if m["skipped_pairs"] else "") + ")")
+    print(f"pairs   P {pct(m['precision'])}  R {pct(m['recall'])}  F1 {pct(m['f1'])}  "
+          f"(pair threshold {m['pair_threshold']:.3f})")  # fmt: skip
+    print(f"linking acc@1 {pct(m['acc@1'])}  recall@{args.k} {pct(m[f'recall@{args.k}'])}  "
+          f"linked right {pct(m['linked_right'])}  NIL {pct(m['nil_rate'])}  over "
+          f"{m['mentions']:,} matched mentions (NIL threshold {m['nil_threshold']:.3f})")  # fmt: skip
     return 0
 
 
