@@ -1,0 +1,210 @@
+"""Training data and training of the question -> predicate scorer (:mod:`align.qa_scorer`).
+
+- :func:`read_semipqa`: labelled shopper questions in the semiPQA layout (tab-separated
+  ``qid, qa_pair_id, question, candidate, label``; Amazon, ECNLP 2022), one
+  :class:`~align.qa_scorer.Question` per ``qid``;
+- :func:`graph_questions`: questions generated from a workspace's own products (one per
+  product and attribute, from a few English templates over the predicate's words), for a
+  catalogue without labelled questions;
+- :func:`fit_scorer`: listwise training with a hold-out that picks the epoch (by MRR) and
+  calibrates the NIL threshold (balanced accuracy of answer / NIL decisions);
+- :func:`rank_metrics`: P@1, MRR and NIL accuracy of scored questions.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import random
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .base import LinkerError
+from .qa_scorer import Candidate, QAScorer, Question, _masked, parse_semipqa, shuffled
+
+SEMIPQA_COLUMNS = ("qid", "question", "candidate", "label")
+
+#: Templates of :func:`graph_questions` (``{key}``: the predicate in words).
+GRAPH_TEMPLATES = (
+    "what is the {key} of this?",
+    "which {key} does it have?",
+    "can you tell me the {key}?",
+    "{key}?",
+)
+
+
+def read_semipqa(path) -> list[Question]:
+    """Questions of a semiPQA-layout file, in file order of their ``qid``. A missing file
+    or column raises :class:`LinkerError` naming the file (and the line of a bad label)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LinkerError(f"{path}: no such file (a semiPQA-layout question file)")
+    groups: dict[str, list] = defaultdict(list)
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t")
+        missing = [c for c in SEMIPQA_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise LinkerError(
+                f"{path}: missing column(s) {', '.join(missing)}; expected tab-separated "
+                f"{', '.join(SEMIPQA_COLUMNS)}"
+            )
+        for line, row in enumerate(reader, start=2):
+            if row["label"] not in ("0", "1"):
+                raise LinkerError(f"{path}, line {line}: label must be 0 or 1, not {row['label']!r}")
+            groups[row["qid"]].append(row)
+    out = []
+    for rows in groups.values():
+        cands = [parse_semipqa(r["candidate"]) for r in rows]
+        labels = [i for i, r in enumerate(rows) if r["label"] == "1"]
+        out.append(Question(rows[0]["question"], cands, labels))
+    return out
+
+
+def graph_questions(graph, candidates_of, products: list[str], seed: int = 0) -> list[Question]:
+    """One generated question per product and attribute: a template of
+    :data:`GRAPH_TEMPLATES` filled with the attribute's words, labelled with that attribute.
+    ``candidates_of(iri)`` gives a product's :class:`Candidate` list (:mod:`align.qa`)."""
+    rng = random.Random(seed)
+    out = []
+    for iri in products:
+        cands = candidates_of(iri)
+        for i, cand in enumerate(cands):
+            template = rng.choice(GRAPH_TEMPLATES)
+            out.append(Question(template.format(key=cand.key), cands, [i]))
+    return out
+
+
+# ------------------------------------------------------------------ metrics
+def rank_metrics(questions: list[Question], probs: list[np.ndarray], nil_probs: list[float],
+                 threshold: float) -> dict:  # fmt: skip
+    """``p@1`` and ``mrr`` over the answerable questions, ``nil_acc`` (share of NIL
+    questions answered NIL), ``answer_acc`` (share of answerable ones not answered NIL),
+    ``balanced`` (their mean); each question's decision: NIL when its best candidate's
+    probability is below ``threshold``."""
+    p1, rr, nil_ok, ans_ok = [], [], [], []
+    for q, p in zip(questions, probs, strict=True):
+        top = float(p.max()) if len(p) else 0.0
+        is_nil = top < threshold
+        if not q.labels:
+            nil_ok.append(is_nil)
+            continue
+        ans_ok.append(not is_nil)
+        order = np.argsort(-p, kind="stable")
+        ranks = [int(np.nonzero(order == i)[0][0]) + 1 for i in q.labels]
+        p1.append(min(ranks) == 1)
+        rr.append(1.0 / min(ranks))
+    mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
+    out = {"p@1": mean(p1), "mrr": mean(rr), "nil_acc": mean(nil_ok), "answer_acc": mean(ans_ok)}
+    out["balanced"] = float(np.nanmean([out["nil_acc"], out["answer_acc"]]))
+    return out
+
+
+def calibrate(questions: list[Question], probs: list[np.ndarray]) -> float:
+    """The NIL threshold with the best balanced accuracy on ``questions`` (the midpoint
+    between neighbouring best-candidate probabilities); 0.0 when no question is NIL."""
+    if not any(not q.labels for q in questions):
+        return 0.0
+    tops = sorted({float(p.max()) for p in probs if len(p)})
+    cuts = [0.0] + [(a + b) / 2 for a, b in zip(tops, tops[1:], strict=False)]
+    nils = [0.0] * len(questions)
+    best = max(cuts, key=lambda t: (rank_metrics(questions, probs, nils, t)["balanced"], -t))
+    return float(best)
+
+
+# ------------------------------------------------------------------ training
+def _targets(batch: list[Question], width: int) -> torch.Tensor:
+    """Target distributions ``[B, width + 1]``: uniform over the answering candidates, or
+    all mass on the NIL column."""
+    y = torch.zeros(len(batch), width + 1)
+    for i, q in enumerate(batch):
+        if q.labels:
+            y[i, q.labels] = 1.0 / len(q.labels)
+        else:
+            y[i, -1] = 1.0
+    return y
+
+
+def _predict(scorer: QAScorer, questions: list[Question], batch_size: int = 128):
+    probs, nils = [], []
+    scorer.module.eval()
+    for start in range(0, len(questions), batch_size):
+        batch = questions[start : start + batch_size]
+        p = torch.softmax(scorer.logits([q.text for q in batch],
+                                        [q.candidates for q in batch]), -1).numpy()  # fmt: skip
+        for row, q in zip(p, batch, strict=True):
+            probs.append(row[: len(q.candidates)])
+            nils.append(float(row[-1]))
+    return probs, nils
+
+
+def _epoch(scorer: QAScorer, train: list[Question], optimiser, batch_size: int, seed: int) -> float:
+    scorer.module.train()
+    total = 0.0
+    for start in range(0, len(train), batch_size):
+        batch = train[start : start + batch_size]
+        q, k, v, lex, mask = scorer.inputs([x.text for x in batch], [x.candidates for x in batch])
+        logits = _masked(scorer.module(q, k, v, lex), mask)
+        y = _targets(batch, k.shape[1])
+        logp = torch.log_softmax(logits, -1).masked_fill(y == 0, 0.0)
+        loss = -(y * logp).sum(-1).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        total += float(loss) * len(batch)
+    return total / max(len(train), 1)
+
+
+def fit_scorer(scorer: QAScorer, questions: list[Question], *, epochs: int = 30,
+               lr: float = 2e-3, batch_size: int = 32, valid_fraction: float = 0.2,
+               seed: int = 0, progress=None) -> dict:  # fmt: skip
+    """Train ``scorer`` in place (see :meth:`align.qa_scorer.QAScorer.fit`)."""
+    questions = [q for q in questions if q.candidates]
+    if len(questions) < 2:
+        raise LinkerError("training the question scorer needs at least 2 questions with candidates")
+    torch.manual_seed(seed)
+    order = shuffled(questions, seed)
+    n_valid = max(1, int(len(order) * valid_fraction)) if valid_fraction > 0 else 0
+    valid, train = order[:n_valid], order[n_valid:] or order
+    scorer.embed([scorer.question_text(q.text) for q in questions], "query")  # batched, once
+    texts = [t for q in questions for c in q.candidates for t in scorer.candidate_texts(c)]
+    scorer.embed(texts)
+    optimiser = torch.optim.AdamW(scorer.module.parameters(), lr=lr, weight_decay=1e-2)
+    best = (-1.0, 0, copy.deepcopy(scorer.module.state_dict()))
+    for epoch in range(1, epochs + 1):
+        loss = _epoch(scorer, shuffled(train, seed + epoch), optimiser, batch_size, seed)
+        check = valid or train
+        probs, nils = _predict(scorer, check)
+        mrr = rank_metrics(check, probs, nils, 0.0)["mrr"]
+        if progress is not None:
+            progress(epoch, loss, mrr)
+        if mrr > best[0]:
+            best = (mrr, epoch, copy.deepcopy(scorer.module.state_dict()))
+    scorer.module.load_state_dict(best[2])
+    scorer.module.eval()
+    check = valid or train
+    probs, nils = _predict(scorer, check)
+    threshold = calibrate(check, probs)
+    scorer.config.threshold, scorer.config.epochs = threshold, best[1]
+    metrics = rank_metrics(check, probs, nils, threshold)
+    return {**{k: round(v, 4) for k, v in metrics.items()}, "threshold": round(threshold, 4),
+            "epoch": best[1], "questions": len(questions)}  # fmt: skip
+
+
+def train_questions(paths) -> list[Question]:
+    """The labelled questions of several semiPQA-layout files."""
+    return [q for path in paths for q in read_semipqa(path)]
+
+
+__all__ = [
+    "Candidate",
+    "GRAPH_TEMPLATES",
+    "calibrate",
+    "fit_scorer",
+    "graph_questions",
+    "rank_metrics",
+    "read_semipqa",
+    "train_questions",
+]
