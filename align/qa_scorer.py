@@ -84,6 +84,13 @@ class QAScorerConfig:
     metrics: dict = field(default_factory=dict)
 
     @classmethod
+    def for_encoder(cls, encoder: str, **options) -> QAScorerConfig:
+        """A config for another sentence encoder (its width read from the encoder)."""
+        from fusion.encoders import get_encoder
+
+        return cls(encoder=encoder, dim=get_encoder(encoder).dim, **options)
+
+    @classmethod
     def load(cls, directory) -> QAScorerConfig:
         return read_config(cls, Path(directory) / CONFIG_FILE, FORMAT, VERSION, "QA scorer")
 

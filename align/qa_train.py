@@ -153,7 +153,7 @@ def _epoch(scorer: QAScorer, train: list[Question], optimiser, batch_size: int, 
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-        total += float(loss) * len(batch)
+        total += loss.item() * len(batch)
     return total / max(len(train), 1)
 
 
