@@ -7,7 +7,7 @@
   product and attribute, from a few English templates over the predicate's words), for a
   catalogue without labelled questions;
 - :func:`fit_scorer`: listwise training with a hold-out that picks the epoch (by MRR) and
-  calibrates the NIL threshold (balanced accuracy of answer / NIL decisions);
+  calibrates the NIL threshold (accuracy of the answer / NIL decisions);
 - :func:`rank_metrics`: P@1, MRR and NIL accuracy of scored questions.
 """
 
@@ -80,37 +80,38 @@ def graph_questions(graph, candidates_of, products: list[str], seed: int = 0) ->
 # ------------------------------------------------------------------ metrics
 def rank_metrics(questions: list[Question], probs: list[np.ndarray], nil_probs: list[float],
                  threshold: float) -> dict:  # fmt: skip
-    """``p@1`` and ``mrr`` over the answerable questions, ``nil_acc`` (share of NIL
-    questions answered NIL), ``answer_acc`` (share of answerable ones not answered NIL),
-    ``balanced`` (their mean); each question's decision: NIL when its best candidate's
-    probability is below ``threshold``."""
-    p1, rr, nil_ok, ans_ok = [], [], [], []
+    """``p@1`` and ``mrr`` over the answerable questions; ``nil_acc``: the share of NIL
+    questions answered NIL, ``answer_acc``: of answerable ones not answered NIL;
+    ``accuracy``: the share of all questions decided right (the best candidate answers and
+    is kept, or a NIL question is answered NIL). NIL: the best candidate's probability is
+    below ``threshold``."""
+    p1, rr, nil_ok, ans_ok, right = [], [], [], [], []
     for q, p in zip(questions, probs, strict=True):
         top = float(p.max()) if len(p) else 0.0
         is_nil = top < threshold
         if not q.labels:
             nil_ok.append(is_nil)
+            right.append(is_nil)
             continue
         ans_ok.append(not is_nil)
         order = np.argsort(-p, kind="stable")
-        ranks = [int(np.nonzero(order == i)[0][0]) + 1 for i in q.labels]
-        p1.append(min(ranks) == 1)
-        rr.append(1.0 / min(ranks))
+        rank = min(int(np.nonzero(order == i)[0][0]) + 1 for i in q.labels)
+        p1.append(rank == 1)
+        rr.append(1.0 / rank)
+        right.append(rank == 1 and not is_nil)
     mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
-    out = {"p@1": mean(p1), "mrr": mean(rr), "nil_acc": mean(nil_ok), "answer_acc": mean(ans_ok)}
-    out["balanced"] = float(np.nanmean([out["nil_acc"], out["answer_acc"]]))
-    return out
+    return {"p@1": mean(p1), "mrr": mean(rr), "nil_acc": mean(nil_ok), "answer_acc": mean(ans_ok),
+            "accuracy": mean(right)}  # fmt: skip
 
 
 def calibrate(questions: list[Question], probs: list[np.ndarray]) -> float:
-    """The NIL threshold with the best balanced accuracy on ``questions`` (the midpoint
-    between neighbouring best-candidate probabilities); 0.0 when no question is NIL."""
-    if not any(not q.labels for q in questions):
-        return 0.0
+    """The NIL threshold with the best ``accuracy`` (:func:`rank_metrics`) on
+    ``questions``, the lowest of equals (midpoints between neighbouring best-candidate
+    probabilities): a wrong best attribute is as bad as a wrong NIL."""
     tops = sorted({float(p.max()) for p in probs if len(p)})
     cuts = [0.0] + [(a + b) / 2 for a, b in zip(tops, tops[1:], strict=False)]
     nils = [0.0] * len(questions)
-    best = max(cuts, key=lambda t: (rank_metrics(questions, probs, nils, t)["balanced"], -t))
+    best = max(cuts, key=lambda t: (rank_metrics(questions, probs, nils, t)["accuracy"], -t))
     return float(best)
 
 
@@ -127,27 +128,54 @@ def _targets(batch: list[Question], width: int) -> torch.Tensor:
     return y
 
 
-def _predict(scorer: QAScorer, questions: list[Question], batch_size: int = 128):
+class _Item:
+    """One question's model inputs, computed once: ``q [d]``, ``k, v [C, d]``, ``lex [C, 2]``."""
+
+    def __init__(self, scorer: QAScorer, question: Question):
+        q, k, v, lex, _ = scorer.inputs([question.text], [question.candidates])
+        self.question, self.q, self.k, self.v, self.lex = question, q[0], k[0], v[0], lex[0]
+
+
+def _collate(items: list[_Item]):
+    """Padded inputs ``q [B, d]``, ``k, v [B, C, d]``, ``lex [B, C, 2]``, ``mask [B, C]``."""
+    width = max(len(it.k) for it in items)
+    b, d = len(items), items[0].q.shape[0]
+    k, v = torch.zeros(b, width, d), torch.zeros(b, width, d)
+    lex, mask = torch.zeros(b, width, items[0].lex.shape[1]), torch.zeros(b, width, dtype=torch.bool)
+    for i, it in enumerate(items):
+        n = len(it.k)
+        k[i, :n], v[i, :n], lex[i, :n], mask[i, :n] = it.k, it.v, it.lex, True
+    return torch.stack([it.q for it in items]), k, v, lex, mask
+
+
+def _predict(scorer: QAScorer, items: list[_Item], batch_size: int = 256):
+    """Probabilities per question (over its candidates) and of NIL."""
     probs, nils = [], []
     scorer.module.eval()
-    for start in range(0, len(questions), batch_size):
-        batch = questions[start : start + batch_size]
-        p = torch.softmax(scorer.logits([q.text for q in batch],
-                                        [q.candidates for q in batch]), -1).numpy()  # fmt: skip
-        for row, q in zip(p, batch, strict=True):
-            probs.append(row[: len(q.candidates)])
+    for start in range(0, len(items), batch_size):
+        batch = items[start : start + batch_size]
+        q, k, v, lex, mask = _collate(batch)
+        with torch.no_grad():
+            p = torch.softmax(_masked(scorer.module(q, k, v, lex), mask), -1).numpy()
+        for row, it in zip(p, batch, strict=True):
+            probs.append(row[: len(it.question.candidates)])
             nils.append(float(row[-1]))
     return probs, nils
 
 
-def _epoch(scorer: QAScorer, train: list[Question], optimiser, batch_size: int, seed: int) -> float:
+def predict(scorer: QAScorer, questions: list[Question]):
+    """``(probabilities per question [C_i], NIL probabilities)`` of labelled questions."""
+    return _predict(scorer, [_Item(scorer, q) for q in questions if q.candidates])
+
+
+def _epoch(scorer: QAScorer, train: list[_Item], optimiser, batch_size: int) -> float:
     scorer.module.train()
     total = 0.0
     for start in range(0, len(train), batch_size):
         batch = train[start : start + batch_size]
-        q, k, v, lex, mask = scorer.inputs([x.text for x in batch], [x.candidates for x in batch])
+        q, k, v, lex, mask = _collate(batch)
         logits = _masked(scorer.module(q, k, v, lex), mask)
-        y = _targets(batch, k.shape[1])
+        y = _targets([it.question for it in batch], k.shape[1])
         logp = torch.log_softmax(logits, -1).masked_fill(y == 0, 0.0)
         loss = -(y * logp).sum(-1).mean()
         optimiser.zero_grad()
@@ -165,30 +193,29 @@ def fit_scorer(scorer: QAScorer, questions: list[Question], *, epochs: int = 30,
     if len(questions) < 2:
         raise LinkerError("training the question scorer needs at least 2 questions with candidates")
     torch.manual_seed(seed)
-    order = shuffled(questions, seed)
+    scorer.embed([scorer.question_text(q.text) for q in questions], "query")  # batched, once
+    scorer.embed([t for q in questions for c in q.candidates for t in scorer.candidate_texts(c)])
+    order = [_Item(scorer, q) for q in shuffled(questions, seed)]
     n_valid = max(1, int(len(order) * valid_fraction)) if valid_fraction > 0 else 0
     valid, train = order[:n_valid], order[n_valid:] or order
-    scorer.embed([scorer.question_text(q.text) for q in questions], "query")  # batched, once
-    texts = [t for q in questions for c in q.candidates for t in scorer.candidate_texts(c)]
-    scorer.embed(texts)
+    check = valid or train
     optimiser = torch.optim.AdamW(scorer.module.parameters(), lr=lr, weight_decay=1e-2)
     best = (-1.0, 0, copy.deepcopy(scorer.module.state_dict()))
     for epoch in range(1, epochs + 1):
-        loss = _epoch(scorer, shuffled(train, seed + epoch), optimiser, batch_size, seed)
-        check = valid or train
+        loss = _epoch(scorer, shuffled(train, seed + epoch), optimiser, batch_size)
         probs, nils = _predict(scorer, check)
-        mrr = rank_metrics(check, probs, nils, 0.0)["mrr"]
+        mrr = rank_metrics([it.question for it in check], probs, nils, 0.0)["mrr"]
         if progress is not None:
             progress(epoch, loss, mrr)
         if mrr > best[0]:
             best = (mrr, epoch, copy.deepcopy(scorer.module.state_dict()))
     scorer.module.load_state_dict(best[2])
     scorer.module.eval()
-    check = valid or train
     probs, nils = _predict(scorer, check)
-    threshold = calibrate(check, probs)
+    labelled = [it.question for it in check]
+    threshold = calibrate(labelled, probs)
     scorer.config.threshold, scorer.config.epochs = threshold, best[1]
-    metrics = rank_metrics(check, probs, nils, threshold)
+    metrics = rank_metrics(labelled, probs, nils, threshold)
     return {**{k: round(v, 4) for k, v in metrics.items()}, "threshold": round(threshold, 4),
             "epoch": best[1], "questions": len(questions)}  # fmt: skip
 
@@ -204,6 +231,7 @@ __all__ = [
     "calibrate",
     "fit_scorer",
     "graph_questions",
+    "predict",
     "rank_metrics",
     "read_semipqa",
     "train_questions",

@@ -99,7 +99,7 @@ def minilm_probs(questions) -> list[np.ndarray]:
 def semipqa(args) -> tuple[dict, dict, dict, object]:
     """Train on dev, test on ``args.test``; returns (ours, BM25, zero-shot, scorer)."""
     from align.qa_scorer import QAScorer
-    from align.qa_train import _predict, rank_metrics, read_semipqa
+    from align.qa_train import predict, rank_metrics, read_semipqa
 
     dev, test = read_semipqa(args.train), read_semipqa(args.test)
     print(f"semiPQA: train {args.train.name} ({len(dev)} questions), test {args.test.name} "
@@ -113,7 +113,7 @@ def semipqa(args) -> tuple[dict, dict, dict, object]:
     save_cache(scorer, args.cache)
     print(f"  trained in {time.perf_counter() - started:.0f}s wall, {cpu_seconds() - cpu:.0f}s "
           f"CPU; hold-out {hold}", flush=True)  # fmt: skip
-    probs, nils = _predict(scorer, test)
+    probs, nils = predict(scorer, test)
     save_cache(scorer, args.cache)
     ours = rank_metrics(test, probs, nils, scorer.config.threshold)
     bm25 = rank_metrics(test, bm25_probs(test), [0.0] * len(test), float("-inf"))
@@ -128,12 +128,18 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", type=Path, default=SEMIPQA / "dev.csv")
     parser.add_argument("--test", type=Path, default=SEMIPQA / "testseen.csv")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/kgf-qa-bench/e5-cache.npz"),
                         help="embedding cache (.npz) kept between runs")  # fmt: skip
     parser.add_argument("--no-fashion", action="store_true", help="semiPQA only")
-    parser.add_argument("--fashion-products", type=int, default=300)
+    parser.add_argument("--fashion-products", type=int, default=1000,
+                        help="products of the Fashion subset built as a workspace")
+    parser.add_argument("--fashion-asked", type=int, default=40,
+                        help="products asked about (25 questions each: 5 attributes x "
+                        "4 languages by name, 5 by photo)")
+    parser.add_argument("--graph-products", type=int, default=200,
+                        help="products whose attributes give generated training questions")  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path("/tmp/kgf-qa-bench"))
     args = parser.parse_args(argv)
     ours, bm25, zero, scorer = semipqa(args)
