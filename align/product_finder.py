@@ -101,6 +101,10 @@ def by_text(answerer, question: str) -> Found:
     links = linker.link_text(question, k=k, types=types)
     if not links:
         links = [linker.link_record(question, k=k, types=types)]
+    for start, end in _joined_spans(question, links):  # "Men" + "s Madagascar": "Men's Madagascar"
+        link = linker.link_record(question[start:end], k=k, types=types)
+        link.start, link.end = start, end
+        links.append(link)
     found = [x for x in links if not x.nil]
     if not found:
         closest = max(links, key=lambda x: x.score)
@@ -111,6 +115,19 @@ def by_text(answerer, question: str) -> Found:
     pairs = sorted(dict(reversed(pairs)).items(), key=lambda p: -p[1])  # one per IRI, best score
     return Found(best.iri, _name(graph, best.iri), best.score, TEXT, best.start, best.end,
                  _others(graph, pairs, best.iri, k - 1))  # fmt: skip
+
+
+def _joined_spans(text: str, links) -> list[tuple[int, int]]:
+    """Spans of neighbouring mentions separated by at most two apostrophes, hyphens or
+    spaces (the detector splits ``Men's``), joined; only the new ones."""
+    spans = sorted((x.start, x.end) for x in links if x.start is not None)
+    joined: list[tuple[int, int]] = []
+    for start, end in spans:
+        if joined and 0 <= start - joined[-1][1] <= 2 and not text[joined[-1][1] : start].strip(" '’-"):
+            joined[-1] = (joined[-1][0], end)
+        else:
+            joined.append((start, end))
+    return [span for span in joined if span not in spans]
 
 
 def find_product(answerer, question: str, product: str | None, image) -> Found:

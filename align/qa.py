@@ -28,6 +28,7 @@ Answer(product='.../lumo-racing-car', attribute='is accessory or spare part for'
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -177,6 +178,17 @@ def _without(question: str, start: int | None, end: int | None, name: str | None
     return question
 
 
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef\u3000-\u303f"
+_SCRIPT_EDGE = re.compile(f"(?<=[A-Za-z0-9])(?=[{_CJK}])|(?<=[{_CJK}])(?=[A-Za-z0-9])")
+
+
+def spaced(text: str) -> str:
+    """``text`` with a space where Latin letters or digits meet Chinese, Japanese or Korean
+    characters (``Handbag是什么颜色`` -> ``Handbag 是什么颜色``), so a product name written
+    without spaces next to them is found as its own words."""
+    return _SCRIPT_EDGE.sub(" ", text)
+
+
 # ------------------------------------------------------------------ the answerer
 class QuestionAnswerer:
     """Answers questions about a graph's products (module docstring).
@@ -229,14 +241,15 @@ class QuestionAnswerer:
         if len(question) > limit:
             notes.append(f"the question was cut to its first {limit} characters (the "
                          f"model's window)")  # fmt: skip
-        found = find_product(self, question, product, image)
+        text = spaced(question)
+        found = find_product(self, text, product, image)
         if found.iri is None:
             names = ", ".join(f"{n} ({s:.2f})" for _, n, s in found.alternatives) or "none"
             what = "the photo" if image is not None else "the question"
             return Answer(question, False, f"No product of the catalogue matches {what}; "
                           f"closest products: {names}.", found_by=found.method,
                           alternatives=found.alternatives, notes=notes)  # fmt: skip
-        rest = _without(question, found.start, found.end, found.name)[:limit]
+        rest = _without(text, found.start, found.end, found.name)[:limit]
         return self._answer(question, rest, found, notes)
 
     def _answer(self, question: str, rest: str, found, notes: list[str]) -> Answer:

@@ -148,6 +148,7 @@ def main(argv=None) -> None:
         from benchmarks.qa_fashion import fashion_qa
 
         fashion = fashion_qa(args, scorer)
+        save_cache(scorer, args.cache)
     f = {k: f"{100 * fashion[k]:.1f}" if k in fashion else "-"
          for k in ("en", "de", "es", "zh", "photo")}  # fmt: skip
     print(f"summary: semiPQA P@1 {100 * ours['p@1']:.1f} MRR {100 * ours['mrr']:.1f} | BM25 P@1 "

@@ -141,7 +141,7 @@ def questions(rows: list[dict], work: Path, seed: int) -> list[tuple]:
 
 def fashion_qa(args, scorer) -> dict[str, float]:
     """Accuracy per language (by name) and from the photo; prints per attribute too."""
-    from align.qa_scorer import QA_SCORER_DIR
+    from align.qa_scorer import QA_SCORER_DIR, QAScorer
 
     if not (FASHION / "styles.csv").is_file() or not MAPPING.is_file():
         print(f"fashion QA skipped: {FASHION} or {MAPPING} missing")
@@ -153,9 +153,10 @@ def fashion_qa(args, scorer) -> dict[str, float]:
     session = build_workspace(work, rows)
     shutil.rmtree(session.path / QA_SCORER_DIR, ignore_errors=True)
     started = time.perf_counter()
-    scorer.cache.clear()
+    fresh = QAScorer()
+    fresh.cache = scorer.cache  # the semiPQA embeddings, already computed
     metrics = session.qa_train([args.train], graph_products=args.graph_products,
-                               epochs=args.epochs, seed=args.seed)  # fmt: skip
+                               epochs=args.epochs, seed=args.seed, scorer=fresh)  # fmt: skip
     print(f"  scorer: semiPQA dev + {args.graph_products} products' generated questions, "
           f"{time.perf_counter() - started:.0f}s; hold-out {metrics}", flush=True)  # fmt: skip
     return ask_all(session, questions(rows[: args.fashion_asked], work, args.seed))

@@ -472,12 +472,15 @@ class Session:
         return self.answerer.ask(question, product=product, image=image)
 
     def qa_train(self, pairs=(), *, graph_products: int = 300, epochs: int = 30,
-                 seed: int = 0, encoder: str | None = None, progress=None) -> dict:  # fmt: skip
+                 seed: int = 0, encoder: str | None = None, scorer=None,
+                 progress=None) -> dict:  # fmt: skip
         """Train the question scorer and save it in ``WORKSPACE/qa-scorer``: on labelled
         questions in the semiPQA layout (``pairs``: files) and on questions generated from
         up to ``graph_products`` of the workspace's products (0: none). Returns the
         hold-out metrics (:meth:`align.QAScorer.fit`). ``encoder``: the sentence encoder
-        (default multilingual E5; another name of :func:`fusion.encoders.get_encoder`)."""
+        (default multilingual E5; another name of :func:`fusion.encoders.get_encoder`);
+        ``scorer``: an untrained :class:`align.QAScorer` to train instead (e.g. one whose
+        embedding cache is filled)."""
         from align.qa import product_attributes
         from align.qa_scorer import QA_SCORER_DIR, QAScorer, QAScorerConfig, shuffled
         from align.qa_train import graph_questions, train_questions
@@ -490,7 +493,8 @@ class Session:
             questions += graph_questions(
                 graph, lambda i: [a.candidate for a in product_attributes(graph, i)], iris, seed
             )
-        scorer = QAScorer(QAScorerConfig.for_encoder(encoder) if encoder else None)
+        if scorer is None:
+            scorer = QAScorer(QAScorerConfig.for_encoder(encoder) if encoder else None)
         metrics = scorer.fit(questions, epochs=epochs, seed=seed, progress=progress)
         scorer.save(self.path / QA_SCORER_DIR)
         self.forget("answerer")
