@@ -263,7 +263,8 @@ class QAScorer:
             batch_size: int = 32, valid_fraction: float = 0.2, seed: int = 0,
             progress=None) -> dict:  # fmt: skip
         """Train on labelled questions; the epoch and the NIL threshold are chosen on a
-        hold-out of ``valid_fraction`` of them. Returns the hold-out metrics (``p@1``,
+        hold-out of ``valid_fraction`` of them, whole attributes at a time
+        (:func:`align.qa_train.attribute_split`). Returns the hold-out metrics (``p@1``,
         ``mrr``, ``nil_acc``, ``threshold``, ``epoch``), also kept in ``config.metrics``."""
         from .qa_train import fit_scorer
 

@@ -185,6 +185,25 @@ def _epoch(scorer: QAScorer, train: list[_Item], optimiser, batch_size: int) -> 
     return total / max(len(train), 1)
 
 
+def attribute_split(questions: list[Question], fraction: float, seed: int):
+    """``(hold-out, train)``: the hold-out takes about ``fraction`` of the questions, whole
+    answering attributes at a time (an attribute in the hold-out is never trained on), so
+    the epoch is chosen for attributes the scorer has not seen; NIL questions are split at
+    random."""
+    if fraction <= 0:
+        return [], list(questions)
+    keys = shuffled(sorted({c.key for q in questions for i in q.labels
+                            for c in [q.candidates[i]]}), seed)  # fmt: skip
+    held = set(keys[: max(1, round(len(keys) * fraction))])
+    valid, train = [], []
+    rng = random.Random(seed)
+    for q in questions:
+        answer_keys = {q.candidates[i].key for i in q.labels}
+        out = answer_keys & held if answer_keys else rng.random() < fraction
+        (valid if out else train).append(q)
+    return valid, train
+
+
 def fit_scorer(scorer: QAScorer, questions: list[Question], *, epochs: int = 30,
                lr: float = 2e-3, batch_size: int = 32, valid_fraction: float = 0.2,
                seed: int = 0, progress=None) -> dict:  # fmt: skip
@@ -195,9 +214,9 @@ def fit_scorer(scorer: QAScorer, questions: list[Question], *, epochs: int = 30,
     torch.manual_seed(seed)
     scorer.embed([scorer.question_text(q.text) for q in questions], "query")  # batched, once
     scorer.embed([t for q in questions for c in q.candidates for t in scorer.candidate_texts(c)])
-    order = [_Item(scorer, q) for q in shuffled(questions, seed)]
-    n_valid = max(1, int(len(order) * valid_fraction)) if valid_fraction > 0 else 0
-    valid, train = order[:n_valid], order[n_valid:] or order
+    valid, train = attribute_split(questions, valid_fraction, seed)
+    valid, train = [_Item(scorer, q) for q in valid], [_Item(scorer, q) for q in train]
+    train = train or valid
     check = valid or train
     optimiser = torch.optim.AdamW(scorer.module.parameters(), lr=lr, weight_decay=1e-2)
     best = (-1.0, 0, copy.deepcopy(scorer.module.state_dict()))
