@@ -162,7 +162,7 @@ class Scored(NamedTuple):
 
 class QAScorer:
     """Question -> attribute scorer (module docstring): :meth:`score` one question,
-    :meth:`fit` from labelled :class:`Question` s, :meth:`save` / :meth:`load`.
+    :func:`align.qa_train.fit_scorer` trains it from labelled :class:`Question` s, :meth:`save` / :meth:`load`.
 
     ``encoder``: the encoder name (:func:`fusion.encoders.get_encoder`); E5 gets its
     ``query:`` / ``passage:`` roles. Embeddings are kept in a cache per text."""
@@ -257,21 +257,6 @@ class QAScorer:
                 best = None
             out.append(Scored(p.astype(np.float32), nil, best))
         return out
-
-    # -------------------------------------------------------------- training
-    def fit(self, questions: list[Question], *, epochs: int = 30, lr: float = 2e-3,
-            batch_size: int = 32, valid_fraction: float = 0.2, seed: int = 0,
-            progress=None) -> dict:  # fmt: skip
-        """Train on labelled questions; the epoch and the NIL threshold are chosen on a
-        hold-out of ``valid_fraction`` of them, whole attributes at a time
-        (:func:`align.qa_train.attribute_split`). Returns the hold-out metrics (``p@1``,
-        ``mrr``, ``nil_acc``, ``threshold``, ``epoch``), also kept in ``config.metrics``."""
-        from .qa_train import fit_scorer
-
-        metrics = fit_scorer(self, questions, epochs=epochs, lr=lr, batch_size=batch_size,
-                             valid_fraction=valid_fraction, seed=seed, progress=progress)  # fmt: skip
-        self.config.metrics, self.config.trained = metrics, True
-        return metrics
 
     # -------------------------------------------------------------- disk
     def save(self, directory) -> Path:

@@ -99,7 +99,7 @@ def minilm_probs(questions) -> list[np.ndarray]:
 def semipqa(args) -> tuple[dict, dict, dict, object]:
     """Train on dev, test on ``args.test``; returns (ours, BM25, zero-shot, scorer)."""
     from align.qa_scorer import QAScorer
-    from align.qa_train import predict, rank_metrics, read_semipqa
+    from align.qa_train import fit_scorer, predict, rank_metrics, read_semipqa
 
     dev, test = read_semipqa(args.train), read_semipqa(args.test)
     print(f"semiPQA: train {args.train.name} ({len(dev)} questions), test {args.test.name} "
@@ -107,7 +107,7 @@ def semipqa(args) -> tuple[dict, dict, dict, object]:
     scorer = QAScorer()
     load_cache(scorer, args.cache)
     started, cpu = time.perf_counter(), cpu_seconds()
-    hold = scorer.fit(dev, epochs=args.epochs, seed=args.seed,
+    hold = fit_scorer(scorer, dev, epochs=args.epochs, seed=args.seed,
                       progress=lambda e, loss, mrr: print(f"  epoch {e}: loss {loss:.4f}, "
                                                           f"hold-out MRR {mrr:.4f}", flush=True))  # fmt: skip
     save_cache(scorer, args.cache)

@@ -477,13 +477,13 @@ class Session:
         """Train the question scorer and save it in ``WORKSPACE/qa-scorer``: on labelled
         questions in the semiPQA layout (``pairs``: files) and on questions generated from
         up to ``graph_products`` of the workspace's products (0: none). Returns the
-        hold-out metrics (:meth:`align.QAScorer.fit`). ``encoder``: the sentence encoder
+        hold-out metrics (:func:`align.qa_train.fit_scorer`). ``encoder``: the sentence encoder
         (default multilingual E5; another name of :func:`fusion.encoders.get_encoder`);
         ``scorer``: an untrained :class:`align.QAScorer` to train instead (e.g. one whose
         embedding cache is filled)."""
         from align.qa import product_attributes
         from align.qa_scorer import QA_SCORER_DIR, QAScorer, QAScorerConfig, shuffled
-        from align.qa_train import graph_questions, train_questions
+        from align.qa_train import fit_scorer, graph_questions, train_questions
 
         questions = train_questions(pairs)
         if graph_products:
@@ -495,7 +495,7 @@ class Session:
             )
         if scorer is None:
             scorer = QAScorer(QAScorerConfig.for_encoder(encoder) if encoder else None)
-        metrics = scorer.fit(questions, epochs=epochs, seed=seed, progress=progress)
+        metrics = fit_scorer(scorer, questions, epochs=epochs, seed=seed, progress=progress)
         scorer.save(self.path / QA_SCORER_DIR)
         self.forget("answerer")
         return metrics

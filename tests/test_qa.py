@@ -12,7 +12,7 @@ from conftest import SHARED_DATA
 import kg
 from align import Answer, LinkerError, QAError, QAScorer, product_attributes
 from align.qa_scorer import Candidate, lexical_overlap, parse_semipqa, predicate_words
-from align.qa_train import calibrate, rank_metrics, read_semipqa
+from align.qa_train import calibrate, fit_scorer, rank_metrics, read_semipqa
 from fusion.features import FeatureSpec, build_features
 from kg.labels import display_name
 from kg.samples import write_sample_catalogue
@@ -66,7 +66,7 @@ def test_scorer_trains_on_semipqa_rows_and_round_trips(tmp_path):
     questions = rows[:14] + [q for q in rows if not q.labels][:2]
     assert all(q.candidates for q in questions) and any(not q.labels for q in questions)
     scorer = QAScorer()
-    metrics = scorer.fit(questions, epochs=2, seed=0)
+    metrics = fit_scorer(scorer, questions, epochs=2, seed=0)
     assert set(metrics) >= {"p@1", "mrr", "nil_acc", "threshold", "epoch"}
     assert scorer.config.trained and 0.0 <= scorer.config.threshold <= 1.0
     scorer.save(tmp_path / "qa")
