@@ -132,9 +132,11 @@ def _relation_attributes(graph, iri: str, predictable: bool) -> list[Attribute]:
     if predictable:  # relations of the product's type without edges: the link model's
         node_type = graph.node(iri)[0]
         for r in graph.relations:
+            if r.name in groups or REV_PREFIX + r.name in groups:  # it has edges one way
+                continue
             for name, ok in ((r.name, r.src_type == node_type),
                              (REV_PREFIX + r.name, r.dst_type == node_type)):  # fmt: skip
-                if ok and name not in groups and r.src_type == r.dst_type:
+                if ok and r.src_type == r.dst_type:
                     groups[name] = Attribute(RELATION, r.predicate, name, _relation_words(name),
                                              [], [])  # fmt: skip
     return list(groups.values())
@@ -144,7 +146,7 @@ def product_attributes(graph, iri: str, predictable: bool = False) -> list[Attri
     """The attributes of ``iri`` a question may ask about: its literal columns (images
     left out; English or untagged values first) and its relations, each direction once for
     symmetric ones. ``predictable``: also the product-to-product relations of its type it
-    has no edge of (answered by a link model)."""
+    has no edge of, in either direction (answered by a link model)."""
     return _literal_attributes(graph, iri) + _relation_attributes(graph, iri, predictable)
 
 

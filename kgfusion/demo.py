@@ -106,7 +106,7 @@ def run_demo(output: Path, products: int = 120, progress: bool = True) -> Path:
     print(
         f"\ndone in {time.perf_counter() - started:.1f}s. Try:\n"
         f"  kgf related {workspace} --name 'gold ring' -k 5\n"
-        f"  kgf ask {workspace} 'which accessories fit the {_first_name(graph)}?'\n"
+        f"  kgf ask {workspace} 'what colour is the {_first_name(graph)}?'\n"
         f"  kgf serve {workspace} --port 8000"
     )
     return workspace
