@@ -123,7 +123,11 @@ def _joined_spans(text: str, links) -> list[tuple[int, int]]:
     spans = sorted((x.start, x.end) for x in links if x.start is not None)
     joined: list[tuple[int, int]] = []
     for start, end in spans:
-        if joined and 0 <= start - joined[-1][1] <= 2 and not text[joined[-1][1] : start].strip(" '’-"):
+        if (
+            joined
+            and 0 <= start - joined[-1][1] <= 2
+            and not text[joined[-1][1] : start].strip(" '’-")
+        ):
             joined[-1] = (joined[-1][0], end)
         else:
             joined.append((start, end))

@@ -111,7 +111,7 @@ def _literal_attributes(graph, iri: str) -> list[Attribute]:
 
 def _relation_words(name: str) -> str:
     if name.startswith(REV_PREFIX):
-        return f"what {predicate_words(name[len(REV_PREFIX):])} it"
+        return f"what {predicate_words(name[len(REV_PREFIX) :])} it"
     return predicate_words(name)
 
 
@@ -126,7 +126,7 @@ def _relation_attributes(graph, iri: str, predictable: bool) -> list[Attribute]:
             att.objects.append(nb.iri)
             att.values.append(display_name(graph, nb.iri) or nb.iri)
     for name in [n for n in groups if n.startswith(REV_PREFIX)]:  # symmetric: keep one side
-        forward = groups.get(name[len(REV_PREFIX):])
+        forward = groups.get(name[len(REV_PREFIX) :])
         if forward is not None and set(forward.objects) == set(groups[name].objects):
             del groups[name]
     if predictable:  # relations of the product's type without edges: the link model's
@@ -160,7 +160,7 @@ def _join(values: list[str]) -> str:
 def answer_sentence(product: str, att: Attribute, values: list[str], predicted: bool) -> str:
     """The templated answer: ``The base colour of Puma Black Jacket is Black.``"""
     if att.kind == RELATION and att.name.startswith(REV_PREFIX):
-        head = f"{_join(values)} {predicate_words(att.name[len(REV_PREFIX):])} {product}"
+        head = f"{_join(values)} {predicate_words(att.name[len(REV_PREFIX) :])} {product}"
     elif att.kind == RELATION:
         head = f"{product} {att.words} {_join(values)}"
     else:
@@ -176,7 +176,7 @@ def _without(question: str, start: int | None, end: int | None, name: str | None
     if name:
         lower = question.lower().find(name.lower())
         if lower >= 0:
-            return (question[:lower] + " it " + question[lower + len(name):]).strip()
+            return (question[:lower] + " it " + question[lower + len(name) :]).strip()
     return question
 
 
@@ -259,7 +259,9 @@ class QuestionAnswerer:
         base = dict(product=found.iri, product_name=found.name, found_by=found.method,
                     product_score=found.score, alternatives=found.alternatives, notes=notes)  # fmt: skip
         if not atts:
-            return Answer(question, False, f"The catalogue holds nothing about {found.name}.", **base)
+            return Answer(
+                question, False, f"The catalogue holds nothing about {found.name}.", **base
+            )
         scored = self.scorer.score(rest, [a.candidate for a in atts])
         order = sorted(range(len(atts)), key=lambda i: -scored.probs[i])
         ranked = [(atts[i].words, round(float(scored.probs[i]), 4)) for i in order[:3]]

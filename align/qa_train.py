@@ -53,7 +53,9 @@ def read_semipqa(path) -> list[Question]:
             )
         for line, row in enumerate(reader, start=2):
             if row["label"] not in ("0", "1"):
-                raise LinkerError(f"{path}, line {line}: label must be 0 or 1, not {row['label']!r}")
+                raise LinkerError(
+                    f"{path}, line {line}: label must be 0 or 1, not {row['label']!r}"
+                )
             groups[row["qid"]].append(row)
     out = []
     for rows in groups.values():
@@ -141,7 +143,10 @@ def _collate(items: list[_Item]):
     width = max(len(it.k) for it in items)
     b, d = len(items), items[0].q.shape[0]
     k, v = torch.zeros(b, width, d), torch.zeros(b, width, d)
-    lex, mask = torch.zeros(b, width, items[0].lex.shape[1]), torch.zeros(b, width, dtype=torch.bool)
+    lex, mask = (
+        torch.zeros(b, width, items[0].lex.shape[1]),
+        torch.zeros(b, width, dtype=torch.bool),
+    )
     for i, it in enumerate(items):
         n = len(it.k)
         k[i, :n], v[i, :n], lex[i, :n], mask[i, :n] = it.k, it.v, it.lex, True

@@ -133,11 +133,19 @@ def main(argv=None) -> None:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/kgf-qa-bench/e5-cache.npz"),
                         help="embedding cache (.npz) kept between runs")  # fmt: skip
     parser.add_argument("--no-fashion", action="store_true", help="semiPQA only")
-    parser.add_argument("--fashion-products", type=int, default=1000,
-                        help="products of the Fashion subset built as a workspace")
-    parser.add_argument("--fashion-asked", type=int, default=40,
-                        help="products asked about (25 questions each: 5 attributes x "
-                        "4 languages by name, 5 by photo)")
+    parser.add_argument(
+        "--fashion-products",
+        type=int,
+        default=1000,
+        help="products of the Fashion subset built as a workspace",
+    )
+    parser.add_argument(
+        "--fashion-asked",
+        type=int,
+        default=40,
+        help="products asked about (25 questions each: 5 attributes x "
+        "4 languages by name, 5 by photo)",
+    )
     parser.add_argument("--graph-products", type=int, default=200,
                         help="products whose attributes give generated training questions")  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path("/tmp/kgf-qa-bench"))

@@ -16,7 +16,7 @@ def _qa_train_args(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Train the question -> attribute scorer of `kgf ask`: a cross-feature scorer over\n"
         "multilingual E5 embeddings of the question and of each attribute's name and value,\n"
-        "trained listwise; the NIL threshold (\"not in the catalogue\") is calibrated on a\n"
+        'trained listwise; the NIL threshold ("not in the catalogue") is calibrated on a\n'
         "hold-out. Training questions: labelled shopper questions in the semiPQA layout\n"
         "(--pairs, tab-separated qid, qa_pair_id, question, candidate, label) and questions\n"
         "generated from the workspace's own products (--graph-products). Saved as\n"
