@@ -30,11 +30,21 @@ from .images import ImageLinker, ImageLinkerConfig, image_files
 from .linker import Linker, LinkerConfig
 from .mentions import Mention, MentionDetector, record_mention
 from .pair_features import FEATURES
+from .product_finder import QAError
+from .qa import Answer, QuestionAnswerer, ask, product_attributes
+from .qa_scorer import QAScorer, QAScorerConfig
 from .tables import iter_table_links, link_table, read_pairs, read_table
 from .train import TrainReport, fit_linker, resolve_ids, train_linker
 
 __all__ = [
     "FEATURES",
+    "Answer",
+    "QAError",
+    "QAScorer",
+    "QAScorerConfig",
+    "QuestionAnswerer",
+    "ask",
+    "product_attributes",
     "EntityTable",
     "ImageLinker",
     "ImageLinkerConfig",

@@ -11,7 +11,9 @@
 6. related products for three items -- a main product's accessories, an accessory's
    products, a ring's similar products -- scored by the trained model and explained by the
    graph;
-7. free-text queries in three languages linked to their product (:class:`align.Linker`).
+7. free-text queries in three languages linked to their product (:class:`align.Linker`);
+8. questions about products (:meth:`Session.ask`): the question scorer trained on questions
+   generated from the catalogue, then three questions (one German, one with a photo).
 
 Every step is one call of :class:`kgfusion.session.Session` (the layer under ``kgf`` and
 ``kgf serve``); the commands that do the same are printed along the way.
@@ -98,9 +100,11 @@ def run_demo(output: Path, products: int = 120, progress: bool = True) -> Path:
             ]
         )
     print("\n".join(format_table(["query", "linked product", "score"], rows)))
+    _ask_step(session, graph, sample, step)
     print(
         f"\ndone in {time.perf_counter() - started:.1f}s. Try:\n"
         f"  kgf related {workspace} --name 'gold ring' -k 5\n"
+        f"  kgf ask {workspace} 'what colour is the {_first_name(graph)}?'\n"
         f"  kgf serve {workspace} --port 8000"
     )
     return workspace
@@ -149,3 +153,35 @@ def related_examples(session, graph, k: int = 5) -> list[tuple[str, str, str | N
 def _related_command(workspace: Path, iri: str, relation: str | None) -> str:
     extra = f" --relation {relation}" if relation else ""
     return f"kgf related {workspace} {iri} -k 5{extra}"
+
+
+def _first_name(graph) -> str:
+    from kg.labels import display_name
+
+    return display_name(graph, graph.node_iris("Product")[0]) or "racing car"
+
+
+def _ask_step(session, graph, sample, step) -> None:
+    """Train the question scorer on generated questions, ask three (de, en, a photo)."""
+    from kg.labels import display_name
+
+    step("question scorer, trained on questions generated from the catalogue",
+         f"kgf qa-train {session.path}")  # fmt: skip
+    metrics = session.qa_train(graph_products=30, epochs=20)
+    print(f"hold-out P@1 {metrics['p@1']:.3f}, MRR {metrics['mrr']:.3f}")
+    products = graph.node_iris("Product")
+    main = next((p for p in products if graph.neighbors(p, REV_PREFIX + RELATION)), products[0])
+    pictured = next(p for p in products if (sample.image_dir / f"{p.rsplit('/', 1)[1]}.png").is_file())
+    photo = sample.image_dir / f"{pictured.rsplit('/', 1)[1]}.png"
+    de = next((v.value for v in graph.literals(main) if v.name == "name" and v.language == "de"),
+              display_name(graph, main))  # fmt: skip
+    asks = [
+        (f"Welche Farbe hat {de}?", None),
+        (f"which accessories fit the {display_name(graph, main)}?", None),
+        ("what material is this made of?", photo),
+    ]
+    step("questions about products", f"kgf ask {session.path} '{asks[0][0]}'")
+    for question, image in asks:
+        answer = session.ask(question, image=image)
+        print(f"Q: {question}" + (f"  [photo {image.name}]" if image else ""))
+        print(f"A: {answer.text}  (confidence {answer.confidence:.2f})")

@@ -48,6 +48,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from .routes_ask import add_ask_routes
 from .routes_link import MAX_TEXT_CHARS, MatchOut, add_link_routes
 from .routes_link import match_out as _match_out
 from .session import Session, SessionError
@@ -445,6 +446,7 @@ def create_app(workspace: Path | Session, *, max_k: int = 100, max_query_chars: 
     async def post_sparql(request: Request) -> SparqlResponse:
         return await sparql(await _read_query(request, max_query_chars))
 
+    add_ask_routes(app, ws)
     return app
 
 

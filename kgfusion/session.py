@@ -10,6 +10,7 @@ place::
     hit = session.resolve_name("lumo racing car")          # Match(iri, score, text, method)
     items = session.related(hit.iri, k=5, relation="isAccessoryOrSparePartFor")
     session.sparql("SELECT ?s WHERE { ?s a <http://schema.org/Brand> }")
+    session.ask("what colour is the lumo racing car?").text   # an align.Answer
 
 Heavy things are loaded on first use and kept for the life of the session: the graph, its
 version, the entity index (or the reason it cannot be used), the SPARQL store, the text
@@ -431,6 +432,76 @@ class Session:
                 f"{self.path}` (a trained run embeds every node)"
             )
         return items
+
+    # ------------------------------------------------------------------ questions
+    @property
+    def answerer(self):
+        """align's :class:`align.QuestionAnswerer` over the workspace: the trained question
+        scorer of ``WORKSPACE/qa-scorer``, the text / photo linker (when encoded) and, for
+        relation questions, :meth:`related` with the relation's trained link run. Raises
+        :class:`align.LinkerError` naming ``kgf qa-train`` when no scorer was trained."""
+        return self._cached("answerer", self._open_answerer)
+
+    def _open_answerer(self):
+        from align.qa import QuestionAnswerer
+        from align.qa_scorer import QA_SCORER_DIR, QAScorer
+
+        scorer = QAScorer.load(self.path / QA_SCORER_DIR)
+        from fusion.features import FEATURES_FILE
+
+        linker = None
+        if (self.path / FEATURES_FILE).is_file():  # else only questions about a given IRI
+            linker = self._cached("linker", self._open_linker)[0]
+        return QuestionAnswerer(self.graph, scorer, linker, related=self._predicted)
+
+    def _predicted(self, iri: str, relation: str, k: int) -> list[tuple[str, str, float]]:
+        """The trained link model's answers for ``relation`` (none without a link run or
+        an index)."""
+        from kg.graph import GraphLookupError
+        from kg.index import EntityIndexError
+
+        if self.scorer(relation) is None:
+            return []
+        try:
+            items = self.related(iri, k, relation=relation, explain=False)
+        except (EntityIndexError, GraphLookupError, SessionError):
+            return []
+        return [(i.iri, i.name or i.iri, i.score) for i in items]
+
+    def ask(self, question: str, *, product: str | None = None, image=None):
+        """Answer a question about a product (:meth:`align.QuestionAnswerer.ask`): the
+        product given by ``product`` (IRI), ``image`` (a photo) or named in the question;
+        returns an :class:`align.Answer`. Bad input raises :class:`align.QAError`."""
+        return self.answerer.ask(question, product=product, image=image)
+
+    def qa_train(self, pairs=(), *, graph_products: int = 300, epochs: int = 30,
+                 seed: int = 0, encoder: str | None = None, scorer=None,
+                 progress=None) -> dict:  # fmt: skip
+        """Train the question scorer and save it in ``WORKSPACE/qa-scorer``: on labelled
+        questions in the semiPQA layout (``pairs``: files) and on questions generated from
+        up to ``graph_products`` of the workspace's products (0: none). Returns the
+        hold-out metrics (:func:`align.qa_train.fit_scorer`). ``encoder``: the sentence encoder
+        (default multilingual E5; another name of :func:`fusion.encoders.get_encoder`);
+        ``scorer``: an untrained :class:`align.QAScorer` to train instead (e.g. one whose
+        embedding cache is filled)."""
+        from align.qa import product_attributes
+        from align.qa_scorer import QA_SCORER_DIR, QAScorer, QAScorerConfig, shuffled
+        from align.qa_train import fit_scorer, graph_questions, train_questions
+
+        questions = train_questions(pairs)
+        if graph_products:
+            graph = self.graph
+            types = ["Product"] if "Product" in graph.num_nodes_dict else list(graph.num_nodes_dict)
+            iris = shuffled([i for t in types for i in graph.node_iris(t)], seed)[:graph_products]
+            questions += graph_questions(
+                graph, lambda i: [a.candidate for a in product_attributes(graph, i)], iris, seed
+            )
+        if scorer is None:
+            scorer = QAScorer(QAScorerConfig.for_encoder(encoder) if encoder else None)
+        metrics = fit_scorer(scorer, questions, epochs=epochs, seed=seed, progress=progress)
+        scorer.save(self.path / QA_SCORER_DIR)
+        self.forget("answerer")
+        return metrics
 
     # ------------------------------------------------------------------ SPARQL
     def sparql(self, query: str, timeout: float | None = None, max_rows: int | None = None):

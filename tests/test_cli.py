@@ -130,6 +130,7 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "isAccessoryOrSparePartFor" in out and "test MRR" in out
     assert "what this accessory fits" in out and "rotes Rennauto" in out  # steps 6-9 ran
+    assert "Q: Welche Farbe" in out and "questions about products" in out  # the QA step ran
     ws = tmp_path / "demo" / "workspace"
     assert (ws / "models" / "demo-link" / "embeddings.safetensors").is_file()
     _assert_accessories_first(ws)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 # import order = registration order = the order `kgf --help` lists them
 # isort: off
-from . import graph, model, linking, serve  # noqa: F401
+from . import graph, model, linking, qa, serve  # noqa: F401
 
 # isort: on
 from .registry import COMMANDS, CliError, command

@@ -1,0 +1,268 @@
+"""Training data and training of the question -> predicate scorer (:mod:`align.qa_scorer`).
+
+- :func:`read_semipqa`: labelled shopper questions in the semiPQA layout (tab-separated
+  ``qid, qa_pair_id, question, candidate, label``; Amazon, ECNLP 2022), one
+  :class:`~align.qa_scorer.Question` per ``qid``;
+- :func:`graph_questions`: questions generated from a workspace's own products (one per
+  product and attribute, from a few English templates over the predicate's words), for a
+  catalogue without labelled questions;
+- :func:`fit_scorer`: listwise training with a hold-out that picks the epoch (by MRR) and
+  calibrates the NIL threshold (accuracy of the answer / NIL decisions);
+- :func:`rank_metrics`: P@1, MRR and NIL accuracy of scored questions.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import random
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .base import LinkerError
+from .qa_scorer import Candidate, QAScorer, Question, _masked, parse_semipqa, shuffled
+
+SEMIPQA_COLUMNS = ("qid", "question", "candidate", "label")
+
+#: Templates of :func:`graph_questions` (``{key}``: the predicate in words).
+GRAPH_TEMPLATES = (
+    "what is the {key} of this?",
+    "which {key} does it have?",
+    "can you tell me the {key}?",
+    "{key}?",
+)
+
+
+def read_semipqa(path) -> list[Question]:
+    """Questions of a semiPQA-layout file, in file order of their ``qid``. A missing file
+    or column raises :class:`LinkerError` naming the file (and the line of a bad label)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LinkerError(f"{path}: no such file (a semiPQA-layout question file)")
+    groups: dict[str, list] = defaultdict(list)
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t")
+        missing = [c for c in SEMIPQA_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise LinkerError(
+                f"{path}: missing column(s) {', '.join(missing)}; expected tab-separated "
+                f"{', '.join(SEMIPQA_COLUMNS)}"
+            )
+        for line, row in enumerate(reader, start=2):
+            if row["label"] not in ("0", "1"):
+                raise LinkerError(
+                    f"{path}, line {line}: label must be 0 or 1, not {row['label']!r}"
+                )
+            groups[row["qid"]].append(row)
+    out = []
+    for rows in groups.values():
+        cands = [parse_semipqa(r["candidate"]) for r in rows]
+        labels = [i for i, r in enumerate(rows) if r["label"] == "1"]
+        out.append(Question(rows[0]["question"], cands, labels))
+    return out
+
+
+def graph_questions(graph, candidates_of, products: list[str], seed: int = 0) -> list[Question]:
+    """One generated question per product and attribute: a template of
+    :data:`GRAPH_TEMPLATES` filled with the attribute's words, labelled with that attribute.
+    ``candidates_of(iri)`` gives a product's :class:`Candidate` list (:mod:`align.qa`)."""
+    rng = random.Random(seed)
+    out = []
+    for iri in products:
+        cands = candidates_of(iri)
+        for i, cand in enumerate(cands):
+            template = rng.choice(GRAPH_TEMPLATES)
+            out.append(Question(template.format(key=cand.key), cands, [i]))
+    return out
+
+
+# ------------------------------------------------------------------ metrics
+def rank_metrics(questions: list[Question], probs: list[np.ndarray], nil_probs: list[float],
+                 threshold: float) -> dict:  # fmt: skip
+    """``p@1`` and ``mrr`` over the answerable questions; ``nil_acc``: the share of NIL
+    questions answered NIL, ``answer_acc``: of answerable ones not answered NIL;
+    ``accuracy``: the share of all questions decided right (the best candidate answers and
+    is kept, or a NIL question is answered NIL). NIL: the best candidate's probability is
+    below ``threshold``."""
+    p1, rr, nil_ok, ans_ok, right = [], [], [], [], []
+    for q, p in zip(questions, probs, strict=True):
+        top = float(p.max()) if len(p) else 0.0
+        is_nil = top < threshold
+        if not q.labels:
+            nil_ok.append(is_nil)
+            right.append(is_nil)
+            continue
+        ans_ok.append(not is_nil)
+        order = np.argsort(-p, kind="stable")
+        rank = min(int(np.nonzero(order == i)[0][0]) + 1 for i in q.labels)
+        p1.append(rank == 1)
+        rr.append(1.0 / rank)
+        right.append(rank == 1 and not is_nil)
+    mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
+    return {"p@1": mean(p1), "mrr": mean(rr), "nil_acc": mean(nil_ok), "answer_acc": mean(ans_ok),
+            "accuracy": mean(right)}  # fmt: skip
+
+
+def calibrate(questions: list[Question], probs: list[np.ndarray]) -> float:
+    """The NIL threshold with the best ``accuracy`` (:func:`rank_metrics`) on
+    ``questions``, the lowest of equals (midpoints between neighbouring best-candidate
+    probabilities): a wrong best attribute is as bad as a wrong NIL."""
+    tops = sorted({float(p.max()) for p in probs if len(p)})
+    cuts = [0.0] + [(a + b) / 2 for a, b in zip(tops, tops[1:], strict=False)]
+    nils = [0.0] * len(questions)
+    best = max(cuts, key=lambda t: (rank_metrics(questions, probs, nils, t)["accuracy"], -t))
+    return float(best)
+
+
+# ------------------------------------------------------------------ training
+def _targets(batch: list[Question], width: int) -> torch.Tensor:
+    """Target distributions ``[B, width + 1]``: uniform over the answering candidates, or
+    all mass on the NIL column."""
+    y = torch.zeros(len(batch), width + 1)
+    for i, q in enumerate(batch):
+        if q.labels:
+            y[i, q.labels] = 1.0 / len(q.labels)
+        else:
+            y[i, -1] = 1.0
+    return y
+
+
+class _Item:
+    """One question's model inputs, computed once: ``q [d]``, ``k, v [C, d]``, ``lex [C, 2]``."""
+
+    def __init__(self, scorer: QAScorer, question: Question):
+        q, k, v, lex, _ = scorer.inputs([question.text], [question.candidates])
+        self.question, self.q, self.k, self.v, self.lex = question, q[0], k[0], v[0], lex[0]
+
+
+def _collate(items: list[_Item]):
+    """Padded inputs ``q [B, d]``, ``k, v [B, C, d]``, ``lex [B, C, 2]``, ``mask [B, C]``."""
+    width = max(len(it.k) for it in items)
+    b, d = len(items), items[0].q.shape[0]
+    k, v = torch.zeros(b, width, d), torch.zeros(b, width, d)
+    lex, mask = (
+        torch.zeros(b, width, items[0].lex.shape[1]),
+        torch.zeros(b, width, dtype=torch.bool),
+    )
+    for i, it in enumerate(items):
+        n = len(it.k)
+        k[i, :n], v[i, :n], lex[i, :n], mask[i, :n] = it.k, it.v, it.lex, True
+    return torch.stack([it.q for it in items]), k, v, lex, mask
+
+
+def _predict(scorer: QAScorer, items: list[_Item], batch_size: int = 256):
+    """Probabilities per question (over its candidates) and of NIL."""
+    probs, nils = [], []
+    scorer.module.eval()
+    for start in range(0, len(items), batch_size):
+        batch = items[start : start + batch_size]
+        q, k, v, lex, mask = _collate(batch)
+        with torch.no_grad():
+            p = torch.softmax(_masked(scorer.module(q, k, v, lex), mask), -1).numpy()
+        for row, it in zip(p, batch, strict=True):
+            probs.append(row[: len(it.question.candidates)])
+            nils.append(float(row[-1]))
+    return probs, nils
+
+
+def predict(scorer: QAScorer, questions: list[Question]):
+    """``(probabilities per question [C_i], NIL probabilities)`` of labelled questions."""
+    return _predict(scorer, [_Item(scorer, q) for q in questions if q.candidates])
+
+
+def _epoch(scorer: QAScorer, train: list[_Item], optimiser, batch_size: int) -> float:
+    scorer.module.train()
+    total = 0.0
+    for start in range(0, len(train), batch_size):
+        batch = train[start : start + batch_size]
+        q, k, v, lex, mask = _collate(batch)
+        logits = _masked(scorer.module(q, k, v, lex), mask)
+        y = _targets([it.question for it in batch], k.shape[1])
+        logp = torch.log_softmax(logits, -1).masked_fill(y == 0, 0.0)
+        loss = -(y * logp).sum(-1).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        total += loss.item() * len(batch)
+    return total / max(len(train), 1)
+
+
+def attribute_split(questions: list[Question], fraction: float, seed: int):
+    """``(hold-out, train)``: the hold-out takes about ``fraction`` of the questions, whole
+    answering attributes at a time (an attribute in the hold-out is never trained on), so
+    the epoch is chosen for attributes the scorer has not seen; NIL questions are split at
+    random."""
+    if fraction <= 0:
+        return [], list(questions)
+    keys = shuffled(sorted({c.key for q in questions for i in q.labels
+                            for c in [q.candidates[i]]}), seed)  # fmt: skip
+    held = set(keys[: max(1, round(len(keys) * fraction))])
+    valid, train = [], []
+    rng = random.Random(seed)
+    for q in questions:
+        answer_keys = {q.candidates[i].key for i in q.labels}
+        out = answer_keys & held if answer_keys else rng.random() < fraction
+        (valid if out else train).append(q)
+    return valid, train
+
+
+def fit_scorer(scorer: QAScorer, questions: list[Question], *, epochs: int = 30,
+               lr: float = 2e-3, batch_size: int = 32, valid_fraction: float = 0.2,
+               seed: int = 0, progress=None) -> dict:  # fmt: skip
+    """Train ``scorer`` in place on labelled questions; the epoch (best MRR) and the NIL
+    threshold are chosen on a hold-out of ``valid_fraction`` of them, whole attributes at a
+    time (:func:`attribute_split`). Returns the hold-out metrics (``p@1``, ``mrr``,
+    ``nil_acc``, ``accuracy``, ``threshold``, ``epoch``), also kept in
+    ``scorer.config.metrics``."""
+    questions = [q for q in questions if q.candidates]
+    if len(questions) < 2:
+        raise LinkerError("training the question scorer needs at least 2 questions with candidates")
+    torch.manual_seed(seed)
+    scorer.embed([scorer.question_text(q.text) for q in questions], "query")  # batched, once
+    scorer.embed([t for q in questions for c in q.candidates for t in scorer.candidate_texts(c)])
+    valid, train = attribute_split(questions, valid_fraction, seed)
+    valid, train = [_Item(scorer, q) for q in valid], [_Item(scorer, q) for q in train]
+    train = train or valid
+    check = valid or train
+    optimiser = torch.optim.AdamW(scorer.module.parameters(), lr=lr, weight_decay=1e-2)
+    best = (-1.0, 0, copy.deepcopy(scorer.module.state_dict()))
+    for epoch in range(1, epochs + 1):
+        loss = _epoch(scorer, shuffled(train, seed + epoch), optimiser, batch_size)
+        probs, nils = _predict(scorer, check)
+        mrr = rank_metrics([it.question for it in check], probs, nils, 0.0)["mrr"]
+        if progress is not None:
+            progress(epoch, loss, mrr)
+        if mrr > best[0]:
+            best = (mrr, epoch, copy.deepcopy(scorer.module.state_dict()))
+    scorer.module.load_state_dict(best[2])
+    scorer.module.eval()
+    probs, nils = _predict(scorer, check)
+    labelled = [it.question for it in check]
+    threshold = calibrate(labelled, probs)
+    scorer.config.threshold, scorer.config.epochs = threshold, best[1]
+    metrics = rank_metrics(labelled, probs, nils, threshold)
+    metrics = {**{k: round(v, 4) for k, v in metrics.items()}, "threshold": round(threshold, 4),
+               "epoch": best[1], "questions": len(questions)}  # fmt: skip
+    scorer.config.metrics, scorer.config.trained = metrics, True
+    return metrics
+
+
+def train_questions(paths) -> list[Question]:
+    """The labelled questions of several semiPQA-layout files."""
+    return [q for path in paths for q in read_semipqa(path)]
+
+
+__all__ = [
+    "Candidate",
+    "GRAPH_TEMPLATES",
+    "calibrate",
+    "fit_scorer",
+    "graph_questions",
+    "predict",
+    "rank_metrics",
+    "read_semipqa",
+    "train_questions",
+]

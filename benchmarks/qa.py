@@ -1,0 +1,168 @@
+"""Product question answering: semiPQA attribute ranking and Fashion QA over the graph.
+
+1. **semiPQA** (``../shared/data/qa/semipqa``, real Amazon shopper questions, each with its
+   product's attributes): the question -> attribute scorer (:mod:`align.qa_scorer`) is
+   trained on ``dev.csv`` and tested on ``testseen.csv`` (or ``--test FILE``, same layout,
+   e.g. unseen attribute types): P@1 and MRR of the answering attribute over the answerable
+   questions, NIL accuracy over the unanswerable ones (threshold calibrated on a hold-out of
+   dev). In the same run: BM25 (question vs ``key value`` text, IDF over the test file's
+   attributes) and zero-shot MiniLM (cosine of all-MiniLM-L6-v2 embeddings), P@1 and MRR.
+2. **Fashion QA** (``../shared/data/products/fashion``, a subset of ``--fashion-products``
+   products with unique display names): the catalogue is built with ``examples/fashion.toml``
+   and encoded (MiniLM text, EfficientNet-Lite0 images); questions about colour, season,
+   usage, gender and type are generated from templates in en / de / es / zh, the product
+   named by its display name or given by its photo (the catalogue photo flipped and
+   cropped); the answer is right when its value is the product's. Reported: accuracy per
+   language and per way of naming. The scorer is the semiPQA-trained one, further trained
+   on questions generated from the graph's own attribute names (:func:`align.qa_train.
+   graph_questions`, English, other templates than the test's).
+
+    python benchmarks/qa.py                              # both parts
+    python benchmarks/qa.py --test my_unseen.csv --no-fashion
+
+Last line: ``summary: semiPQA P@1 X MRR Y | BM25 P@1 B | zero-shot P@1 Z | fashion QA en A
+de D es E zh F photo P``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+SEMIPQA = DATA / "qa" / "semipqa"
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# ------------------------------------------------------------------ embedding cache
+def load_cache(scorer, path: Path | None) -> None:
+    """Fill ``scorer.cache`` from an ``.npz`` written by :func:`save_cache` (same encoder)."""
+    if path is None or not path.is_file():
+        return
+    with np.load(path, allow_pickle=False) as data:
+        if str(data["encoder"]) != scorer.config.encoder:
+            return
+        for role, text, vec in zip(data["roles"], data["texts"], data["vectors"], strict=True):
+            scorer.cache[(str(role), str(text))] = vec
+
+
+def save_cache(scorer, path: Path | None) -> None:
+    if path is None or not scorer.cache:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = list(scorer.cache)
+    np.savez(path, encoder=np.array(scorer.config.encoder), roles=np.array([r for r, _ in keys]),
+             texts=np.array([t for _, t in keys]),
+             vectors=np.stack([scorer.cache[k] for k in keys]))  # fmt: skip
+
+
+# ------------------------------------------------------------------ baselines
+def bm25_probs(questions) -> list[np.ndarray]:
+    """BM25 of each question against its attributes' ``key value`` text (IDF over all the
+    file's distinct attribute texts), as scores per candidate."""
+    from align.candidates import BM25Index
+    from kg.labels import tokens
+
+    docs = list(dict.fromkeys(f"{c.key} {c.value}" for q in questions for c in q.candidates))
+    row = {d: i for i, d in enumerate(docs)}
+    index = BM25Index([tokens(d) for d in docs])
+    out = []
+    for q in questions:
+        scores = index.scores(tokens(q.text))
+        out.append(np.array([scores[row[f"{c.key} {c.value}"]] for c in q.candidates]))
+    return out
+
+
+def minilm_probs(questions) -> list[np.ndarray]:
+    """Zero-shot all-MiniLM-L6-v2: cosine of the question and ``key: value`` embeddings."""
+    from fusion.encoders import get_encoder
+
+    encoder = get_encoder("minilm")
+    texts = list(dict.fromkeys(t for q in questions
+                               for t in [q.text] + [f"{c.key}: {c.value}" for c in q.candidates]))  # fmt: skip
+    vecs = encoder.encode(texts).numpy()
+    row = {t: i for i, t in enumerate(texts)}
+    return [vecs[[row[f"{c.key}: {c.value}"] for c in q.candidates]] @ vecs[row[q.text]]
+            for q in questions]  # fmt: skip
+
+
+# ------------------------------------------------------------------ semiPQA
+def semipqa(args) -> tuple[dict, dict, dict, object]:
+    """Train on dev, test on ``args.test``; returns (ours, BM25, zero-shot, scorer)."""
+    from align.qa_scorer import QAScorer
+    from align.qa_train import fit_scorer, predict, rank_metrics, read_semipqa
+
+    dev, test = read_semipqa(args.train), read_semipqa(args.test)
+    print(f"semiPQA: train {args.train.name} ({len(dev)} questions), test {args.test.name} "
+          f"({len(test)} questions, {sum(not q.labels for q in test)} NIL)", flush=True)  # fmt: skip
+    scorer = QAScorer()
+    load_cache(scorer, args.cache)
+    started, cpu = time.perf_counter(), cpu_seconds()
+    hold = fit_scorer(scorer, dev, epochs=args.epochs, seed=args.seed,
+                      progress=lambda e, loss, mrr: print(f"  epoch {e}: loss {loss:.4f}, "
+                                                          f"hold-out MRR {mrr:.4f}", flush=True))  # fmt: skip
+    save_cache(scorer, args.cache)
+    print(f"  trained in {time.perf_counter() - started:.0f}s wall, {cpu_seconds() - cpu:.0f}s "
+          f"CPU; hold-out {hold}", flush=True)  # fmt: skip
+    probs, nils = predict(scorer, test)
+    save_cache(scorer, args.cache)
+    ours = rank_metrics(test, probs, nils, scorer.config.threshold)
+    bm25 = rank_metrics(test, bm25_probs(test), [0.0] * len(test), float("-inf"))
+    zero = rank_metrics(test, minilm_probs(test), [0.0] * len(test), float("-inf"))
+    for name, m in (("trained scorer", ours), ("BM25", bm25), ("zero-shot MiniLM", zero)):
+        nil = f", NIL accuracy {m['nil_acc']:.3f}" if name == "trained scorer" else ""
+        print(f"  {name:18s} P@1 {m['p@1']:.3f}  MRR {m['mrr']:.3f}{nil}", flush=True)
+    return ours, bm25, zero, scorer
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train", type=Path, default=SEMIPQA / "dev.csv")
+    parser.add_argument("--test", type=Path, default=SEMIPQA / "testseen.csv")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/kgf-qa-bench/e5-cache.npz"),
+                        help="embedding cache (.npz) kept between runs")  # fmt: skip
+    parser.add_argument("--no-fashion", action="store_true", help="semiPQA only")
+    parser.add_argument(
+        "--fashion-products",
+        type=int,
+        default=1000,
+        help="products of the Fashion subset built as a workspace",
+    )
+    parser.add_argument(
+        "--fashion-asked",
+        type=int,
+        default=40,
+        help="products asked about (25 questions each: 5 attributes x "
+        "4 languages by name, 5 by photo)",
+    )
+    parser.add_argument("--graph-products", type=int, default=200,
+                        help="products whose attributes give generated training questions")  # fmt: skip
+    parser.add_argument("--work", type=Path, default=Path("/tmp/kgf-qa-bench"))
+    args = parser.parse_args(argv)
+    ours, bm25, zero, scorer = semipqa(args)
+    fashion = {}
+    if not args.no_fashion:
+        from benchmarks.qa_fashion import fashion_qa
+
+        fashion = fashion_qa(args, scorer)
+        save_cache(scorer, args.cache)
+    f = {k: f"{100 * fashion[k]:.1f}" if k in fashion else "-"
+         for k in ("en", "de", "es", "zh", "photo")}  # fmt: skip
+    print(f"summary: semiPQA P@1 {100 * ours['p@1']:.1f} MRR {100 * ours['mrr']:.1f} | BM25 P@1 "
+          f"{100 * bm25['p@1']:.1f} | zero-shot P@1 {100 * zero['p@1']:.1f} | fashion QA en "
+          f"{f['en']} de {f['de']} es {f['es']} zh {f['zh']} photo {f['photo']}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""``kgf qa-train``, ``kgf ask``: product question answering over the graph."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..display import quiet_transformers
+from ..session import Session
+from .registry import CliError, command
+
+
+# --------------------------------------------------------------------------- qa-train
+def _qa_train_args(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Train the question -> attribute scorer of `kgf ask`: a cross-feature scorer over\n"
+        "multilingual E5 embeddings of the question and of each attribute's name and value,\n"
+        'trained listwise; the NIL threshold ("not in the catalogue") is calibrated on a\n'
+        "hold-out. Training questions: labelled shopper questions in the semiPQA layout\n"
+        "(--pairs, tab-separated qid, qa_pair_id, question, candidate, label) and questions\n"
+        "generated from the workspace's own products (--graph-products). Saved as\n"
+        "WORKSPACE/qa-scorer/config.json + model.safetensors."
+    )
+    p.epilog = (
+        "examples:\n"
+        "  kgf qa-train ws                                       # questions from the graph\n"
+        "  kgf qa-train ws --pairs ../shared/data/qa/semipqa/dev.csv"
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workspace", type=Path)
+    p.add_argument("--pairs", type=Path, nargs="*", default=[], metavar="FILE",
+                   help="labelled questions, semiPQA layout")  # fmt: skip
+    p.add_argument("--graph-products", type=int, default=300,
+                   help="products whose attributes give generated questions (0: none)")  # fmt: skip
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0)
+
+
+@command("qa-train", "train the question -> attribute scorer of `kgf ask`", _qa_train_args)
+def qa_train_cmd(args) -> int:
+    if not args.pairs and args.graph_products <= 0:
+        raise CliError("no training questions: give --pairs FILE or --graph-products N > 0")
+    session = Session(args.workspace)
+    metrics = session.qa_train(
+        args.pairs, graph_products=args.graph_products, epochs=args.epochs, seed=args.seed,
+        progress=lambda e, loss, mrr: print(f"epoch {e}: loss {loss:.4f}, hold-out MRR {mrr:.4f}"),
+    )  # fmt: skip
+    print(f"question scorer saved to {session.path / 'qa-scorer'}")
+    for key, value in metrics.items():
+        print(f"  {key:12} {value}")
+    return 0
+
+
+# --------------------------------------------------------------------------- ask
+def _ask_args(p: argparse.ArgumentParser) -> None:
+    p.epilog = (
+        "examples:\n"
+        '  kgf ask ws "does the lumo racing car need batteries?"\n'
+        '  kgf ask ws --image photo.jpg "what season is this for?"\n'
+        '  kgf ask ws --product https://example.org/fashion/product/15970 "welche Farbe hat es?"\n'
+        "The answer names the product (and the alternatives when the question or photo may mean\n"
+        "another), the attribute, the values, the evidence triples and a confidence; below the\n"
+        "calibrated threshold it says the catalogue has no answer. Train the scorer first:\n"
+        "`kgf qa-train ws`."
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workspace", type=Path)
+    p.add_argument("question", help="the question (any language the E5 encoder knows)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--image", type=Path, help="a photo of the product")
+    where.add_argument("--product", metavar="IRI", help="the product's IRI")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+
+
+def answer_lines(answer) -> list[str]:
+    """The answer as text lines: the sentence, then what it rests on."""
+    lines = [answer.text]
+    if answer.product:
+        lines.append(f"  product     {answer.product_name} <{answer.product}> "
+                     f"(by {answer.found_by}, score {answer.product_score:.3f})")  # fmt: skip
+    if answer.attribute:
+        lines.append(f"  attribute   {answer.attribute} <{answer.predicate}> "
+                     f"(confidence {answer.confidence:.3f})")  # fmt: skip
+    for s, p, o in answer.evidence[:5]:
+        lines.append(f"  evidence    <{s}> <{p}> {o if not o.startswith('http') else f'<{o}>'}")
+    for iri, name, score in answer.predicted[:5]:
+        lines.append(f"  predicted   {name} <{iri}> ({score:.3f}, link model)")
+    for iri, name, score in answer.alternatives[:3]:
+        lines.append(f"  or perhaps  {name} <{iri}> ({score:.3f})")
+    if not answer.answered and answer.attributes:
+        near = ", ".join(f"{w} ({p:.2f})" for w, p in answer.attributes)
+        lines.append(f"  closest attributes: {near}")
+    lines += [f"  note: {n}" for n in answer.notes]
+    return lines
+
+
+@command("ask", "answer a question about a product from the graph", _ask_args)
+def ask_cmd(args) -> int:
+    quiet_transformers()
+    session = Session(args.workspace)
+    answer = session.ask(args.question, product=args.product, image=args.image)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(answer_lines(answer)))
+    return 0
