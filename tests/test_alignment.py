@@ -18,7 +18,8 @@ from align.alignment import ALIGNMENTS, Alignment, AlignmentData, AlignmentError
 from fusion.artifacts import ArtifactError
 from fusion.registry import load_module, save_module
 
-FAST = {"infonce": {"epochs": 6}, "infonce-graph": {"epochs": 6}, "cca": {"pre_dim": 24}}
+FAST = {"infonce": {"epochs": 12, "batch_size": 48}, "infonce-graph": {"epochs": 12, "batch_size": 48},
+        "cca": {"pre_dim": 24}}
 DEVICES = [
     "cpu",
     pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
