@@ -205,6 +205,61 @@ def test_references_dedup_labels_and_parent_hierarchy(tmp_path):
     assert "schema:brand brand:sony" in text
 
 
+LEVELS = """
+[[reference]]
+column = "type"
+predicate = "http://shop.example/v#articleType"
+type = "http://shop.example/v#ArticleType"
+base = "http://shop.example/type/"
+name_predicate = "schema:name"
+
+[[reference.parent]]
+column = "sub"
+type = "http://shop.example/v#SubCategory"
+base = "http://shop.example/sub/"
+
+[[reference.parent]]
+column = "master"
+type = "http://shop.example/v#MasterCategory"
+base = "http://shop.example/master/"
+"""
+
+
+def test_parent_levels_give_a_typed_hierarchy_over_columns(tmp_path):
+    # "Watches" is both an article type and a sub-category: two nodes, two types.
+    table = "id,type,sub,master\n1,Watches,Watches,Accessories\n2,Tshirts,Topwear,Apparel\n3,Caps,,Apparel\n"
+    stats, triples = convert(tmp_path, table, LEVELS)
+    v = "http://shop.example/v#"
+    assert stats.entities == {
+        SCHEMA + "Product": 3,
+        v + "ArticleType": 3,
+        v + "SubCategory": 2,
+        v + "MasterCategory": 2,
+    }
+    broader = {
+        (x.subject.value, x.object.value) for x in triples if x.predicate.value == SKOS + "broader"
+    }
+    root = "http://shop.example/"
+    assert broader == {
+        (root + "type/Watches", root + "sub/Watches"),
+        (root + "sub/Watches", root + "master/Accessories"),
+        (root + "type/Tshirts", root + "sub/Topwear"),
+        (root + "sub/Topwear", root + "master/Apparel"),
+    }  # the chain stops at the empty sub-category of row 3
+    assert t(root + "sub/Topwear", s("name"), ox.Literal("Topwear")) in triples
+
+
+def test_parent_levels_are_validated(tmp_path):
+    bad = LEVELS.replace('column = "master"\n', "")
+    with pytest.raises(MappingError, match=r"parent #2: missing required key 'column'"):
+        Mapping.from_toml(write(tmp_path / "m.toml", HEADER + bad))
+    both = LEVELS.replace(
+        'name_predicate = "schema:name"', 'name_predicate = "schema:name"\nparent_column = "sub"'
+    )
+    with pytest.raises(MappingError, match="one"):
+        Mapping.from_toml(write(tmp_path / "m2.toml", HEADER + both))
+
+
 def test_hierarchy_separator_and_label_column(tmp_path):
     table = "id,path,cat_id,cat_name\n1,Audio > Speakers,7,Loud Things\n2,Car > Speakers,7,x\n"
     mapping = """
@@ -481,7 +536,7 @@ def test_documented_example_mapping_is_valid(tmp_path):
     mapping = Mapping.from_toml(path)
     assert mapping.columns() == [
         "sku", "name", "price", "tags", "image", "description_file", "brand", "category",
-        "parent_category",
+        "parent_category", "article_type", "sub_category", "master_category",
     ]  # fmt: skip
     assert mapping.references[1].parent_predicate == SKOS + "broader"
 
@@ -542,3 +597,23 @@ def test_example_grocery(tmp_path):
 
     graph = kg.load_rdf(tmp_path / "catalogue.ttl")
     assert graph.num_nodes_dict == {"CategoryCode": 43, "Product": 81}
+
+
+def test_example_fashion(tmp_path):
+    stats, triples, rows = _example(tmp_path, "products/fashion/styles.csv", "fashion.toml")
+    f = "https://example.org/fashion/"
+    assert stats.rows == len(rows) and stats.entities[SCHEMA + "Product"] == len(rows)
+    for column, kind in [("gender", "Gender"), ("baseColour", "Colour"), ("season", "Season")]:
+        values = {r[column].strip() for r in rows} - {""}
+        assert stats.entities[f + kind] == len(values)
+        edges = [x for x in triples if x.predicate == n(f + column)]
+        assert len(edges) == sum(1 for r in rows if r[column].strip())
+    images = [x for x in triples if x.predicate == s("image")]
+    assert len(images) == len(rows) and all(Path(x.object.value).is_file() for x in images[:20])
+    row = rows[0]
+    broader = {
+        (x.subject.value, x.object.value) for x in triples if x.predicate == n(SKOS + "broader")
+    }
+    sub = f + "sub-category/" + row["subCategory"]
+    assert (f + "article-type/" + row["articleType"], sub) in broader
+    assert (sub, f + "master-category/" + row["masterCategory"]) in broader

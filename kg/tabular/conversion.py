@@ -100,6 +100,9 @@ class _Converter:
 
     def _root(self, spec: str) -> Path:
         mapping_dir = self.mapping.source.parent if self.mapping.source else Path.cwd()
+        anchor, colon, sub = spec.partition(":")
+        if colon and anchor in ("table", "mapping"):  # "table:images": a folder under it
+            return (self._root(anchor) / sub).absolute()
         if spec == "table":
             return self.table.parent.absolute()
         if spec == "mapping":
@@ -302,13 +305,17 @@ class _Converter:
         return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
     # -------------------------------------------------------------- references
-    def _node(self, ref: ReferenceColumn, key: str, label: str | None, extra) -> str:
-        """The IRI of a reference node, queueing its type and label the first time."""
-        iri = ref.base + quote(key.lower() if ref.lowercase else key, safe="")
+    def _node(self, ref: ReferenceColumn, key: str, label: str | None, extra, level=None) -> str:
+        """The IRI of a reference node, queueing its type and label the first time.
+
+        ``level`` (a ParentLevel) gives the base and types of a parent level; the label
+        options (predicate, language, replacements) are the reference's."""
+        where = level or ref
+        iri = where.base + quote(key.lower() if ref.lowercase else key, safe="")
         if iri not in self.nodes:
             self.nodes.add(iri)
-            self._count(ref.types)
-            node_pairs = [(self.w.term(RDF_TYPE), self.w.term(t)) for t in ref.types]
+            self._count(where.types)
+            node_pairs = [(self.w.term(RDF_TYPE), self.w.term(t)) for t in where.types]
             if ref.name_predicate is not None and label:
                 node_pairs.append(
                     (
@@ -325,6 +332,21 @@ class _Converter:
             extra.append(
                 (self.w.iri(child), [(self.w.term(ref.parent_predicate), self.w.iri(parent))])
             )
+
+    @staticmethod
+    def _parents(ref: ReferenceColumn, row: Row) -> list[tuple]:
+        """(level, key, label) of each hierarchy level above the node, nearest first;
+        the chain stops at the first empty cell."""
+        chain = []
+        for level in ref.parent_levels():
+            keys = cell_values(row.cells.get(level.column), None)
+            if not keys:
+                break
+            labels = (
+                cell_values(row.cells.get(level.label_column), None) if level.label_column else keys
+            )
+            chain.append((level, keys[0], labels[0] if labels else None))
+        return chain
 
     def _reference(self, ref: ReferenceColumn, row: Row, pairs, extra, where):
         values = cell_values(row.cells.get(ref.column), ref.separator)
@@ -343,16 +365,7 @@ class _Converter:
                     f"{ref.label_column!r}: {len(given)} labels for {len(values)} values of "
                     f"{ref.column!r}; nodes left without a label"
                 )
-        parent = None
-        if ref.parent_column is not None:
-            parents = cell_values(row.cells.get(ref.parent_column), None)
-            if parents:
-                plabels = (
-                    cell_values(row.cells.get(ref.parent_label_column), None)
-                    if ref.parent_label_column
-                    else parents
-                )
-                parent = (parents[0], plabels[0] if plabels else None)
+        parents = self._parents(ref, row)
         for value, label in zip(values, labels, strict=True):
             if ref.hierarchy_separator is not None:
                 steps = [s.strip() for s in value.split(ref.hierarchy_separator) if s.strip()]
@@ -367,8 +380,11 @@ class _Converter:
                     continue
             else:
                 node = self._node(ref, value, label, extra)
-                if parent is not None:
-                    self._link(node, self._node(ref, parent[0], parent[1], extra), ref, extra)
+                child = node
+                for level, key, plabel in parents:
+                    parent = self._node(ref, key, plabel, extra, level)
+                    self._link(child, parent, ref, extra)
+                    child = parent
             pairs.append((predicate, self.w.iri(node)))
 
 

@@ -156,6 +156,17 @@ class LiteralColumn:
 
 
 @dataclass(frozen=True)
+class ParentLevel:
+    """One ``[[reference.parent]]`` level: the column naming the parent of the level
+    below (its own base and type, e.g. article type -> sub-category -> master category)."""
+
+    column: str
+    base: str
+    types: tuple[str, ...]
+    label_column: str | None = None
+
+
+@dataclass(frozen=True)
 class ReferenceColumn:
     """One ``[[reference]]`` entry: a column naming other entities (IRIs expanded)."""
 
@@ -174,6 +185,15 @@ class ReferenceColumn:
     parent_predicate: str = PREDEFINED_PREFIXES["skos"] + "broader"
     hierarchy_separator: str | None = None
     optional: bool = False
+    parents: tuple[ParentLevel, ...] = ()
+
+    def parent_levels(self) -> tuple[ParentLevel, ...]:
+        """The hierarchy above the node, nearest first (``parent_column`` is one level of
+        the node's own base and type)."""
+        if self.parent_column is None:
+            return self.parents
+        own = ParentLevel(self.parent_column, self.base, self.types, self.parent_label_column)
+        return (own,)
 
 
 @dataclass(frozen=True)
@@ -293,6 +313,8 @@ class Mapping:
             cols += [lit.column, lit.language_column]
         for ref in self.references:
             cols += [ref.column, ref.label_column, ref.parent_column, ref.parent_label_column]
+            for level in ref.parents:
+                cols += [level.column, level.label_column]
         return list(dict.fromkeys(c for c in cols if c is not None))
 
     def optional_columns(self) -> set[str]:
@@ -305,6 +327,7 @@ class Mapping:
                 cols.add(entry.language_column)
             if isinstance(entry, ReferenceColumn):
                 cols |= {entry.label_column, entry.parent_column, entry.parent_label_column}
+                cols |= {c for p in entry.parents for c in (p.column, p.label_column)}
             cols.discard(None)
             (optional if entry.optional else required).update(cols)
         return optional - required
@@ -416,6 +439,9 @@ def _reference(s: _Section, prefixes: dict[str, str]) -> ReferenceColumn:
     parent_label_column = s.get("parent_label_column", str)
     parent_predicate = s.get("parent_predicate", str, "skos:broader")
     parent_predicate = _expand(parent_predicate, prefixes, s, "parent_predicate")
+    parents = _parent_levels(s, prefixes)
+    if parents and (parent_column is not None or hierarchy_separator is not None):
+        s.fail("give [[reference.parent]] levels, 'parent_column' or 'hierarchy_separator': one")
     if name_predicate is None:
         for key in ("name_language", "label_column", "parent_label_column", "replace"):
             if key in s.data:
@@ -424,8 +450,15 @@ def _reference(s: _Section, prefixes: dict[str, str]) -> ReferenceColumn:
         s.fail("give 'parent_column' or 'hierarchy_separator', not both")
     if parent_column is None and "parent_label_column" in s.data:
         s.fail("'parent_label_column' needs 'parent_column'")
-    if parent_column is None and hierarchy_separator is None and "parent_predicate" in s.data:
-        s.fail("'parent_predicate' needs 'parent_column' or 'hierarchy_separator'")
+    if (
+        parent_column is None
+        and hierarchy_separator is None
+        and not parents
+        and ("parent_predicate" in s.data)
+    ):
+        s.fail(
+            "'parent_predicate' needs [[reference.parent]], 'parent_column' or 'hierarchy_separator'"
+        )
     if label_column is not None and hierarchy_separator is not None:
         s.fail("'label_column' cannot label a path; the last path element is the label")
     result = ReferenceColumn(
@@ -444,6 +477,22 @@ def _reference(s: _Section, prefixes: dict[str, str]) -> ReferenceColumn:
         parent_predicate=parent_predicate,
         hierarchy_separator=hierarchy_separator,
         optional=s.get("optional", bool, False),
+        parents=parents,
     )
     s.done()
     return result
+
+
+def _parent_levels(s: _Section, prefixes: dict[str, str]) -> tuple[ParentLevel, ...]:
+    """``[[reference.parent]]`` tables, nearest level first: column, base, type, label_column."""
+    raw = s.get("parent", list, [])
+    levels = []
+    for n, item in enumerate(raw, 1):
+        sub = _Section(item, f"{s.where} parent #{n}", s.source)
+        column = sub.get("column", str, required=True)
+        base = _check_iri(sub.get("base", str, required=True), sub, "base")
+        levels.append(
+            ParentLevel(column, base, _types(sub, prefixes), sub.get("label_column", str))
+        )
+        sub.done()
+    return tuple(levels)
