@@ -48,6 +48,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from .routes_search import add_search_routes
 from .session import Match, Session, SessionError
 
 MAX_IRI_CHARS = 4_096
@@ -381,6 +382,7 @@ def create_app(workspace: Path | Session, *, max_k: int = 100, max_query_chars: 
     )
     app.state.workspace = ws
     _offline_docs(app)
+    add_search_routes(app, ws, max_k=max_k)
 
     @app.get("/health", response_model=HealthResponse, summary="What is loaded")
     def health() -> HealthResponse:

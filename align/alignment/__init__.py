@@ -20,6 +20,7 @@ from .workspace import (
     WorkspacePairs,
     alignment_data,
     alignment_path,
+    ensure_alignment,
     fit_alignment,
     load_alignment,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "WorkspacePairs",
     "alignment_data",
     "alignment_path",
+    "ensure_alignment",
     "fit_alignment",
     "info_nce",
     "load_alignment",

@@ -181,3 +181,38 @@ def load_alignment(workspace, method: str = DEFAULT_METHOD, device: str = "cpu")
         )
     model = load_module(path, ALIGNMENTS, map_location=device)
     return model.eval()
+
+
+def ensure_alignment(workspace, method: str = DEFAULT_METHOD, *, graph, features,
+                     node_type: str | None = None, **options) -> Alignment:  # fmt: skip
+    """The saved alignment ``method`` of the workspace when it fits the graph and the
+    features (same graph version, same encoders); else it is fitted now and saved, with
+    a warning saying so (once: later calls load it)."""
+    import time
+    import warnings
+
+    from kg.workspace import graph_version
+
+    spec = features.spec
+    try:
+        model = load_alignment(workspace, method)
+        info = model.info
+        stale = (info.get("graph_version") != graph_version(graph)
+                 or info.get("text_encoder") != spec.text_encoder
+                 or info.get("image_encoder") != spec.image_encoder
+                 or (node_type is not None and info.get("node_type") != node_type))  # fmt: skip
+        if not stale:
+            return model
+        why = "it was fitted on another graph version or other features"
+    except FileNotFoundError:
+        why = "none is saved yet"
+    started = time.perf_counter()
+    model = fit_alignment(workspace, method, graph=graph, features=features,
+                          node_type=node_type, **options)  # fmt: skip
+    warnings.warn(
+        f"fitted the {model.name} alignment of {workspace} ({why}) in "
+        f"{time.perf_counter() - started:.0f} s on {model.info.get('pairs')} products; saved "
+        f"to {alignment_path(workspace, method)}",
+        stacklevel=2,
+    )
+    return model
