@@ -18,7 +18,9 @@ retrieval), :mod:`align.pair_features`, :mod:`align.scorer` (learned scorer, NIL
 threshold), :mod:`align.projection` (contrastive fine-tuning), :mod:`align.linker`,
 :mod:`align.train` (training from DeepMatcher-layout pairs), :mod:`align.tables` (tables in
 and out), :mod:`align.images` (photos: photo and entity towers, nearest-neighbour linking)
-and :mod:`align.image_train` (contrastive training from labelled photos).
+and :mod:`align.image_train` (contrastive training from labelled photos); product search:
+:mod:`align.alignment` (cross-modal alignment methods), :mod:`align.search_facts` and
+:mod:`align.search`.
 """
 
 from .base import Link, LinkerError
@@ -28,6 +30,7 @@ from .images import ImageLinker, ImageLinkerConfig, image_files
 from .linker import Linker, LinkerConfig
 from .mentions import Mention, MentionDetector, record_mention
 from .pair_features import FEATURES
+from .search import ProductSearch, SearchError, open_search
 from .tables import iter_table_links, link_table, read_pairs, read_table
 from .train import TrainReport, fit_linker, resolve_ids, train_linker
 
@@ -43,12 +46,15 @@ __all__ = [
     "LinkerError",
     "Mention",
     "MentionDetector",
+    "ProductSearch",
+    "SearchError",
     "TrainReport",
     "fit_image_linker",
     "fit_linker",
     "image_files",
     "iter_table_links",
     "link_table",
+    "open_search",
     "read_pairs",
     "read_photo_list",
     "read_table",

@@ -76,7 +76,8 @@ def build_workspace(folder: Path, work: Path):
     if not (ws / "manifest.json").is_file():
         code = kgf(["build", str(folder / "styles.csv"), "--mapping",
                     str(ROOT / "examples" / "fashion.toml"), "-o", str(ws),
-                    "--data-root", str(folder.resolve())])  # fmt: skip
+                    "--data-root", str(folder.resolve()),
+                    "--data-root", str((folder / "images").resolve())])  # fmt: skip
         if code:
             raise SystemExit(f"kgf build {folder / 'styles.csv'} failed ({code})")
     graph = load_graph(ws)
