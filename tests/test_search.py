@@ -9,10 +9,10 @@ import warnings
 
 import pytest
 import torch
+from conftest import ROOT, shared
 
 from align.search import SearchError
 from align.search_facts import check_query, words
-from conftest import ROOT, shared
 from kgfusion.cli import main
 from kgfusion.session import Session
 

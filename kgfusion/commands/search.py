@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
@@ -50,14 +51,22 @@ def _align_args(p: argparse.ArgumentParser) -> None:
 
 @command("align", "fit a cross-modal (name <-> photo) alignment for search", _align_args)
 def align_cmd(args) -> int:
-    from align.alignment import fit_alignment
+    from align.alignment import ALIGNMENTS, AlignmentError, fit_alignment
+    from fusion.registry import UnknownNameError
 
     options = {"seed": args.seed}
-    if args.epochs is not None:
-        options["epochs"] = args.epochs
-    session = Session(args.workspace)
-    model = fit_alignment(args.workspace, args.method, graph=session.graph,
-                          node_type=args.node_type, **options)  # fmt: skip
+    try:
+        cls = ALIGNMENTS.get_class(args.method)
+        if args.epochs is not None:
+            if not any("epochs" in inspect.signature(c.__init__).parameters for c in cls.__mro__
+                       if "__init__" in vars(c)):  # fmt: skip
+                raise CliError(f"--epochs: the {cls.name} method is not trained by epochs")
+            options["epochs"] = args.epochs
+        session = Session(args.workspace)
+        model = fit_alignment(args.workspace, args.method, graph=session.graph,
+                              node_type=args.node_type, **options)  # fmt: skip
+    except (AlignmentError, UnknownNameError) as err:
+        raise CliError(str(err)) from None
     info = {k: v for k, v in model.info.items() if k != "history"}
     print(f"{model.name} alignment saved to {args.workspace / 'alignment' / model.name}")
     for key, value in info.items():
@@ -101,13 +110,15 @@ def search_cmd(args) -> int:
     quiet_transformers()
     if args.query is None and args.image is None:
         raise CliError("give the words to search for, or --image PHOTO")
+    from align.alignment import AlignmentError
     from align.search import SearchError
+    from fusion.registry import UnknownNameError
 
     session = Session(args.workspace)
     try:
         results = session.search(args.query, args.k, image=args.image, filters=args.filter,
                                  method=args.method)  # fmt: skip
-    except SearchError as err:
+    except (SearchError, AlignmentError, UnknownNameError) as err:
         raise CliError(str(err)) from None
     for note in results.notes:
         print(f"note: {note}", file=sys.stderr)
