@@ -37,8 +37,8 @@ def _pca(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
 class CCAAlignment(Alignment):
     """PCA + scikit-learn CCA (module docstring). ``max_iter``/``tol``: NIPALS, per component."""
 
-    def __init__(self, text_dim: int, image_dim: int, dim: int = 64, seed: int = 0,
-                 pre_dim: int = 128, max_iter: int = 500, tol: float = 1e-5,
+    def __init__(self, text_dim: int, image_dim: int, dim: int = 48, seed: int = 0,
+                 pre_dim: int = 128, max_iter: int = 200, tol: float = 1e-4,
                  info: dict | None = None):  # fmt: skip
         dim = min(dim, text_dim, image_dim, pre_dim)
         super().__init__(text_dim, image_dim, dim, seed, info, pre_dim=pre_dim,
