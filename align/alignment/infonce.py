@@ -80,7 +80,7 @@ class InfoNCEAlignment(Alignment):
         torch_state = torch.random.get_rng_state()
         torch.manual_seed(self.seed)
         order = torch.randperm(len(data), generator=generator)
-        n_valid = max(2, int(len(data) * self.valid_fraction)) if len(data) >= 20 else 0
+        n_valid = max(4, int(len(data) * self.valid_fraction)) if len(data) >= 40 else 0
         valid, train = (data.subset(order[:n_valid]) if n_valid else None,
                         data.subset(order[n_valid:]))  # fmt: skip
         optimiser = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
