@@ -32,8 +32,7 @@ def search_output(results) -> Rows:
 
 # --------------------------------------------------------------------------- align
 def _align_args(p: argparse.ArgumentParser) -> None:
-    from align.alignment import ALIGNMENTS, DEFAULT_METHOD
-
+    # nothing is imported here: building `kgf`'s parser must stay cheap and import no model code
     p.description = (
         "Fit a cross-modal alignment of product names and photos on the workspace's encoded "
         "features (`kgf encode`): cca (scikit-learn CCA), lstsq (least-squares map image -> "
@@ -42,8 +41,8 @@ def _align_args(p: argparse.ArgumentParser) -> None:
         "+ model.safetensors; `kgf search` uses it."
     )
     p.add_argument("workspace", type=Path)
-    p.add_argument("--method", default=DEFAULT_METHOD, help=f"one of {', '.join(ALIGNMENTS)} "
-                   f"(default {DEFAULT_METHOD})")  # fmt: skip
+    p.add_argument("--method", default="infonce-graph",
+                   help="cca, lstsq, infonce or infonce-graph (default infonce-graph)")
     p.add_argument("--node-type", help="the products' node type (default: text + image type)")
     p.add_argument("--epochs", type=int, help="training epochs (infonce methods)")
     p.add_argument("--seed", type=int, default=0)
