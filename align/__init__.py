@@ -20,7 +20,9 @@ for a whole batch), :mod:`align.scorer` (learned scorer, pair threshold),
 and acc@1 on labelled pairs), :mod:`align.projection` (contrastive fine-tuning), :mod:`align.linker`,
 :mod:`align.train` (training from DeepMatcher-layout pairs), :mod:`align.tables` (tables in
 and out), :mod:`align.images` (photos: photo and entity towers, nearest-neighbour linking)
-and :mod:`align.image_train` (contrastive training from labelled photos).
+and :mod:`align.image_train` (contrastive training from labelled photos); product search:
+:mod:`align.alignment` (cross-modal alignment methods), :mod:`align.search_facts` and
+:mod:`align.search`.
 """
 
 from .base import Link, LinkerError
@@ -33,6 +35,7 @@ from .pair_features import FEATURES
 from .product_finder import QAError
 from .qa import Answer, QuestionAnswerer, ask, product_attributes
 from .qa_scorer import QAScorer, QAScorerConfig
+from .search import ProductSearch, SearchError, open_search
 from .tables import iter_table_links, link_table, read_pairs, read_table
 from .train import TrainReport, fit_linker, resolve_ids, train_linker
 
@@ -55,12 +58,15 @@ __all__ = [
     "LinkerError",
     "Mention",
     "MentionDetector",
+    "ProductSearch",
+    "SearchError",
     "TrainReport",
     "fit_image_linker",
     "fit_linker",
     "image_files",
     "iter_table_links",
     "link_table",
+    "open_search",
     "read_pairs",
     "read_photo_list",
     "read_table",

@@ -51,6 +51,7 @@ from pydantic import BaseModel, Field
 from .routes_ask import add_ask_routes
 from .routes_link import MAX_TEXT_CHARS, MatchOut, add_link_routes
 from .routes_link import match_out as _match_out
+from .routes_search import add_search_routes
 from .session import Session, SessionError
 
 MAX_IRI_CHARS = 4_096
@@ -353,6 +354,7 @@ def create_app(workspace: Path | Session, *, max_k: int = 100, max_query_chars: 
     )
     app.state.workspace = ws
     _offline_docs(app)
+    add_search_routes(app, ws, max_k=max_k)
 
     @app.get("/health", response_model=HealthResponse, summary="What is loaded")
     def health() -> HealthResponse:

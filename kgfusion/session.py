@@ -503,6 +503,28 @@ class Session:
         self.forget("answerer")
         return metrics
 
+    # ------------------------------------------------------------------ product search
+    def search(self, query: str | None = None, k: int = 10, *, image=None, filters=None,
+               method: str | None = None):  # fmt: skip
+        """Products for a text ``query`` and/or a photo ``image`` ranked by text, aligned
+        photo and graph facts (:class:`align.search.ProductSearch`); ``filters``:
+        ``{"type": "Product"}`` or ``["type=Product"]``; ``method``: the alignment (default
+        ``infonce-graph``, fitted and saved on first use). Returns
+        :class:`align.search.SearchResults`; bad input raises :class:`align.search.SearchError`."""
+        from align.search import parse_filters
+
+        node_type = parse_filters(filters, self.graph)
+        return self.product_search(node_type, method).search(query, image=image, k=k)
+
+    def product_search(self, node_type: str | None = None, method: str | None = None):
+        """The session's :class:`align.search.ProductSearch` for ``node_type`` and alignment
+        ``method`` (:func:`align.search.open_search`, once per session)."""
+        from align.search import open_search
+
+        return self._cached(f"search:{node_type}:{method}", lambda: open_search(
+            self.path, graph=self.graph, features=self._cache.get("features"),
+            node_type=node_type, method=method))  # fmt: skip
+
     # ------------------------------------------------------------------ SPARQL
     def sparql(self, query: str, timeout: float | None = None, max_rows: int | None = None):
         """Run a read-only SPARQL query over the workspace; returns a
