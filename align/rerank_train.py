@@ -191,7 +191,7 @@ def _train_epochs(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float,
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimiser.step()
             schedule.step()
-            total += float(loss) * len(part)
+            total += loss.item() * len(part)
             bar.update(len(part))
         bar.close()
         ap = average_precision(encoder.logits(valid[0], valid[1]), valid[2])
