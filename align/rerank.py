@@ -88,9 +88,14 @@ class CrossEncoder:
         self._warned = False
 
     @classmethod
-    def from_base(cls, reference: str | None = None, max_length: int = 128) -> CrossEncoder:
+    def from_base(cls, reference: str | None = None, max_length: int = 128,
+                  layers: int | None = None) -> CrossEncoder:  # fmt: skip
         """Start from a local model folder (``hf:`` prefix optional; default the offline
-        MiniLM); the classification head is new."""
+        MiniLM); the classification head is new. ``layers``: keep only the first ``layers``
+        transformer layers (a cheaper model for CPU training, as in layer-dropping
+        distillation: Sajjad et al., "On the Effect of Dropping Layers of Pre-trained
+        Transformer Models", 2023)."""
+        extra = {"num_hidden_layers": layers} if layers else {}
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         from fusion.encoders.hf import quiet_loading, resolve_folder
@@ -100,7 +105,7 @@ class CrossEncoder:
         try:
             with quiet_loading():
                 model = AutoModelForSequenceClassification.from_pretrained(
-                    folder, num_labels=1, local_files_only=True, trust_remote_code=False
+                    folder, num_labels=1, local_files_only=True, trust_remote_code=False, **extra
                 )
                 tokenizer = AutoTokenizer.from_pretrained(
                     folder, local_files_only=True, trust_remote_code=False

@@ -221,6 +221,7 @@ def fit_reranker(
     graph_negative_n: int = 1,
     augment: float = 0.3,
     freeze_layers: int = 0,
+    layers: int | None = None,
     threads: int | None = None,
     seed: int = 0,
     progress: bool = False,
@@ -229,7 +230,9 @@ def fit_reranker(
     against ``linker`` (whose trained feature scorer it is combined with); ``valid = (records,
     iris, labels)`` chooses the epoch and fits the calibrator (default: a fifth of the
     training mentions held out). See the module docstring; returns the reranker (not saved:
-    :meth:`Reranker.save`). ``threads``: ``torch.set_num_threads`` for the run."""
+    :meth:`Reranker.save`). ``threads``: ``torch.set_num_threads`` for the run (1 is best
+    on a loaded machine); ``layers``: keep the base model's first ``layers`` layers only;
+    ``freeze_layers``: no gradients for the embeddings and the first ``freeze_layers``."""
     started = time.perf_counter()
     labels = check_labels(labels, "training pairs")
     if len(records) != len(iris) or len(iris) != len(labels):
@@ -242,7 +245,7 @@ def fit_reranker(
     if threads:
         torch.set_num_threads(threads)
     try:
-        encoder = CrossEncoder.from_base(base_model, max_length)
+        encoder = CrossEncoder.from_base(base_model, max_length, layers)
         _freeze(encoder.model, freeze_layers)
         c = linker.config
         config = RerankerConfig(
