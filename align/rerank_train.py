@@ -159,7 +159,8 @@ def _freeze(model, layers: int) -> None:
 def _train_epochs(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float,
                   batch_size: int, augment: float, seed: int, progress: bool) -> dict:  # fmt: skip
     """Fine-tune ``encoder`` on ``data = (lefts, rights, labels)``; keep the epoch with the
-    best average precision on ``valid = (lefts, rights, labels)``."""
+    best average precision on ``valid = (lefts, rights, labels)``. Returns ``(info, the
+    validation logits [V] of the kept epoch)``."""
     lefts, rights, y = data
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -172,7 +173,7 @@ def _train_epochs(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float,
         optimiser, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(steps - warm, 1)))
     )
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    best, history = (-1.0, 0, None), []
+    best, history = (-1.0, 0, None, None), []
     for epoch in range(1, epochs + 1):
         model.train()
         order = rng.permutation(len(y))
@@ -194,14 +195,33 @@ def _train_epochs(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float,
             total += loss.item() * len(part)
             bar.update(len(part))
         bar.close()
-        ap = average_precision(encoder.logits(valid[0], valid[1]), valid[2])
+        scores = encoder.logits(valid[0], valid[1])
+        ap = average_precision(scores, valid[2])
         history.append({"epoch": epoch, "loss": total / len(y), "valid_ap": ap})
         stage(f"rerank: epoch {epoch}: loss {total / len(y):.4f}, valid AP {ap:.4f}", progress)
         if ap >= best[0]:
-            best = (ap, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best = (ap, epoch, state, scores)
     model.load_state_dict(best[2])
     model.eval()
-    return {"history": history, "best_epoch": best[1], "valid_ap": best[0]}
+    return {"history": history, "best_epoch": best[1], "valid_ap": best[0]}, best[3]
+
+
+def _calibrate(linker, reranker: Reranker, ce, v_records, v_iris, v_labels) -> dict:
+    """Fit ``reranker``'s calibrator on the validation pairs (cross-encoder logits ``ce``
+    [V], their records, IRIs and labels); returns the validation metrics."""
+    scorer = linker.score_pairs(v_records, v_iris)
+    z = np.stack([ce.astype(np.float64), logit(scorer)], axis=1)
+    calibrator = fit_calibrator(z, v_labels, INPUTS)
+    reranker.config.calibrator = calibrator.to_dict()
+    reranker.calibrator = calibrator
+    p = calibrator.predict(z)
+    valid = prf(p >= calibrator.threshold, v_labels.astype(bool))
+    valid.update(
+        best_cut=best_threshold(p, v_labels), ece=expected_calibration_error(p, v_labels),
+        rerank_only_ap=average_precision(ce, v_labels),
+    )  # fmt: skip
+    return {"valid": valid}
 
 
 def fit_reranker(
@@ -264,26 +284,15 @@ def fit_reranker(
         v_lefts = [reranker.mention_text(r) for r in v_records]
         v_rights = [reranker.entity_text(linker.entities, rows[i]) for i in v_iris]
         stage(f"rerank: fine-tuning on {len(y):,} pairs for {epochs} epoch(s)", progress)
-        fit = _train_epochs(
+        fit, valid_logits = _train_epochs(
             encoder, (lefts, rights, y), (v_lefts, v_rights, v_labels), epochs=epochs, lr=lr,
             batch_size=batch_size, augment=augment, seed=seed, progress=progress,
         )  # fmt: skip
-        ce = encoder.logits(v_lefts, v_rights)
-        scorer = linker.score_pairs(v_records, v_iris)
-        z = np.stack([ce.astype(np.float64), logit(scorer)], axis=1)
-        calibrator = fit_calibrator(z, v_labels, INPUTS)
+        config.metrics = _calibrate(linker, reranker, valid_logits, v_records, v_iris, v_labels)
     finally:
         torch.set_num_threads(previous_threads)
-    config.calibrator = calibrator.to_dict()
-    reranker.calibrator = calibrator
-    p = calibrator.predict(z)
-    config.metrics = {
-        "pairs": info, "train_examples": len(y), "fit": fit,
-        "valid": {**prf(p >= calibrator.threshold, v_labels.astype(bool)),
-                  "best_cut": best_threshold(p, v_labels), "ece": expected_calibration_error(
-                      p, v_labels), "rerank_only_ap": average_precision(ce, v_labels)},
-        "seconds": round(time.perf_counter() - started, 1),
-    }  # fmt: skip
+    config.metrics.update(pairs=info, train_examples=len(y), fit=fit)
+    config.metrics["seconds"] = round(time.perf_counter() - started, 1)
     config.trained = True
     return reranker
 

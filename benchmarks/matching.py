@@ -273,7 +273,7 @@ def run_seed(args, workspace: Path, data: Path, seed: int) -> dict:
     return r
 
 
-def throughput(workspace: Path, table: dict, rerank: bool, sample: int = 200) -> dict:
+def throughput(workspace: Path, table: dict, rerank: bool, sample: int = 64) -> dict:
     """(c) mentions/s of a fresh linker (every record, batches of 256) and of the linker +
     reranker over the top 10 (the first ``sample`` records)."""
     fresh = Linker(workspace)
