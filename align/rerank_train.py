@@ -142,6 +142,16 @@ def _examples(linker, reranker, records, iris, labels, *, candidate_negatives: i
     return lefts, rights, np.array([y for _, _, y in pairs], np.float32), info
 
 
+def _subsample(y: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of at most ``n`` examples: every match (up to ``n``), then non-matches drawn
+    at random; in the original order."""
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y > 0.5), np.flatnonzero(y <= 0.5)
+    pos = rng.permutation(pos)[:n]
+    neg = rng.permutation(neg)[: max(0, n - len(pos))]
+    return np.sort(np.concatenate([pos, neg]))
+
+
 def _freeze(model, layers: int) -> None:
     """No gradients for the embeddings and the first ``layers`` transformer layers."""
     if layers <= 0:
@@ -242,6 +252,7 @@ def fit_reranker(
     augment: float = 0.3,
     freeze_layers: int = 0,
     layers: int | None = None,
+    max_examples: int | None = None,
     threads: int | None = None,
     seed: int = 0,
     progress: bool = False,
@@ -252,7 +263,9 @@ def fit_reranker(
     training mentions held out). See the module docstring; returns the reranker (not saved:
     :meth:`Reranker.save`). ``threads``: ``torch.set_num_threads`` for the run (1 is best
     on a loaded machine); ``layers``: keep the base model's first ``layers`` layers only;
-    ``freeze_layers``: no gradients for the embeddings and the first ``freeze_layers``."""
+    ``freeze_layers``: no gradients for the embeddings and the first ``freeze_layers``;
+    ``max_examples``: train on at most this many examples (every match kept, the
+    non-matches sampled) to bound the time on a CPU."""
     started = time.perf_counter()
     labels = check_labels(labels, "training pairs")
     if len(records) != len(iris) or len(iris) != len(labels):
@@ -281,6 +294,10 @@ def fit_reranker(
             graph_negative_n=graph_negative_n, types=types, rng=np.random.default_rng(seed),
             progress=progress,
         )  # fmt: skip
+        if max_examples and len(y) > max_examples:
+            keep = _subsample(y, max_examples, seed)
+            lefts, rights, y = [lefts[i] for i in keep], [rights[i] for i in keep], y[keep]
+            info["subsampled_to"] = len(y)
         v_lefts = [reranker.mention_text(r) for r in v_records]
         v_rights = [reranker.entity_text(linker.entities, rows[i]) for i in v_iris]
         stage(f"rerank: fine-tuning on {len(y):,} pairs for {epochs} epoch(s)", progress)

@@ -221,6 +221,7 @@ def parse_args(argv):
     rr.add_argument("--rerank-graph-negatives", type=int, default=1)
     rr.add_argument("--rerank-freeze", type=int, default=0, help="frozen lower layers")
     rr.add_argument("--rerank-layers", type=int, help="keep the first N layers of the base")
+    rr.add_argument("--rerank-max-examples", type=int, help="cap on training examples")
     rr.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     return parser, parser.parse_args(argv)
 
@@ -258,7 +259,7 @@ def run_seed(args, workspace: Path, data: Path, seed: int) -> dict:
             max_length=args.rerank_max_length, batch_size=args.rerank_batch, lr=args.rerank_lr,
             candidate_negatives=args.rerank_negatives,
             graph_negative_n=args.rerank_graph_negatives, freeze_layers=args.rerank_freeze,
-            layers=args.rerank_layers,
+            layers=args.rerank_layers, max_examples=args.rerank_max_examples,
             threads=args.threads, seed=seed, progress=True,
         )  # fmt: skip
     train_s, train_cpu = time.perf_counter() - started, time.process_time() - cpu
