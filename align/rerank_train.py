@@ -8,7 +8,8 @@ linker (:mod:`align.train`) and a validation split of the training data, then
    :mod:`align.train` mines them) and ``graph_negatives`` entities that share a neighbour in
    the graph with the true entity (same brand, same category: :func:`graph_negatives`);
 2. serialises both sides Ditto-style (:mod:`align.serialize`) and fine-tunes the
-   cross-encoder (AdamW, linear warm-up and decay, binary cross-entropy on one logit) for
+   cross-encoder (AdamW, linear warm-up and decay, class-balanced binary cross-entropy on
+   one logit) for
    ``epochs`` passes; each training example is augmented with probability ``augment``
    (span deletion or attribute shuffle, Ditto section 4);
 3. keeps the epoch with the best validation average precision;
@@ -182,7 +183,10 @@ def _train_epochs(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float,
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(steps - warm, 1)))
     )
-    loss_fn = torch.nn.BCEWithLogitsLoss()
+    # class-balanced: matches are rare, and an unweighted loss sits at the prior for an epoch
+    # or more; the calibrator refits the probabilities afterwards
+    balance = torch.tensor(float((y <= 0.5).sum()) / max(float((y > 0.5).sum()), 1.0))
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=balance)
     best, history = (-1.0, 0, None, None), []
     for epoch in range(1, epochs + 1):
         model.train()

@@ -327,3 +327,12 @@ def test_wdc_real_lines():
         pytest.skip("needs ../shared/data/matching/wdc_computers (real data not present)")
     rows = read_wdc_pairs(path)
     assert len(rows) == 2834 and sum(r["label"] for r in rows) == 722
+
+
+def test_subsample_keeps_every_match():
+    from align.rerank_train import _subsample
+
+    y = np.array([0, 1, 0, 0, 1, 0, 0, 0], np.float32)
+    keep = _subsample(y, 4, seed=0)
+    assert len(keep) == 4 and y[keep].sum() == 2 and list(keep) == sorted(keep)
+    assert len(_subsample(y, 1, seed=0)) == 1
