@@ -141,7 +141,9 @@ def load_numpy_state(rng: np.random.Generator, state: dict) -> None:
     rng.bit_generator.state = state
 
 
-def save_phase(checkpoint, phase, linker, optimiser, generator, rng, best, best_acc, history) -> None:
+def save_phase(
+    checkpoint, phase, linker, optimiser, generator, rng, best, best_acc, history
+) -> None:
     """Save one training phase of the image linker after an epoch: both towers, the best
     epoch's towers, the optimiser, the random generators and the history."""
     groups, tensors = optimiser_state(optimiser)

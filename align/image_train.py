@@ -496,7 +496,9 @@ def _train(linker: ImageLinker, x, gold, hold, checkpoint=None, phase="select", 
         history.append(record)
         bar.set_postfix(record)
         if checkpoint is not None:
-            ck.save_phase(checkpoint, phase, linker, optimiser, generator, rng, best, best_acc, history)
+            ck.save_phase(
+                checkpoint, phase, linker, optimiser, generator, rng, best, best_acc, history
+            )
     bar.close()
     if best is not None:
         tower.load_state_dict(best[0])

