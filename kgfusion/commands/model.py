@@ -257,7 +257,7 @@ def _train_settings(args) -> dict:
     )  # fmt: skip
 
 
-@command("train", "train a fusion x GNN model: node classification or link prediction", _train_args)
+@command("train", "train a fusion x GNN model: node classification, link prediction or attribute completion", _train_args)
 def train_cmd(args) -> int:
     if args.list_keys:
         from ..run_report import config_keys_output
