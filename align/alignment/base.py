@@ -47,6 +47,7 @@ class Alignment(nn.Module):
 
     name: str = ""
     uses_graph: bool = False  # reads the graph context (neighbours' text features)
+    trained_by_epochs: bool = False  # takes an ``epochs`` option (gradient training)
 
     def __init__(self, text_dim: int, image_dim: int, dim: int = 128, seed: int = 0,
                  info: dict | None = None, **options):  # fmt: skip

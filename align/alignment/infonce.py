@@ -34,6 +34,8 @@ def tower(width: int, hidden: int, dim: int, dropout: float) -> nn.Sequential:
 class InfoNCEAlignment(Alignment):
     """Contrastive two-tower alignment (module docstring)."""
 
+    trained_by_epochs = True
+
     def __init__(self, text_dim: int, image_dim: int, dim: int = 128, seed: int = 0,
                  hidden: int = 512, epochs: int = 40, batch_size: int = 256, lr: float = 1e-3,
                  weight_decay: float = 1e-4, temperature: float = 0.05, dropout: float = 0.1,

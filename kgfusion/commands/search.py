@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from pathlib import Path
 
@@ -57,8 +56,7 @@ def align_cmd(args) -> int:
     try:
         cls = ALIGNMENTS.get_class(args.method)
         if args.epochs is not None:
-            if not any("epochs" in inspect.signature(c.__init__).parameters for c in cls.__mro__
-                       if "__init__" in vars(c)):  # fmt: skip
+            if not cls.trained_by_epochs:
                 raise CliError(f"--epochs: the {cls.name} method is not trained by epochs")
             options["epochs"] = args.epochs
         session = Session(args.workspace)
