@@ -16,7 +16,6 @@ are reported with the file's line, the first in file order.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import multiprocessing as mp
 import os
 import re
@@ -28,6 +27,7 @@ import numpy as np
 
 from .nt_chunks import Chunk, parse_chunk
 from .triples import RDF_LANG_STRING, TripleSink
+from .workspace import sha256_file
 
 #: Target chunk size: big enough to amortise numpy calls, small for bounded memory.
 CHUNK_BYTES = 8 << 20
@@ -111,14 +111,6 @@ def _run(task) -> Chunk:
     return parse_chunk(source, **options)
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _results(tasks, workers: int, path: Path, digest: dict):
     """``_run`` over ``tasks`` in order; a pool with a bounded window when ``workers > 1``
     (which also hashes ``path`` into ``digest["sha256"]`` alongside the chunks)."""
@@ -127,7 +119,7 @@ def _results(tasks, workers: int, path: Path, digest: dict):
         return
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     with mp.get_context(method).Pool(workers) as pool:
-        hashed = pool.apply_async(_sha256, (str(path),))
+        hashed = pool.apply_async(sha256_file, (str(path),))
         pending: deque = deque()
         for task in tasks:
             pending.append(pool.apply_async(_run, (task,)))

@@ -29,7 +29,6 @@ line where it can be found, and what to do.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import re
 import warnings
@@ -45,6 +44,7 @@ from .rdf_guard import SCANS, ScanError
 from .triples import DEFAULT_IMAGE_PREDICATES as DEFAULT_IMAGE_PREDICATES
 from .triples import RawTriples as RawTriples
 from .triples import TripleSink as TripleSink
+from .workspace import sha256_file
 
 #: pyoxigraph refuses a token (a literal, an IRI) longer than this with a MemoryError.
 MAX_TOKEN_BYTES = 16 << 20
@@ -156,14 +156,6 @@ def _is_rdf_name(path: Path) -> bool:
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
     return bool(suffixes) and suffixes[-1] in FORMATS
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def add_file(
