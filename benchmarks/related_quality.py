@@ -27,13 +27,20 @@ Hits@10 and MRR for
   oracle      the ceiling: brand and category of the true product known exactly, the
               products sharing both ranked first in random order (``kg.samples._link`` draws
               an accessory's products at random among those of its brand and target
-              category, so nothing in the data orders them)
+              category, so nothing in the data orders them); with ``--product-lines``, its
+              product line known too
+
+``--product-lines`` builds the catalogue with product lines (``kg.samples``, step 8): an
+accessory fits the products of one line of its brand and target category, the line is a
+``schema:isVariantOf`` edge and is in no name or description, so which products an
+accessory fits is a graph fact text cannot carry.
 
 Per-seed MRR lines, then the last line (filtered figures)::
 
     summary: related+model H@10 X MRR Y | text-only H@10 X MRR Y
 
     python benchmarks/related_quality.py --products 400 --seeds 3
+    python benchmarks/related_quality.py --products 400 --seeds 3 --product-lines
 """
 
 from __future__ import annotations
@@ -49,14 +56,16 @@ import torch
 RELATION = "http://schema.org/isAccessoryOrSparePartFor"
 PROTOCOLS = ("filtered", "raw")
 METHODS = ("popularity", "text-only", "related()", "link model", "related() + link model")
-CEILING = "oracle (brand + target category)"
+CEILING = "oracle (brand + category [+ line])"
 
 
-def held_out_graph(folder: Path, products: int, seed: int):
+def held_out_graph(folder: Path, products: int, seed: int, product_lines: bool = False):
     import kg
     from kg.samples import write_sample_catalogue
 
-    sample = write_sample_catalogue(folder / "catalogue", n_products=products, seed=seed)
+    sample = write_sample_catalogue(
+        folder / "catalogue", n_products=products, seed=seed, product_lines=product_lines
+    )
     full = kg.load_rdf(sample.path)
     lines = full.to_ntriples().decode().splitlines()
     links = [line for line in lines if f"<{RELATION}>" in line]
@@ -96,7 +105,9 @@ def oracle_mrr(m: int) -> float:
     return float(np.mean([1.0 / r for r in range(1, m + 1)])) if m else 1.0
 
 
-def evaluate(products: int, seed: int, candidates: str = "targets") -> dict:
+def evaluate(
+    products: int, seed: int, candidates: str = "targets", product_lines: bool = False
+) -> dict:
     from fusion.features import FeatureSpec, build_features
     from fusion.scoring import LinkScorer
     from fusion.trainer import train
@@ -105,7 +116,7 @@ def evaluate(products: int, seed: int, candidates: str = "targets") -> dict:
     from kg.related import related
 
     with tempfile.TemporaryDirectory() as tmp:
-        graph, pairs = held_out_graph(Path(tmp), products, seed)
+        graph, pairs = held_out_graph(Path(tmp), products, seed, product_lines)
         ws = graph.save(Path(tmp) / "ws", sparql_store=False)
         features, _ = build_features(graph, ws, FeatureSpec())
         rows, vectors = features.entity_vectors()["Product"]
@@ -136,8 +147,8 @@ def evaluate(products: int, seed: int, candidates: str = "targets") -> dict:
 
         target_iris = [graph.iri("Product", i) for i in targets]
         position = {iri: j for j, iri in enumerate(target_iris)}
-        group_of = {
-            iri: (frozenset(nb(iri, "brand")), frozenset(nb(iri, "category")))
+        group_of = {  # what fixes an accessory's products: brand, category (and line)
+            iri: tuple(frozenset(nb(iri, p)) for p in ("brand", "category", "isVariantOf"))
             for iri in target_iris
         }
         ranks: dict[str, dict[str, list[float]]] = {
@@ -176,8 +187,8 @@ def evaluate(products: int, seed: int, candidates: str = "targets") -> dict:
                     mine[name].append(int(above.sum()) + 1)
                 for name, order in orders.items():
                     mine[name].append(rank_of(order, true, known, filtered))
-                # the ceiling: brand and target category known exactly, the rest a draw
-                # (kg.samples._link picks an accessory's products at random among them)
+                # the ceiling: brand and target category (and line) known exactly, the rest
+                # a draw (kg.samples._link picks an accessory's products at random in them)
                 m = len([j for j in group if j not in known])
                 mine[CEILING].append(1.0 / oracle_mrr(m))
         return {
@@ -198,6 +209,10 @@ def main() -> None:
         help="targets: every product with an accessory (default); held-out: only the products "
         "of held-out links (what the figures before 2026-12-04 evening measured)",
     )  # fmt: skip
+    parser.add_argument(
+        "--product-lines", action="store_true",
+        help="a catalogue whose accessories fit one product line (a graph fact, not in the text)",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
     if args.threads:
@@ -205,11 +220,12 @@ def main() -> None:
     from fusion.encoders.base import resolve_device  # noqa: F401  (imports torch / transformers once)
 
     results = [
-        evaluate(args.products, seed, args.candidates)
+        evaluate(args.products, seed, args.candidates, args.product_lines)
         for seed in range(args.seed0, args.seed0 + args.seeds)
     ]
     links = sum(r["pairs"] for r in results)
-    print(f"{args.products} products, {args.seeds} seeds, {links} held-out accessory links")
+    lines = " with product lines" if args.product_lines else ""
+    print(f"{args.products} products{lines}, {args.seeds} seeds, {links} held-out accessory links")
     print(f"{'method':34} {'filtered H@10':>13} {'MRR':>6} {'raw H@10':>9} {'MRR':>6}")
     mean = {
         protocol: {

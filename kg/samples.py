@@ -25,7 +25,8 @@ The generative story, i.e. what determines what:
    language; ~5-15% miss a description in de / es / zh. ~5% have no image, ~2% no price.
 6. **Relations** (both directions are written for the symmetric ones):
    ``schema:isAccessoryOrSparePartFor`` accessory -> up to 3 main products of its target
-   leaf, same brand first; ``schema:isSimilarTo`` same leaf and price band, each product to
+   leaf, same brand first (with ``product_lines``: up to 3 products of one *product line*,
+   see 8); ``schema:isSimilarTo`` same leaf and price band, each product to
    its 2 nearest in log price; ``schema:isRelatedTo`` between paired leaves (necklaces and
    earrings, rings and bracelets, watches and bracelets, dolls and plush, building sets and
    toy cars) with the same brand (toys) or the same material and colour (jewellery), each
@@ -33,6 +34,14 @@ The generative story, i.e. what determines what:
 7. **Image** (``images/<slug>.png``): a shape per leaf or accessory kind (car, ring, bead
    necklace...) filled with the colour, on a light background with smooth noise and jitter
    in position and size drawn from ``(seed, slug)``.
+
+8. **Product lines** (opt-in, ``product_lines=True``; off, the bytes above are unchanged):
+   the main products of each (leaf, brand) are shuffled into lines of
+   :data:`LINE_SIZE` (``schema:isVariantOf`` a ``schema:ProductGroup`` named "<brand> line
+   <n>"), and an accessory fits one line of its brand and target leaf, like a lens fitting
+   one camera mount or a cartridge one printer series. The line is in the graph only, never
+   in a product's name or description: which products an accessory fits is then a graph
+   fact that text cannot carry (``benchmarks/related_quality.py --product-lines``).
 
 IRIs: products ``https://example.org/kgf/product/<slug>``, brands ``.../brand/<slug>``,
 categories ``.../category/<slug>`` (``schema:CategoryCode``, leaves ``skos:broader`` a root).
@@ -72,14 +81,18 @@ from .sample_tables import (
     Noun,
 )
 
+#: Main products per product line (step 8 of the module docstring).
+LINE_SIZE = 3
+
 
 @dataclass(frozen=True)
 class SampleSpec:
-    """What fixes a sample catalogue: the Turtle depends on (n_products, seed) only."""
+    """What fixes a sample catalogue: the Turtle depends on (n_products, seed, product_lines)."""
 
     n_products: int = 120
     seed: int = 0
     image_size: int = 96
+    product_lines: bool = False
 
     def __post_init__(self):
         if self.n_products < 1:
@@ -119,6 +132,7 @@ class _Product:
     sku_in_name: bool
     template: int
     desc_langs: tuple[str, ...]
+    line: str | None = None  # main products with product_lines: "<brand>-<leaf>-<n>"
     edges: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     @property
@@ -129,14 +143,19 @@ class _Product:
 
 # ---------------------------------------------------------------------------- catalogue
 def write_sample_catalogue(
-    out_dir: str | os.PathLike, n_products: int = 120, seed: int = 0, image_size: int = 96
+    out_dir: str | os.PathLike,
+    n_products: int = 120,
+    seed: int = 0,
+    image_size: int = 96,
+    product_lines: bool = False,
 ) -> SampleCatalogue:
     """Write ``out_dir/catalogue.ttl`` and ``out_dir/images/<slug>.png``; return paths, counts.
 
-    Deterministic byte for byte for a given ``(n_products, seed, image_size)``. Existing
-    files of the same names are overwritten; other files in ``out_dir`` are left alone.
+    Deterministic byte for byte for a given ``(n_products, seed, image_size,
+    product_lines)``. Existing files of the same names are overwritten; other files in
+    ``out_dir`` are left alone. ``product_lines``: step 8 of the module docstring.
     """
-    spec = SampleSpec(n_products, seed, image_size)
+    spec = SampleSpec(n_products, seed, image_size, product_lines)
     out = Path(out_dir)
     image_dir = out / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -158,6 +177,7 @@ def write_sample_catalogue(
         "categories": len(ROOTS) + len(LEAVES) + len(ACCESSORY_LEAVES),
         "images": sum(p.has_image for p in products),
         "prices": sum(p.has_price for p in products),
+        "lines": len({p.line for p in products if p.line}),
         "triples": n_triples,
     }
     counts.update({r: sum(len(p.edges[r]) for p in products) for r in RELATIONS})
@@ -179,6 +199,8 @@ def _generate(spec: SampleSpec) -> list[_Product]:
         kind = rng.choice(usable)
         target = rng.choice(sorted(present & set(ACCESSORIES[kind].targets)))
         products.append(_product(rng, kind, target, skus, sku_end))
+    if spec.product_lines:
+        _assign_lines(rng, products)
     _link(rng, products)
     return sorted(products, key=lambda p: p.slug)
 
@@ -222,6 +244,18 @@ def _pick_brand(rng: random.Random, domain: str, leaf: str) -> str:
     return rng.choices(list(BRANDS), weights)[0]
 
 
+def _assign_lines(rng: random.Random, products: list[_Product]) -> None:
+    """Step 8: shuffle each (leaf, brand) group of main products into lines of LINE_SIZE."""
+    groups: dict[tuple[str, str], list[_Product]] = defaultdict(list)
+    for p in sorted(products, key=lambda p: p.slug):
+        if p.target is None:
+            groups[p.kind, p.brand].append(p)
+    for (kind, brand), group in sorted(groups.items()):
+        rng.shuffle(group)
+        for i, p in enumerate(group):
+            p.line = f"{brand}-{kind}-{i // LINE_SIZE + 1}"
+
+
 def _link(rng: random.Random, products: list[_Product]) -> None:
     """Fill ``edges`` per the generative story (step 6 of the module docstring)."""
     by_kind: dict[str, list[_Product]] = defaultdict(list)
@@ -230,6 +264,9 @@ def _link(rng: random.Random, products: list[_Product]) -> None:
     for acc in (p for p in products if p.target is not None):
         pool = by_kind[acc.target]
         same = [p for p in pool if p.brand == acc.brand]
+        if same and same[0].line is not None:  # product lines: the accessory fits one line
+            line = rng.choice(sorted({p.line for p in same}))
+            same = [p for p in same if p.line == line]
         picked = rng.sample(same, min(3, len(same))) if same else rng.sample(pool, 1)
         acc.edges["isAccessoryOrSparePartFor"].update(p.slug for p in picked)
 
@@ -393,6 +430,11 @@ def _turtle(products: list[_Product], spec: SampleSpec) -> tuple[str, int]:
         ]))  # fmt: skip
     for slug in sorted({p.brand for p in products}):
         add(_block(f"brand:{slug}", "schema:Brand", [("schema:name", [_lit(BRANDS[slug][0])])]))
+    for slug, p in sorted({p.line: p for p in products if p.line}.items()):
+        name = f"{BRANDS[p.brand][0]} {LEAVES[p.kind].names[0]} line {slug.rsplit('-', 1)[1]}"
+        add(_block(f"<{SAMPLE_BASE}line/{slug}>", "schema:ProductGroup", [
+            ("schema:name", [_lit(name)]), ("schema:productGroupID", [_lit(slug)]),
+        ]))  # fmt: skip
     for p in products:
         props = [
             ("schema:sku", [_lit(p.sku)]),
@@ -405,6 +447,7 @@ def _turtle(products: list[_Product], spec: SampleSpec) -> tuple[str, int]:
             ("schema:price", [f'"{p.price:.2f}"^^xsd:decimal'] if p.has_price else []),
             ("schema:priceCurrency", [_lit("EUR")] if p.has_price else []),
             ("schema:image", [_lit(f"images/{p.slug}.png")] if p.has_image else []),
+            ("schema:isVariantOf", [f"<{SAMPLE_BASE}line/{p.line}>"] if p.line else []),
         ]
         props += [(f"schema:{r}", [f"product:{s}" for s in sorted(p.edges[r])]) for r in RELATIONS]
         add(_block(f"product:{p.slug}", "schema:Product", props))

@@ -186,3 +186,41 @@ def test_counts_scale_with_n_products(tmp_path):
     assert len(list(large.image_dir.glob("*.png"))) == large.counts["images"]
     tiny = write_sample_catalogue(tmp_path / "t", n_products=1, seed=0, image_size=16)
     assert tiny.counts["products"] == 1 and tiny.counts["accessories"] == 0
+
+
+def test_product_lines_are_a_graph_fact(tmp_path):
+    plain = write_sample_catalogue(tmp_path / "plain", n_products=200, seed=1, image_size=16)
+    lined = write_sample_catalogue(
+        tmp_path / "lined", n_products=200, seed=1, image_size=16, product_lines=True
+    )
+    assert lined.spec == SampleSpec(200, 1, 16, product_lines=True)
+    assert plain.counts["lines"] == 0 < lined.counts["lines"]
+    g = rdflib.Graph().parse(lined.path, format="turtle")
+    lines = set(g.subjects(RDF.type, S.ProductGroup))
+    assert len(lines) == lined.counts["lines"]
+    line_of = dict(g.subject_objects(S.isVariantOf))
+    main = [p for p in _products(g) if not _leaf(g, p).endswith("-accessories")]
+    assert set(line_of) == set(main) and set(line_of.values()) == lines
+    members = defaultdict(list)
+    for product, line in line_of.items():
+        members[line].append(product)
+    assert max(len(m) for m in members.values()) == 3  # LINE_SIZE
+    for m in members.values():  # a line never mixes brands or categories
+        assert len({(g.value(p, S.brand), _leaf(g, p)) for p in m}) == 1
+    # an accessory's products share one line when it has a same-brand target
+    targets = defaultdict(set)
+    for s, o in g.subject_objects(S.isAccessoryOrSparePartFor):
+        targets[s].add(o)
+    same_brand = [
+        ts
+        for a, ts in targets.items()
+        if all(g.value(t, S.brand) == g.value(a, S.brand) for t in ts)
+    ]
+    assert same_brand and all(len({line_of[t] for t in ts}) == 1 for ts in same_brand)
+    # the line is in the graph only: no name or description mentions it
+    text = " ".join(str(o) for p in main for o in g.objects(p, S.name))
+    text += " ".join(str(o) for p in main for o in g.objects(p, S.description))
+    assert " line " not in f" {text.lower()} "
+    # without lines the relations draw among the whole brand + category
+    g0 = rdflib.Graph().parse(plain.path, format="turtle")
+    assert not set(g0.subjects(RDF.type, S.ProductGroup))
