@@ -31,7 +31,7 @@ import numpy as np
 import pyoxigraph as ox
 
 from .nt_check import NotCanonical, check_terms, literal_kinds, synthetic, unescape
-from .nt_hash import decode_slices, first_order, group_slices, padded
+from .nt_hash import PADDING, decode_slices, first_order, group_slices, padded
 from .triples import RDF_TYPE, TripleSink
 
 #: pyoxigraph refuses a token (a literal, an IRI) longer than this with a MemoryError.
@@ -85,13 +85,15 @@ def parse_chunk(
 
     ``hash_bits`` narrows the term hashes (tests force collisions with it: a collision
     sends the chunk to pyoxigraph)."""
-    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
-    too_long = _first_long_line(data)
+    buf = padded(data)
+    newlines = np.flatnonzero(buf[: len(data)] == 10)
+    lines = len(newlines) + (1 if data and data[-1] != 10 else 0)
+    too_long = _first_long_line(newlines, len(data))
     if too_long is not None:
         return Chunk(lines=lines, error=(too_long, None, "", "token"), fast=False)
     chunk = None
     try:
-        layout = _layout(data, quads)
+        layout = _layout(buf, newlines, quads)
         chunk = Chunk() if layout is None else _assemble(layout, frozenset(image_predicates), scope, lenient, hash_bits)  # fmt: skip
     except NotCanonical:
         chunk = None
@@ -101,12 +103,12 @@ def parse_chunk(
     return chunk
 
 
-def _first_long_line(data: bytes) -> int | None:
-    """1-based line (in ``data``) of the first line longer than :data:`MAX_TOKEN_BYTES`."""
-    if len(data) <= MAX_TOKEN_BYTES:
+def _first_long_line(newlines: np.ndarray, size: int) -> int | None:
+    """1-based line of the first line longer than :data:`MAX_TOKEN_BYTES` (``newlines``:
+    the positions of the chunk's ``\n`` bytes, ``size``: its length)."""
+    if size <= MAX_TOKEN_BYTES:
         return None
-    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
-    bounds = np.concatenate([[-1], ends, [len(data)]])
+    bounds = np.concatenate([[-1], newlines, [size]])
     long = np.flatnonzero(np.diff(bounds) > MAX_TOKEN_BYTES)
     return int(long[0]) + 1 if len(long) else None
 
@@ -116,19 +118,16 @@ def _require(condition) -> None:
         raise NotCanonical
 
 
-def _next(positions: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """For each ``at``, the first position >= it (len(buffer) sentinel at the end)."""
-    return positions[np.searchsorted(positions, at)]
-
-
 @dataclass
 class _Layout:
     """Byte offsets of each triple line's terms (int64, shape ``(n,)``; ends exclusive):
     subject ``[s0, s_end)``, predicate ``[p0, p_end)``, object ``[o0, o_end)`` (a
     literal's body is ``[o0 + 1, q)``, its suffix ``[q + 1, o_end)``), graph ``[g0, g_end)``
-    where ``has_graph``; ``special``: a literal with a quote, backslash or CR in its body."""
+    where ``has_graph``; ``special``: a literal with a quote, backslash or CR in its body.
+    ``newlines``: the positions of the chunk's ``\n`` bytes."""
 
     buf: np.ndarray  # the data plus zero padding (kg.nt_hash.padded)
+    newlines: np.ndarray
     s0: np.ndarray
     s_end: np.ndarray
     p0: np.ndarray
@@ -145,62 +144,54 @@ class _Layout:
     special: np.ndarray
 
 
-def _layout(data: bytes, quads: bool) -> _Layout | None:
+def _layout(buf: np.ndarray, newlines: np.ndarray, quads: bool) -> _Layout | None:
     """Term offsets of canonical lines (``S P O .`` / ``S P O G .``, single spaces, comment
-    and blank lines) by numpy searches; None without triples; else :class:`NotCanonical`."""
-    try:
-        data.decode("utf-8")  # pyoxigraph decides about invalid UTF-8 anywhere
-    except UnicodeDecodeError:
-        raise NotCanonical from None
-    buf = padded(data)
-    end = len(data)
+    and blank lines) by numpy searches; None without triples; else :class:`NotCanonical`.
+
+    Only the shape is checked here: every IRI and blank node token goes to pyoxigraph
+    (:func:`kg.nt_check.check_terms`), which refuses one that is not exactly one term."""
+    end = len(buf) - PADDING
     body, sentinel = buf[:end], [end]
-    newlines = np.flatnonzero(body == 10)
     ends = np.concatenate([newlines, sentinel]) if end and buf[end - 1] != 10 else newlines
     starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
     ends = ends - ((ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13))
-    first = np.where(ends > starts, buf[starts], 0)
-    content = (ends > starts) & (first != ord("#"))
+    content = (ends > starts) & (buf[starts] != ord("#"))
     ls, le = starts[content], ends[content]
     if len(ls) == 0:
         return None
     _require(le - ls >= 7)
     _require((buf[le - 1] == ord(".")) & (buf[le - 2] == _SPACE))
     o_end = le - 2
-    spaces = np.concatenate([np.flatnonzero(body == _SPACE), sentinel])
-    gts = np.concatenate([np.flatnonzero(body == _GT), sentinel])
-    s_end = _next(spaces, ls)
-    p0 = s_end + 1
-    _require(p0 < o_end)
-    _require(buf[p0] == _LT)
-    p_end = _next(spaces, p0)
-    o0 = p_end + 1
+    spaces = np.concatenate([np.flatnonzero(body == _SPACE), sentinel, sentinel])
+    at = np.searchsorted(spaces, ls)
+    s_end, p_end = spaces[at], spaces[at + 1]  # the first two spaces of each line
+    p0, o0 = s_end + 1, p_end + 1
     _require(o0 < o_end)
-    _require(_next(gts, p0) == p_end - 1)
+    _require((buf[p0] == _LT) & (buf[p_end - 1] == _GT))
     s_iri = buf[ls] == _LT
-    _require(s_iri | ((buf[ls] == _USCORE) & (buf[ls + 1] == _COLON)))
-    _require(~s_iri | (_next(gts, ls) == s_end - 1))
+    _require(np.where(s_iri, buf[s_end - 1] == _GT, (buf[ls] == _USCORE) & (buf[ls + 1] == _COLON)))  # fmt: skip
     g0 = g_end = o_end
-    if quads:
+    if quads:  # a last token <...> or _:... after the object is the graph
         last = spaces[np.searchsorted(spaces, o_end) - 1]
-        cand = (last > o0) & (
-            ((buf[last + 1] == _LT) & (_next(gts, last + 1) == o_end - 1))
-            | ((buf[last + 1] == _USCORE) & (buf[last + 2] == _COLON))
+        after = buf[last + 1]
+        cand = (last > o0 + 1) & (
+            ((after == _LT) & (buf[o_end - 1] == _GT))
+            | ((after == _USCORE) & (buf[last + 2] == _COLON))
         )
-        _require(~cand | (last > o0 + 1))
         g0, o_end = np.where(cand, last + 1, o_end), np.where(cand, last, o_end)
     ob = buf[o0]
     o_iri, o_blank, o_lit = ob == _LT, ob == _USCORE, ob == _QUOTE
-    _require(o_iri | o_lit | (o_blank & (buf[o0 + 1] == _COLON)))
-    _require(~o_iri | (_next(gts, o0) == o_end - 1))
+    _require(np.where(o_iri, buf[o_end - 1] == _GT, o_lit | (o_blank & (buf[o0 + 1] == _COLON))))  # fmt: skip
     quotes = np.concatenate([np.flatnonzero(body == _QUOTE), sentinel])
     q = np.where(o_lit, quotes[np.searchsorted(quotes, o_end) - 1], o_end)
     _require(~o_lit | (q > o0))
-    special_pos = np.flatnonzero((body == _QUOTE) | (body == 92) | (body == 13))
-    special = o_lit & (np.searchsorted(special_pos, q) > np.searchsorted(special_pos, o0 + 1))
+    special_pos = np.concatenate(
+        [np.flatnonzero((body == _QUOTE) | (body == 92) | (body == 13)), sentinel]
+    )
+    special = o_lit & (special_pos[np.searchsorted(special_pos, o0 + 1)] < q)
     return _Layout(
-        buf, ls, s_end, p0, p_end, o0, o_end, q, g0, g_end, g0 < g_end, o_iri, o_blank, o_lit,
-        special,
+        buf, newlines, ls, s_end, p0, p_end, o0, o_end, q, g0, g_end, g0 < g_end, o_iri,
+        o_blank, o_lit, special,
     )  # fmt: skip
 
 
@@ -268,15 +259,24 @@ def _assemble(lay: _Layout, image_predicates, scope, lenient, bits) -> Chunk | N
     return chunk
 
 
+def _bodies(lay: _Layout) -> list[str]:
+    """The literal bodies, undecoded escapes kept: the chunk decoded once (which is also
+    its UTF-8 check) and split once at the literals' quotes (its newlines made spaces)."""
+    marked = lay.buf[:-PADDING].copy()
+    marked[lay.newlines] = _SPACE
+    marked[lay.o0[lay.o_lit]] = 10
+    marked[lay.q[lay.o_lit]] = 10
+    try:
+        return marked.tobytes().decode("utf-8").split("\n")[1::2]
+    except UnicodeDecodeError:
+        raise NotCanonical from None
+
+
 def _literals(chunk, lay, tokens, g_object, is_image, subject_id, pred_id, lenient) -> None:
     """Literal rows (literals and IRI image references) in input order."""
     o_lit, special = lay.o_lit, lay.special
     values = np.empty(len(o_lit), object)
-    body0 = lay.o0[o_lit] + 1
-    try:
-        values[o_lit] = decode_slices(lay.buf, body0, lay.q[o_lit] - body0)
-    except UnicodeDecodeError:
-        raise NotCanonical from None
+    values[o_lit] = _bodies(lay)
     unescaped = unescape(values[special].tolist())
     if unescaped is not None:  # escapes Python reads exactly as pyoxigraph does
         values[special] = unescaped
