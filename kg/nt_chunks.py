@@ -149,13 +149,21 @@ def _layout(buf: np.ndarray, newlines: np.ndarray, quads: bool) -> _Layout | Non
     and blank lines) by numpy searches; None without triples; else :class:`NotCanonical`.
 
     Only the shape is checked here: every IRI and blank node token goes to pyoxigraph
-    (:func:`kg.nt_check.check_terms`), which refuses one that is not exactly one term."""
+    (:func:`kg.nt_check.check_terms`), which refuses one that is not exactly one term, and
+    every byte of a triple line is decoded as part of a term or a literal (so is a comment
+    line here): the fast path takes valid UTF-8 only."""
     end = len(buf) - PADDING
     body, sentinel = buf[:end], [end]
     ends = np.concatenate([newlines, sentinel]) if end and buf[end - 1] != 10 else newlines
     starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
     ends = ends - ((ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13))
     content = (ends > starts) & (buf[starts] != ord("#"))
+    comments = ~content & (ends > starts)
+    if comments.any():  # the rest is decoded term by term; pyoxigraph judges bad UTF-8
+        try:
+            decode_slices(buf, starts[comments], (ends - starts)[comments])
+        except UnicodeDecodeError:
+            raise NotCanonical from None
     ls, le = starts[content], ends[content]
     if len(ls) == 0:
         return None
@@ -260,14 +268,10 @@ def _assemble(lay: _Layout, image_predicates, scope, lenient, bits) -> Chunk | N
 
 
 def _bodies(lay: _Layout) -> list[str]:
-    """The literal bodies, undecoded escapes kept: the chunk decoded once (which is also
-    its UTF-8 check) and split once at the literals' quotes (its newlines made spaces)."""
-    marked = lay.buf[:-PADDING].copy()
-    marked[lay.newlines] = _SPACE
-    marked[lay.o0[lay.o_lit]] = 10
-    marked[lay.q[lay.o_lit]] = 10
+    """The literal bodies, undecoded escapes kept (one gather, one decode, one split)."""
+    body0 = lay.o0[lay.o_lit] + 1
     try:
-        return marked.tobytes().decode("utf-8").split("\n")[1::2]
+        return decode_slices(lay.buf, body0, lay.q[lay.o_lit] - body0)
     except UnicodeDecodeError:
         raise NotCanonical from None
 

@@ -139,4 +139,4 @@ def decode_slices(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> l
     index = np.arange(int(span.sum()), dtype=np.int64) + np.repeat(starts - out_start, span)
     gathered = buf[index]
     gathered[out_start + lengths] = 10
-    return gathered[:-1].tobytes().decode("utf-8").split("\n")
+    return str(memoryview(gathered[:-1]), "utf-8").split("\n")
