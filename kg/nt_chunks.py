@@ -26,6 +26,7 @@ syntax error comes back with the line relative to the chunk.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 import pyoxigraph as ox
@@ -37,6 +38,7 @@ from .triples import RDF_TYPE, TripleSink
 #: pyoxigraph refuses a token (a literal, an IRI) longer than this with a MemoryError.
 MAX_TOKEN_BYTES = 16 << 20
 _SPACE, _GT, _QUOTE, _LT, _USCORE, _COLON = 32, 62, 34, 60, 95, 58
+_INNER = itemgetter(slice(1, -1))
 
 
 def _empty() -> np.ndarray:
@@ -193,10 +195,9 @@ def _layout(buf: np.ndarray, newlines: np.ndarray, quads: bool) -> _Layout | Non
     quotes = np.concatenate([np.flatnonzero(body == _QUOTE), sentinel])
     q = np.where(o_lit, quotes[np.searchsorted(quotes, o_end) - 1], o_end)
     _require(~o_lit | (q > o0))
-    special_pos = np.concatenate(
-        [np.flatnonzero((body == _QUOTE) | (body == 92) | (body == 13)), sentinel]
-    )
-    special = o_lit & (special_pos[np.searchsorted(special_pos, o0 + 1)] < q)
+    inner = quotes[np.searchsorted(quotes, o0 + 1)] < q  # a quote inside the body
+    escapes = np.concatenate([np.flatnonzero((body == 92) | (body == 13)), sentinel])
+    special = o_lit & (inner | (escapes[np.searchsorted(escapes, o0 + 1)] < q))
     return _Layout(
         buf, newlines, ls, s_end, p0, p_end, o0, o_end, q, g0, g_end, g0 < g_end, o_iri,
         o_blank, o_lit, special,
@@ -250,7 +251,11 @@ def _assemble(lay: _Layout, image_predicates, scope, lenient, bits) -> Chunk | N
     keep[1::2] = is_edge
     node_groups, node_seq = first_order(sequence[keep], groups)
     prefix = "_:" + scope
-    nodes = [t[1:-1] if t[:1] == "<" else prefix + t[2:] for t in tokens[node_groups].tolist()]
+    raw_nodes = tokens[node_groups].tolist()
+    if (lay.buf[starts[leader[node_groups]]] == _LT).all():  # IRIs only
+        nodes = list(map(_INNER, raw_nodes))
+    else:
+        nodes = [t[1:-1] if t[:1] == "<" else prefix + t[2:] for t in raw_nodes]
     if len(set(nodes)) < len(nodes):  # lenient: an IRI that reads as a scoped blank node
         nodes, distinct = _intern(nodes)
         node_seq = distinct[node_seq]
