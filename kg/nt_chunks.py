@@ -8,10 +8,11 @@ merges the chunks into a :class:`kg.triples.TripleSink`.
 
 **Fast path** (the lines serialisers write: ``S P O .`` or ``S P O G .``, single spaces,
 ``\n`` or ``\r\n`` line ends, comment and blank lines): the term boundaries of every line
-come from numpy searches over the positions of spaces, ``>`` and ``"`` bytes; the terms
-are interned on 64-bit hashes of their bytes (:mod:`kg.nt_hash`, checked exactly, a
-collision sends the chunk to the slow path), so Python strings are made only for distinct
-terms and for literal values, with no Python bytecode per triple. What the fast path does
+come from numpy searches over the positions of spaces and ``"`` bytes; the terms are
+interned on 64-bit hashes of their bytes (:mod:`kg.nt_hash`, checked exactly: a collision
+sends the chunk to the slow path), so Python strings are made only for distinct terms and
+for literal values (one gather, one decode and one split for all of them), with no Python
+bytecode per triple. What the fast path does
 not check itself it hands to pyoxigraph (:mod:`kg.nt_check`), once per *distinct* term:
 every distinct IRI and blank node label, every distinct literal suffix (``@lang``,
 ``^^<datatype>``) and every literal with an escape Python cannot read as pyoxigraph does,
@@ -19,7 +20,7 @@ so the result is the one pyoxigraph gives (IRI validation, lower-cased language 
 unescaping).
 
 **Slow path**: a chunk with any other line (tabs, a comment after a triple, RDF-star, a
-syntax error...) is parsed by pyoxigraph through a :class:`~kg.triples.TripleSink`; its
+syntax error...), a term over :data:`kg.nt_hash.LONGEST` bytes or a hash collision is parsed by pyoxigraph through a :class:`~kg.triples.TripleSink`; its
 syntax error comes back with the line relative to the chunk.
 """
 
