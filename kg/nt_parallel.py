@@ -20,7 +20,7 @@ import multiprocessing as mp
 import os
 import re
 from collections import deque
-from itertools import filterfalse
+from itertools import compress, repeat
 from pathlib import Path
 
 import numpy as np
@@ -183,11 +183,16 @@ def add_lines_file(
 
 
 def _remap(table: dict[str, int], values: list[str], keys: list[str]) -> np.ndarray:
-    """Global ids of the chunk's distinct ``keys``; new ones are appended to ``values``."""
-    new = list(filterfalse(table.__contains__, keys))
-    table.update(zip(new, range(len(values), len(values) + len(new)), strict=True))
-    values.extend(new)
-    return np.fromiter(map(table.__getitem__, keys), np.int64, len(keys))
+    """Global ids of the chunk's distinct ``keys``; new ones are appended to ``values``
+    (one dictionary lookup per key, one insertion per new key)."""
+    ids = np.fromiter(map(table.get, keys, repeat(-1)), np.int64, len(keys))
+    new = ids < 0
+    fresh = np.arange(len(values), len(values) + int(new.sum()))
+    ids[new] = fresh
+    added = list(compress(keys, new.tolist()))
+    table.update(zip(added, fresh.tolist(), strict=True))
+    values.extend(added)
+    return ids
 
 
 def _extend(buffer, values: np.ndarray) -> None:
