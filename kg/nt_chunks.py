@@ -33,7 +33,7 @@ import numpy as np
 import pyoxigraph as ox
 
 from .nt_check import NotCanonical, check_terms, literal_kinds, synthetic, unescape
-from .nt_hash import PADDING, decode_slices, first_order, group_slices, padded
+from .nt_hash import PADDING, decode_slices, decode_spans, first_order, group_slices, padded
 from .triples import RDF_TYPE, TripleSink
 
 #: pyoxigraph refuses a token (a literal, an IRI) longer than this with a MemoryError.
@@ -274,10 +274,10 @@ def _assemble(lay: _Layout, image_predicates, scope, lenient, bits) -> Chunk | N
 
 
 def _bodies(lay: _Layout) -> list[str]:
-    """The literal bodies, undecoded escapes kept (one gather, one decode, one split)."""
+    """The literal bodies, undecoded escapes kept (one mask, one decode, one split)."""
     body0 = lay.o0[lay.o_lit] + 1
     try:
-        return decode_slices(lay.buf, body0, lay.q[lay.o_lit] - body0)
+        return decode_spans(lay.buf, body0, lay.q[lay.o_lit] - body0)
     except UnicodeDecodeError:
         raise NotCanonical from None
 

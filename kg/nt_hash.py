@@ -8,8 +8,8 @@ per slice). Groups are then checked exactly: every slice is compared, length and
 with the first slice of its group, so a hash collision is never silent (the function
 returns ``None`` and the caller takes a slower exact path).
 :func:`first_order` renumbers a sequence of group ids in order of first appearance, and
-:func:`decode_slices` decodes chosen slices to ``str`` in one ``bytes.decode`` and one
-``str.split``. Used by :mod:`kg.nt_chunks`.
+:func:`decode_slices` (any slices) and :func:`decode_spans` (ordered, disjoint) decode
+chosen slices to ``str`` in one decode and one ``str.split``. Used by :mod:`kg.nt_chunks`.
 """
 
 from __future__ import annotations
@@ -139,4 +139,19 @@ def decode_slices(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> l
     index = np.arange(int(span.sum()), dtype=np.int64) + np.repeat(starts - out_start, span)
     gathered = buf[index]
     gathered[out_start + lengths] = 10
+    return str(memoryview(gathered[:-1]), "utf-8").split("\n")
+
+
+def decode_spans(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> list[str]:
+    """:func:`decode_slices` for spans in increasing order, each followed by at least one
+    byte before the next: one boolean mask over the buffer, no index arrays per byte."""
+    if len(starts) == 0:
+        return []
+    bounds = np.empty(2 * len(starts) + 2, np.int64)
+    bounds[0], bounds[-1] = 0, len(buf)
+    bounds[1:-1:2], bounds[2:-1:2] = starts, starts + lengths + 1  # with the byte after
+    keep = np.zeros(len(bounds) - 1, bool)
+    keep[1::2] = True
+    gathered = buf[np.repeat(keep, np.diff(bounds))]
+    gathered[np.cumsum(lengths + 1) - 1] = 10
     return str(memoryview(gathered[:-1]), "utf-8").split("\n")

@@ -10,7 +10,15 @@ import pyoxigraph as ox
 import pytest
 
 from kg.nt_check import NotCanonical, check_terms, unescape
-from kg.nt_hash import LONGEST, decode_slices, first_order, group_slices, hash_slices, padded
+from kg.nt_hash import (
+    LONGEST,
+    decode_slices,
+    decode_spans,
+    first_order,
+    group_slices,
+    hash_slices,
+    padded,
+)
 
 
 def _slices(tokens: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -74,6 +82,9 @@ def test_first_order_and_decode_slices():
     assert decode_slices(buf, starts[::-1], lengths[::-1]) == ["<ü>", "", "é"]
     with pytest.raises(UnicodeDecodeError):
         decode_slices(buf, starts[:1], lengths[:1] - 1)  # half a character
+    assert decode_spans(buf, starts, lengths) == ["é", "", "<ü>"]
+    assert decode_spans(buf, starts[1:], lengths[1:]) == ["", "<ü>"]
+    assert decode_spans(buf, starts[:0], lengths[:0]) == []
 
 
 @pytest.mark.parametrize(
