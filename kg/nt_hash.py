@@ -40,7 +40,8 @@ def _hash(buf, starts, lengths) -> tuple[np.ndarray, np.ndarray, list[np.ndarray
     ``words[k]`` is word ``k`` (zero past the end) of the slices, in that order, that have
     one (a prefix of it). One numpy round per word index, not a Python step per slice."""
     count = np.maximum((lengths + 7) >> 3, 1)
-    order = np.argsort(-count.astype(np.int16), kind="stable")  # a radix sort
+    small = count.max() < (1 << 15)  # then a radix sort
+    order = np.argsort(-(count.astype(np.int16) if small else count), kind="stable")
     starts, lengths = starts[order], lengths[order]
     active = np.searchsorted(-count[order], -np.arange(1, int(count.max()) + 2), "right")
     view = _words(buf)
