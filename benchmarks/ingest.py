@@ -12,8 +12,9 @@ then, each in a fresh process (so peak memory is its own):
                 relation sets, dict lookups, typed edge lists)
 
 and prints the best of ``--repeat`` runs (the machine may be shared): seconds, triples/s,
-CPU seconds (the process plus its parser workers), peak memory above the post-import
-baseline (the parent; its workers' peak is printed apart), and the ratios.
+CPU seconds (the process plus its parser workers; the workers' share apart), peak memory
+above the post-import baseline (the parent; its workers' peak is printed apart), and the
+ratios.
 
     python benchmarks/ingest.py                 # 1,000,000 triples (a few minutes: rdflib is slow)
     python benchmarks/ingest.py --triples 200000 --formats nt
@@ -94,11 +95,10 @@ def generate(path_nt: Path, path_ttl: Path, triples: int, seed: int = 0) -> int:
     return count
 
 
-def _cpu_seconds() -> float:
-    """CPU seconds of this process and its (finished) children."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+def _cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    """CPU seconds of this process (``RUSAGE_SELF``) or its finished children."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def ours(path: str, queue) -> None:
@@ -107,12 +107,14 @@ def ours(path: str, queue) -> None:
     import kg  # noqa: F401  (imports are outside the timing, as for the baseline)
 
     before, cpu = _status_kib("VmRSS"), _cpu_seconds()
+    workers_cpu = _cpu_seconds(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     data = kg.load_rdf(path).to_pyg()
     seconds = time.perf_counter() - start
     workers_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    workers_cpu = _cpu_seconds(resource.RUSAGE_CHILDREN) - workers_cpu
     queue.put((seconds, (_status_kib("VmHWM") - before) / 1024, len(data.edge_types),
-               _cpu_seconds() - cpu, workers_mb))  # fmt: skip
+               _cpu_seconds() - cpu + workers_cpu, workers_mb, workers_cpu))  # fmt: skip
 
 
 def streamed(path: str, queue) -> None:
@@ -130,7 +132,7 @@ def streamed(path: str, queue) -> None:
     data = kg.ProductGraph(sink.raw).to_pyg()
     seconds = time.perf_counter() - start
     queue.put((seconds, (_status_kib("VmHWM") - before) / 1024, len(data.edge_types),
-               _cpu_seconds() - cpu, 0.0))  # fmt: skip
+               _cpu_seconds() - cpu, 0.0, 0.0))  # fmt: skip
 
 
 def baseline(path: str, queue) -> None:
@@ -169,7 +171,7 @@ def baseline(path: str, queue) -> None:
         data[dt, "rev_" + rel, st].edge_index = index.flip(0)
     seconds = time.perf_counter() - start
     queue.put((seconds, (_status_kib("VmHWM") - before) / 1024, len(data.edge_types),
-               _cpu_seconds() - cpu, 0.0))  # fmt: skip
+               _cpu_seconds() - cpu, 0.0, 0.0))  # fmt: skip
 
 
 def run_isolated(target, path: Path, repeat: int = 1) -> tuple:
@@ -201,15 +203,15 @@ def main() -> None:
         print(f"generated {n:,} triples in {time.perf_counter() - start:.1f}s "
               f"({paths['nt'].stat().st_size / 1e6:.0f} MB N-Triples, {paths['ttl'].stat().st_size / 1e6:.0f} MB Turtle)\n")  # fmt: skip
         print(f"{'format':6} {'pipeline':9} {'seconds':>8} {'triples/s':>11} {'CPU s':>6} "
-              f"{'peak MB':>8} {'workers MB':>10} {'edge types':>10}")  # fmt: skip
+              f"{'workers CPU s':>13} {'peak MB':>8} {'workers MB':>10} {'edge types':>10}")  # fmt: skip
         for fmt in args.formats:
             results = {"ours": run_isolated(ours, paths[fmt], args.repeat)}
             results["streamed"] = run_isolated(streamed, paths[fmt], args.repeat)
             if not args.skip_baseline:
                 results["rdflib"] = run_isolated(baseline, paths[fmt])
-            for name, (seconds, peak, edge_types, cpu, workers) in results.items():
+            for name, (seconds, peak, edge_types, cpu, workers, workers_cpu) in results.items():
                 print(f"{fmt:6} {name:9} {seconds:8.2f} {n / seconds:11,.0f} {cpu:6.2f} "
-                      f"{peak:8.0f} {workers:10.0f} {edge_types:10}")  # fmt: skip
+                      f"{workers_cpu:13.2f} {peak:8.0f} {workers:10.0f} {edge_types:10}")  # fmt: skip
             ours_s, ours_mb = results["ours"][0], results["ours"][1]
             for name in ("streamed", "rdflib"):
                 if name in results:

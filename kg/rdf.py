@@ -170,7 +170,7 @@ def add_file(
 
     N-Triples and N-Quads are read in parallel chunks (:mod:`kg.nt_parallel`) by
     ``workers`` processes (``workers=1``: chunks in this process); by default, on every core
-    for files of 16 MB and more when there are several cores, else streamed.
+    for files of 16 MB and more (one core: chunks in this process), else streamed.
 
     Raises:
         RdfError: unreadable or truncated file, a token over pyoxigraph's 16 MiB buffer.
@@ -348,8 +348,8 @@ def load_rdf(
             may not serialise back to valid RDF.
         progress: show a progress bar over files.
         workers: processes that parse N-Triples / N-Quads chunks (default: every core
-            for files of 16 MB and more on a machine with several cores, else the file is
-            streamed through pyoxigraph); other formats always stream.
+            for files of 16 MB and more, chunks in this process on one core, else the file
+            is streamed through pyoxigraph); other formats always stream.
         **graph_options: typing options of :class:`kg.graph.GraphOptions`
             (``default_type``, ``multi_type``, ``type_priority``).
 

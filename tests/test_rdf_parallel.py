@@ -13,7 +13,7 @@ from conftest import shared
 
 import kg
 from kg.nt_chunks import parse_chunk
-from kg.nt_parallel import add_lines_file
+from kg.nt_parallel import add_lines_file, merge_chunk
 from kg.rdf import RdfError, RdfSyntaxError
 from kg.triples import DEFAULT_IMAGE_PREDICATES, RDF_LANG_STRING, RawTriples, TripleSink
 
@@ -88,6 +88,63 @@ def test_fast_path_takes_canonical_lines_and_hands_the_rest_to_pyoxigraph():
     odd = b'<http://ex.org/a>\t<http://ex.org/b> "x" .\n'
     chunk = parse_chunk(odd, DEFAULT_IMAGE_PREDICATES, "f0_")
     assert not chunk.fast and chunk.count == 1 and chunk.lit_value == ["x"]
+
+
+def _merged(chunk) -> RawTriples:
+    sink = TripleSink()
+    sink._intern(sink._dtype_ids, sink.raw.datatypes, RDF_LANG_STRING)
+    merge_chunk(sink, chunk, 0)
+    return sink.raw
+
+
+def test_a_hash_collision_falls_back_to_pyoxigraph_with_the_same_graph(tmp_path):
+    path = tmp_path / "edge.nt"
+    path.write_bytes(EDGE_CASES.split("<http://ex.org/p3>\t")[0].encode())
+    hashed = parse_chunk(path.read_bytes(), DEFAULT_IMAGE_PREDICATES, "f0_")
+    assert hashed.fast
+    # one hash bit: distinct terms must collide; the collision is found and the chunk is
+    # read by pyoxigraph instead, to the same graph
+    collided = parse_chunk(path.read_bytes(), DEFAULT_IMAGE_PREDICATES, "f0_", hash_bits=1)
+    assert not collided.fast
+    assert_same(_merged(collided), _merged(hashed))
+    assert_same(_merged(hashed), streamed(path))
+
+
+ODD_LINES = [  # (line, whether the fast path takes it); the graph is streaming's either way
+    (b"<http://ex.org/\\u0041> <http://ex.org/p> <http://ex.org/o> .\n", False),  # escaped IRI
+    (b"# caf\xe9 in Latin-1: no UTF-8\n<http://ex.org/s> <http://ex.org/p> \"x\" .\n", False),
+    (b"<http://ex.org/s>  <http://ex.org/p> \"two spaces\" .\n", False),
+    (b"<http://ex.org/s> <http://ex.org/p> \"x\"^^<http://ex.org/\\u0041> .\n", True),  # datatype read by pyoxigraph
+    (b"<http://ex.org/s> <http://ex.org/p> \"a <b>\"^^<http://ex.org/dt> .\n", True),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("line, fast", ODD_LINES)
+def test_odd_lines_read_as_streaming_reads_them(tmp_path, line, fast):
+    data = b'<http://ex.org/a> <http://ex.org/p> "plain" .\n' + line
+    assert parse_chunk(data, DEFAULT_IMAGE_PREDICATES, "f0_").fast == fast
+    path = tmp_path / "odd.nt"
+    path.write_bytes(data)
+    assert_same(chunked(path, workers=1, chunk_bytes=1 << 20), streamed(path))
+    # as N-Quads, a last token <...> may be a graph name: here it is inside the literal
+    path = tmp_path / "odd.nq"
+    path.write_bytes(data)
+    assert_same(
+        chunked(path, quads=True, workers=1, chunk_bytes=1 << 20), streamed(path, quads=True)
+    )
+
+
+def test_lenient_iri_spelled_like_a_scoped_blank_node_is_that_node(tmp_path):
+    path = tmp_path / "lenient.nt"
+    path.write_text(
+        "<http://a.org/s> <http://a.org/p> <_:f0_b> .\n"
+        '_:b <http://a.org/p> "x" .\n'
+        "<http://a.org/s> <http://a.org/p> _:b .\n"
+    )
+    assert parse_chunk(path.read_bytes(), DEFAULT_IMAGE_PREDICATES, "f0_", lenient=True).fast
+    raw = chunked(path, lenient=True, workers=1, chunk_bytes=1 << 20)
+    assert_same(raw, streamed(path, lenient=True))
+    assert raw.nodes == ["http://a.org/s", "_:f0_b"]
 
 
 def test_nquads_graph_terms_are_merged_into_the_default_graph(tmp_path):
