@@ -29,8 +29,11 @@ Answer(product='.../lumo-racing-car', attribute='is accessory or spare part for'
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from kg.labels import display_name
 from kg.naming import REV_PREFIX
@@ -40,6 +43,7 @@ from .product_finder import QAError, find_product
 from .qa_scorer import QA_SCORER_DIR, Candidate, QAScorer, predicate_words
 
 MAX_VALUES = 10
+RANGE_VALUES = 8  # values per relation in a candidate's description (relation_ranges)
 LITERAL, RELATION = "literal", "relation"
 
 
@@ -55,10 +59,11 @@ class Attribute:
     words: str
     values: list[str]
     objects: list[str]
+    about: str = ""  # the values the relation takes across the catalogue (relation_ranges)
 
     @property
     def candidate(self) -> Candidate:
-        return Candidate(self.words, ", ".join(self.values[:3]))
+        return Candidate(self.words, ", ".join(self.values[:3]), self.about)
 
 
 @dataclass
@@ -142,12 +147,41 @@ def _relation_attributes(graph, iri: str, predictable: bool) -> list[Attribute]:
     return list(groups.values())
 
 
+_RANGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def relation_ranges(graph, k: int = RANGE_VALUES) -> dict[str, str]:
+    """For each relation between two different node types, the names of its ``k`` most
+    frequent objects across the graph, most frequent first (``{"season": "Summer, Fall,
+    Winter, Spring"}``): what the predicate's values look like, so a question naming one
+    (``Sommer oder Winter?``) points to it. Computed once per graph."""
+    if graph in _RANGES:
+        return _RANGES[graph]
+    out: dict[str, list[str]] = {}
+    for r in graph.relations:
+        if r.src_type == r.dst_type or not r.count:
+            continue
+        counts = np.bincount(graph.edge_index(r)[1])
+        top = [int(i) for i in np.argsort(-counts, kind="stable")[:k] if counts[i] > 0]
+        names = [display_name(graph, graph.iri(r.dst_type, i)) for i in top]
+        out.setdefault(r.name, []).extend(n for n in names if n)
+    ranges = {name: ", ".join(dict.fromkeys(names)) for name, names in out.items()}
+    _RANGES[graph] = ranges
+    return ranges
+
+
 def product_attributes(graph, iri: str, predictable: bool = False) -> list[Attribute]:
     """The attributes of ``iri`` a question may ask about: its literal columns (images
     left out; English or untagged values first) and its relations, each direction once for
-    symmetric ones. ``predictable``: also the product-to-product relations of its type it
-    has no edge of, in either direction (answered by a link model)."""
-    return _literal_attributes(graph, iri) + _relation_attributes(graph, iri, predictable)
+    symmetric ones, each relation with its values across the catalogue
+    (:func:`relation_ranges`). ``predictable``: also the product-to-product relations of
+    its type it has no edge of, in either direction (answered by a link model)."""
+    atts = _literal_attributes(graph, iri) + _relation_attributes(graph, iri, predictable)
+    ranges = relation_ranges(graph)
+    for att in atts:
+        if att.kind == RELATION:
+            att.about = ranges.get(att.name, "")
+    return atts
 
 
 # ------------------------------------------------------------------ sentences

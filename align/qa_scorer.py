@@ -51,10 +51,13 @@ LEXICAL = 2  # lexical overlap features per pair
 
 class Candidate(NamedTuple):
     """One attribute of a product that may answer a question: ``key`` is the predicate in
-    words ("base colour"), ``value`` its value(s) as text ("Black")."""
+    words ("base colour"), ``value`` its value(s) as text ("Black"), ``about`` the values
+    the predicate takes across the catalogue ("Black, White, Blue"; empty: unknown), so a
+    question naming such a value ("summer or winter?") points to it."""
 
     key: str
     value: str
+    about: str = ""
 
 
 class Question(NamedTuple):
@@ -208,9 +211,13 @@ class QAScorer:
         return " ".join(question.split())[: self.config.max_question_chars]
 
     def candidate_texts(self, candidate: Candidate) -> tuple[str, str]:
-        """The two texts embedded per candidate: the key, and ``key: value`` (value cut)."""
+        """The two texts embedded per candidate: the key (with the catalogue's values of
+        the predicate, ``season (Summer, Winter, Fall)``, when known), and ``key: value``
+        (value cut)."""
         value = candidate.value[: self.config.value_chars]
-        return candidate.key, f"{candidate.key}: {value}" if value else candidate.key
+        about = candidate.about[: self.config.value_chars]
+        key = f"{candidate.key} ({about})" if about else candidate.key
+        return key, f"{candidate.key}: {value}" if value else candidate.key
 
     def inputs(self, questions: list[str], candidates: list[list[Candidate]]):
         """Padded model inputs for B questions: ``q [B, d]``, ``k, v [B, C, d]``,

@@ -3,9 +3,9 @@
 - :func:`read_semipqa`: labelled shopper questions in the semiPQA layout (tab-separated
   ``qid, qa_pair_id, question, candidate, label``; Amazon, ECNLP 2022), one
   :class:`~align.qa_scorer.Question` per ``qid``;
-- :func:`graph_questions`: questions generated from a workspace's own products (one per
-  product and attribute, from a few English templates over the predicate's words), for a
-  catalogue without labelled questions;
+- :func:`graph_questions`: questions generated from a workspace's own products (per
+  product and attribute, in en / de / es / zh: :mod:`align.qa_lexicon`), for a catalogue
+  without labelled questions;
 - :func:`fit_scorer`: listwise training with a hold-out that picks the epoch (by MRR) and
   calibrates the NIL threshold (accuracy of the answer / NIL decisions);
 - :func:`rank_metrics`: P@1, MRR and NIL accuracy of scored questions.
@@ -23,17 +23,13 @@ import numpy as np
 import torch
 
 from .base import LinkerError
+from .qa_lexicon import ENGLISH_TEMPLATES, generated_questions
 from .qa_scorer import Candidate, QAScorer, Question, _masked, parse_semipqa, shuffled
 
 SEMIPQA_COLUMNS = ("qid", "question", "candidate", "label")
 
-#: Templates of :func:`graph_questions` (``{key}``: the predicate in words).
-GRAPH_TEMPLATES = (
-    "what is the {key} of this?",
-    "which {key} does it have?",
-    "can you tell me the {key}?",
-    "{key}?",
-)
+#: English templates for attributes outside the multilingual vocabulary (kept name).
+GRAPH_TEMPLATES = ENGLISH_TEMPLATES
 
 
 def read_semipqa(path) -> list[Question]:
@@ -66,17 +62,14 @@ def read_semipqa(path) -> list[Question]:
 
 
 def graph_questions(graph, candidates_of, products: list[str], seed: int = 0) -> list[Question]:
-    """One generated question per product and attribute: a template of
-    :data:`GRAPH_TEMPLATES` filled with the attribute's words, labelled with that attribute.
-    ``candidates_of(iri)`` gives a product's :class:`Candidate` list (:mod:`align.qa`)."""
-    rng = random.Random(seed)
-    out = []
-    for iri in products:
-        cands = candidates_of(iri)
-        for i, cand in enumerate(cands):
-            template = rng.choice(GRAPH_TEMPLATES)
-            out.append(Question(template.format(key=cand.key), cands, [i]))
-    return out
+    """Generated questions about ``products``, labelled with the attribute asked: for each
+    product and attribute, one question per language (en, de, es, zh) from the generic
+    multilingual vocabulary, or English ones over the attribute's words, plus a
+    value-choice question (:func:`align.qa_lexicon.generated_questions`).
+    ``candidates_of(iri)`` gives a product's :class:`Candidate` list (:mod:`align.qa`);
+    ``graph`` is kept for callers (unused)."""
+    del graph
+    return generated_questions(candidates_of, products, seed)
 
 
 # ------------------------------------------------------------------ metrics
