@@ -40,7 +40,7 @@ from kg.naming import REV_PREFIX
 
 from .base import LinkerError
 from .product_finder import QAError, find_product
-from .qa_scorer import QA_SCORER_DIR, Candidate, QAScorer, predicate_words
+from .qa_scorer import QA_SCORER_DIR, Candidate, QAScorer, load_scorer, predicate_words
 
 MAX_VALUES = 10
 RANGE_VALUES = 8  # values per relation in a candidate's description (relation_ranges)
@@ -254,7 +254,7 @@ class QuestionAnswerer:
         from .linker import Linker
 
         workspace = Path(workspace)
-        scorer = QAScorer.load(scorer_dir or workspace / QA_SCORER_DIR)
+        scorer = load_scorer(scorer_dir or workspace / QA_SCORER_DIR)
         try:
             linker = Linker(workspace)
             graph = linker.graph

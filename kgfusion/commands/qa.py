@@ -33,8 +33,13 @@ def _qa_train_args(p: argparse.ArgumentParser) -> None:
                    help="labelled questions, semiPQA layout")  # fmt: skip
     p.add_argument("--graph-products", type=int, default=300,
                    help="products whose attributes give generated questions (0: none)")  # fmt: skip
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: 30 features, 3 bi-encoder)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scorer", default="features", metavar="KIND",
+                   help="features: a head over frozen multilingual E5 embeddings (en / de / es / "
+                   "zh questions); bi-encoder: fine-tunes all-MiniLM-L6-v2 (English, better on "
+                   "shopper questions, minutes of CPU)")  # fmt: skip
 
 
 @command("qa-train", "train the question -> attribute scorer of `kgf ask`", _qa_train_args)
@@ -44,7 +49,7 @@ def qa_train_cmd(args) -> int:
     session = Session(args.workspace)
     metrics = session.qa_train(
         args.pairs, graph_products=args.graph_products, epochs=args.epochs, seed=args.seed,
-        progress=lambda e, loss, mrr: print(f"epoch {e}: loss {loss:.4f}, hold-out MRR {mrr:.4f}"),
+        kind=args.scorer, progress=lambda e, loss, mrr: print(f"epoch {e}: loss {loss:.4f}, hold-out MRR {mrr:.4f}"),
     )  # fmt: skip
     print(f"question scorer saved to {session.path / 'qa-scorer'}")
     for key, value in metrics.items():
