@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kg.labels import display_name
+from kg.labels import display_name, tokens
 from kg.naming import REV_PREFIX
 
 from .base import LinkerError
@@ -204,14 +204,25 @@ def answer_sentence(product: str, att: Attribute, values: list[str], predicted: 
 
 
 def _without(question: str, start: int | None, end: int | None, name: str | None) -> str:
-    """The question with the product's mention (or its name) replaced by ``it``."""
-    if start is not None and end is not None and end > start:
-        return (question[:start] + " it " + question[end:]).strip()
+    """The question with the product's name replaced by ``it``: the display name where it
+    occurs (whitespace and case aside); else the linker's mention span, less the words at
+    its edges that are not words of the name (a span may take in "colour does" before the
+    name: those words are what is asked)."""
     if name:
-        lower = question.lower().find(name.lower())
-        if lower >= 0:
-            return (question[:lower] + " it " + question[lower + len(name) :]).strip()
-    return question
+        norm = " ".join(name.split())
+        at = question.lower().find(norm.lower())
+        if at >= 0 and norm:
+            return " ".join((question[:at] + " it " + question[at + len(norm) :]).split())
+    if start is None or end is None or end <= start:
+        return question
+    words = question[start:end].split()
+    own = set(tokens(name or ""))
+    inside = [i for i, w in enumerate(words) if not own or set(tokens(w)) & own]
+    if not inside:
+        return " ".join((question[:start] + " it " + question[end:]).split())
+    first, last = inside[0], inside[-1]
+    kept = words[:first] + ["it"] + words[last + 1 :]
+    return " ".join((question[:start] + " " + " ".join(kept) + " " + question[end:]).split())
 
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef\u3000-\u303f"
