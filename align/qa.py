@@ -40,6 +40,7 @@ from kg.naming import REV_PREFIX
 
 from .base import LinkerError
 from .product_finder import QAError, find_product
+from .qa_lexicon import concept_words
 from .qa_scorer import QA_SCORER_DIR, Candidate, QAScorer, load_scorer, predicate_words
 
 MAX_VALUES = 10
@@ -60,10 +61,11 @@ class Attribute:
     values: list[str]
     objects: list[str]
     about: str = ""  # the values the relation takes across the catalogue (relation_ranges)
+    aka: str = ""  # other words for it, other languages too (align.qa_lexicon.concept_words)
 
     @property
     def candidate(self) -> Candidate:
-        return Candidate(self.words, ", ".join(self.values[:3]), self.about)
+        return Candidate(self.words, ", ".join(self.values[:3]), self.about, self.aka)
 
 
 @dataclass
@@ -173,12 +175,13 @@ def relation_ranges(graph, k: int = RANGE_VALUES) -> dict[str, str]:
 def product_attributes(graph, iri: str, predictable: bool = False) -> list[Attribute]:
     """The attributes of ``iri`` a question may ask about: its literal columns (images
     left out; English or untagged values first) and its relations, each direction once for
-    symmetric ones, each relation with its values across the catalogue
-    (:func:`relation_ranges`). ``predictable``: also the product-to-product relations of
+    symmetric ones, each with its other words (:func:`align.qa_lexicon.concept_words`) and
+    each relation with its values across the catalogue (:func:`relation_ranges`). ``predictable``: also the product-to-product relations of
     its type it has no edge of, in either direction (answered by a link model)."""
     atts = _literal_attributes(graph, iri) + _relation_attributes(graph, iri, predictable)
     ranges = relation_ranges(graph)
     for att in atts:
+        att.aka = concept_words(att.words)
         if att.kind == RELATION:
             att.about = ranges.get(att.name, "")
     return atts

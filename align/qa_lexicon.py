@@ -99,6 +99,17 @@ def concept_of(key: str) -> str | None:
     return best
 
 
+def concept_words(key: str) -> str:
+    """The words of ``key``'s concept in every language but the key itself, joined
+    (``usage`` -> ``occasion, use, purpose, Anlass, ..., 场合, 用途, 用处``); empty when the
+    key matches no concept. They describe the predicate to the scorer (``Candidate.aka``)."""
+    concept = concept_of(key)
+    if concept is None:
+        return ""
+    words = [w for lang in LANGUAGES for w in CONCEPTS[concept][lang]]
+    return ", ".join(w for w in dict.fromkeys(words) if w.lower() != key.lower())
+
+
 def _choice(rng: random.Random, cand: Candidate, lang: str) -> str | None:
     values = [v.strip() for v in cand.about.split(",") if v.strip()]
     own = cand.value.split(",")[0].strip()
