@@ -130,7 +130,9 @@ class BiEncoderScorer:
                 tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True,
                                                           trust_remote_code=False)  # fmt: skip
         except Exception as err:  # noqa: BLE001 - any loading failure: say which folder
-            raise LinkerError(f"hf:{folder}: cannot load a sentence encoder from it ({err})") from err
+            raise LinkerError(
+                f"hf:{folder}: cannot load a sentence encoder from it ({err})"
+            ) from err
         config = BiEncoderConfig(base_model=str(folder), max_length=max_length)
         return cls(config, BiEncoderModule(model.float()), tokenizer)
 

@@ -126,12 +126,19 @@ def biencoder_scorer(args, dev, test):
     from align.qa_biencoder import BiEncoderScorer, fit_biencoder, predict_biencoder
     from align.qa_train import rank_metrics
 
-    scorer = BiEncoderScorer.from_base(max_length=args.max_length)
-    started, cpu = time.perf_counter(), cpu_seconds()
-    hold = fit_biencoder(scorer, dev, epochs=args.bi_epochs, lr=args.bi_lr, seed=args.seed,
-                         progress=_epoch_line)  # fmt: skip
-    print(f"  bi-encoder fine-tuned in {time.perf_counter() - started:.0f}s wall, "
-          f"{cpu_seconds() - cpu:.0f}s CPU; hold-out {hold}", flush=True)  # fmt: skip
+    saved = args.work / f"semipqa-bi-encoder-{args.train.stem}-{args.bi_epochs}-{args.seed}"
+    if (saved / "config.json").is_file() and not args.retrain:  # fine-tuned by an earlier run
+        scorer = BiEncoderScorer.load(saved)
+        print(f"  bi-encoder reused from {saved} (--retrain to fine-tune again); its "
+              f"hold-out {scorer.config.metrics}", flush=True)  # fmt: skip
+    else:
+        scorer = BiEncoderScorer.from_base(max_length=args.max_length)
+        started, cpu = time.perf_counter(), cpu_seconds()
+        hold = fit_biencoder(scorer, dev, epochs=args.bi_epochs, lr=args.bi_lr, seed=args.seed,
+                             progress=_epoch_line)  # fmt: skip
+        print(f"  bi-encoder fine-tuned in {time.perf_counter() - started:.0f}s wall, "
+              f"{cpu_seconds() - cpu:.0f}s CPU; hold-out {hold}", flush=True)  # fmt: skip
+        scorer.save(saved)
     started, cpu = time.perf_counter(), cpu_seconds()
     probs, nils = predict_biencoder(scorer, test)
     print(f"  bi-encoder scored the test in {time.perf_counter() - started:.0f}s wall, "
@@ -170,6 +177,8 @@ def main(argv=None) -> None:
     parser.add_argument("--no-bi-encoder", action="store_true",
                         help="skip fine-tuning the bi-encoder (minutes of CPU)")  # fmt: skip
     parser.add_argument("--bi-epochs", type=int, default=3)
+    parser.add_argument("--retrain", action="store_true",
+                        help="fine-tune the bi-encoder even if --work holds one from an earlier run")  # fmt: skip
     parser.add_argument("--bi-lr", type=float, default=3e-5)
     parser.add_argument("--max-length", type=int, default=64,
                         help="bi-encoder tokens per text")  # fmt: skip

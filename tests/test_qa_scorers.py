@@ -12,8 +12,22 @@ import kg
 from align import LinkerError
 from align.qa import product_attributes, relation_ranges
 from align.qa_biencoder import BiEncoderScorer, fit_biencoder, predict_biencoder
-from align.qa_lexicon import CONCEPTS, LANGUAGES, TEMPLATES, concept_of, generated_questions
-from align.qa_scorer import Candidate, QAScorer, Question, load_scorer, scorer_class
+from align.qa_lexicon import (
+    CONCEPTS,
+    LANGUAGES,
+    TEMPLATES,
+    concept_of,
+    concept_words,
+    generated_questions,
+)
+from align.qa_scorer import (
+    Candidate,
+    QAScorer,
+    Question,
+    lexical_overlap,
+    load_scorer,
+    scorer_class,
+)
 from align.qa_train import graph_questions, read_semipqa
 from kg.samples import write_sample_catalogue
 
@@ -39,7 +53,11 @@ def tiny_encoder(tmp_path_factory):
 
 
 def _toy_questions() -> list[Question]:
-    cands = [Candidate("colour", "black"), Candidate("season", "summer"), Candidate("brand", "acme")]
+    cands = [
+        Candidate("colour", "black"),
+        Candidate("season", "summer"),
+        Candidate("brand", "acme"),
+    ]
     texts = {0: ["what colour is it", "which colour", "colour please", "is it black"],
              1: ["which season", "season for it", "summer or winter", "what season"],
              2: ["who makes it", "which brand", "brand name", "made by acme"]}  # fmt: skip
@@ -115,8 +133,12 @@ def test_concepts_and_multilingual_generated_questions():
 def test_training_templates_differ_from_the_benchmark():
     from benchmarks.qa_fashion import TEMPLATES as TEST_TEMPLATES
 
-    test = {t.replace("{p}", "").strip(" ?？.¿").lower()
-            for by_lang in TEST_TEMPLATES.values() for ts in by_lang.values() for t in ts}
+    test = {
+        t.replace("{p}", "").strip(" ?？.¿").lower()
+        for by_lang in TEST_TEMPLATES.values()
+        for ts in by_lang.values()
+        for t in ts
+    }
     train = {t.replace("{c}", "").strip(" ?？.¿").lower() for ts in TEMPLATES.values() for t in ts}
     assert not test & train
 
@@ -137,5 +159,29 @@ def test_relation_ranges_describe_candidates(tmp_path):
     questions = graph_questions(graph, lambda i: [a.candidate for a in product_attributes(graph, i)],
                                 graph.node_iris("Product")[:2])  # fmt: skip
     assert questions and all(q.labels for q in questions)
-    key, joined = QAScorer().candidate_texts(relations[0].candidate)
-    assert key.startswith(f"{relations[0].words} (") and joined.startswith(relations[0].words)
+    att = relations[0]
+    key, joined = QAScorer().candidate_texts(att.candidate)
+    assert key.startswith(att.words) and key.endswith(f"({att.about[:80]})")
+    assert joined.startswith(att.words)
+    brand = next(a for a in atts if a.words == "brand")
+    assert (
+        "Marke" in brand.aka
+        and "品牌" in brand.aka
+        and "Marke" in QAScorer().candidate_texts(brand.candidate)[0]
+    )
+
+
+def test_concept_words_and_lexical_overlap_in_four_languages():
+    usage = concept_words("usage")
+    assert (
+        "Anlass" in usage
+        and "ocasión" in usage
+        and "场合" in usage
+        and "usage" not in usage.split(", ")
+    )
+    assert concept_words("lens mount") == ""
+    cand = Candidate("usage", "Casual", "", usage)
+    assert lexical_overlap("Für welchen Anlass ist es?", cand)[0] == 1.0
+    assert lexical_overlap("它适合什么场合？", cand)[0] == 1.0
+    assert lexical_overlap("是什么颜色？", cand)[0] == 0.0
+    assert lexical_overlap("what colour is it?", Candidate("usage", "Casual")) == [0.0, 0.0]
