@@ -185,3 +185,21 @@ def test_concept_words_and_lexical_overlap_in_four_languages():
     assert lexical_overlap("它适合什么场合？", cand)[0] == 1.0
     assert lexical_overlap("是什么颜色？", cand)[0] == 0.0
     assert lexical_overlap("what colour is it?", Candidate("usage", "Casual")) == [0.0, 0.0]
+
+
+def test_session_trains_and_asks_with_the_bi_encoder(tiny_encoder, tmp_path, capsys):
+    from kgfusion.cli import main
+    from kgfusion.session import Session
+
+    cat = write_sample_catalogue(tmp_path / "cat", n_products=6)
+    ws = kg.load_rdf(cat.path).save(tmp_path / "ws", sparql_store=False)
+    session = Session(ws)
+    metrics = session.qa_train(graph_products=4, kind="bi-encoder", encoder=f"hf:{tiny_encoder}",
+                               epochs=1)  # fmt: skip
+    assert metrics["questions"] > 4 and "cpu_seconds" in metrics
+    iri = session.graph.node_iris("Product")[0]
+    answer = session.ask("what color is it?", product=iri)
+    assert isinstance(session.answerer.scorer, BiEncoderScorer)
+    assert answer.product == iri and answer.attributes  # ranked by the bi-encoder
+    assert main(["qa-train", str(ws), "--scorer", "gpt", "--graph-products", "2"]) == 2
+    assert "unknown question scorer 'gpt'" in capsys.readouterr().err
