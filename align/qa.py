@@ -41,7 +41,8 @@ from kg.naming import REV_PREFIX
 from .base import LinkerError
 from .product_finder import QAError, find_product
 from .qa_lexicon import concept_words
-from .qa_scorer import QA_SCORER_DIR, Candidate, QAScorer, load_scorer, predicate_words
+from .qa_scorer import QA_SCORER_DIR, Candidate, QAScorer, predicate_words
+from .qa_scorers import load_scorer
 
 MAX_VALUES = 10
 RANGE_VALUES = 8  # values per relation in a candidate's description (relation_ranges)

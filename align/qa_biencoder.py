@@ -96,16 +96,10 @@ class BiEncoderScorer:
         self.config, self.module, self.tokenizer = config, module, tokenizer
         self.module.eval()
 
-    default_epochs = 3
-
     @classmethod
     def untrained(cls, encoder: str | None = None) -> BiEncoderScorer:
         """:meth:`from_base` (``encoder``: a local model folder)."""
         return cls.from_base(encoder)
-
-    def fit(self, questions: list[Question], *, epochs: int | None = None, **options) -> dict:
-        """Fine-tune in place (:func:`fit_biencoder`); returns the hold-out metrics."""
-        return fit_biencoder(self, questions, epochs=epochs or self.default_epochs, **options)
 
     def __repr__(self) -> str:
         state = "trained" if self.config.trained else "untrained"

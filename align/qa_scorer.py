@@ -194,19 +194,11 @@ class QAScorer:
         self._encoders: dict[str, object] = {}
         self.cache: dict[tuple[str, str], np.ndarray] = {}
 
-    default_epochs = 30
-
     @classmethod
     def untrained(cls, encoder: str | None = None) -> QAScorer:
         """A new scorer over ``encoder`` (a :func:`fusion.encoders.get_encoder` name;
         default multilingual E5)."""
         return cls(QAScorerConfig.for_encoder(encoder) if encoder else None)
-
-    def fit(self, questions: list[Question], *, epochs: int | None = None, **options) -> dict:
-        """Train in place (:func:`align.qa_train.fit_scorer`); returns the hold-out metrics."""
-        from .qa_train import fit_scorer
-
-        return fit_scorer(self, questions, epochs=epochs or self.default_epochs, **options)
 
     def __repr__(self) -> str:
         state = "trained" if self.config.trained else "untrained"
@@ -318,42 +310,6 @@ class QAScorer:
         module = QAScorerModule(config.dim, config.hidden, config.dropout)
         load_into(module, read_weights(directory / WEIGHTS_FILE), directory / WEIGHTS_FILE)
         return cls(config, module)
-
-
-#: Scorer kinds by name (``kgf qa-train --scorer``) -> ``module:Class`` with the ``format``
-#: tag of its config.json; all share the interface of :class:`QAScorer`.
-SCORERS = {
-    "features": ("align.qa_scorer:QAScorer", FORMAT),
-    "bi-encoder": ("align.qa_biencoder:BiEncoderScorer", "kgfusion-qa-biencoder"),
-}
-
-
-def scorer_class(kind: str):
-    """The scorer class registered as ``kind`` in :data:`SCORERS` (``LinkerError`` listing
-    the kinds otherwise)."""
-    import importlib
-
-    if kind not in SCORERS:
-        raise LinkerError(f"unknown question scorer {kind!r}; choose one of {', '.join(SCORERS)}")
-    module, name = SCORERS[kind][0].split(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def load_scorer(directory):
-    """The trained scorer saved in ``directory``, whichever kind of :data:`SCORERS` (read
-    from the ``format`` of its config.json); a missing one raises :class:`LinkerError`
-    naming ``kgf qa-train``."""
-    import json
-
-    path = Path(directory) / CONFIG_FILE
-    fmt = None
-    if path.is_file():
-        try:
-            fmt = json.loads(path.read_text(encoding="utf-8")).get("format")
-        except (ValueError, AttributeError):
-            raise LinkerError(f"{path}: not a JSON object; train the scorer again") from None
-    kind = next((k for k, (_, f) in SCORERS.items() if f == fmt), "features")
-    return scorer_class(kind).load(directory)
 
 
 def _masked(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

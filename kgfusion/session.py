@@ -444,7 +444,8 @@ class Session:
 
     def _open_answerer(self):
         from align.qa import QuestionAnswerer
-        from align.qa_scorer import QA_SCORER_DIR, load_scorer
+        from align.qa_scorer import QA_SCORER_DIR
+        from align.qa_scorers import load_scorer
 
         scorer = load_scorer(self.path / QA_SCORER_DIR)
         from fusion.features import FEATURES_FILE
@@ -488,9 +489,11 @@ class Session:
         embedding cache is filled); ``kind``: ``features`` (multilingual, the default) or
         ``bi-encoder`` (a fine-tuned English MiniLM, :mod:`align.qa_biencoder`)."""
         from align.qa import product_attributes
-        from align.qa_scorer import QA_SCORER_DIR, scorer_class, shuffled
+        from align.qa_scorer import QA_SCORER_DIR, shuffled
+        from align.qa_scorers import scorer_kind, train_scorer
         from align.qa_train import graph_questions, train_questions
 
+        scorer_kind(kind)  # an unknown kind fails before any work
         questions = train_questions(pairs)
         if graph_products:
             graph = self.graph
@@ -499,8 +502,8 @@ class Session:
             questions += graph_questions(
                 graph, lambda i: [a.candidate for a in product_attributes(graph, i)], iris, seed
             )
-        scorer = scorer or scorer_class(kind).untrained(encoder)
-        metrics = scorer.fit(questions, epochs=epochs, seed=seed, progress=progress)
+        scorer, metrics = train_scorer(questions, kind, encoder=encoder, scorer=scorer,
+                                       epochs=epochs, seed=seed, progress=progress)  # fmt: skip
         scorer.save(self.path / QA_SCORER_DIR)
         self.forget("answerer")
         return metrics

@@ -25,9 +25,8 @@ from align.qa_scorer import (
     QAScorer,
     Question,
     lexical_overlap,
-    load_scorer,
-    scorer_class,
 )
+from align.qa_scorers import load_scorer, scorer_class
 from align.qa_train import graph_questions, read_semipqa
 from kg.samples import write_sample_catalogue
 
