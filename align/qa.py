@@ -246,7 +246,8 @@ class QuestionAnswerer:
 
     Args:
         graph: the :class:`kg.ProductGraph`.
-        scorer: a trained :class:`align.qa_scorer.QAScorer`.
+        scorer: a trained scorer of :mod:`align.qa_scorers` (the feature scorer,
+            :class:`align.qa_scorer.QAScorer`, or the fine-tuned bi-encoder).
         linker: an :class:`align.Linker` over the workspace (text and photo linking);
             None: only ``product=IRI`` questions.
         related: ``related(iri, relation, k) -> [(iri, name, score)]`` (the link model's
