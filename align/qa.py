@@ -29,17 +29,23 @@ Answer(product='.../lumo-racing-car', attribute='is accessory or spare part for'
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from kg.labels import display_name
+import numpy as np
+
+from kg.labels import display_name, tokens
 from kg.naming import REV_PREFIX
 
 from .base import LinkerError
 from .product_finder import QAError, find_product
+from .qa_lexicon import concept_words
 from .qa_scorer import QA_SCORER_DIR, Candidate, QAScorer, predicate_words
+from .qa_scorers import load_scorer
 
 MAX_VALUES = 10
+RANGE_VALUES = 8  # values per relation in a candidate's description (relation_ranges)
 LITERAL, RELATION = "literal", "relation"
 
 
@@ -55,10 +61,12 @@ class Attribute:
     words: str
     values: list[str]
     objects: list[str]
+    about: str = ""  # the values the relation takes across the catalogue (relation_ranges)
+    aka: str = ""  # other words for it, other languages too (align.qa_lexicon.concept_words)
 
     @property
     def candidate(self) -> Candidate:
-        return Candidate(self.words, ", ".join(self.values[:3]))
+        return Candidate(self.words, ", ".join(self.values[:3]), self.about, self.aka)
 
 
 @dataclass
@@ -142,12 +150,42 @@ def _relation_attributes(graph, iri: str, predictable: bool) -> list[Attribute]:
     return list(groups.values())
 
 
+_RANGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def relation_ranges(graph, k: int = RANGE_VALUES) -> dict[str, str]:
+    """For each relation between two different node types, the names of its ``k`` most
+    frequent objects across the graph, most frequent first (``{"season": "Summer, Fall,
+    Winter, Spring"}``): what the predicate's values look like, so a question naming one
+    (``Sommer oder Winter?``) points to it. Computed once per graph."""
+    if graph in _RANGES:
+        return _RANGES[graph]
+    out: dict[str, list[str]] = {}
+    for r in graph.relations:
+        if r.src_type == r.dst_type or not r.count:
+            continue
+        counts = np.bincount(graph.edge_index(r)[1])
+        top = [int(i) for i in np.argsort(-counts, kind="stable")[:k] if counts[i] > 0]
+        names = [display_name(graph, graph.iri(r.dst_type, i)) for i in top]
+        out.setdefault(r.name, []).extend(n for n in names if n)
+    ranges = {name: ", ".join(dict.fromkeys(names)) for name, names in out.items()}
+    _RANGES[graph] = ranges
+    return ranges
+
+
 def product_attributes(graph, iri: str, predictable: bool = False) -> list[Attribute]:
     """The attributes of ``iri`` a question may ask about: its literal columns (images
     left out; English or untagged values first) and its relations, each direction once for
-    symmetric ones. ``predictable``: also the product-to-product relations of its type it
-    has no edge of, in either direction (answered by a link model)."""
-    return _literal_attributes(graph, iri) + _relation_attributes(graph, iri, predictable)
+    symmetric ones, each with its other words (:func:`align.qa_lexicon.concept_words`) and
+    each relation with its values across the catalogue (:func:`relation_ranges`). ``predictable``: also the product-to-product relations of
+    its type it has no edge of, in either direction (answered by a link model)."""
+    atts = _literal_attributes(graph, iri) + _relation_attributes(graph, iri, predictable)
+    ranges = relation_ranges(graph)
+    for att in atts:
+        att.aka = concept_words(att.words)
+        if att.kind == RELATION:
+            att.about = ranges.get(att.name, "")
+    return atts
 
 
 # ------------------------------------------------------------------ sentences
@@ -170,14 +208,25 @@ def answer_sentence(product: str, att: Attribute, values: list[str], predicted: 
 
 
 def _without(question: str, start: int | None, end: int | None, name: str | None) -> str:
-    """The question with the product's mention (or its name) replaced by ``it``."""
-    if start is not None and end is not None and end > start:
-        return (question[:start] + " it " + question[end:]).strip()
+    """The question with the product's name replaced by ``it``: the display name where it
+    occurs (whitespace and case aside); else the linker's mention span, less the words at
+    its edges that are not words of the name (a span may take in "colour does" before the
+    name: those words are what is asked)."""
     if name:
-        lower = question.lower().find(name.lower())
-        if lower >= 0:
-            return (question[:lower] + " it " + question[lower + len(name) :]).strip()
-    return question
+        norm = " ".join(name.split())
+        at = question.lower().find(norm.lower())
+        if at >= 0 and norm:
+            return " ".join((question[:at] + " it " + question[at + len(norm) :]).split())
+    if start is None or end is None or end <= start:
+        return question
+    words = question[start:end].split()
+    own = set(tokens(name or ""))
+    inside = [i for i, w in enumerate(words) if not own or set(tokens(w)) & own]
+    if not inside:
+        return " ".join((question[:start] + " it " + question[end:]).split())
+    first, last = inside[0], inside[-1]
+    kept = words[:first] + ["it"] + words[last + 1 :]
+    return " ".join((question[:start] + " " + " ".join(kept) + " " + question[end:]).split())
 
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef\u3000-\u303f"
@@ -197,7 +246,8 @@ class QuestionAnswerer:
 
     Args:
         graph: the :class:`kg.ProductGraph`.
-        scorer: a trained :class:`align.qa_scorer.QAScorer`.
+        scorer: a trained scorer of :mod:`align.qa_scorers` (the feature scorer,
+            :class:`align.qa_scorer.QAScorer`, or the fine-tuned bi-encoder).
         linker: an :class:`align.Linker` over the workspace (text and photo linking);
             None: only ``product=IRI`` questions.
         related: ``related(iri, relation, k) -> [(iri, name, score)]`` (the link model's
@@ -220,7 +270,7 @@ class QuestionAnswerer:
         from .linker import Linker
 
         workspace = Path(workspace)
-        scorer = QAScorer.load(scorer_dir or workspace / QA_SCORER_DIR)
+        scorer = load_scorer(scorer_dir or workspace / QA_SCORER_DIR)
         try:
             linker = Linker(workspace)
             graph = linker.graph

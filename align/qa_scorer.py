@@ -51,10 +51,16 @@ LEXICAL = 2  # lexical overlap features per pair
 
 class Candidate(NamedTuple):
     """One attribute of a product that may answer a question: ``key`` is the predicate in
-    words ("base colour"), ``value`` its value(s) as text ("Black")."""
+    words ("base colour"), ``value`` its value(s) as text ("Black"), ``about`` the values
+    the predicate takes across the catalogue ("Black, White, Blue"; empty: unknown), so a
+    question naming such a value ("summer or winter?") points to it; ``aka`` other words
+    for the predicate, in other languages too ("occasion, Anlass, ocasión, 场合"; from
+    :func:`align.qa_lexicon.concept_words`)."""
 
     key: str
     value: str
+    about: str = ""
+    aka: str = ""
 
 
 class Question(NamedTuple):
@@ -119,15 +125,28 @@ def _stems(text: str) -> set[str]:
     return {t[:5] for t in tokens(text) if len(t) > 2}
 
 
+_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
+def _share(stems: set[str], question: set[str]) -> float:
+    return len(stems & question) / len(stems) if stems else 0.0
+
+
+def _name_share(name: str, question: str, stems: set[str]) -> float:
+    """A Chinese / Japanese / Korean word (no spaces between words): 1 when it occurs in
+    the question; other words: the share of their stems found in it."""
+    if _CJK.search(name):
+        return float(name.strip() in question)
+    return _share(_stems(name), stems)
+
+
 def lexical_overlap(question: str, candidate: Candidate) -> list[float]:
     """The shares of the key's and of the value's word stems (5 characters) found in the
-    question: ``[key share, value share]``."""
+    question: ``[key share, value share]``; the key share is the best of the key and each
+    of its other words (``aka``; a CJK word counts when it occurs in the question)."""
     q = _stems(question)
-    out = []
-    for part in (candidate.key, candidate.value):
-        stems = _stems(part)
-        out.append(len(stems & q) / len(stems) if stems else 0.0)
-    return out
+    names = [candidate.key] + [w for w in candidate.aka.split(", ") if w.strip()]
+    return [max(_name_share(n, question, q) for n in names), _share(_stems(candidate.value), q)]
 
 
 # ------------------------------------------------------------------ the model
@@ -175,6 +194,12 @@ class QAScorer:
         self._encoders: dict[str, object] = {}
         self.cache: dict[tuple[str, str], np.ndarray] = {}
 
+    @classmethod
+    def untrained(cls, encoder: str | None = None) -> QAScorer:
+        """A new scorer over ``encoder`` (a :func:`fusion.encoders.get_encoder` name;
+        default multilingual E5)."""
+        return cls(QAScorerConfig.for_encoder(encoder) if encoder else None)
+
     def __repr__(self) -> str:
         state = "trained" if self.config.trained else "untrained"
         return f"QAScorer({self.config.encoder}, {state}, threshold {self.config.threshold:.3f})"
@@ -208,9 +233,14 @@ class QAScorer:
         return " ".join(question.split())[: self.config.max_question_chars]
 
     def candidate_texts(self, candidate: Candidate) -> tuple[str, str]:
-        """The two texts embedded per candidate: the key, and ``key: value`` (value cut)."""
+        """The two texts embedded per candidate: the key (with its other words and the
+        catalogue's values of the predicate, ``season / Jahreszeit, 季节 (Summer, Winter)``,
+        when known), and ``key: value`` (value cut)."""
         value = candidate.value[: self.config.value_chars]
-        return candidate.key, f"{candidate.key}: {value}" if value else candidate.key
+        about = candidate.about[: self.config.value_chars]
+        key = f"{candidate.key} / {candidate.aka}" if candidate.aka else candidate.key
+        key = f"{key} ({about})" if about else key
+        return key, f"{candidate.key}: {value}" if value else candidate.key
 
     def inputs(self, questions: list[str], candidates: list[list[Candidate]]):
         """Padded model inputs for B questions: ``q [B, d]``, ``k, v [B, C, d]``,

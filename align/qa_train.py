@@ -3,9 +3,9 @@
 - :func:`read_semipqa`: labelled shopper questions in the semiPQA layout (tab-separated
   ``qid, qa_pair_id, question, candidate, label``; Amazon, ECNLP 2022), one
   :class:`~align.qa_scorer.Question` per ``qid``;
-- :func:`graph_questions`: questions generated from a workspace's own products (one per
-  product and attribute, from a few English templates over the predicate's words), for a
-  catalogue without labelled questions;
+- :func:`graph_questions`: questions generated from a workspace's own products (per
+  product and attribute, in en / de / es / zh: :mod:`align.qa_lexicon`), for a catalogue
+  without labelled questions;
 - :func:`fit_scorer`: listwise training with a hold-out that picks the epoch (by MRR) and
   calibrates the NIL threshold (accuracy of the answer / NIL decisions);
 - :func:`rank_metrics`: P@1, MRR and NIL accuracy of scored questions.
@@ -23,17 +23,13 @@ import numpy as np
 import torch
 
 from .base import LinkerError
+from .qa_lexicon import ENGLISH_TEMPLATES, generated_questions
 from .qa_scorer import Candidate, QAScorer, Question, _masked, parse_semipqa, shuffled
 
 SEMIPQA_COLUMNS = ("qid", "question", "candidate", "label")
 
-#: Templates of :func:`graph_questions` (``{key}``: the predicate in words).
-GRAPH_TEMPLATES = (
-    "what is the {key} of this?",
-    "which {key} does it have?",
-    "can you tell me the {key}?",
-    "{key}?",
-)
+#: English templates for attributes outside the multilingual vocabulary (kept name).
+GRAPH_TEMPLATES = ENGLISH_TEMPLATES
 
 
 def read_semipqa(path) -> list[Question]:
@@ -66,17 +62,14 @@ def read_semipqa(path) -> list[Question]:
 
 
 def graph_questions(graph, candidates_of, products: list[str], seed: int = 0) -> list[Question]:
-    """One generated question per product and attribute: a template of
-    :data:`GRAPH_TEMPLATES` filled with the attribute's words, labelled with that attribute.
-    ``candidates_of(iri)`` gives a product's :class:`Candidate` list (:mod:`align.qa`)."""
-    rng = random.Random(seed)
-    out = []
-    for iri in products:
-        cands = candidates_of(iri)
-        for i, cand in enumerate(cands):
-            template = rng.choice(GRAPH_TEMPLATES)
-            out.append(Question(template.format(key=cand.key), cands, [i]))
-    return out
+    """Generated questions about ``products``, labelled with the attribute asked: for each
+    product and attribute, one question per language (en, de, es, zh) from the generic
+    multilingual vocabulary, or English ones over the attribute's words, plus a
+    value-choice question (:func:`align.qa_lexicon.generated_questions`).
+    ``candidates_of(iri)`` gives a product's :class:`Candidate` list (:mod:`align.qa`);
+    ``graph`` is kept for callers (unused)."""
+    del graph
+    return generated_questions(candidates_of, products, seed)
 
 
 # ------------------------------------------------------------------ metrics
@@ -211,10 +204,12 @@ def attribute_split(questions: list[Question], fraction: float, seed: int):
 
 def fit_scorer(scorer: QAScorer, questions: list[Question], *, epochs: int = 30,
                lr: float = 2e-3, batch_size: int = 32, valid_fraction: float = 0.2,
-               seed: int = 0, progress=None) -> dict:  # fmt: skip
+               seed: int = 0, refit: bool = True, progress=None) -> dict:  # fmt: skip
     """Train ``scorer`` in place on labelled questions; the epoch (best MRR) and the NIL
     threshold are chosen on a hold-out of ``valid_fraction`` of them, whole attributes at a
-    time (:func:`attribute_split`). Returns the hold-out metrics (``p@1``, ``mrr``,
+    time (:func:`attribute_split`). ``refit``: then train a fresh head on all the questions
+    for the chosen number of epochs (so no attribute of the catalogue stays untrained; the
+    threshold stays the hold-out's). Returns the hold-out metrics (``p@1``, ``mrr``,
     ``nil_acc``, ``accuracy``, ``threshold``, ``epoch``), also kept in
     ``scorer.config.metrics``."""
     questions = [q for q in questions if q.candidates]
@@ -245,9 +240,24 @@ def fit_scorer(scorer: QAScorer, questions: list[Question], *, epochs: int = 30,
     scorer.config.threshold, scorer.config.epochs = threshold, best[1]
     metrics = rank_metrics(labelled, probs, nils, threshold)
     metrics = {**{k: round(v, 4) for k, v in metrics.items()}, "threshold": round(threshold, 4),
-               "epoch": best[1], "questions": len(questions)}  # fmt: skip
+               "epoch": best[1], "questions": len(questions), "refit": bool(refit and valid)}  # fmt: skip
+    if refit and valid:
+        _refit(scorer, train + valid, best[1], lr, batch_size, seed)
     scorer.config.metrics, scorer.config.trained = metrics, True
     return metrics
+
+
+def _refit(scorer: QAScorer, items: list[_Item], epochs: int, lr: float, batch_size: int,
+           seed: int) -> None:  # fmt: skip
+    """A fresh head trained on ``items`` for ``epochs`` epochs (the one :func:`fit_scorer`
+    chose on the hold-out)."""
+    torch.manual_seed(seed)
+    config = scorer.config
+    scorer.module = type(scorer.module)(config.dim, config.hidden, config.dropout)
+    optimiser = torch.optim.AdamW(scorer.module.parameters(), lr=lr, weight_decay=1e-2)
+    for epoch in range(1, max(epochs, 1) + 1):
+        _epoch(scorer, shuffled(items, seed + epoch), optimiser, batch_size)
+    scorer.module.eval()
 
 
 def train_questions(paths) -> list[Question]:

@@ -1,7 +1,8 @@
 """Product question answering: semiPQA attribute ranking and Fashion QA over the graph.
 
 1. **semiPQA** (``../shared/data/qa/semipqa``, real Amazon shopper questions, each with its
-   product's attributes): the question -> attribute scorer (:mod:`align.qa_scorer`) is
+   product's attributes): the question -> attribute scorers (the fine-tuned bi-encoder of
+   :mod:`align.qa_biencoder` and the feature scorer of :mod:`align.qa_scorer`) are
    trained on ``dev.csv`` and tested on ``testseen.csv`` (or ``--test FILE``, same layout,
    e.g. unseen attribute types): P@1 and MRR of the answering attribute over the answerable
    questions, NIL accuracy over the unanswerable ones (threshold calibrated on a hold-out of
@@ -14,8 +15,9 @@
    named by its display name or given by its photo (the catalogue photo flipped and
    cropped); the answer is right when its value is the product's. Reported: accuracy per
    language and per way of naming. The scorer is the semiPQA-trained one, further trained
-   on questions generated from the graph's own attribute names (:func:`align.qa_train.
-   graph_questions`, English, other templates than the test's).
+   on questions generated from the graph's own attributes (:func:`align.qa_train.
+   graph_questions`: en / de / es / zh, :mod:`align.qa_lexicon`, whose templates are not
+   the test's).
 
     python benchmarks/qa.py                              # both parts
     python benchmarks/qa.py --test my_unseen.csv --no-fashion
@@ -96,32 +98,74 @@ def minilm_probs(questions) -> list[np.ndarray]:
 
 
 # ------------------------------------------------------------------ semiPQA
-def semipqa(args) -> tuple[dict, dict, dict, object]:
-    """Train on dev, test on ``args.test``; returns (ours, BM25, zero-shot, scorer)."""
+def _epoch_line(e, loss, mrr):
+    print(f"  epoch {e}: loss {loss:.4f}, hold-out MRR {mrr:.4f}", flush=True)
+
+
+def features_scorer(args, dev, test):
+    """The feature scorer (multilingual E5 + MLP; the one Fashion QA uses): metrics on
+    ``test`` and the scorer (its embedding cache reused later)."""
     from align.qa_scorer import QAScorer
-    from align.qa_train import fit_scorer, predict, rank_metrics, read_semipqa
+    from align.qa_train import fit_scorer, predict, rank_metrics
+
+    scorer = QAScorer()
+    load_cache(scorer, args.cache)
+    started, cpu = time.perf_counter(), cpu_seconds()
+    hold = fit_scorer(scorer, dev, epochs=args.epochs, seed=args.seed, progress=_epoch_line)
+    save_cache(scorer, args.cache)
+    print(f"  features scorer trained in {time.perf_counter() - started:.0f}s wall, "
+          f"{cpu_seconds() - cpu:.0f}s CPU; hold-out {hold}", flush=True)  # fmt: skip
+    probs, nils = predict(scorer, test)
+    save_cache(scorer, args.cache)
+    return rank_metrics(test, probs, nils, scorer.config.threshold), scorer
+
+
+def biencoder_scorer(args, dev, test):
+    """The fine-tuned bi-encoder (all-MiniLM-L6-v2, :mod:`align.qa_biencoder`): metrics on
+    ``test``; the epoch and threshold chosen on an attribute-wise hold-out of dev."""
+    from align.qa_biencoder import BiEncoderScorer, fit_biencoder, predict_biencoder
+    from align.qa_train import rank_metrics
+
+    saved = args.work / f"semipqa-bi-encoder-{args.train.stem}-{args.bi_epochs}-{args.seed}"
+    if (saved / "config.json").is_file() and not args.retrain:  # fine-tuned by an earlier run
+        scorer = BiEncoderScorer.load(saved)
+        print(f"  bi-encoder reused from {saved} (--retrain to fine-tune again); its "
+              f"hold-out {scorer.config.metrics}", flush=True)  # fmt: skip
+    else:
+        scorer = BiEncoderScorer.from_base(max_length=args.max_length)
+        started, cpu = time.perf_counter(), cpu_seconds()
+        hold = fit_biencoder(scorer, dev, epochs=args.bi_epochs, lr=args.bi_lr, seed=args.seed,
+                             progress=_epoch_line)  # fmt: skip
+        print(f"  bi-encoder fine-tuned in {time.perf_counter() - started:.0f}s wall, "
+              f"{cpu_seconds() - cpu:.0f}s CPU; hold-out {hold}", flush=True)  # fmt: skip
+        scorer.save(saved)
+    started, cpu = time.perf_counter(), cpu_seconds()
+    probs, nils = predict_biencoder(scorer, test)
+    print(f"  bi-encoder scored the test in {time.perf_counter() - started:.0f}s wall, "
+          f"{cpu_seconds() - cpu:.0f}s CPU", flush=True)  # fmt: skip
+    return rank_metrics(test, probs, nils, scorer.config.threshold)
+
+
+def semipqa(args) -> tuple[dict, dict, dict, object]:
+    """Train on dev, test on ``args.test``; returns (ours, BM25, zero-shot, the feature
+    scorer). Ours is the fine-tuned bi-encoder (the feature scorer with --no-bi-encoder)."""
+    from align.qa_train import rank_metrics, read_semipqa
 
     dev, test = read_semipqa(args.train), read_semipqa(args.test)
     print(f"semiPQA: train {args.train.name} ({len(dev)} questions), test {args.test.name} "
           f"({len(test)} questions, {sum(not q.labels for q in test)} NIL)", flush=True)  # fmt: skip
-    scorer = QAScorer()
-    load_cache(scorer, args.cache)
-    started, cpu = time.perf_counter(), cpu_seconds()
-    hold = fit_scorer(scorer, dev, epochs=args.epochs, seed=args.seed,
-                      progress=lambda e, loss, mrr: print(f"  epoch {e}: loss {loss:.4f}, "
-                                                          f"hold-out MRR {mrr:.4f}", flush=True))  # fmt: skip
-    save_cache(scorer, args.cache)
-    print(f"  trained in {time.perf_counter() - started:.0f}s wall, {cpu_seconds() - cpu:.0f}s "
-          f"CPU; hold-out {hold}", flush=True)  # fmt: skip
-    probs, nils = predict(scorer, test)
-    save_cache(scorer, args.cache)
-    ours = rank_metrics(test, probs, nils, scorer.config.threshold)
+    features, scorer = features_scorer(args, dev, test)
+    bi = None if args.no_bi_encoder else biencoder_scorer(args, dev, test)
     bm25 = rank_metrics(test, bm25_probs(test), [0.0] * len(test), float("-inf"))
     zero = rank_metrics(test, minilm_probs(test), [0.0] * len(test), float("-inf"))
-    for name, m in (("trained scorer", ours), ("BM25", bm25), ("zero-shot MiniLM", zero)):
-        nil = f", NIL accuracy {m['nil_acc']:.3f}" if name == "trained scorer" else ""
+    rows = [("bi-encoder", bi), ("features scorer", features), ("BM25", bm25),
+            ("zero-shot MiniLM", zero)]  # fmt: skip
+    for name, m in rows:
+        if m is None:
+            continue
+        nil = f", NIL accuracy {m['nil_acc']:.3f}" if name in ("bi-encoder", "features scorer") else ""
         print(f"  {name:18s} P@1 {m['p@1']:.3f}  MRR {m['mrr']:.3f}{nil}", flush=True)
-    return ours, bm25, zero, scorer
+    return bi or features, bm25, zero, scorer
 
 
 def main(argv=None) -> None:
@@ -130,6 +174,14 @@ def main(argv=None) -> None:
     parser.add_argument("--test", type=Path, default=SEMIPQA / "testseen.csv")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-bi-encoder", action="store_true",
+                        help="skip fine-tuning the bi-encoder (minutes of CPU)")  # fmt: skip
+    parser.add_argument("--bi-epochs", type=int, default=3)
+    parser.add_argument("--retrain", action="store_true",
+                        help="fine-tune the bi-encoder even if --work holds one from an earlier run")  # fmt: skip
+    parser.add_argument("--bi-lr", type=float, default=3e-5)
+    parser.add_argument("--max-length", type=int, default=64,
+                        help="bi-encoder tokens per text")  # fmt: skip
     parser.add_argument("--cache", type=Path, default=Path("/tmp/kgf-qa-bench/e5-cache.npz"),
                         help="embedding cache (.npz) kept between runs")  # fmt: skip
     parser.add_argument("--no-fashion", action="store_true", help="semiPQA only")

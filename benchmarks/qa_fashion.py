@@ -9,6 +9,12 @@ name; and in the four languages with "this" for the product given by its photo (
 catalogue photo flipped and cropped by 6 %). Each goes through :meth:`Session.ask` (the
 path of ``kgf ask`` and ``/ask``). An answer is right when its values are the product's
 value of the attribute asked.
+
+The scorer never sees these templates: it is trained on semiPQA dev and on questions
+generated from the graph with the templates of :mod:`align.qa_lexicon`, which are disjoint
+from :data:`TEMPLATES` (``tests/test_qa_scorers.py`` checks it). Its generic vocabulary of
+attribute words (colour / Farbe / color / 颜色, occasion / Anlass / ocasión / 场合, ...)
+does share words with these questions: it describes the predicates, not the answers.
 """
 
 from __future__ import annotations

@@ -444,9 +444,10 @@ class Session:
 
     def _open_answerer(self):
         from align.qa import QuestionAnswerer
-        from align.qa_scorer import QA_SCORER_DIR, QAScorer
+        from align.qa_scorer import QA_SCORER_DIR
+        from align.qa_scorers import load_scorer
 
-        scorer = QAScorer.load(self.path / QA_SCORER_DIR)
+        scorer = load_scorer(self.path / QA_SCORER_DIR)
         from fusion.features import FEATURES_FILE
 
         linker = None
@@ -474,20 +475,25 @@ class Session:
         returns an :class:`align.Answer`. Bad input raises :class:`align.QAError`."""
         return self.answerer.ask(question, product=product, image=image)
 
-    def qa_train(self, pairs=(), *, graph_products: int = 300, epochs: int = 30,
+    def qa_train(self, pairs=(), *, graph_products: int = 300, epochs: int | None = None,
                  seed: int = 0, encoder: str | None = None, scorer=None,
-                 progress=None) -> dict:  # fmt: skip
+                 kind: str = "features", progress=None) -> dict:  # fmt: skip
         """Train the question scorer and save it in ``WORKSPACE/qa-scorer``: on labelled
         questions in the semiPQA layout (``pairs``: files) and on questions generated from
         up to ``graph_products`` of the workspace's products (0: none). Returns the
-        hold-out metrics (:func:`align.qa_train.fit_scorer`). ``encoder``: the sentence encoder
-        (default multilingual E5; another name of :func:`fusion.encoders.get_encoder`);
+        hold-out metrics (:func:`align.qa_train.fit_scorer`). ``epochs``: None for the
+        kind's default. ``encoder``: the sentence encoder (features: default multilingual
+        E5, another name of :func:`fusion.encoders.get_encoder`; bi-encoder: a local model
+        folder, default all-MiniLM-L6-v2);
         ``scorer``: an untrained :class:`align.QAScorer` to train instead (e.g. one whose
-        embedding cache is filled)."""
+        embedding cache is filled); ``kind``: ``features`` (multilingual, the default) or
+        ``bi-encoder`` (a fine-tuned English MiniLM, :mod:`align.qa_biencoder`)."""
         from align.qa import product_attributes
-        from align.qa_scorer import QA_SCORER_DIR, QAScorer, QAScorerConfig, shuffled
-        from align.qa_train import fit_scorer, graph_questions, train_questions
+        from align.qa_scorer import QA_SCORER_DIR, shuffled
+        from align.qa_scorers import scorer_kind, train_scorer
+        from align.qa_train import graph_questions, train_questions
 
+        scorer_kind(kind)  # an unknown kind fails before any work
         questions = train_questions(pairs)
         if graph_products:
             graph = self.graph
@@ -496,9 +502,8 @@ class Session:
             questions += graph_questions(
                 graph, lambda i: [a.candidate for a in product_attributes(graph, i)], iris, seed
             )
-        if scorer is None:
-            scorer = QAScorer(QAScorerConfig.for_encoder(encoder) if encoder else None)
-        metrics = fit_scorer(scorer, questions, epochs=epochs, seed=seed, progress=progress)
+        scorer, metrics = train_scorer(questions, kind, encoder=encoder, scorer=scorer,
+                                       epochs=epochs, seed=seed, progress=progress)  # fmt: skip
         scorer.save(self.path / QA_SCORER_DIR)
         self.forget("answerer")
         return metrics

@@ -14,10 +14,12 @@ from .registry import CliError, command
 # --------------------------------------------------------------------------- qa-train
 def _qa_train_args(p: argparse.ArgumentParser) -> None:
     p.description = (
-        "Train the question -> attribute scorer of `kgf ask`: a cross-feature scorer over\n"
-        "multilingual E5 embeddings of the question and of each attribute's name and value,\n"
-        'trained listwise; the NIL threshold ("not in the catalogue") is calibrated on a\n'
-        "hold-out. Training questions: labelled shopper questions in the semiPQA layout\n"
+        "Train the question -> attribute scorer of `kgf ask`: --scorer features (default) is\n"
+        "a cross-feature scorer over multilingual E5 embeddings of the question and of each\n"
+        "attribute's name (with its words in en/de/es/zh and its values in the catalogue) and\n"
+        "value; --scorer bi-encoder fine-tunes all-MiniLM-L6-v2 (English). Both are trained\n"
+        'listwise; the NIL threshold ("not in the catalogue") is calibrated on a hold-out.\n'
+        "Training questions: labelled shopper questions in the semiPQA layout\n"
         "(--pairs, tab-separated qid, qa_pair_id, question, candidate, label) and questions\n"
         "generated from the workspace's own products (--graph-products). Saved as\n"
         "WORKSPACE/qa-scorer/config.json + model.safetensors."
@@ -25,7 +27,8 @@ def _qa_train_args(p: argparse.ArgumentParser) -> None:
     p.epilog = (
         "examples:\n"
         "  kgf qa-train ws                                       # questions from the graph\n"
-        "  kgf qa-train ws --pairs ../shared/data/qa/semipqa/dev.csv"
+        "  kgf qa-train ws --pairs ../shared/data/qa/semipqa/dev.csv\n"
+        "  kgf qa-train ws --pairs ../shared/data/qa/semipqa/dev.csv --scorer bi-encoder"
     )
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("workspace", type=Path)
@@ -33,8 +36,13 @@ def _qa_train_args(p: argparse.ArgumentParser) -> None:
                    help="labelled questions, semiPQA layout")  # fmt: skip
     p.add_argument("--graph-products", type=int, default=300,
                    help="products whose attributes give generated questions (0: none)")  # fmt: skip
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: 30 features, 3 bi-encoder)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scorer", default="features", metavar="KIND",
+                   help="features: a head over frozen multilingual E5 embeddings (en / de / es / "
+                   "zh questions); bi-encoder: fine-tunes all-MiniLM-L6-v2 (English, better on "
+                   "shopper questions, minutes of CPU)")  # fmt: skip
 
 
 @command("qa-train", "train the question -> attribute scorer of `kgf ask`", _qa_train_args)
@@ -44,7 +52,7 @@ def qa_train_cmd(args) -> int:
     session = Session(args.workspace)
     metrics = session.qa_train(
         args.pairs, graph_products=args.graph_products, epochs=args.epochs, seed=args.seed,
-        progress=lambda e, loss, mrr: print(f"epoch {e}: loss {loss:.4f}, hold-out MRR {mrr:.4f}"),
+        kind=args.scorer, progress=lambda e, loss, mrr: print(f"epoch {e}: loss {loss:.4f}, hold-out MRR {mrr:.4f}"),
     )  # fmt: skip
     print(f"question scorer saved to {session.path / 'qa-scorer'}")
     for key, value in metrics.items():

@@ -1,0 +1,295 @@
+"""A fine-tuned bi-encoder question -> attribute scorer (``kgf qa-train --scorer bi-encoder``).
+
+The feature scorer of :mod:`align.qa_scorer` trains a head over frozen sentence embeddings;
+here the sentence encoder itself is fine-tuned (the offline all-MiniLM-L6-v2 by default;
+any local ``hf:`` folder of a BERT-like encoder): the question and each candidate's
+``name: value`` text are embedded separately (mean pooling over the last hidden states,
+unit length, as sentence-transformers does; Reimers & Gurevych, "Sentence-BERT", EMNLP
+2019), and for question ``q`` and candidates ``c_1..c_C`` [d]::
+
+    s_j   = a * cos(q, c_j) + w . lex_j           lex_j: lexical overlaps [2]
+    s_nil = a * b                                 a (scale), b, w: learned
+    p     = softmax([s_1 .. s_C, s_nil])          [C + 1]
+
+trained listwise over each question's candidates plus the NIL slot (Cao et al., ICML
+2007), as the feature scorer is. Starting from a sentence encoder keeps its zero-shot
+ranking and adapts it to shoppers' questions; a few epochs on CPU (the epoch chosen on a
+hold-out of whole attributes, :func:`align.qa_train.attribute_split`; the NIL threshold
+calibrated on it). Same interface as :class:`align.qa_scorer.QAScorer` (``config``,
+``score``, ``score_many``, ``save``, ``load``), so :class:`align.qa.QuestionAnswerer` uses
+either.
+
+Saved as ``config.json`` (:class:`BiEncoderConfig`, with the transformers config) +
+``model.safetensors`` (:mod:`fusion.artifacts`) + the tokenizer's JSON files.
+"""
+
+from __future__ import annotations
+
+import copy
+import resource
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fusion.artifacts import CONFIG_FILE, WEIGHTS_FILE, load_into, read_weights, save_pretrained
+from kg.workspace import atomic_directory
+
+from .base import LinkerError, read_config
+from .qa_scorer import LEXICAL, Candidate, Question, Scored, _masked, lexical_overlap, shuffled
+from .qa_train import _targets, attribute_split, calibrate, rank_metrics
+
+FORMAT = "kgfusion-qa-biencoder"
+VERSION = 1
+
+
+@dataclass
+class BiEncoderConfig:
+    """What a saved bi-encoder scorer needs besides its weights (``config.json``)."""
+
+    format: str = FORMAT
+    version: int = VERSION
+    base_model: str = ""
+    model: dict = field(default_factory=dict)  # the transformers config (to_dict())
+    max_length: int = 64  # tokens per question / candidate text
+    value_chars: int = 80
+    max_question_chars: int = 500
+    threshold: float = 0.3
+    epochs: int = 0
+    trained: bool = False
+    metrics: dict = field(default_factory=dict)
+
+
+class BiEncoderModule(nn.Module):
+    """The encoder and the listwise head: ``scale`` a, ``nil`` b, ``lex`` w (above)."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.scale = nn.Parameter(torch.tensor(20.0))
+        self.nil = nn.Parameter(torch.tensor(0.5))
+        self.lex = nn.Parameter(torch.zeros(LEXICAL))
+
+    def embed(self, batch: dict) -> torch.Tensor:
+        """Unit mean-pooled embeddings ``[N, d]`` of a tokenised batch."""
+        hidden = self.encoder(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return nn.functional.normalize(pooled, dim=-1)
+
+    def forward(self, q, c, index, lex):
+        """``q [B, d]``, ``c [U, d]`` (the distinct candidate texts), ``index [B, C]`` (row
+        of ``c`` per candidate, -1: padding), ``lex [B, C, 2]`` -> logits ``[B, C + 1]``
+        (padding at -inf; the last column is NIL)."""
+        cos = torch.einsum("bd,bcd->bc", q, c[index.clamp(min=0)])
+        s = self.scale * cos + lex @ self.lex
+        nil = (self.scale * self.nil).expand(len(q), 1)
+        return _masked(torch.cat([s, nil], -1), index >= 0)
+
+
+class BiEncoderScorer:
+    """The fine-tuned bi-encoder scorer (module docstring); :func:`fit_biencoder` trains it."""
+
+    def __init__(self, config: BiEncoderConfig, module: BiEncoderModule, tokenizer):
+        self.config, self.module, self.tokenizer = config, module, tokenizer
+        self.module.eval()
+
+    @classmethod
+    def untrained(cls, encoder: str | None = None) -> BiEncoderScorer:
+        """:meth:`from_base` (``encoder``: a local model folder)."""
+        return cls.from_base(encoder)
+
+    def __repr__(self) -> str:
+        state = "trained" if self.config.trained else "untrained"
+        name = Path(self.config.base_model).name or "bi-encoder"
+        return f"BiEncoderScorer({name}, {state}, threshold {self.config.threshold:.3f})"
+
+    @classmethod
+    def from_base(cls, reference: str | None = None, max_length: int = 64) -> BiEncoderScorer:
+        """Start from a local model folder (``hf:`` prefix optional; default the offline
+        all-MiniLM-L6-v2). Never runs remote code."""
+        from transformers import AutoModel, AutoTokenizer
+
+        from fusion.encoders.hf import quiet_loading, resolve_folder
+
+        from .rerank import default_base_model
+
+        folder = resolve_folder((reference or default_base_model()).removeprefix("hf:"))
+        try:
+            with quiet_loading():
+                model = AutoModel.from_pretrained(folder, local_files_only=True,
+                                                  trust_remote_code=False)  # fmt: skip
+                tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True,
+                                                          trust_remote_code=False)  # fmt: skip
+        except Exception as err:  # noqa: BLE001 - any loading failure: say which folder
+            raise LinkerError(
+                f"hf:{folder}: cannot load a sentence encoder from it ({err})"
+            ) from err
+        config = BiEncoderConfig(base_model=str(folder), max_length=max_length)
+        return cls(config, BiEncoderModule(model.float()), tokenizer)
+
+    # -------------------------------------------------------------- texts
+    def question_text(self, question: str) -> str:
+        return " ".join(question.split())[: self.config.max_question_chars]
+
+    def candidate_text(self, candidate: Candidate) -> str:
+        """``name: value`` (value cut to ``value_chars``)."""
+        value = candidate.value[: self.config.value_chars]
+        return f"{candidate.key}: {value}" if value else candidate.key
+
+    def _tokens(self, texts: list[str]) -> dict:
+        return dict(self.tokenizer(texts, padding=True, truncation=True,
+                                   max_length=self.config.max_length, return_tensors="pt"))  # fmt: skip
+
+    # -------------------------------------------------------------- scoring
+    def logits(self, questions: list[str], candidates: list[list[Candidate]]) -> torch.Tensor:
+        """Logits ``[B, C + 1]`` (with gradients when the module is in training mode)."""
+        texts = [self.question_text(q) or "?" for q in questions]
+        distinct = list(dict.fromkeys(self.candidate_text(c) for cs in candidates for c in cs))
+        row = {t: i for i, t in enumerate(distinct)}
+        width = max((len(cs) for cs in candidates), default=0)
+        index = torch.full((len(texts), width), -1, dtype=torch.long)
+        lex = torch.zeros(len(texts), width, LEXICAL)
+        for i, (text, cands) in enumerate(zip(texts, candidates, strict=True)):
+            for j, cand in enumerate(cands):
+                index[i, j] = row[self.candidate_text(cand)]
+                lex[i, j] = torch.tensor(lexical_overlap(text, cand))
+        q = self.module.embed(self._tokens(texts))
+        dim = q.shape[1]
+        c = self.module.embed(self._tokens(distinct)) if distinct else torch.zeros(1, dim)
+        return self.module(q, c, index, lex)
+
+    def probabilities(self, questions: list[str], candidates: list[list[Candidate]],
+                      batch_size: int = 32) -> list[np.ndarray]:  # fmt: skip
+        """Softmax rows ``[C_i + 1]`` (the last entry NIL) per question, without gradients."""
+        self.module.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(questions), batch_size):
+                part = slice(start, start + batch_size)
+                probs = torch.softmax(self.logits(questions[part], candidates[part]), -1).numpy()
+                out.extend(row[: len(cs)].tolist() + [row[-1]]
+                           for row, cs in zip(probs, candidates[part], strict=True))  # fmt: skip
+        return [np.asarray(r, np.float32) for r in out]
+
+    def score(self, question: str, candidates: list[Candidate]) -> Scored:
+        return self.score_many([question], [candidates])[0]
+
+    def score_many(self, questions: list[str], candidates: list[list[Candidate]]) -> list[Scored]:
+        """As :meth:`align.qa_scorer.QAScorer.score_many`."""
+        out = []
+        for row, cands in zip(self.probabilities(questions, candidates), candidates, strict=True):
+            p, nil = row[: len(cands)], float(row[-1])
+            best = int(p.argmax()) if len(cands) else None
+            if best is not None and p[best] < self.config.threshold:
+                best = None
+            out.append(Scored(p, nil, best))
+        return out
+
+    # -------------------------------------------------------------- disk
+    def save(self, directory) -> Path:
+        """``config.json`` + ``model.safetensors`` + tokenizer files, replacing
+        ``directory`` as a whole (atomically)."""
+        directory = Path(directory)
+        self.config.model = self.module.encoder.config.to_dict()
+        with atomic_directory(directory, overwrite=True) as tmp:
+            self.tokenizer.save_pretrained(str(tmp))
+            save_pretrained(tmp, self.config, self.module, metadata={"format": FORMAT})
+        return directory
+
+    @classmethod
+    def load(cls, directory) -> BiEncoderScorer:
+        """A scorer saved by :meth:`save` (``LinkerError`` naming the folder otherwise)."""
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        directory = Path(directory)
+        if not (directory / CONFIG_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
+            raise LinkerError(f"{directory} holds no bi-encoder question scorer; train one with "
+                              f"`kgf qa-train WS --scorer bi-encoder`")  # fmt: skip
+        config = read_config(BiEncoderConfig, directory / CONFIG_FILE, FORMAT, VERSION,
+                             "QA bi-encoder")  # fmt: skip
+        spec = dict(config.model)
+        model_type = spec.pop("model_type", None)
+        if not model_type:
+            raise LinkerError(f"{directory / CONFIG_FILE}: 'model' has no model_type")
+        encoder = AutoModel.from_config(AutoConfig.for_model(model_type, **spec),
+                                        trust_remote_code=False)  # fmt: skip
+        module = BiEncoderModule(encoder.float())
+        load_into(module, read_weights(directory / WEIGHTS_FILE), directory / WEIGHTS_FILE)
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True,
+                                                  trust_remote_code=False)  # fmt: skip
+        return cls(config, module, tokenizer)
+
+
+# ------------------------------------------------------------------ training
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def predict_biencoder(scorer: BiEncoderScorer, questions: list[Question]):
+    """``(probabilities per question [C_i], NIL probabilities)`` of labelled questions."""
+    rows = scorer.probabilities([q.text for q in questions], [q.candidates for q in questions])
+    return [r[:-1] for r in rows], [float(r[-1]) for r in rows]
+
+
+def _epoch(scorer: BiEncoderScorer, train: list[Question], optimiser, batch_size: int) -> float:
+    scorer.module.train()
+    total = 0.0
+    for start in range(0, len(train), batch_size):
+        batch = train[start : start + batch_size]
+        logits = scorer.logits([q.text for q in batch], [q.candidates for q in batch])
+        y = _targets(batch, logits.shape[1] - 1)
+        loss = -(y * torch.log_softmax(logits, -1).masked_fill(y == 0, 0.0)).sum(-1).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        total += loss.item() * len(batch)
+    return total / max(len(train), 1)
+
+
+def fit_biencoder(scorer: BiEncoderScorer, questions: list[Question], *, epochs: int = 3,
+                  lr: float = 3e-5, batch_size: int = 16, valid_fraction: float = 0.2,
+                  seed: int = 0, progress=None) -> dict:  # fmt: skip
+    """Fine-tune ``scorer`` in place (module docstring): the epoch (best hold-out MRR; 0 =
+    the starting encoder) and the NIL threshold are chosen on a hold-out of
+    ``valid_fraction`` of the questions, whole attributes at a time. Returns the hold-out
+    metrics with the CPU seconds spent (also in ``scorer.config.metrics``)."""
+    questions = [q for q in questions if q.candidates]
+    if len(questions) < 2:
+        raise LinkerError("training the question scorer needs at least 2 questions with candidates")
+    torch.manual_seed(seed)
+    cpu = _cpu()
+    valid, train = attribute_split(questions, valid_fraction, seed)
+    train = train or valid
+    check = valid or train
+    head = [scorer.module.scale, scorer.module.nil, scorer.module.lex]
+    optimiser = torch.optim.AdamW([
+        {"params": scorer.module.encoder.parameters(), "lr": lr},
+        {"params": head, "lr": 1e-2, "weight_decay": 0.0},
+    ], weight_decay=1e-2)  # fmt: skip
+
+    def hold_out_mrr() -> float:
+        probs, nils = predict_biencoder(scorer, check)
+        return rank_metrics(check, probs, nils, 0.0)["mrr"]
+
+    best = (hold_out_mrr(), 0, copy.deepcopy(scorer.module.state_dict()))
+    for epoch in range(1, epochs + 1):
+        loss = _epoch(scorer, shuffled(train, seed + epoch), optimiser, batch_size)
+        mrr = hold_out_mrr()
+        if progress is not None:
+            progress(epoch, loss, mrr)
+        if mrr > best[0]:
+            best = (mrr, epoch, copy.deepcopy(scorer.module.state_dict()))
+    scorer.module.load_state_dict(best[2])
+    probs, nils = predict_biencoder(scorer, check)
+    threshold = calibrate(check, probs)
+    metrics = rank_metrics(check, probs, nils, threshold)
+    metrics = {**{k: round(v, 4) for k, v in metrics.items()}, "threshold": round(threshold, 4),
+               "epoch": best[1], "questions": len(questions),
+               "cpu_seconds": round(_cpu() - cpu, 1)}  # fmt: skip
+    scorer.config.threshold, scorer.config.epochs = threshold, best[1]
+    scorer.config.metrics, scorer.config.trained = metrics, True
+    return metrics
