@@ -36,22 +36,33 @@ from __future__ import annotations
 import numpy as np
 
 
-def link_outcomes(linker, records, gold: list[list[int]], types=None, exclude_gold=False):
+def link_outcomes(linker, records, gold: list[list[int]], types=None, exclude_gold=False,
+                  reranker=None):  # fmt: skip
     """Top-candidate probability [M] and whether it is a gold row [M] for each record.
 
     ``gold[i]``: entity rows that match ``records[i]``; with ``exclude_gold`` they are taken
-    out of the catalogue for that record first (then "correct" is always False)."""
+    out of the catalogue for that record first (then "correct" is always False). With a
+    ``reranker`` (:mod:`align.rerank`) its calibrated probabilities over each mention's
+    top ``reranker.config.k`` candidates decide, as in linking."""
     mentions = [linker.mention(r) for r in records]
     vecs = linker.encode(mentions, cache=True)
     found = linker.score_candidates(mentions, vecs, types, exclude=gold if exclude_gold else None)
+    depth = reranker.config.k if reranker is not None else 1
+    tops = [np.lexsort((c.rows, -p))[:depth] for c, p in zip(found.candidates, found.probs, strict=True)]
+    rows = [c.rows[t].astype(np.int64) for c, t in zip(found.candidates, tops, strict=True)]
+    probs = [p[t].astype(np.float64) for p, t in zip(found.probs, tops, strict=True)]
+    if reranker is not None and sum(len(r) for r in rows):
+        sources = [r for r, rs in zip(records, rows, strict=True) for _ in rs]
+        flat = np.concatenate(rows)
+        ce = reranker.pair_logits(linker, sources, flat)
+        p = reranker.probability(ce, np.concatenate(probs))
+        probs = np.split(p, np.cumsum([len(r) for r in rows])[:-1])
     scores = np.zeros(len(mentions), np.float64)
     correct = np.zeros(len(mentions), bool)
-    for i, (cand, p) in enumerate(zip(found.candidates, found.probs, strict=True)):
-        if not len(p):
-            continue
-        j = int(np.lexsort((cand.rows, -p))[0])
-        scores[i] = float(p[j])
-        correct[i] = int(cand.rows[j]) in set(gold[i])
+    for i, (r, p) in enumerate(zip(rows, probs, strict=True)):
+        if len(p):
+            j = int(np.argmax(p))
+            scores[i], correct[i] = float(p[j]), int(r[j]) in set(gold[i])
     return scores, correct
 
 
@@ -88,9 +99,11 @@ def best_nil_threshold(present: np.ndarray, correct: np.ndarray, absent: np.ndar
     }
 
 
-def calibrate_nil(linker, records, iris, labels, types=None) -> dict:
-    """Set ``linker.config.nil_threshold`` from labelled pairs (module docstring); returns
-    the figures of :func:`best_nil_threshold` plus ``mentions`` (how many were used).
+def calibrate_nil(linker, records, iris, labels, types=None, reranker=None) -> dict:
+    """Set ``linker.config.nil_threshold`` (with a ``reranker``: its
+    ``config.nil_threshold``, on its reranked probabilities) from labelled pairs (module
+    docstring); returns the figures of :func:`best_nil_threshold` plus ``mentions`` (how
+    many were used).
 
     Only mentions with at least one label-1 pair take part; with none, the threshold is left
     unset (linking then uses the pair threshold) and ``{"mentions": 0}`` is returned."""
@@ -108,10 +121,10 @@ def calibrate_nil(linker, records, iris, labels, types=None) -> dict:
     keys = list(gold)
     chosen = [record_of[k] for k in keys]
     rows = [gold[k] for k in keys]
-    present, correct = link_outcomes(linker, chosen, rows, types)
-    absent, _ = link_outcomes(linker, chosen, rows, types, exclude_gold=True)
+    present, correct = link_outcomes(linker, chosen, rows, types, reranker=reranker)
+    absent, _ = link_outcomes(linker, chosen, rows, types, exclude_gold=True, reranker=reranker)
     found = best_nil_threshold(present, correct, absent)
-    linker.config.nil_threshold = found["threshold"]
+    (reranker or linker).config.nil_threshold = found["threshold"]
     return {**found, "mentions": len(keys), "top1_right": float(correct.mean())}
 
 

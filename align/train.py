@@ -21,8 +21,10 @@ mints IRIs; else by the IRI's last path segment), and calls :func:`fit_linker`:
    ``mine_negatives = n`` - the ``n`` best-retrieved wrong candidates of each mention that
    has a match (hard negatives for ranking against the whole catalogue);
 4. fit the scorer (:mod:`align.scorer`), early-stopped on the validation pairs;
-5. choose the NIL threshold that maximises F1 on the validation pairs (without a
-   validation file: on a held-out fifth of the training mentions).
+5. calibrate its probabilities on the validation pairs (Platt scaling, :func:`calibrate_pairs`)
+   so that the pair decision is ``p >= 0.5`` on any data set, and calibrate the NIL
+   threshold of linking apart from it (:mod:`align.calibrate`); without a validation file
+   both use a held-out fifth of the training mentions.
 
 The result is saved as ``WORKSPACE/linker/config.json`` + ``model.safetensors``.
 """
@@ -41,6 +43,7 @@ from kg.progress import stage
 
 from .base import LinkerError
 from .calibrate import calibrate_nil
+from .calibration import expected_calibration_error, fit_calibrator, logit
 from .linker import Linker, LinkerConfig
 from .pair_features import FEATURES, F
 from .projection import train_projection
@@ -219,6 +222,7 @@ def fit_linker(
     types = sorted({linker.entities.types[rows[i]] for i in iris})
     config = linker.config
     config.record_types = types
+    config.calibrator = None  # a new scorer gets a new calibrator
     metrics: dict = {"train_pairs": len(labels), "train_matches": int(labels.sum())}
     metrics.update(valid_pairs=len(v_labels), valid_matches=int(v_labels.sum()))
 
@@ -240,19 +244,35 @@ def fit_linker(
     scorer, info = fit_scorer(x, y, x_valid=xv, y_valid=yv, hidden=hidden, epochs=epochs, seed=seed)
     linker.scorer = scorer
     config.hidden = hidden
-    valid_scores = scorer.predict(xv)
-    cut = best_threshold(valid_scores, yv)
-    config.threshold = cut["threshold"]
+    metrics["valid"] = calibrate_pairs(linker, xv, yv)
     stage("link-train: calibrating the NIL threshold of linking (apart from the pair one)", progress)
     metrics["nil"] = calibrate_nil(linker, v_records, v_iris, v_labels, types)
-    train_scores = scorer.predict(x[: len(labels)])
+    train_scores = linker.probabilities(x[: len(labels)])
     metrics["scorer"] = info
-    metrics["valid"] = {**cut, "ap": average_precision(valid_scores, yv)}
     metrics["train"] = prf(train_scores >= config.threshold, labels.astype(bool))
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     config.trained = True
     config.metrics = metrics
     return metrics
+
+
+def calibrate_pairs(linker: Linker, xv: np.ndarray, yv: np.ndarray) -> dict:
+    """Fit the pair calibrator of ``linker`` (Platt scaling of its scorer's logit,
+    :mod:`align.calibration`) on validation pair features ``xv`` [V, F] and labels ``yv``
+    [V]; the pair decision becomes ``p >= 0.5``. Returns the validation figures of that
+    decision, plus the F1-optimal cut on the raw scores (``tuned_threshold``, the decision
+    used before, kept for comparison: ``benchmarks/matching.py --transfer``)."""
+    raw = linker.scorer.predict(xv)
+    tuned = best_threshold(raw, yv)
+    calibrator = fit_calibrator(logit(raw), yv, ["scorer_logit"])
+    linker.config.calibrator = calibrator.to_dict()
+    linker.config.threshold = calibrator.threshold
+    p = linker.probabilities(xv)
+    return {
+        **prf(p >= calibrator.threshold, yv.astype(bool)), "threshold": calibrator.threshold,
+        "ap": average_precision(p, yv), "ece": expected_calibration_error(p, yv),
+        "tuned_threshold": tuned["threshold"], "tuned_f1": tuned["f1"],
+    }  # fmt: skip
 
 
 def _fit_projection(linker, records, iris, labels, v_records, v_iris, v_labels, types) -> dict:
