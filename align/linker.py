@@ -21,9 +21,11 @@ For each mention: candidates (BM25 over names U dense nearest neighbours,
 (:mod:`align.scorer`), ranked; the best candidate is the link unless its probability is
 below the calibrated NIL threshold. Probabilities are calibrated: a trained scorer's output
 goes through Platt scaling fitted on held-out validation pairs (``LinkerConfig.calibrator``,
-:mod:`align.calibration`), so the pair decision (:meth:`Linker.score_pairs`) is the fixed
-``p >= LinkerConfig.threshold = 0.5`` on every data set rather than a cut tuned per set, and
-it transfers to product sets the linker never saw (``benchmarks/matching.py --transfer``).
+:mod:`align.calibration`); the pair decision (:meth:`Linker.score_pairs`) reads the pair's
+score and its best rival's in the catalogue (``LinkerConfig.decision``,
+:mod:`align.pair_decision`) and is the fixed ``p >= LinkerConfig.threshold = 0.5`` on every
+data set rather than a cut tuned per set, so it transfers to product sets the linker never
+saw (``benchmarks/matching.py --transfer``).
 Linking has its own stored cut, ``LinkerConfig.nil_threshold`` (:mod:`align.calibrate`);
 ``threshold=`` and ``nil=False`` override it per call. When the workspace holds a trained
 cross-encoder (``WORKSPACE/reranker``, :mod:`align.rerank`, ``kgf link-train --reranker``)
@@ -94,6 +96,7 @@ class LinkerConfig:
     hidden: int = 0
     threshold: float = 0.5  # pair decisions (score_pairs): the cut on calibrated probabilities
     calibrator: dict | None = None  # Platt scaling of the scorer, fitted on validation pairs
+    decision: dict | None = None  # the pair decision (align.pair_decision), on validation pairs
     nil_threshold: float | None = None  # linking: below it a mention is NIL (None: threshold)
     k: int = 10
     k_dense: int = 20
@@ -525,7 +528,12 @@ class Linker(ImageLinking):
             return self.reranker.score_pairs(self, records, iris)
         mentions, groups = self.group_pairs(records, iris)
         types = types if types is not None else self.config.record_types
-        return self.grouped_pair_features(mentions, groups, types, cache)[1]
+        if not self.config.decision:  # untrained, or saved before the calibrated decision
+            return self.grouped_pair_features(mentions, groups, types, cache)[1]
+        from .pair_decision import decision_inputs, pair_context
+
+        _, raw, rival = pair_context(self, mentions, groups, types, cache)
+        return Calibrator.from_dict(self.config.decision).predict(decision_inputs(raw, rival))
 
     def group_pairs(self, records, iris) -> tuple[list[Mention], list[list[tuple[int, int]]]]:
         """The pairs ``(records[i], iris[i])`` grouped by mention, so that each distinct

@@ -224,10 +224,11 @@ class Reranker:
                threshold: float | None = None, nil: bool = True) -> list[Link]:  # fmt: skip
         """Rerank the top ``k`` alternatives of each link (``links[i]`` from
         ``linker.link_records(records)`` or ``link_text``; ``records[i]`` its record or
-        mention text) by calibrated probability; NIL below ``threshold`` (default
+        mention text) by calibrated probability; NIL below ``threshold`` (default: the
+        pair threshold :attr:`threshold`; :class:`align.Linker` passes its NIL threshold,
         :attr:`nil_threshold`), never with ``nil=False``."""
         k = k or self.config.k
-        cut = self.nil_threshold if threshold is None else threshold
+        cut = self.threshold if threshold is None else threshold
         cut = cut if nil else -1.0
         lefts, rights, spans = [], [], []
         for record, link in zip(records, links, strict=True):

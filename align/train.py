@@ -21,8 +21,10 @@ mints IRIs; else by the IRI's last path segment), and calls :func:`fit_linker`:
    ``mine_negatives = n`` - the ``n`` best-retrieved wrong candidates of each mention that
    has a match (hard negatives for ranking against the whole catalogue);
 4. fit the scorer (:mod:`align.scorer`), early-stopped on the validation pairs;
-5. calibrate its probabilities on the validation pairs (Platt scaling, :func:`calibrate_pairs`)
-   so that the pair decision is ``p >= 0.5`` on any data set, and calibrate the NIL
+5. calibrate its probabilities on the validation pairs (Platt scaling) and the pair
+   decision (:mod:`align.pair_decision`: the pair's and its best rival's scores,
+   :func:`calibrate_pairs`), so that a pair is a match at ``p >= 0.5`` on any data set
+   with no threshold tuned per set; and calibrate the NIL
    threshold of linking apart from it (:mod:`align.calibrate`); without a validation file
    both use a held-out fifth of the training mentions.
 
@@ -45,6 +47,7 @@ from .base import LinkerError
 from .calibrate import calibrate_nil
 from .calibration import expected_calibration_error, fit_calibrator, logit
 from .linker import Linker, LinkerConfig
+from .pair_decision import decision_inputs, fit_decision, pair_context
 from .pair_features import FEATURES, F
 from .projection import train_projection
 from .scorer import average_precision, best_threshold, fit_scorer, prf
@@ -222,7 +225,7 @@ def fit_linker(
     types = sorted({linker.entities.types[rows[i]] for i in iris})
     config = linker.config
     config.record_types = types
-    config.calibrator = None  # a new scorer gets a new calibrator
+    config.calibrator = config.decision = None  # a new scorer gets new calibrators
     metrics: dict = {"train_pairs": len(labels), "train_matches": int(labels.sum())}
     metrics.update(valid_pairs=len(v_labels), valid_matches=int(v_labels.sum()))
 
@@ -236,7 +239,7 @@ def fit_linker(
     x, y, _, _ = _pair_data(
         linker, records, iris, labels, types, mine_negatives, "train pairs", progress
     )
-    xv, yv, _, _ = _pair_data(
+    xv, yv, v_mentions, v_groups = _pair_data(
         linker, v_records, v_iris, v_labels, types, 0, "valid pairs", progress
     )
     metrics["mined_negatives"] = int(len(y) - len(labels))
@@ -244,7 +247,8 @@ def fit_linker(
     scorer, info = fit_scorer(x, y, x_valid=xv, y_valid=yv, hidden=hidden, epochs=epochs, seed=seed)
     linker.scorer = scorer
     config.hidden = hidden
-    metrics["valid"] = calibrate_pairs(linker, xv, yv)
+    stage("link-train: calibrating the pair decision on the validation pairs", progress)
+    metrics["valid"] = calibrate_pairs(linker, v_mentions, v_groups, yv, types)
     stage("link-train: calibrating the NIL threshold of linking (apart from the pair one)", progress)
     metrics["nil"] = calibrate_nil(linker, v_records, v_iris, v_labels, types)
     train_scores = linker.probabilities(x[: len(labels)])
@@ -256,20 +260,28 @@ def fit_linker(
     return metrics
 
 
-def calibrate_pairs(linker: Linker, xv: np.ndarray, yv: np.ndarray) -> dict:
-    """Fit the pair calibrator of ``linker`` (Platt scaling of its scorer's logit,
-    :mod:`align.calibration`) on validation pair features ``xv`` [V, F] and labels ``yv``
-    [V]; the pair decision becomes ``p >= 0.5``. Returns the validation figures of that
-    decision, plus the F1-optimal cut on the raw scores (``tuned_threshold``, the decision
-    used before, kept for comparison: ``benchmarks/matching.py --transfer``)."""
-    raw = linker.scorer.predict(xv)
+def calibrate_pairs(linker: Linker, mentions, groups, yv: np.ndarray, types=None) -> dict:
+    """Fit the two calibrators of ``linker`` on the validation pairs (``mentions, groups``
+    of :meth:`Linker.group_pairs`, labels ``yv`` [V]):
+
+    - ``config.calibrator``: Platt scaling of the scorer's logit, for the probabilities of
+      linking (:meth:`Linker.probabilities`);
+    - ``config.decision``: the pair decision over the pair's and its rival's scorer logits
+      (:mod:`align.pair_decision`); a pair is a match when it gives ``p >= 0.5``.
+
+    Returns the validation figures of the decision, plus the F1-optimal cut on the raw
+    scores (``tuned_threshold``, the decision used before, kept for comparison:
+    ``benchmarks/matching.py --transfer``)."""
+    _, raw, rival = pair_context(linker, mentions, groups, types, cache=True)
     tuned = best_threshold(raw, yv)
     calibrator = fit_calibrator(logit(raw), yv, ["scorer_logit"])
+    decision = fit_decision(raw, rival, yv)
     linker.config.calibrator = calibrator.to_dict()
-    linker.config.threshold = calibrator.threshold
-    p = linker.probabilities(xv)
+    linker.config.decision = decision.to_dict()
+    linker.config.threshold = decision.threshold
+    p = decision.predict(decision_inputs(raw, rival))
     return {
-        **prf(p >= calibrator.threshold, yv.astype(bool)), "threshold": calibrator.threshold,
+        **prf(p >= decision.threshold, yv.astype(bool)), "threshold": decision.threshold,
         "ap": average_precision(p, yv), "ece": expected_calibration_error(p, yv),
         "tuned_threshold": tuned["threshold"], "tuned_f1": tuned["f1"],
     }  # fmt: skip
