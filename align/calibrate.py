@@ -3,8 +3,9 @@
 A trained linker makes two different decisions with one scorer:
 
 - **pair decisions** (:meth:`align.Linker.score_pairs`, Ditto's protocol): is this
-  (record, entity) pair a match? Its threshold ``LinkerConfig.threshold`` maximises pair F1
-  on the validation pairs, which are mostly hard non-matches, so it sits high;
+  (record, entity) pair a match? ``LinkerConfig.threshold`` is 0.5 on the calibrated
+  decision probability of :mod:`align.pair_decision` (fitted on the validation pairs,
+  which are mostly hard non-matches);
 - **linking** (:meth:`align.Linker.link_text`, :meth:`align.Linker.link_records`): is the
   *best* candidate in the whole catalogue the mention's product, or is the product not in
   the catalogue (NIL)? Using the pair threshold here turns true matches into NIL (the issue
@@ -22,10 +23,12 @@ mentions that have a labelled match, each linked twice:
 A user asking for a product that is in the catalogue must get it, so the cut may turn at
 most ``max_lost`` (default 5 %) of the rightly ranked present mentions into NIL; among the
 cuts that keep that promise, the one with the best accuracy over both sets wins (cut
-midway between two adjacent scores; ties: the lower cut, which links more). On Abt-Buy's
-validation mentions this gives about 0.8 where the pair threshold is 0.89 and accuracy
-alone would pick 0.97 (out-of-catalogue stand-ins there are colour siblings that score
-high: a NIL threshold that rejects them all would reject true matches en masse). Removing the gold entity to simulate
+midway between two adjacent scores; ties: the lower cut, which links more). The scores are
+the Platt-calibrated probabilities of linking (``LinkerConfig.calibrator``); on Abt-Buy the
+cut that accuracy alone would pick rejects true matches en masse (out-of-catalogue
+stand-ins there are colour siblings that score high), hence the 95 % promise. With a
+cross-encoder (``reranker=``) the same is done on its reranked probabilities and stored as
+the reranker's ``nil_threshold``. Removing the gold entity to simulate
 out-of-catalogue mentions is how zero-shot linking sets evaluate NIL (Logeswaran et al.,
 "Zero-Shot Entity Linking by Reading Entity Descriptions", ACL 2019, hold entities out of
 the dictionary); the decision rule on the top score follows BLINK's NIL handling.

@@ -252,8 +252,9 @@ def _link_evaluate_args(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Evaluate the workspace's text linker on labelled pairs (DeepMatcher layout:\n"
         "ltable_id = catalogue id, rtable_id = mention id, label 1 = same product).\n\n"
-        "Pair decisions (Ditto's protocol): a pair is a match when its probability reaches the\n"
-        "linker's pair threshold; precision P, recall R and F1 of the match class.\n"
+        "Pair decisions (Ditto's protocol): a pair is a match when its calibrated probability\n"
+        "reaches the linker's pair threshold (0.5; the cross-encoder's decision when the\n"
+        "workspace has one, `kgf link-train --reranker`); precision P, recall R and F1.\n"
         "Linking, for the mentions with a label-1 pair, against the whole catalogue: acc@1 (the\n"
         "top candidate is a match), recall@K (a match is in the top K), linked right (linked,\n"
         "not NIL, to a match) and the NIL rate among these true matches (NIL threshold).\n\n"
@@ -303,7 +304,8 @@ def link_evaluate_cmd(args) -> int:
     print(f"{args.pairs}: {m['pairs']:,} pairs ({m['matches']:,} matches"
           + (f", {m['skipped_pairs']:,} skipped" if m["skipped_pairs"] else "") + ")")
     print(f"pairs   P {pct(m['precision'])}  R {pct(m['recall'])}  F1 {pct(m['f1'])}  "
-          f"(pair threshold {m['pair_threshold']:.3f})")  # fmt: skip
+          f"(pair threshold {m['pair_threshold']:.3f}"
+          + (", cross-encoder reranker)" if m.get("reranked") else ")"))  # fmt: skip
     print(f"linking acc@1 {pct(m['acc@1'])}  recall@{args.k} {pct(m[f'recall@{args.k}'])}  "
           f"linked right {pct(m['linked_right'])}  NIL {pct(m['nil_rate'])}  over "
           f"{m['mentions']:,} matched mentions (NIL threshold {m['nil_threshold']:.3f})")  # fmt: skip
