@@ -231,9 +231,11 @@ def _train_epochs(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float,
     return {"history": history, "best_epoch": best[1], "valid_ap": best[0]}, best[3]
 
 
-def _calibrate(linker, reranker: Reranker, ce, v_records, v_iris, v_labels) -> dict:
+def _calibrate(linker, reranker: Reranker, ce, valid, types, progress: bool) -> dict:
     """Fit ``reranker``'s calibrator on the validation pairs (cross-encoder logits ``ce``
-    [V], their records, IRIs and labels); returns the validation metrics."""
+    [V]; ``valid`` = their records, IRIs and labels), then its NIL threshold on their
+    matched mentions; returns the validation metrics."""
+    v_records, v_iris, v_labels = valid
     scorer = linker.score_pairs(v_records, v_iris, rerank=False)
     z = np.stack([ce.astype(np.float64), logit(scorer)], axis=1)
     calibrator = fit_calibrator(z, v_labels, INPUTS)
@@ -245,16 +247,13 @@ def _calibrate(linker, reranker: Reranker, ce, v_records, v_iris, v_labels) -> d
         best_cut=best_threshold(p, v_labels), ece=expected_calibration_error(p, v_labels),
         rerank_only_ap=average_precision(ce, v_labels),
     )  # fmt: skip
-    return {"valid": valid}
+    stage("rerank: calibrating the NIL threshold of reranked linking", progress)
+    nil = calibrate_nil(linker, v_records, v_iris, v_labels, types, reranker=reranker)
+    return {"valid": valid, "nil": nil}
 
 
 def fit_reranker(
-    linker,
-    records,
-    iris,
-    labels,
-    valid=None,
-    *,
+    linker, records, iris, labels, valid=None, *,
     base_model: str | None = None,
     max_length: int = 128,
     max_words: int = MAX_WORDS,
@@ -271,7 +270,7 @@ def fit_reranker(
     balance: bool = True,
     seed: int = 0,
     progress: bool = False,
-) -> Reranker:
+) -> Reranker:  # fmt: skip
     """Train a :class:`~align.rerank.Reranker` on pairs ``(records[i], iris[i], labels[i])``
     against ``linker`` (whose trained feature scorer it is combined with); ``valid = (records,
     iris, labels)`` chooses the epoch and fits the calibrator (default: a fifth of the
@@ -321,14 +320,12 @@ def fit_reranker(
             encoder, (lefts, rights, y), (v_lefts, v_rights, v_labels), epochs=epochs, lr=lr,
             batch_size=batch_size, augment=augment, seed=seed, progress=progress, balance=balance,
         )  # fmt: skip
-        config.metrics = _calibrate(linker, reranker, valid_logits, v_records, v_iris, v_labels)
-        stage("rerank: calibrating the NIL threshold of reranked linking", progress)
-        config.metrics["nil"] = calibrate_nil(linker, v_records, v_iris, v_labels, types,
-                                              reranker=reranker)  # fmt: skip
+        config.metrics = _calibrate(linker, reranker, valid_logits, (v_records, v_iris, v_labels),
+                                    types, progress)  # fmt: skip
     finally:
         torch.set_num_threads(previous_threads)
-    config.metrics.update(pairs=info, train_examples=len(y), fit=fit, balanced=balance)
-    config.metrics["seconds"] = round(time.perf_counter() - started, 1)
+    config.metrics.update(pairs=info, train_examples=len(y), fit=fit, balanced=balance,
+                          seconds=round(time.perf_counter() - started, 1))  # fmt: skip
     config.trained = True
     return reranker
 
