@@ -11,8 +11,11 @@ and max over the seeds. Reported:
 
 (a) **pair F1 on test.csv**, Ditto's protocol (Li et al., "Deep Entity Matching with
     Pre-Trained Language Models", VLDB 2021 / arXiv 2020): each test pair (mention, entity)
-    is classified match / non-match by the learned scorer and the validation-chosen
-    threshold; precision, recall, F1 of the match class;
+    is classified match / non-match by the linker's calibrated decision (probability >= 0.5:
+    the pair's and its best rival's scores, :mod:`align.pair_decision`; with the reranker,
+    its calibrated probability); the decision before (the scorer's probability >= the
+    F1-optimal cut on valid.csv) is reported beside it; precision, recall, F1 of the match
+    class;
 (b) **linking** against the whole catalogue for the test split's matched mentions (each
     tableB record with at least one label-1 test pair): accuracy@1 (the top-ranked entity
     is one of its matches) and recall@10 (one of its matches is in the top 10);
@@ -20,12 +23,18 @@ and max over the seeds. Reported:
     candidates, features, scoring; a fresh linker, nothing cached), batch of 256, with the
     last seed's linker.
 
+``--transfer DATA ...`` also tests each seed's trained decision (and reranker) on the
+test pairs of other sets, never seen in training, against their own catalogues: calibrated
+vs threshold-tuned pair F1 (:func:`transfer`).
+
 Baselines, in the same run: *dense only* (cosine of the mention and entity text
 embeddings; pair threshold chosen on valid.csv the same way; linking = nearest neighbour)
 and *BM25 only* (linking = the best BM25 over names). The published anchor is Ditto's test
 F1: 89.33 (Abt-Buy), 75.58 (Amazon-Google), a fine-tuned RoBERTa cross-encoder.
 
     python benchmarks/matching.py ../shared/data/matching/abt_buy
+    python benchmarks/matching.py ../shared/data/matching/abt_buy --no-rerank --quick \
+        --transfer ../shared/data/matching/amazon_google   # the decision on an unseen set
     python benchmarks/matching.py ../shared/data/matching/amazon_google
     python benchmarks/matching.py DIR --mapping examples/abt_buy.toml --workspace /tmp/ws
 """
