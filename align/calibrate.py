@@ -55,10 +55,13 @@ def link_outcomes(linker, records, gold: list[list[int]], types=None, exclude_go
     rows = [c.rows[t].astype(np.int64) for c, t in zip(found.candidates, tops, strict=True)]
     probs = [p[t].astype(np.float64) for p, t in zip(found.probs, tops, strict=True)]
     if reranker is not None and sum(len(r) for r in rows):
+        from .pair_decision import decide_candidates
+
         sources = [r for r, rs in zip(records, rows, strict=True) for _ in rs]
         flat = np.concatenate(rows)
         ce = reranker.pair_logits(linker, sources, flat)
-        p = reranker.probability(ce, np.concatenate(probs))
+        prior = np.concatenate([decide_candidates(linker, p) for p in probs])
+        p = reranker.probability(ce, prior)
         probs = np.split(p, np.cumsum([len(r) for r in rows])[:-1])
     scores = np.zeros(len(mentions), np.float64)
     correct = np.zeros(len(mentions), bool)

@@ -66,4 +66,28 @@ def fit_decision(raw, rival, labels) -> Calibrator:
     return fit_calibrator(decision_inputs(raw, rival), labels, list(INPUTS))
 
 
-__all__ = ["INPUTS", "decision_inputs", "fit_decision", "pair_context"]
+
+
+def decide_candidates(linker, probs) -> np.ndarray:
+    """Decision probabilities [C] of one mention's ranked candidates from their linking
+    probabilities ``probs`` [C] (Platt-calibrated, :meth:`align.Linker.probabilities`; best
+    first or not, but holding the mention's two best candidates, as a link's alternatives
+    do): each candidate's raw scorer logit is recovered from its Platt probability and its
+    rival is the best of the others. Unchanged when the linker has no decision (untrained,
+    or saved before it)."""
+    probs = np.asarray(probs, np.float64)
+    config = linker.config
+    if not config.decision or not config.calibrator or not len(probs):
+        return probs
+    platt = Calibrator.from_dict(config.calibrator)
+    if abs(platt.weights[0]) < 1e-9:  # a flat calibrator cannot be inverted
+        return probs
+    raw = (logit(probs) - platt.bias) / platt.weights[0]
+    order = np.argsort(-raw, kind="stable")
+    best, second = raw[order[0]], raw[order[1]] if len(raw) > 1 else logit(np.zeros(1))[0]
+    rival = np.where(np.arange(len(raw)) == order[0], second, best)
+    decision = Calibrator.from_dict(config.decision)
+    return decision.predict(np.stack([raw, rival], axis=1))
+
+
+__all__ = ["INPUTS", "decide_candidates", "decision_inputs", "fit_decision", "pair_context"]

@@ -44,6 +44,7 @@ from kg.workspace import atomic_directory
 
 from .base import Link, LinkerError, read_config
 from .calibration import Calibrator, logit
+from .pair_decision import decide_candidates
 from .serialize import MAX_WORDS, entity_attributes, serialize_entity, serialize_record
 
 FORMAT = "kgfusion-reranker"
@@ -215,7 +216,9 @@ class Reranker:
 
     def score_pairs(self, linker, records, iris) -> np.ndarray:
         """Calibrated match probabilities [P] of pairs ``(records[i], iris[i])``; the feature
-        scorer's probabilities come from ``linker.score_pairs``."""
+        linker's (decision) probabilities come from ``linker.score_pairs``, as in training;
+        :meth:`rerank` gets the same from a link's alternatives
+        (:func:`align.pair_decision.decide_candidates`)."""
         scorer = linker.score_pairs(records, iris, rerank=False)
         rows = [linker.entities.row_of[i] for i in iris]
         return self.probability(self.pair_logits(linker, records, rows), scorer)
@@ -239,7 +242,9 @@ class Reranker:
                 lefts.append(text)
                 rights.append(self.entity_text(linker.entities, linker.entities.row_of[iri]))
         ce = self.encoder.logits(lefts, rights) if lefts else np.zeros(0, np.float32)
-        prior = np.array([s for link in links for _, s in link.alternatives[:k]], np.float64)
+        prior = np.concatenate(  # the feature linker's decision probabilities, as calibrated
+            [decide_candidates(linker, [s for _, s in link.alternatives[:k]]) for link in links]
+        ) if links else np.zeros(0)  # fmt: skip
         probs = self.probability(ce, prior) if len(ce) else np.zeros(0)
         return [
             _reranked(linker, link, probs[start : start + n], cut, k)

@@ -60,6 +60,18 @@ def test_probabilities_for_linking_are_platt_calibrated(saved):
     assert np.argsort(raw).tolist() == np.argsort(calibrated).tolist()  # monotone
 
 
+def test_decision_from_a_links_alternatives_equals_score_pairs(saved):
+    """The reranker's prior for a link's candidates is the feature decision of those pairs."""
+    from align.pair_decision import decide_candidates
+
+    record = {"name": "sony cybershot dsc-w120 camera"}
+    link = saved.link_record(record, k=6, nil=False)
+    iris = [iri for iri, _ in link.alternatives]
+    expected = saved.score_pairs([record] * len(iris), iris)
+    got = decide_candidates(saved, [p for _, p in link.alternatives])
+    assert np.allclose(got, expected, atol=2e-3)
+
+
 def _reranker_in(workspace, linker, tiny_model):  # noqa: F811
     train, valid = sparse_pairs(OFFERS[:4] + OFFERS[6:7]), pairs(OFFERS[4:6] + OFFERS[7:])
     reranker = fit_reranker(
