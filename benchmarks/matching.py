@@ -187,7 +187,8 @@ def evaluate(workspace: Path, data: Path, reranker: Reranker | None = None) -> d
         p = reranker.score_pairs(linker, test[0], test[1])
         out["pair"] = prf(p >= reranker.threshold, test[2].astype(bool))
         out["pair"]["best_cut_f1"] = best_threshold(p, test[2])["f1"]  # oracle, for reference
-        reranked = reranker.rerank(linker, gold_records, links, k=10)
+        reranked = reranker.rerank(linker, gold_records, links, k=10,
+                                   threshold=reranker.nil_threshold)  # as Linker does
         out["linking"] = linking_metrics(reranked, gold)
         out["linking"]["nil_rate"] = float(np.mean([link.nil for link in reranked]))
         out["rerank_valid"] = reranker.config.metrics.get("valid")
