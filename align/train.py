@@ -45,7 +45,7 @@ from kg.progress import stage
 
 from .base import LinkerError
 from .calibrate import calibrate_nil
-from .calibration import expected_calibration_error, fit_calibrator, logit
+from .calibration import CalibrationError, expected_calibration_error, fit_calibrator, logit
 from .linker import Linker, LinkerConfig
 from .pair_decision import decision_inputs, fit_decision, pair_context
 from .pair_features import FEATURES, F
@@ -274,7 +274,13 @@ def calibrate_pairs(linker: Linker, mentions, groups, yv: np.ndarray, types=None
     ``benchmarks/matching.py --transfer``)."""
     _, raw, rival = pair_context(linker, mentions, groups, types, cache=True)
     tuned = best_threshold(raw, yv)
-    calibrator = fit_calibrator(logit(raw), yv, ["scorer_logit"])
+    try:
+        calibrator = fit_calibrator(logit(raw), yv, ["scorer_logit"])
+    except CalibrationError as err:
+        raise LinkerError(
+            f"the validation pairs (--valid, or a fifth of the training mentions held out) "
+            f"calibrate the match decision: {err}"
+        ) from None
     decision = fit_decision(raw, rival, yv)
     linker.config.calibrator = calibrator.to_dict()
     linker.config.decision = decision.to_dict()

@@ -156,3 +156,15 @@ def _help(capsys) -> str:
     with pytest.raises(SystemExit):
         main(["link-train", "--help"])
     return capsys.readouterr().out
+
+
+def test_one_class_validation_is_refused_by_name(workspace):  # noqa: F811
+    from align import LinkerError
+
+    linker = Linker(workspace, fresh=True)
+    train = pairs(OFFERS[:4] + OFFERS[6:7])
+    only_matches = [({"name": t}, EX + g, 1) for t, g in OFFERS[4:6]]
+    valid = ([r for r, _, _ in only_matches], [i for _, i, _ in only_matches],
+             np.array([y for _, _, y in only_matches]))  # fmt: skip
+    with pytest.raises(LinkerError, match="validation pairs.*both classes"):
+        fit_linker(linker, *train, valid=valid, hidden=0, projection=False, epochs=20)
