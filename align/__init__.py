@@ -15,8 +15,10 @@ the config reader), :mod:`align.text` (normalisation, model numbers),
 :mod:`align.entities` (the linkable entities and their graph-enriched vectors),
 :mod:`align.mentions` (mention detection), :mod:`align.candidates` (BM25 + dense
 retrieval), :mod:`align.pair_features` (and :mod:`align.batch_features`, the same features
-for a whole batch), :mod:`align.scorer` (learned scorer, pair threshold),
-:mod:`align.calibrate` (the NIL threshold of linking), :mod:`align.evaluate` (P / R / F1
+for a whole batch), :mod:`align.scorer` (learned scorer), :mod:`align.calibration`
+(Platt scaling), :mod:`align.pair_decision` (the calibrated pair decision),
+:mod:`align.calibrate` (the NIL threshold of linking), :mod:`align.rerank` and
+:mod:`align.rerank_train` (the cross-encoder reranker), :mod:`align.evaluate` (P / R / F1
 and acc@1 on labelled pairs), :mod:`align.projection` (contrastive fine-tuning), :mod:`align.linker`,
 :mod:`align.train` (training from DeepMatcher-layout pairs), :mod:`align.tables` (tables in
 and out), :mod:`align.images` (photos: photo and entity towers, nearest-neighbour linking)

@@ -3,8 +3,9 @@
 A trained linker makes two different decisions with one scorer:
 
 - **pair decisions** (:meth:`align.Linker.score_pairs`, Ditto's protocol): is this
-  (record, entity) pair a match? Its threshold ``LinkerConfig.threshold`` maximises pair F1
-  on the validation pairs, which are mostly hard non-matches, so it sits high;
+  (record, entity) pair a match? ``LinkerConfig.threshold`` is 0.5 on the calibrated
+  decision probability of :mod:`align.pair_decision` (fitted on the validation pairs,
+  which are mostly hard non-matches);
 - **linking** (:meth:`align.Linker.link_text`, :meth:`align.Linker.link_records`): is the
   *best* candidate in the whole catalogue the mention's product, or is the product not in
   the catalogue (NIL)? Using the pair threshold here turns true matches into NIL (the issue
@@ -22,10 +23,12 @@ mentions that have a labelled match, each linked twice:
 A user asking for a product that is in the catalogue must get it, so the cut may turn at
 most ``max_lost`` (default 5 %) of the rightly ranked present mentions into NIL; among the
 cuts that keep that promise, the one with the best accuracy over both sets wins (cut
-midway between two adjacent scores; ties: the lower cut, which links more). On Abt-Buy's
-validation mentions this gives about 0.8 where the pair threshold is 0.89 and accuracy
-alone would pick 0.97 (out-of-catalogue stand-ins there are colour siblings that score
-high: a NIL threshold that rejects them all would reject true matches en masse). Removing the gold entity to simulate
+midway between two adjacent scores; ties: the lower cut, which links more). The scores are
+the Platt-calibrated probabilities of linking (``LinkerConfig.calibrator``); on Abt-Buy the
+cut that accuracy alone would pick rejects true matches en masse (out-of-catalogue
+stand-ins there are colour siblings that score high), hence the 95 % promise. With a
+cross-encoder (``reranker=``) the same is done on its reranked probabilities and stored as
+the reranker's ``nil_threshold``. Removing the gold entity to simulate
 out-of-catalogue mentions is how zero-shot linking sets evaluate NIL (Logeswaran et al.,
 "Zero-Shot Entity Linking by Reading Entity Descriptions", ACL 2019, hold entities out of
 the dictionary); the decision rule on the top score follows BLINK's NIL handling.
@@ -36,22 +39,36 @@ from __future__ import annotations
 import numpy as np
 
 
-def link_outcomes(linker, records, gold: list[list[int]], types=None, exclude_gold=False):
+def link_outcomes(linker, records, gold: list[list[int]], types=None, exclude_gold=False,
+                  reranker=None):  # fmt: skip
     """Top-candidate probability [M] and whether it is a gold row [M] for each record.
 
     ``gold[i]``: entity rows that match ``records[i]``; with ``exclude_gold`` they are taken
-    out of the catalogue for that record first (then "correct" is always False)."""
+    out of the catalogue for that record first (then "correct" is always False). With a
+    ``reranker`` (:mod:`align.rerank`) its calibrated probabilities over each mention's
+    top ``reranker.config.k`` candidates decide, as in linking."""
     mentions = [linker.mention(r) for r in records]
     vecs = linker.encode(mentions, cache=True)
     found = linker.score_candidates(mentions, vecs, types, exclude=gold if exclude_gold else None)
+    depth = reranker.config.k if reranker is not None else 1
+    tops = [np.lexsort((c.rows, -p))[:depth] for c, p in zip(found.candidates, found.probs, strict=True)]
+    rows = [c.rows[t].astype(np.int64) for c, t in zip(found.candidates, tops, strict=True)]
+    probs = [p[t].astype(np.float64) for p, t in zip(found.probs, tops, strict=True)]
+    if reranker is not None and sum(len(r) for r in rows):
+        from .pair_decision import decide_candidates
+
+        sources = [r for r, rs in zip(records, rows, strict=True) for _ in rs]
+        flat = np.concatenate(rows)
+        ce = reranker.pair_logits(linker, sources, flat)
+        prior = np.concatenate([decide_candidates(linker, p) for p in probs])
+        p = reranker.probability(ce, prior)
+        probs = np.split(p, np.cumsum([len(r) for r in rows])[:-1])
     scores = np.zeros(len(mentions), np.float64)
     correct = np.zeros(len(mentions), bool)
-    for i, (cand, p) in enumerate(zip(found.candidates, found.probs, strict=True)):
-        if not len(p):
-            continue
-        j = int(np.lexsort((cand.rows, -p))[0])
-        scores[i] = float(p[j])
-        correct[i] = int(cand.rows[j]) in set(gold[i])
+    for i, (r, p) in enumerate(zip(rows, probs, strict=True)):
+        if len(p):
+            j = int(np.argmax(p))
+            scores[i], correct[i] = float(p[j]), int(r[j]) in set(gold[i])
     return scores, correct
 
 
@@ -88,9 +105,11 @@ def best_nil_threshold(present: np.ndarray, correct: np.ndarray, absent: np.ndar
     }
 
 
-def calibrate_nil(linker, records, iris, labels, types=None) -> dict:
-    """Set ``linker.config.nil_threshold`` from labelled pairs (module docstring); returns
-    the figures of :func:`best_nil_threshold` plus ``mentions`` (how many were used).
+def calibrate_nil(linker, records, iris, labels, types=None, reranker=None) -> dict:
+    """Set ``linker.config.nil_threshold`` (with a ``reranker``: its
+    ``config.nil_threshold``, on its reranked probabilities) from labelled pairs (module
+    docstring); returns the figures of :func:`best_nil_threshold` plus ``mentions`` (how
+    many were used).
 
     Only mentions with at least one label-1 pair take part; with none, the threshold is left
     unset (linking then uses the pair threshold) and ``{"mentions": 0}`` is returned."""
@@ -108,10 +127,10 @@ def calibrate_nil(linker, records, iris, labels, types=None) -> dict:
     keys = list(gold)
     chosen = [record_of[k] for k in keys]
     rows = [gold[k] for k in keys]
-    present, correct = link_outcomes(linker, chosen, rows, types)
-    absent, _ = link_outcomes(linker, chosen, rows, types, exclude_gold=True)
+    present, correct = link_outcomes(linker, chosen, rows, types, reranker=reranker)
+    absent, _ = link_outcomes(linker, chosen, rows, types, exclude_gold=True, reranker=reranker)
     found = best_nil_threshold(present, correct, absent)
-    linker.config.nil_threshold = found["threshold"]
+    (reranker or linker).config.nil_threshold = found["threshold"]
     return {**found, "mentions": len(keys), "top1_right": float(correct.mean())}
 
 

@@ -4,9 +4,10 @@ The pair file is in the DeepMatcher layout (``ltable_id, rtable_id, label``: cat
 mention id, 1 = same product), the mentions come from a table of records (``tableB.csv``
 beside the pair file by default). :func:`evaluate_pairs` reports
 
-- **pair decisions**, Ditto's protocol: each pair is a match when its probability is at
-  least the linker's pair threshold (``LinkerConfig.threshold``); precision, recall and F1
-  of the match class;
+- **pair decisions**, Ditto's protocol: each pair is a match when its calibrated probability
+  is at least the linker's pair threshold (:attr:`align.Linker.pair_threshold`: 0.5 on
+  calibrated probabilities; the workspace's cross-encoder reranker decides when it has
+  one); precision, recall and F1 of the match class;
 - **linking** for the mentions that have a label-1 pair, against the whole catalogue:
   ``acc@1`` (the top-ranked candidate is one of its matches, whatever the NIL decision),
   ``recall@k`` (one of them is in the top k), ``linked_right`` (linked, not NIL, to a
@@ -122,8 +123,9 @@ def evaluate_pairs(linker, pairs_csv, mentions_csv=None, *, id_col: str = "id",
     probs = linker.score_pairs(records, iris)
     metrics: dict = {"pairs": len(kept), "skipped_pairs": len(pairs) - len(kept),
                      "matches": int(labels.sum()),
-                     "pair_threshold": linker.config.threshold,
-                     "nil_threshold": linker.config.link_threshold}  # fmt: skip
+                     "pair_threshold": linker.pair_threshold,
+                     "nil_threshold": linker.nil_threshold,
+                     "reranked": linker.reranker is not None}  # fmt: skip
     if labels.all() or not labels.any():
         which = "matches (label 1)" if labels.all() else "non-matches (label 0)"
         notes.append(
@@ -132,10 +134,10 @@ def evaluate_pairs(linker, pairs_csv, mentions_csv=None, *, id_col: str = "id",
             + "; evaluate on a file with both classes"
         )
     if labels.any():
-        metrics.update(prf(probs >= linker.config.threshold, labels))
+        metrics.update(prf(probs >= linker.pair_threshold, labels))
     else:
         metrics.update(precision=None, recall=None, f1=None)
-        metrics["false_match_rate"] = float((probs >= linker.config.threshold).mean())
+        metrics["false_match_rate"] = float((probs >= linker.pair_threshold).mean())
     metrics.update(_linking(linker, table, kept, iri_of, k))
     return Evaluation(metrics, notes)
 

@@ -19,10 +19,19 @@
 For each mention: candidates (BM25 over names U dense nearest neighbours,
 :mod:`align.candidates`), pair features (:mod:`align.pair_features`), a learned scorer
 (:mod:`align.scorer`), ranked; the best candidate is the link unless its probability is
-below the calibrated NIL threshold. Two thresholds are stored: ``LinkerConfig.threshold``
-decides pairs (:meth:`Linker.score_pairs`: F1-optimal on validation pairs) and
-``LinkerConfig.nil_threshold`` decides linking (:mod:`align.calibrate`); ``threshold=`` and
-``nil=False`` override the latter per call. A batch of mentions is encoded in one pass and
+below the calibrated NIL threshold. Probabilities are calibrated: a trained scorer's output
+goes through Platt scaling fitted on held-out validation pairs (``LinkerConfig.calibrator``,
+:mod:`align.calibration`); the pair decision (:meth:`Linker.score_pairs`) reads the pair's
+score and its best rival's in the catalogue (``LinkerConfig.decision``,
+:mod:`align.pair_decision`) and is the fixed ``p >= LinkerConfig.threshold = 0.5`` on every
+data set rather than a cut tuned per set, so it transfers to product sets the linker never
+saw (``benchmarks/matching.py --transfer``).
+Linking has its own stored cut, ``LinkerConfig.nil_threshold`` (:mod:`align.calibrate`);
+``threshold=`` and ``nil=False`` override it per call. When the workspace holds a trained
+cross-encoder (``WORKSPACE/reranker``, :mod:`align.rerank`, ``kgf link-train --reranker``)
+that was trained against this linker, pair scores and the top candidates of every link come
+from it (its own calibrated pair and NIL thresholds); ``Linker(ws, rerank=False)`` turns it
+off. A batch of mentions is encoded in one pass and
 its pair features computed with array operations (:mod:`align.batch_features`). The retrieve-then-rank design follows BLINK (Wu et al.,
 "Scalable Zero-shot Entity Linking with Dense Entity Retrieval", EMNLP 2020); the pair
 classifier with a validation-chosen threshold follows Ditto (Li et al., "Deep Entity
@@ -40,6 +49,7 @@ embeddings when a trained run exists, else the entity's text feature averaged wi
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -56,8 +66,10 @@ from kg.workspace import LINKER_DIR, graph_version
 
 from .base import Link, LinkerError, read_config
 from .batch_features import BatchFeaturizer
+from .calibration import Calibrator, logit
 from .candidates import CandidateGenerator, Candidates
 from .entities import EntityTable
+from .linker_images import ImageLinking
 from .mentions import Mention, MentionDetector, record_mention, text_windows
 from .pair_features import FEATURES
 from .scorer import PairScorer, default_scorer
@@ -82,7 +94,9 @@ class LinkerConfig:
     version: int = VERSION
     features: list[str] = field(default_factory=lambda: list(FEATURES))
     hidden: int = 0
-    threshold: float = 0.5  # pair decisions (score_pairs): F1-optimal on validation pairs
+    threshold: float = 0.5  # pair decisions (score_pairs): the cut on calibrated probabilities
+    calibrator: dict | None = None  # Platt scaling of the scorer, fitted on validation pairs
+    decision: dict | None = None  # the pair decision (align.pair_decision), on validation pairs
     nil_threshold: float | None = None  # linking: below it a mention is NIL (None: threshold)
     k: int = 10
     k_dense: int = 20
@@ -111,7 +125,7 @@ class LinkerConfig:
         return self.threshold if self.nil_threshold is None else self.nil_threshold
 
 
-class Linker:
+class Linker(ImageLinking):
     """Links text, records and pairs to a workspace's entities (see module docstring).
 
     Args:
@@ -123,6 +137,8 @@ class Linker:
             (default: those the trained linker was trained with - GNN run or neighbour
             mean -; untrained: the newest run, else the neighbour mean).
         fresh: ignore a trained linker on disk (start from the default scorer).
+        rerank: use the workspace's trained cross-encoder (``WORKSPACE/reranker``) when
+            there is one that was trained against this linker (False: features only).
     """
 
     window_chars = 256
@@ -137,6 +153,7 @@ class Linker:
         batch_size: int = 64,
         graph_run: str | None = None,
         fresh: bool = False,
+        rerank: bool = True,
     ):
         from fusion.encoders import get_encoder
 
@@ -153,6 +170,7 @@ class Linker:
         self._images = None
         self._text_error: str | None = None
         self._truncation_said = False
+        self.reranker = None
         encoder_name = features.spec.text_encoder
         if not encoder_name or not any("text" in mods for mods in features.features.values()):
             self._text_error = (
@@ -199,6 +217,10 @@ class Linker:
         self.candidates = CandidateGenerator(self.entities, projection)
         self._detector: MentionDetector | None = None
         self.featurizer = BatchFeaturizer(self.entities)
+        if trained and rerank:
+            from .rerank import load_workspace_reranker
+
+            self.reranker = load_workspace_reranker(self.workspace, linker_dir / WEIGHTS_FILE)
 
     def _check_trained(self, config: LinkerConfig, linker_dir: Path, encoder_name: str) -> None:
         if list(config.features) != list(FEATURES):
@@ -235,8 +257,35 @@ class Linker:
         return (
             f"Linker({str(self.workspace)!r}, entities={len(self.entities)}, "
             f"encoder={self.config.text_encoder!r}, {state}, "
-            f"nil_threshold={self.config.link_threshold:.3f}, pair_threshold={self.config.threshold:.3f})"
+            f"nil_threshold={self.nil_threshold:.3f}, pair_threshold={self.pair_threshold:.3f}"
+            + (", reranked)" if self.reranker is not None else ")")
         )
+
+    @property
+    def calibrator(self) -> Calibrator | None:
+        """Platt scaling of the scorer's probability (None: untrained or saved before it)."""
+        return Calibrator.from_dict(self.config.calibrator) if self.config.calibrator else None
+
+    @property
+    def pair_threshold(self) -> float:
+        """The pair-decision cut of :meth:`score_pairs` (the reranker's when one is used)."""
+        return self.reranker.threshold if self.reranker is not None else self.config.threshold
+
+    @property
+    def nil_threshold(self) -> float:
+        """The default NIL cut of linking (the reranker's when one is used)."""
+        if self.reranker is not None:
+            return self.reranker.nil_threshold
+        return self.config.link_threshold
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Match probabilities float32 [P] of pair features ``x`` [P, F]: the scorer's,
+        through the Platt calibrator when the linker has one (module docstring)."""
+        raw = self.scorer.predict(x)
+        calibrator = self.calibrator
+        if calibrator is None or not len(raw):
+            return raw
+        return calibrator.predict(logit(raw)).astype(np.float32)
 
     @property
     def detector(self) -> MentionDetector:
@@ -348,29 +397,35 @@ class Linker:
         blocks = self.featurizer.features(mentions, cands, graph_space, extra if only_extra else None)
         sizes = [len(b) for b in blocks]
         stacked = np.concatenate(blocks) if blocks else np.zeros((0, len(FEATURES)), np.float32)
-        probs = np.split(self.scorer.predict(stacked), np.cumsum(sizes)[:-1]) if sizes else []
+        probs = np.split(self.probabilities(stacked), np.cumsum(sizes)[:-1]) if sizes else []
         return CandidateScores(cands, blocks, probs)
 
     def _check_threshold(self, threshold):
         if threshold is None:
-            return self.config.link_threshold
+            return self.nil_threshold
         if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not (
             0.0 <= threshold <= 1.0
         ):
             raise ValueError(
                 f"threshold={threshold!r}: give a match probability in [0, 1] (the linker's "
-                f"calibrated NIL threshold is {self.config.link_threshold:.3f})"
+                f"calibrated NIL threshold is {self.nil_threshold:.3f})"
             )
         return float(threshold)
 
-    def _links(self, mentions, vecs, types, k, threshold=None, nil: bool = True) -> list[Link]:
+    def _links(self, mentions, vecs, types, k, threshold=None, nil: bool = True,
+               sources=None) -> list[Link]:  # fmt: skip
+        """Links of ``mentions`` (embeddings ``vecs`` [M, d]); with a reranker its top
+        ``max(k, reranker k)`` candidates are rescored from ``sources`` (the records, or the
+        mention texts) and the link decided on the reranked probability."""
         threshold = self._check_threshold(threshold)
+        depth = k if self.reranker is None else max(k, self.reranker.config.k)
         cands, _, probs = self.score_candidates(mentions, vecs, types)
         dim_g = self.entities.graph_vecs.shape[1]
         links = []
         for mention, vec, cand, p in zip(mentions, vecs, cands, probs, strict=True):
             order = np.lexsort((cand.rows, -p))
-            alternatives = [(self.entities.iris[int(cand.rows[j])], float(p[j])) for j in order[:k]]
+            alternatives = [(self.entities.iris[int(cand.rows[j])], float(p[j]))
+                            for j in order[:depth]]  # fmt: skip
             best = int(cand.rows[order[0]]) if len(order) else -1
             score = float(p[order[0]]) if len(order) else 0.0
             is_nil = best < 0 or (nil and score < threshold)
@@ -384,7 +439,11 @@ class Linker:
                     representation=np.concatenate([vec, entity]).astype(np.float32),
                 )
             )  # fmt: skip
-        return links
+        if self.reranker is None:
+            return links
+        sources = sources if sources is not None else [m.text for m in mentions]
+        links = self.reranker.rerank(self, sources, links, k=depth, threshold=threshold, nil=nil)
+        return [dataclasses.replace(x, alternatives=x.alternatives[:k]) for x in links]
 
     # ------------------------------------------------------------------ public API
     def link_text(self, text: str, *, k: int | None = None, types=None,
@@ -438,6 +497,7 @@ class Linker:
         all; ``threshold`` / ``nil`` as in :meth:`link_text`."""
         self._need_text()
         k = self._check_k(k)
+        records = list(records)
         mentions = [self.mention(r) for r in records]
         types = types if types is not None else self.config.record_types
         if not mentions:
@@ -448,10 +508,14 @@ class Linker:
                 f"record {empty[0]} has no text in its columns to link ({len(empty)} such "
                 "record(s)); drop empty records or fill a text column"
             )
-        return self._links(mentions, self.encode(mentions), types, k, threshold, nil)
+        sources = [r if isinstance(r, dict) else m.text for r, m in zip(records, mentions, strict=True)]
+        return self._links(mentions, self.encode(mentions), types, k, threshold, nil, sources)
 
-    def score_pairs(self, records, iris, *, types=None, cache: bool = False) -> np.ndarray:
-        """Match probabilities [P] of the pairs ``(records[i], iris[i])``.
+    def score_pairs(self, records, iris, *, types=None, cache: bool = False,
+                    rerank: bool = True) -> np.ndarray:  # fmt: skip
+        """Calibrated match probabilities [P] of the pairs ``(records[i], iris[i])``; a
+        pair is a match when its probability reaches :attr:`pair_threshold`. With the
+        workspace's reranker (and ``rerank``), the reranker's probabilities.
 
         The same record appearing in several pairs is encoded and searched once; its
         candidates (for the margin features) are generated against ``types`` (default
@@ -460,9 +524,16 @@ class Linker:
         self._need_text()
         if len(records) != len(iris):
             raise ValueError(f"{len(records)} records but {len(iris)} IRIs")
+        if self.reranker is not None and rerank:
+            return self.reranker.score_pairs(self, records, iris)
         mentions, groups = self.group_pairs(records, iris)
         types = types if types is not None else self.config.record_types
-        return self.grouped_pair_features(mentions, groups, types, cache)[1]
+        if not self.config.decision:  # untrained, or saved before the calibrated decision
+            return self.grouped_pair_features(mentions, groups, types, cache)[1]
+        from .pair_decision import decision_inputs, pair_context
+
+        _, raw, rival = pair_context(self, mentions, groups, types, cache)
+        return Calibrator.from_dict(self.config.decision).predict(decision_inputs(raw, rival))
 
     def group_pairs(self, records, iris) -> tuple[list[Mention], list[list[tuple[int, int]]]]:
         """The pairs ``(records[i], iris[i])`` grouped by mention, so that each distinct
@@ -507,7 +578,7 @@ class Linker:
             where = {r: j for j, r in enumerate(rows)}
             for pair, row in g:
                 x[pair] = block[where[row]]
-        return x, self.scorer.predict(x)
+        return x, self.probabilities(x)
 
     def save(self, directory=None) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (default ``WORKSPACE/linker``),
@@ -520,33 +591,3 @@ class Linker:
             tensors["projection"] = torch.from_numpy(self.candidates.projection)
         meta = {"format": FORMAT}
         return save_pretrained(directory, self.config, tensors, metadata=meta, replace=True)
-
-    # ------------------------------------------------------------------ images
-    def image_linker(self, untrained: bool = False):
-        """The workspace's :class:`~align.images.ImageLinker` (loaded once). Without a trained
-        one, :class:`LinkerError` names the training command; ``untrained=True`` links by
-        the nearest catalogue image instead."""
-        from .images import ImageLinker
-
-        if self._images is None or self._images.untrained != untrained:
-            self._images = ImageLinker(
-                self.workspace, untrained=untrained, device=self.device,
-                batch_size=min(self.batch_size, 32), graph=self.graph, features=self.features,
-            )  # fmt: skip
-        return self._images
-
-    def link_image(self, image, *, k: int | None = None, untrained: bool = False) -> Link:
-        """Link one photo (a local path or a ``PIL.Image``) to the entity it shows.
-
-        The :class:`Link` has ``mention`` = the file name, ``start = end = None``, the
-        best entity (or NIL below the calibrated threshold), its probability, ``k``
-        alternatives and ``representation`` = photo embedding + entity representation.
-        An unreadable image raises :class:`~fusion.encoders.ImageError` naming the file.
-        """
-        return self.link_images([image], k=k, untrained=untrained)[0]
-
-    def link_images(self, images, *, k: int | None = None, untrained: bool = False,
-                    progress: bool = False) -> list[Link]:  # fmt: skip
-        """Link many photos (batched); ``progress`` shows a progress bar."""
-        k = self._check_k(k)
-        return self.image_linker(untrained).link_images(images, k=k, progress=progress)

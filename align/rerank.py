@@ -44,6 +44,7 @@ from kg.workspace import atomic_directory
 
 from .base import Link, LinkerError, read_config
 from .calibration import Calibrator, logit
+from .pair_decision import decide_candidates
 from .serialize import MAX_WORDS, entity_attributes, serialize_entity, serialize_record
 
 FORMAT = "kgfusion-reranker"
@@ -72,6 +73,8 @@ class RerankerConfig:
     k: int = 10
     mention: dict = field(default_factory=dict)  # id_col / text_cols / title_col of records
     calibrator: dict | None = None
+    nil_threshold: float | None = None  # linking's NIL cut (None: the calibrator's 0.5)
+    linker_sha256: str = ""  # the linker weights it was calibrated with
     trained: bool = False
     metrics: dict = field(default_factory=dict)
 
@@ -202,20 +205,34 @@ class Reranker:
 
     @property
     def threshold(self) -> float:
+        """The pair-decision cut on calibrated probabilities (0.5)."""
         return self.calibrator.threshold if self.calibrator else 0.5
+
+    @property
+    def nil_threshold(self) -> float:
+        """Linking's NIL cut on the reranked probability of the best candidate."""
+        nil = self.config.nil_threshold
+        return self.threshold if nil is None else nil
 
     def score_pairs(self, linker, records, iris) -> np.ndarray:
         """Calibrated match probabilities [P] of pairs ``(records[i], iris[i])``; the feature
-        scorer's probabilities come from ``linker.score_pairs``."""
-        scorer = linker.score_pairs(records, iris)
+        linker's (decision) probabilities come from ``linker.score_pairs``, as in training;
+        :meth:`rerank` gets the same from a link's alternatives
+        (:func:`align.pair_decision.decide_candidates`)."""
+        scorer = linker.score_pairs(records, iris, rerank=False)
         rows = [linker.entities.row_of[i] for i in iris]
         return self.probability(self.pair_logits(linker, records, rows), scorer)
 
-    def rerank(self, linker, records, links: list[Link], k: int | None = None) -> list[Link]:
+    def rerank(self, linker, records, links: list[Link], k: int | None = None,
+               threshold: float | None = None, nil: bool = True) -> list[Link]:  # fmt: skip
         """Rerank the top ``k`` alternatives of each link (``links[i]`` from
         ``linker.link_records(records)`` or ``link_text``; ``records[i]`` its record or
-        mention text) by calibrated probability; NIL below :attr:`threshold`."""
+        mention text) by calibrated probability; NIL below ``threshold`` (default: the
+        pair threshold :attr:`threshold`; :class:`align.Linker` passes its NIL threshold,
+        :attr:`nil_threshold`), never with ``nil=False``."""
         k = k or self.config.k
+        cut = self.threshold if threshold is None else threshold
+        cut = cut if nil else -1.0
         lefts, rights, spans = [], [], []
         for record, link in zip(records, links, strict=True):
             alts = link.alternatives[:k]
@@ -225,10 +242,12 @@ class Reranker:
                 lefts.append(text)
                 rights.append(self.entity_text(linker.entities, linker.entities.row_of[iri]))
         ce = self.encoder.logits(lefts, rights) if lefts else np.zeros(0, np.float32)
-        prior = np.array([s for link in links for _, s in link.alternatives[:k]], np.float64)
+        prior = np.concatenate(  # the feature linker's decision probabilities, as calibrated
+            [decide_candidates(linker, [s for _, s in link.alternatives[:k]]) for link in links]
+        ) if links else np.zeros(0)  # fmt: skip
         probs = self.probability(ce, prior) if len(ce) else np.zeros(0)
         return [
-            _reranked(linker, link, probs[start : start + n], self.threshold, k)
+            _reranked(linker, link, probs[start : start + n], cut, k)
             for link, (start, n) in zip(links, spans, strict=True)
         ]
 
@@ -264,6 +283,28 @@ class Reranker:
             directory, local_files_only=True, trust_remote_code=False
         )
         return cls(CrossEncoder(model.float().eval(), tokenizer, config.max_length), config)
+
+
+def load_workspace_reranker(workspace, linker_weights) -> Reranker | None:
+    """``WORKSPACE/reranker`` when it exists and was calibrated against the linker whose
+    weights are ``linker_weights`` (sha256); a stale one is not used (one warning naming
+    the command that retrains it). None when there is none."""
+    from kg.workspace import sha256_file
+
+    directory = Path(workspace) / RERANKER_DIR
+    if not (directory / CONFIG_FILE).is_file():
+        return None
+    reranker = Reranker.load(directory)
+    expected = reranker.config.linker_sha256
+    if expected and Path(linker_weights).is_file() and sha256_file(linker_weights) != expected:
+        warnings.warn(
+            f"{directory} was trained against another version of the linker (it was retrained "
+            f"since) and is not used; retrain it with `kgf link-train {workspace} --mentions ... "
+            "--pairs ... --reranker`",
+            stacklevel=3,
+        )
+        return None
+    return reranker
 
 
 def _reranked(linker, link: Link, probs: np.ndarray, threshold: float, k: int) -> Link:

@@ -15,7 +15,13 @@ linker (:mod:`align.train`) and a validation split of the training data, then
 3. keeps the epoch with the best validation average precision;
 4. fits the :class:`~align.calibration.Calibrator` on the validation pairs over
    ``[cross-encoder logit, logit of the linker's feature-scorer probability]``; the
-   decision is ``p >= 0.5`` thereafter (no threshold tuned per data set).
+   decision is ``p >= 0.5`` thereafter (no threshold tuned per data set);
+5. calibrates the NIL threshold of reranked linking on the validation mentions
+   (:func:`align.calibrate.calibrate_nil` with the reranker), stored apart from the pair one.
+
+:func:`train_reranker` saves it in ``WORKSPACE/reranker`` with the sha256 of the linker
+weights it was calibrated with; :class:`align.Linker` then uses it (``kgf link``,
+``kgf link-evaluate``, the service's ``/link``) until the linker is retrained.
 
 Bad input: a pair file naming ids the catalogue or the mentions table lacks is read with
 those pairs dropped (:func:`load_known_pairs`: a warning with the count and examples; an
@@ -33,10 +39,13 @@ from urllib.parse import quote, unquote
 import numpy as np
 import torch
 
+from fusion.artifacts import WEIGHTS_FILE
 from kg.progress import progress as make_bar
 from kg.progress import stage
+from kg.workspace import LINKER_DIR, sha256_file
 
 from .base import LinkerError
+from .calibrate import calibrate_nil
 from .calibration import check_labels, expected_calibration_error, fit_calibrator, logit
 from .rerank import INPUTS, RERANKER_DIR, CrossEncoder, Reranker, RerankerConfig
 from .scorer import average_precision, best_threshold, prf
@@ -168,7 +177,8 @@ def _freeze(model, layers: int) -> None:
 
 
 def _train_epochs(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float,
-                  batch_size: int, augment: float, seed: int, progress: bool) -> dict:  # fmt: skip
+                  batch_size: int, augment: float, seed: int, progress: bool,
+                  balance: bool = True) -> dict:  # fmt: skip
     """Fine-tune ``encoder`` on ``data = (lefts, rights, labels)``; keep the epoch with the
     best average precision on ``valid = (lefts, rights, labels)``. Returns ``(info, the
     validation logits [V] of the kept epoch)``."""
@@ -185,8 +195,8 @@ def _train_epochs(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float,
     )
     # class-balanced: matches are rare, and an unweighted loss sits at the prior for an epoch
     # or more; the calibrator refits the probabilities afterwards
-    balance = torch.tensor(float((y <= 0.5).sum()) / max(float((y > 0.5).sum()), 1.0))
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=balance)
+    weight = float((y <= 0.5).sum()) / max(float((y > 0.5).sum()), 1.0) if balance else 1.0
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight))
     best, history = (-1.0, 0, None, None), []
     for epoch in range(1, epochs + 1):
         model.train()
@@ -221,10 +231,12 @@ def _train_epochs(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float,
     return {"history": history, "best_epoch": best[1], "valid_ap": best[0]}, best[3]
 
 
-def _calibrate(linker, reranker: Reranker, ce, v_records, v_iris, v_labels) -> dict:
+def _calibrate(linker, reranker: Reranker, ce, valid, types, progress: bool) -> dict:
     """Fit ``reranker``'s calibrator on the validation pairs (cross-encoder logits ``ce``
-    [V], their records, IRIs and labels); returns the validation metrics."""
-    scorer = linker.score_pairs(v_records, v_iris)
+    [V]; ``valid`` = their records, IRIs and labels), then its NIL threshold on their
+    matched mentions; returns the validation metrics."""
+    v_records, v_iris, v_labels = valid
+    scorer = linker.score_pairs(v_records, v_iris, rerank=False)
     z = np.stack([ce.astype(np.float64), logit(scorer)], axis=1)
     calibrator = fit_calibrator(z, v_labels, INPUTS)
     reranker.config.calibrator = calibrator.to_dict()
@@ -235,16 +247,13 @@ def _calibrate(linker, reranker: Reranker, ce, v_records, v_iris, v_labels) -> d
         best_cut=best_threshold(p, v_labels), ece=expected_calibration_error(p, v_labels),
         rerank_only_ap=average_precision(ce, v_labels),
     )  # fmt: skip
-    return {"valid": valid}
+    stage("rerank: calibrating the NIL threshold of reranked linking", progress)
+    nil = calibrate_nil(linker, v_records, v_iris, v_labels, types, reranker=reranker)
+    return {"valid": valid, "nil": nil}
 
 
 def fit_reranker(
-    linker,
-    records,
-    iris,
-    labels,
-    valid=None,
-    *,
+    linker, records, iris, labels, valid=None, *,
     base_model: str | None = None,
     max_length: int = 128,
     max_words: int = MAX_WORDS,
@@ -258,9 +267,10 @@ def fit_reranker(
     layers: int | None = None,
     max_examples: int | None = None,
     threads: int | None = None,
+    balance: bool = True,
     seed: int = 0,
     progress: bool = False,
-) -> Reranker:
+) -> Reranker:  # fmt: skip
     """Train a :class:`~align.rerank.Reranker` on pairs ``(records[i], iris[i], labels[i])``
     against ``linker`` (whose trained feature scorer it is combined with); ``valid = (records,
     iris, labels)`` chooses the epoch and fits the calibrator (default: a fifth of the
@@ -269,7 +279,8 @@ def fit_reranker(
     on a loaded machine); ``layers``: keep the base model's first ``layers`` layers only;
     ``freeze_layers``: no gradients for the embeddings and the first ``freeze_layers``;
     ``max_examples``: train on at most this many examples (every match kept, the
-    non-matches sampled) to bound the time on a CPU."""
+    non-matches sampled) to bound the time on a CPU; ``balance``: weight the matches by
+    #non-matches / #matches in the loss (``pos_weight``)."""
     started = time.perf_counter()
     labels = check_labels(labels, "training pairs")
     if len(records) != len(iris) or len(iris) != len(labels):
@@ -307,13 +318,14 @@ def fit_reranker(
         stage(f"rerank: fine-tuning on {len(y):,} pairs for {epochs} epoch(s)", progress)
         fit, valid_logits = _train_epochs(
             encoder, (lefts, rights, y), (v_lefts, v_rights, v_labels), epochs=epochs, lr=lr,
-            batch_size=batch_size, augment=augment, seed=seed, progress=progress,
+            batch_size=batch_size, augment=augment, seed=seed, progress=progress, balance=balance,
         )  # fmt: skip
-        config.metrics = _calibrate(linker, reranker, valid_logits, v_records, v_iris, v_labels)
+        config.metrics = _calibrate(linker, reranker, valid_logits, (v_records, v_iris, v_labels),
+                                    types, progress)  # fmt: skip
     finally:
         torch.set_num_threads(previous_threads)
-    config.metrics.update(pairs=info, train_examples=len(y), fit=fit)
-    config.metrics["seconds"] = round(time.perf_counter() - started, 1)
+    config.metrics.update(pairs=info, train_examples=len(y), fit=fit, balanced=balance,
+                          seconds=round(time.perf_counter() - started, 1))  # fmt: skip
     config.trained = True
     return reranker
 
@@ -325,7 +337,7 @@ def train_reranker(workspace, mentions_csv, pairs_csv, valid_csv=None, *, id_col
     run that first). ``kwargs`` go to :func:`fit_reranker`."""
     from .linker import Linker
 
-    linker = linker or Linker(workspace)
+    linker = linker or Linker(workspace, rerank=False)
     if not linker.config.trained:
         raise LinkerError(
             f"{workspace} has no trained linker; the reranker combines with its feature "
@@ -335,6 +347,8 @@ def train_reranker(workspace, mentions_csv, pairs_csv, valid_csv=None, *, id_col
     train = load_known_pairs(linker, table, pairs_csv, base)
     valid = load_known_pairs(linker, table, valid_csv, base) if valid_csv else None
     reranker = fit_reranker(linker, *train, valid, **kwargs)
+    weights = Path(workspace) / LINKER_DIR / WEIGHTS_FILE
+    reranker.config.linker_sha256 = sha256_file(weights) if weights.is_file() else ""
     if save:
         reranker.save(Path(workspace) / RERANKER_DIR)
     return reranker

@@ -21,8 +21,12 @@ mints IRIs; else by the IRI's last path segment), and calls :func:`fit_linker`:
    ``mine_negatives = n`` - the ``n`` best-retrieved wrong candidates of each mention that
    has a match (hard negatives for ranking against the whole catalogue);
 4. fit the scorer (:mod:`align.scorer`), early-stopped on the validation pairs;
-5. choose the NIL threshold that maximises F1 on the validation pairs (without a
-   validation file: on a held-out fifth of the training mentions).
+5. calibrate its probabilities on the validation pairs (Platt scaling) and the pair
+   decision (:mod:`align.pair_decision`: the pair's and its best rival's scores,
+   :func:`calibrate_pairs`), so that a pair is a match at ``p >= 0.5`` on any data set
+   with no threshold tuned per set; and calibrate the NIL
+   threshold of linking apart from it (:mod:`align.calibrate`); without a validation file
+   both use a held-out fifth of the training mentions.
 
 The result is saved as ``WORKSPACE/linker/config.json`` + ``model.safetensors``.
 """
@@ -41,7 +45,9 @@ from kg.progress import stage
 
 from .base import LinkerError
 from .calibrate import calibrate_nil
+from .calibration import CalibrationError, expected_calibration_error, fit_calibrator, logit
 from .linker import Linker, LinkerConfig
+from .pair_decision import decision_inputs, fit_decision, pair_context
 from .pair_features import FEATURES, F
 from .projection import train_projection
 from .scorer import average_precision, best_threshold, fit_scorer, prf
@@ -219,6 +225,7 @@ def fit_linker(
     types = sorted({linker.entities.types[rows[i]] for i in iris})
     config = linker.config
     config.record_types = types
+    config.calibrator = config.decision = None  # a new scorer gets new calibrators
     metrics: dict = {"train_pairs": len(labels), "train_matches": int(labels.sum())}
     metrics.update(valid_pairs=len(v_labels), valid_matches=int(v_labels.sum()))
 
@@ -232,7 +239,7 @@ def fit_linker(
     x, y, _, _ = _pair_data(
         linker, records, iris, labels, types, mine_negatives, "train pairs", progress
     )
-    xv, yv, _, _ = _pair_data(
+    xv, yv, v_mentions, v_groups = _pair_data(
         linker, v_records, v_iris, v_labels, types, 0, "valid pairs", progress
     )
     metrics["mined_negatives"] = int(len(y) - len(labels))
@@ -240,19 +247,50 @@ def fit_linker(
     scorer, info = fit_scorer(x, y, x_valid=xv, y_valid=yv, hidden=hidden, epochs=epochs, seed=seed)
     linker.scorer = scorer
     config.hidden = hidden
-    valid_scores = scorer.predict(xv)
-    cut = best_threshold(valid_scores, yv)
-    config.threshold = cut["threshold"]
+    stage("link-train: calibrating the pair decision on the validation pairs", progress)
+    metrics["valid"] = calibrate_pairs(linker, v_mentions, v_groups, yv, types)
     stage("link-train: calibrating the NIL threshold of linking (apart from the pair one)", progress)
     metrics["nil"] = calibrate_nil(linker, v_records, v_iris, v_labels, types)
-    train_scores = scorer.predict(x[: len(labels)])
+    train_scores = linker.probabilities(x[: len(labels)])
     metrics["scorer"] = info
-    metrics["valid"] = {**cut, "ap": average_precision(valid_scores, yv)}
     metrics["train"] = prf(train_scores >= config.threshold, labels.astype(bool))
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     config.trained = True
     config.metrics = metrics
     return metrics
+
+
+def calibrate_pairs(linker: Linker, mentions, groups, yv: np.ndarray, types=None) -> dict:
+    """Fit the two calibrators of ``linker`` on the validation pairs (``mentions, groups``
+    of :meth:`Linker.group_pairs`, labels ``yv`` [V]):
+
+    - ``config.calibrator``: Platt scaling of the scorer's logit, for the probabilities of
+      linking (:meth:`Linker.probabilities`);
+    - ``config.decision``: the pair decision over the pair's and its rival's scorer logits
+      (:mod:`align.pair_decision`); a pair is a match when it gives ``p >= 0.5``.
+
+    Returns the validation figures of the decision, plus the F1-optimal cut on the raw
+    scores (``tuned_threshold``, the decision used before, kept for comparison:
+    ``benchmarks/matching.py --transfer``)."""
+    _, raw, rival = pair_context(linker, mentions, groups, types, cache=True)
+    tuned = best_threshold(raw, yv)
+    try:
+        calibrator = fit_calibrator(logit(raw), yv, ["scorer_logit"])
+    except CalibrationError as err:
+        raise LinkerError(
+            f"the validation pairs (--valid, or a fifth of the training mentions held out) "
+            f"calibrate the match decision: {err}"
+        ) from None
+    decision = fit_decision(raw, rival, yv)
+    linker.config.calibrator = calibrator.to_dict()
+    linker.config.decision = decision.to_dict()
+    linker.config.threshold = decision.threshold
+    p = decision.predict(decision_inputs(raw, rival))
+    return {
+        **prf(p >= decision.threshold, yv.astype(bool)), "threshold": decision.threshold,
+        "ap": average_precision(p, yv), "ece": expected_calibration_error(p, yv),
+        "tuned_threshold": tuned["threshold"], "tuned_f1": tuned["f1"],
+    }  # fmt: skip
 
 
 def _fit_projection(linker, records, iris, labels, v_records, v_iris, v_labels, types) -> dict:

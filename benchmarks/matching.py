@@ -11,8 +11,11 @@ and max over the seeds. Reported:
 
 (a) **pair F1 on test.csv**, Ditto's protocol (Li et al., "Deep Entity Matching with
     Pre-Trained Language Models", VLDB 2021 / arXiv 2020): each test pair (mention, entity)
-    is classified match / non-match by the learned scorer and the validation-chosen
-    threshold; precision, recall, F1 of the match class;
+    is classified match / non-match by the linker's calibrated decision (probability >= 0.5:
+    the pair's and its best rival's scores, :mod:`align.pair_decision`; with the reranker,
+    its calibrated probability); the decision before (the scorer's probability >= the
+    F1-optimal cut on valid.csv) is reported beside it; precision, recall, F1 of the match
+    class;
 (b) **linking** against the whole catalogue for the test split's matched mentions (each
     tableB record with at least one label-1 test pair): accuracy@1 (the top-ranked entity
     is one of its matches) and recall@10 (one of its matches is in the top 10);
@@ -20,12 +23,18 @@ and max over the seeds. Reported:
     candidates, features, scoring; a fresh linker, nothing cached), batch of 256, with the
     last seed's linker.
 
+``--transfer DATA ...`` also tests each seed's trained decision (and reranker) on the
+test pairs of other sets, never seen in training, against their own catalogues: calibrated
+vs threshold-tuned pair F1 (:func:`transfer`).
+
 Baselines, in the same run: *dense only* (cosine of the mention and entity text
 embeddings; pair threshold chosen on valid.csv the same way; linking = nearest neighbour)
 and *BM25 only* (linking = the best BM25 over names). The published anchor is Ditto's test
 F1: 89.33 (Abt-Buy), 75.58 (Amazon-Google), a fine-tuned RoBERTa cross-encoder.
 
     python benchmarks/matching.py ../shared/data/matching/abt_buy
+    python benchmarks/matching.py ../shared/data/matching/abt_buy --no-rerank --quick \
+        --transfer ../shared/data/matching/amazon_google   # the decision on an unseen set
     python benchmarks/matching.py ../shared/data/matching/amazon_google
     python benchmarks/matching.py DIR --mapping examples/abt_buy.toml --workspace /tmp/ws
 """
@@ -45,6 +54,8 @@ sys.path.insert(0, str(ROOT))
 
 import kg  # noqa: E402
 from align import Linker, train_linker  # noqa: E402
+from align.calibration import Calibrator, logit  # noqa: E402
+from align.pair_decision import decision_inputs, pair_context  # noqa: E402
 from align.rerank import RERANKER_DIR, Reranker  # noqa: E402
 from align.rerank_train import train_reranker  # noqa: E402
 from align.scorer import best_threshold, prf  # noqa: E402
@@ -149,11 +160,11 @@ def baselines(linker: Linker, valid, test, gold_records, gold) -> dict:
 def evaluate(workspace: Path, data: Path, reranker: Reranker | None = None) -> dict:
     """(a) test pair F1 and (b) linking figures of the trained linker in ``workspace``
     (features only, and with ``reranker`` the calibrated cross-encoder decision too)."""
-    linker = Linker(workspace)
+    linker = Linker(workspace, rerank=False)
     table = read_table(data / "tableB.csv")
     test = load_pairs(linker, table, data / "test.csv")
-    probs = linker.score_pairs(test[0], test[1], cache=True)
-    features_pair = prf(probs >= linker.config.threshold, test[2].astype(bool))
+    decisions = pair_decisions(linker, test)
+    features_pair = decisions["calibrated"]
     gold_by_mention: dict[str, set[str]] = {}
     for (_, right, label), iri in zip(read_pairs(data / "test.csv"), test[1], strict=True):
         if label:
@@ -166,6 +177,8 @@ def evaluate(workspace: Path, data: Path, reranker: Reranker | None = None) -> d
     linking["nil_rate"] = float(np.mean([link.nil for link in links]))
     out = {
         "pair": features_pair, "features_pair": features_pair,
+        "features_tuned_pair": decisions["tuned"], "features_platt_pair": decisions["platt"],
+        "features_oracle_f1": decisions["oracle_f1"],
         "threshold": linker.config.threshold, "linking": linking, "features_linking": linking,
         "valid": linker.config.metrics.get("valid"),
         "projection": linker.config.metrics.get("projection"),
@@ -174,13 +187,73 @@ def evaluate(workspace: Path, data: Path, reranker: Reranker | None = None) -> d
         p = reranker.score_pairs(linker, test[0], test[1])
         out["pair"] = prf(p >= reranker.threshold, test[2].astype(bool))
         out["pair"]["best_cut_f1"] = best_threshold(p, test[2])["f1"]  # oracle, for reference
-        reranked = reranker.rerank(linker, gold_records, links, k=10)
+        reranked = reranker.rerank(linker, gold_records, links, k=10,
+                                   threshold=reranker.nil_threshold)  # as Linker does
         out["linking"] = linking_metrics(reranked, gold)
         out["linking"]["nil_rate"] = float(np.mean([link.nil for link in reranked]))
         out["rerank_valid"] = reranker.config.metrics.get("valid")
         out["rerank_fit"] = reranker.config.metrics.get("fit")
         out["rerank_pairs"] = reranker.config.metrics.get("pairs")
     out["_context"] = (linker, table, test, gold_records, gold)
+    return out
+
+
+def pair_decisions(linker: Linker, pairs) -> dict:
+    """Pair P / R / F1 of the feature linker on ``pairs = (records, iris, labels)``:
+
+    - ``calibrated``: its decision, ``Linker.score_pairs`` >= 0.5 (the pair's and its
+      rival's scores, calibrated on the training set's validation pairs);
+    - ``platt``: the scorer's Platt-calibrated probability alone >= 0.5;
+    - ``tuned``: the decision before, the raw scorer probability >= the F1-optimal cut on
+      the training set's validation pairs (``config.metrics["valid"]["tuned_threshold"]``);
+    - ``oracle_f1``: for reference only, the best F1 any cut on the decision's probability
+      reaches on these very pairs (it looks at the test labels)."""
+    mentions, groups = linker.group_pairs(pairs[0], pairs[1])
+    _, raw, rival = pair_context(linker, mentions, groups, linker.config.record_types, True)
+    p = Calibrator.from_dict(linker.config.decision).predict(decision_inputs(raw, rival))
+    y = np.asarray(pairs[2]).astype(bool)
+    tuned = linker.config.metrics.get("valid", {}).get("tuned_threshold", linker.config.threshold)
+    return {
+        "calibrated": prf(p >= linker.config.threshold, y), "tuned": prf(raw >= tuned, y),
+        "platt": prf(linker.calibrator.predict(logit(raw)) >= 0.5, y),
+        "oracle_f1": best_threshold(p, y)["f1"], "tuned_threshold": tuned,
+    }  # fmt: skip
+
+
+def transfer(args, source_ws: Path, targets: list[Path], seed: int) -> list[dict]:
+    """Test the linker (and reranker) trained in ``source_ws`` on each target set's
+    test pairs, never seen in training: its catalogue is built into its own workspace and
+    the source's saved linker is loaded against it unchanged."""
+    import warnings
+
+    out = []
+    for folder in targets:
+        t_args = argparse.Namespace(data=folder, wdc_train="medium", test_pairs=None,
+                                    workspace=None, mapping=None)  # fmt: skip
+        data, name, mapping, workspace = resolve_data(argparse.ArgumentParser(), t_args)
+        workspace = source_ws.parent / workspace.name  # beside the source's workspace
+        build_workspace(data, mapping, workspace, False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "trained on another graph": that is the point
+            linker = Linker(workspace, linker_dir=source_ws / "linker", rerank=False)
+        test = load_pairs(linker, read_table(data / "tableB.csv"), data / "test.csv")
+        r = {"target": name, "seed": seed, "pairs": len(test[2]), **pair_decisions(linker, test)}
+        if (source_ws / RERANKER_DIR).is_dir() and not args.no_rerank:
+            reranker = Reranker.load(source_ws / RERANKER_DIR)
+            p = reranker.score_pairs(linker, test[0], test[1])
+            y = test[2].astype(bool)
+            cut = (reranker.config.metrics.get("valid") or {}).get("best_cut", {})
+            r["reranked"] = prf(p >= reranker.threshold, y)
+            r["reranked_tuned"] = prf(p >= cut.get("threshold", 0.5), y)
+        c, t = r["calibrated"], r["tuned"]
+        print(f"transfer seed {seed} -> {name}: pair F1 calibrated {100 * c['f1']:.2f} (P "
+              f"{100 * c['precision']:.2f} R {100 * c['recall']:.2f}) | tuned threshold "
+              f"{100 * t['f1']:.2f} (P {100 * t['precision']:.2f} R {100 * t['recall']:.2f}) | "
+              f"Platt alone {100 * r['platt']['f1']:.2f} | oracle {100 * r['oracle_f1']:.2f}"
+              + (f" | reranked calibrated {100 * r['reranked']['f1']:.2f}, tuned "
+                 f"{100 * r['reranked_tuned']['f1']:.2f}" if "reranked" in r else ""),
+              flush=True)  # fmt: skip
+        out.append(r)
     return out
 
 
@@ -205,6 +278,11 @@ def parse_args(argv):
     parser.add_argument("--mine-negatives", type=int, default=5, help="hard negatives per mention")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--transfer", type=Path, nargs="+", metavar="DATA",
+                        help="also test the trained decision on these sets' test pairs "
+                        "(never seen in training): calibrated vs threshold-tuned pair F1")  # fmt: skip
+    parser.add_argument("--quick", action="store_true",
+                        help="skip the throughput and the dense / BM25 baselines")  # fmt: skip
     wdc = parser.add_argument_group("WDC LSPC computers")
     wdc.add_argument("--wdc-train", choices=("medium", "small"), default="medium",
                      help="training pair file computers_train_<this>.json.gz")  # fmt: skip
@@ -222,6 +300,8 @@ def parse_args(argv):
     rr.add_argument("--rerank-freeze", type=int, default=0, help="frozen lower layers")
     rr.add_argument("--rerank-layers", type=int, help="keep the first N layers of the base")
     rr.add_argument("--rerank-max-examples", type=int, help="cap on training examples")
+    rr.add_argument("--rerank-no-balance", action="store_true",
+                    help="unweighted loss (default: matches weighted by #non-matches/#matches)")
     rr.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     return parser, parser.parse_args(argv)
 
@@ -260,14 +340,15 @@ def run_seed(args, workspace: Path, data: Path, seed: int) -> dict:
             candidate_negatives=args.rerank_negatives,
             graph_negative_n=args.rerank_graph_negatives, freeze_layers=args.rerank_freeze,
             layers=args.rerank_layers, max_examples=args.rerank_max_examples,
-            threads=args.threads, seed=seed, progress=True,
+            threads=args.threads, balance=not args.rerank_no_balance, seed=seed, progress=True,
         )  # fmt: skip
     train_s, train_cpu = time.perf_counter() - started, time.process_time() - cpu
     r = evaluate(workspace, data, reranker)
     r["train_s"], r["train_cpu_s"] = train_s, train_cpu
     f = r["features_pair"]
     print(f"seed {seed}: pair F1 {100 * r['pair']['f1']:.2f} (P {100 * r['pair']['precision']:.2f}, "
-          f"R {100 * r['pair']['recall']:.2f}); features only {100 * f['f1']:.2f}; "
+          f"R {100 * r['pair']['recall']:.2f}); features only {100 * f['f1']:.2f} (threshold-tuned "
+          f"{100 * r['features_tuned_pair']['f1']:.2f}); "
           f"acc@1 {100 * r['linking']['acc@1']:.2f}, recall@10 "
           f"{100 * r['linking']['recall@10']:.2f}, train {train_s:.0f}s ({train_cpu:.0f} CPU s)",
           flush=True)  # fmt: skip
@@ -277,7 +358,7 @@ def run_seed(args, workspace: Path, data: Path, seed: int) -> dict:
 def throughput(workspace: Path, table: dict, rerank: bool, sample: int = 64) -> dict:
     """(c) mentions/s of a fresh linker (every record, batches of 256) and of the linker +
     reranker over the top 10 (the first ``sample`` records)."""
-    fresh = Linker(workspace)
+    fresh = Linker(workspace, rerank=False)
     records = list(table.values())
     fresh.link_records(records[:8])  # model load and first-call costs out of the timing
     started, cpu = time.perf_counter(), time.process_time()
@@ -287,13 +368,46 @@ def throughput(workspace: Path, table: dict, rerank: bool, sample: int = 64) -> 
     out = {"mentions_per_s": len(records) / seconds, "link_all_s": seconds, "link_all_cpu_s": cpu,
            "mentions": len(records)}  # fmt: skip
     if rerank:
-        reranker = Reranker.load(workspace / RERANKER_DIR)
+        reranked = Linker(workspace)  # the workspace's reranker, as `kgf link` uses it
         part = records[:sample]
-        started = time.perf_counter()
-        links = fresh.link_records(part, k=10)
-        reranker.rerank(fresh, part, links, k=10)
+        reranked.link_records(part[:2], k=10)
+        started, cpu = time.perf_counter(), time.process_time()
+        reranked.link_records(part, k=10)
         out["reranked_mentions_per_s"] = len(part) / (time.perf_counter() - started)
+        out["reranked_cpu_s"] = time.process_time() - cpu
     return out
+
+
+def print_report(name: str, runs: list[dict], base: dict | None, moved: list[dict]) -> None:
+    """The human-readable lines after the JSON (all but the summary line)."""
+    f1 = [r["pair"]["f1"] for r in runs]
+    dense = "-" if base is None else f"{100 * base['dense_pair']['f1']:.2f}"
+    print(f"{name}, {len(runs)} seed(s): pair F1 {spread(f1)}; precision "
+          f"{spread([r['pair']['precision'] for r in runs])}, recall "
+          f"{spread([r['pair']['recall'] for r in runs])}; features only, calibrated "
+          f"{spread([r['features_pair']['f1'] for r in runs])}, threshold-tuned "
+          f"{spread([r['features_tuned_pair']['f1'] for r in runs])}, Platt alone "
+          f"{spread([r['features_platt_pair']['f1'] for r in runs])}; dense-only F1 {dense}; "
+          f"Ditto {ANCHORS.get(name)}")  # fmt: skip
+    line = (f"linking ({runs[0]['linking']['mentions']} matched test mentions): acc@1 "
+            f"{spread([r['linking']['acc@1'] for r in runs])}, recall@10 "
+            f"{spread([r['linking']['recall@10'] for r in runs])}")  # fmt: skip
+    if base is not None:
+        line += (f"; dense {100 * base['dense_link']['acc@1']:.2f} / "
+                 f"{100 * base['dense_link']['recall@10']:.2f}; BM25 "
+                 f"{100 * base['bm25_link']['acc@1']:.2f} / {100 * base['bm25_link']['recall@10']:.2f}")  # fmt: skip
+    print(line)
+    for target in dict.fromkeys(r["target"] for r in moved):
+        rs = [r for r in moved if r["target"] == target]
+        text = (f"transfer {name} -> {target}, {len(rs)} seed(s): pair F1 calibrated "
+                f"{spread([r['calibrated']['f1'] for r in rs])} vs threshold-tuned "
+                f"{spread([r['tuned']['f1'] for r in rs])}, Platt alone "
+                f"{spread([r['platt']['f1'] for r in rs])} (oracle cut "
+                f"{spread([r['oracle_f1'] for r in rs])})")  # fmt: skip
+        if all("reranked" in r for r in rs):
+            text += (f"; reranked calibrated {spread([r['reranked']['f1'] for r in rs])} vs "
+                     f"tuned {spread([r['reranked_tuned']['f1'] for r in rs])}")  # fmt: skip
+        print(text)
 
 
 def main(argv=None) -> int:
@@ -303,32 +417,26 @@ def main(argv=None) -> int:
     build_workspace(data, mapping, workspace, args.rebuild)
     build_s = time.perf_counter() - started
 
-    runs = [run_seed(args, workspace, data, seed) for seed in args.seeds]
+    runs, moved = [], []
+    for seed in args.seeds:
+        runs.append(run_seed(args, workspace, data, seed))
+        moved += transfer(args, workspace, args.transfer or [], seed)
     linker, table, test, gold_records, gold = runs[-1].pop("_context")
     for r in runs:
         r.pop("_context", None)
-    speed = throughput(workspace, table, not args.no_rerank)
+    nothing = {"mentions_per_s": float("nan")}
+    speed = nothing if args.quick else throughput(workspace, table, not args.no_rerank)
     valid = load_pairs(linker, table, data / "valid.csv")
-    base = baselines(linker, valid, test, gold_records, gold)
+    base = None if args.quick else baselines(linker, valid, test, gold_records, gold)
     figures = {
         "data": name, "catalogue_entities": len(linker.entities), "mentions": len(table),
         "test_pairs": len(test[2]), "seeds": args.seeds, "runs": runs, **speed,
-        "baselines": base, "ditto_f1": ANCHORS.get(name),
+        "baselines": base, "ditto_f1": ANCHORS.get(name), "transfer": moved,
         "seconds": {"build+encode": build_s, "train": [r["train_s"] for r in runs]},
     }  # fmt: skip
     print(json.dumps(figures, indent=2, default=float))
     print()
-    f1 = [r["pair"]["f1"] for r in runs]
-    print(f"{name}, {len(runs)} seed(s): pair F1 {spread(f1)}; precision "
-          f"{spread([r['pair']['precision'] for r in runs])}, recall "
-          f"{spread([r['pair']['recall'] for r in runs])}; features only "
-          f"{spread([r['features_pair']['f1'] for r in runs])}; dense-only F1 "
-          f"{100 * base['dense_pair']['f1']:.2f}; Ditto {ANCHORS.get(name)}")  # fmt: skip
-    print(f"linking ({runs[0]['linking']['mentions']} matched test mentions): acc@1 "
-          f"{spread([r['linking']['acc@1'] for r in runs])}, recall@10 "
-          f"{spread([r['linking']['recall@10'] for r in runs])}; dense "
-          f"{100 * base['dense_link']['acc@1']:.2f} / {100 * base['dense_link']['recall@10']:.2f}; "
-          f"BM25 {100 * base['bm25_link']['acc@1']:.2f} / {100 * base['bm25_link']['recall@10']:.2f}")  # fmt: skip
+    print_report(name, runs, base, moved)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=float))
     mean = lambda key, part: 100 * np.mean([r[part][key] for r in runs])  # noqa: E731

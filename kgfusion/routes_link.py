@@ -76,7 +76,7 @@ def link(ws: Session, text: str, k: int = 5, node_type: str | None = None,
     links = ws.link_text(text, k=k, threshold=threshold, nil=nil) if text.strip() else []
     response.links = link_rows(ws.graph, links).document
     response.threshold = None if not nil else (
-        threshold if threshold is not None else ws.text_linker.config.link_threshold
+        threshold if threshold is not None else ws.text_linker.nil_threshold
     )
     return response
 

@@ -255,3 +255,31 @@ def test_long_mention_is_truncated_and_said_once(abt):
     with pytest.raises(ValueError, match="record 1 has no text"):
         linker.link_records([{"name": "sony turntable"}, {"name": "  "}])
     assert linker.link_text("   ") == []
+
+
+def test_calibrated_pair_decision_on_held_out_pairs(trained):
+    """The stored decision (pair + rival, calibrated on valid.csv, p >= 0.5) on 600 test
+    pairs no part of training saw: at least as good as the F1-optimal threshold on valid.csv
+    was before, within a point."""
+    from align.pair_decision import pair_context
+    from align.scorer import prf
+    from align.tables import read_table
+    from align.train import load_pairs
+
+    tmp, ws, report = trained
+    with open(DATA / "test.csv", encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))[:600]
+    test = tmp / "test600.csv"
+    with open(test, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["ltable_id", "rtable_id", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    linker = Linker(ws)
+    assert linker.pair_threshold == 0.5 and linker.config.decision is not None
+    records, iris, labels = load_pairs(linker, read_table(tmp / "tableB.csv"), test, BASE)
+    y = labels.astype(bool)
+    calibrated = prf(linker.score_pairs(records, iris) >= 0.5, y)["f1"]
+    mentions, groups = linker.group_pairs(records, iris)
+    _, raw, _ = pair_context(linker, mentions, groups, linker.config.record_types)
+    tuned = prf(raw >= report.metrics["valid"]["tuned_threshold"], y)["f1"]
+    assert calibrated > 0.8 and calibrated >= tuned - 0.01

@@ -30,8 +30,15 @@ def _link_train_args(p: argparse.ArgumentParser) -> None:
         "Train the linker of a workspace.\n\n"
         "Text: the scorer (and a contrastive projection) from labelled pairs in the DeepMatcher\n"
         "layout: a mentions table (tableB.csv) and pairs (ltable_id = catalogue id, rtable_id =\n"
-        "mention id, label). The NIL threshold is calibrated on --valid. Saved as\n"
-        "WORKSPACE/linker/config.json + model.safetensors.\n\n"
+        "mention id, label). The pair decision (calibrated probability >= 0.5, no threshold\n"
+        "tuned per data set) and the NIL threshold of linking are calibrated apart on --valid.\n"
+        "Saved as WORKSPACE/linker/config.json + model.safetensors.\n\n"
+        "Reranker: --reranker also fine-tunes a cross-encoder (a transformers sequence-\n"
+        "classification model with one logit, like a sentence-transformers CrossEncoder; default\n"
+        "base: the offline MiniLM, or --reranker-base hf:FOLDER) on the same pairs plus hard\n"
+        "negatives, calibrated with the linker's scores on --valid. Saved as\n"
+        "WORKSPACE/reranker/config.json + model.safetensors (+ tokenizer files); `kgf link`,\n"
+        "`kgf link-evaluate` and `kgf serve` use it from then on, until the linker is retrained.\n\n"
         "Photos: --images LIST, one `image path, entity` line per labelled photo (the entity a\n"
         "catalogue id or an IRI; paths relative to the list). Contrastive photo <-> entity\n"
         "training, the products of the same category as hard negatives; the epoch and the NIL\n"
@@ -42,6 +49,8 @@ def _link_train_args(p: argparse.ArgumentParser) -> None:
         "examples:\n"
         "  kgf link-train /tmp/abt --mentions abt_buy/tableB.csv --pairs abt_buy/train.csv "
         "--valid abt_buy/valid.csv\n"
+        "  kgf link-train /tmp/abt --mentions abt_buy/tableB.csv --pairs abt_buy/train.csv "
+        "--valid abt_buy/valid.csv --reranker --reranker-epochs 2\n"
         "  kgf link-train /tmp/grocery --images ../shared/data/images/grocery/train.txt"
     )
     p.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -51,6 +60,16 @@ def _link_train_args(p: argparse.ArgumentParser) -> None:
     text.add_argument("--pairs", type=Path, help="training pairs (ltable_id, rtable_id, label)")
     text.add_argument("--valid", type=Path, help="validation pairs: NIL threshold calibration")
     text.add_argument("--id-col", default="id", help="id column of the mentions table")
+    rr = p.add_argument_group("cross-encoder reranker (with the text linker)")
+    rr.add_argument("--reranker", action="store_true",
+                    help="also train the cross-encoder reranker (WORKSPACE/reranker)")  # fmt: skip
+    rr.add_argument("--reranker-base", metavar="hf:FOLDER",
+                    help="model to fine-tune (default: the offline MiniLM)")  # fmt: skip
+    rr.add_argument("--reranker-epochs", type=int, default=3, help="epochs (default 3)")
+    rr.add_argument("--reranker-max-length", type=int, default=128,
+                    help="tokens per (mention, entity) pair (default 128)")  # fmt: skip
+    rr.add_argument("--reranker-layers", type=int, metavar="N",
+                    help="keep only the base model's first N layers (faster on a CPU)")  # fmt: skip
     photos = p.add_argument_group("image linker (labelled photos)")
     photos.add_argument(
         "--images", type=Path, metavar="LIST", help="photo list: `image path, entity` per line"
@@ -75,16 +94,10 @@ def link_train_cmd(args) -> int:
         raise CliError("give --mentions and --pairs (text), or --images LIST (photos)")
     if (args.mentions is None) != (args.pairs is None):
         raise CliError("the text linker needs both --mentions and --pairs")
+    if args.reranker and args.mentions is None:
+        raise CliError("--reranker trains with the text linker: give --mentions and --pairs")
     if args.mentions is not None:
-        from align import train_linker
-
-        report = train_linker(
-            args.workspace, args.mentions, args.pairs, args.valid, id_col=args.id_col,
-            progress=True,
-        )
-        print(f"linker saved to {report.path}")
-        for key, value in report.metrics.items():
-            print(f"  {key:28} {value:.4f}" if isinstance(value, float) else f"  {key:28} {value}")
+        _train_text(args)
     if args.images is not None:
         from align import train_image_linker
 
@@ -100,6 +113,38 @@ def link_train_cmd(args) -> int:
                 )
             print(f"  {key:28} {value:.4f}" if isinstance(value, float) else f"  {key:28} {value}")
     return 0
+
+
+def _print_metrics(metrics: dict) -> None:
+    for key, value in metrics.items():
+        print(f"  {key:28} {value:.4f}" if isinstance(value, float) else f"  {key:28} {value}")
+
+
+def _train_text(args) -> None:
+    """The text linker, then (``--reranker``) the cross-encoder reranker."""
+    from align import train_linker
+    from align.rerank import RERANKER_DIR
+
+    report = train_linker(args.workspace, args.mentions, args.pairs, args.valid,
+                          id_col=args.id_col, progress=True)  # fmt: skip
+    print(f"linker saved to {report.path}")
+    _print_metrics(report.metrics)
+    if not args.reranker:
+        if (args.workspace / RERANKER_DIR).is_dir():
+            print(f"note: {args.workspace / RERANKER_DIR} was trained against the previous "
+                  "linker and is no longer used; add --reranker to retrain it", file=sys.stderr)
+        return
+    from align.rerank_train import train_reranker
+
+    reranker = train_reranker(
+        args.workspace, args.mentions, args.pairs, args.valid, id_col=args.id_col,
+        base_model=args.reranker_base, epochs=args.reranker_epochs,
+        max_length=args.reranker_max_length, layers=args.reranker_layers, progress=True,
+    )  # fmt: skip
+    print(f"reranker saved to {args.workspace / RERANKER_DIR}")
+    m = reranker.config.metrics
+    _print_metrics({"valid": m.get("valid"), "nil": m.get("nil"), "pairs": m.get("pairs"),
+                    "seconds": m.get("seconds")})  # fmt: skip
 
 
 def _link_args(p: argparse.ArgumentParser) -> None:
@@ -207,8 +252,9 @@ def _link_evaluate_args(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Evaluate the workspace's text linker on labelled pairs (DeepMatcher layout:\n"
         "ltable_id = catalogue id, rtable_id = mention id, label 1 = same product).\n\n"
-        "Pair decisions (Ditto's protocol): a pair is a match when its probability reaches the\n"
-        "linker's pair threshold; precision P, recall R and F1 of the match class.\n"
+        "Pair decisions (Ditto's protocol): a pair is a match when its calibrated probability\n"
+        "reaches the linker's pair threshold (0.5; the cross-encoder's decision when the\n"
+        "workspace has one, `kgf link-train --reranker`); precision P, recall R and F1.\n"
         "Linking, for the mentions with a label-1 pair, against the whole catalogue: acc@1 (the\n"
         "top candidate is a match), recall@K (a match is in the top K), linked right (linked,\n"
         "not NIL, to a match) and the NIL rate among these true matches (NIL threshold).\n\n"
@@ -258,7 +304,8 @@ def link_evaluate_cmd(args) -> int:
     print(f"{args.pairs}: {m['pairs']:,} pairs ({m['matches']:,} matches"
           + (f", {m['skipped_pairs']:,} skipped" if m["skipped_pairs"] else "") + ")")
     print(f"pairs   P {pct(m['precision'])}  R {pct(m['recall'])}  F1 {pct(m['f1'])}  "
-          f"(pair threshold {m['pair_threshold']:.3f})")  # fmt: skip
+          f"(pair threshold {m['pair_threshold']:.3f}"
+          + (", cross-encoder reranker)" if m.get("reranked") else ")"))  # fmt: skip
     print(f"linking acc@1 {pct(m['acc@1'])}  recall@{args.k} {pct(m[f'recall@{args.k}'])}  "
           f"linked right {pct(m['linked_right'])}  NIL {pct(m['nil_rate'])}  over "
           f"{m['mentions']:,} matched mentions (NIL threshold {m['nil_threshold']:.3f})")  # fmt: skip
