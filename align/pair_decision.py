@@ -17,6 +17,13 @@ entity linking (the pair is a match when linking would link the record to that e
 Wu et al., "Scalable Zero-shot Entity Linking with Dense Entity Retrieval", EMNLP 2020),
 made soft and calibrated; the catalogue is context, never the test labels, and each pair
 is still decided on its own (Ditto's protocol).
+
+The rival is *any* other candidate, duplicates of the paired entity included. Rivals that
+skip the paired entity's near-duplicates (by the linker's vectors, by its scorer reading the
+entity's text as a mention, hard or soft) were measured (``benchmarks/rival_rules.py``,
+benchmarks/README.md) and not adopted: they lift Abt-Buy -> WDC from 8 to 30-38 pair F1 but
+cost Abt-Buy -> Amazon-Google 2-12 F1 and most of them Abt-Buy's own 95, because Amazon-
+Google's near-duplicates (editions, versions) are labelled non-matches where WDC's are matches.
 """
 
 from __future__ import annotations
@@ -64,8 +71,6 @@ def decision_inputs(raw, rival) -> np.ndarray:
 def fit_decision(raw, rival, labels) -> Calibrator:
     """The decision calibrator fitted on validation pairs (raw [V], rival [V], labels [V])."""
     return fit_calibrator(decision_inputs(raw, rival), labels, list(INPUTS))
-
-
 
 
 def decide_candidates(linker, probs) -> np.ndarray:

@@ -14,7 +14,10 @@ other sets' test pairs (the saved linker loaded unchanged against their catalogu
 - ``fixT``: skip ``c`` when ``cos(c, e) >= T``;
 - ``srel``: skip ``c`` when the scorer, reading ``e``'s text as a mention, gives ``(e, c)``
   a raw probability at least the pair's own;
-- ``splatt`` / ``splatt9``: skip ``c`` when that pair's Platt probability is >= 0.5 / 0.9.
+- ``splatt`` / ``splatt9``: skip ``c`` when that pair's Platt probability is >= 0.5 / 0.9;
+- ``RULE+below``: skip only those of ``RULE``'s duplicates that the mention scores no higher
+  than the pair (a better-scoring duplicate stays the rival);
+- ``soft``: no skipping; each candidate's probability is weighed by ``1 - splatt(e, c)``.
 
 It reuses the workspaces (and the linker saved in each) that ``benchmarks/matching.py``
 left behind::
@@ -42,7 +45,7 @@ from align.calibration import fit_calibrator, logit  # noqa: E402
 from align.mentions import Mention  # noqa: E402
 
 RULES = ["old", "rel", "fix0.9", "fix0.95", "srel", "splatt", "splatt9"]
-RULES += [f"{r}+below" for r in RULES[1:]]
+RULES += [f"{r}+below" for r in RULES[1:]] + ["soft"]
 
 
 def context(linker, pairs) -> list[dict]:
@@ -97,7 +100,8 @@ def rivals(linker, ctx, rule: str) -> tuple[np.ndarray, np.ndarray]:
             dup &= p <= p[j]
         keep = ~dup
         keep[j] = False
-        raw[i], rival[i] = p[j], (p[keep].max() if keep.any() else 0.0)
+        q = p * (1.0 - platt) if base == "soft" else p  # soft: weighed by P(not a duplicate)
+        raw[i], rival[i] = p[j], (q[keep].max() if keep.any() else 0.0)
     return raw, rival
 
 
