@@ -21,7 +21,7 @@ is still decided on its own (Ditto's protocol).
 The rival is *any* other candidate, duplicates of the paired entity included. Rivals that
 skip the paired entity's near-duplicates (by the linker's vectors, by its scorer reading the
 entity's text as a mention, hard or soft) were measured (``benchmarks/rival_rules.py``,
-benchmarks/README.md) and not adopted: they lift Abt-Buy -> WDC from 8 to 30-38 pair F1 but
+benchmarks/README.md) and not adopted: they lift Abt-Buy -> WDC from 8 to 21-38 pair F1 but
 cost Abt-Buy -> Amazon-Google 2-12 F1 and most of them Abt-Buy's own 95, because Amazon-
 Google's near-duplicates (editions, versions) are labelled non-matches where WDC's are matches.
 """
