@@ -82,7 +82,8 @@ def value_ranks(model, triples, known, start: int, count: int) -> torch.Tensor:
 
 
 def run_kge(model: str, edges: dict, split, num_nodes: dict[str, int], seed: int,
-            epochs: int = 100, dim: int = 64) -> dict[str, float]:  # fmt: skip
+            epochs: int = 30, dim: int = 64, loop: str = "slcwa", negatives: int = 32,
+            lr: float = 0.01) -> dict[str, float]:  # fmt: skip
     """Train ``model`` through PyKEEN's pipeline; ``{"valid/acc": ..., "test/acc.<r>": ...,
     "test/mrr.<r>": ..., "test/acc": mean, "test/mrr": mean}``."""
     from pykeen.pipeline import pipeline
@@ -98,11 +99,13 @@ def run_kge(model: str, edges: dict, split, num_nodes: dict[str, int], seed: int
     result = pipeline(
         training=factory(triples["train"]), validation=factory(triples["valid"]),
         testing=factory(triples["test"]), model=model, model_kwargs={"embedding_dim": dim},
-        training_loop="lcwa", training_kwargs={"num_epochs": epochs, "batch_size": 1024, "use_tqdm": False},
-        stopper="early", stopper_kwargs={"frequency": 10, "patience": 2},
+        training_loop=loop, training_kwargs={"num_epochs": epochs, "batch_size": 1024, "use_tqdm": False},
+        **({"negative_sampler": "basic", "negative_sampler_kwargs": {"num_negs_per_pos": negatives}}
+           if loop == "slcwa" else {}),
+        optimizer="adam", optimizer_kwargs={"lr": lr},
         random_seed=seed, device="cpu", use_testing_data=False,
         evaluator_kwargs={"filtered": True},
-        evaluation_kwargs={"batch_size": 1024, "use_tqdm": False},
+        evaluation_kwargs={"batch_size": 1024, "use_tqdm": False, "targets": ("tail",)},
     )  # fmt: skip
     known = torch.cat([triples["train"], triples["valid"], triples["test"]])
     metrics: dict[str, float] = {}
