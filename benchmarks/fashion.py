@@ -385,7 +385,11 @@ def main(argv=None) -> None:
     p.add_argument("--settings", nargs="+", default=["transductive", "inductive"],
                    choices=["transductive", "inductive"])
     p.add_argument("--json", type=Path, help="write every run's metrics here")
+    p.add_argument("--from-json", type=Path, nargs="+", metavar="FILE",
+                   help="print the tables and the summary of earlier --json files, train nothing")
     args = p.parse_args(argv)
+    if args.from_json:
+        return report(merged(args.from_json))
     tag = hashlib.sha1(f"{args.folder.resolve()}:{args.limit}".encode()).hexdigest()[:10]
     ws = args.workspace or Path(tempfile.gettempdir()) / f"kgf-fashion-{tag}"
     if not (args.folder / "styles.csv").is_file():
@@ -393,14 +397,32 @@ def main(argv=None) -> None:
     build_workspace(args.folder, ws, args.limit)
     started = time.time()
     every = run_all(args, ws)
-    for setting, res in every.items():
-        print_table(setting, res)
     if args.json:
         args.json.write_text(json.dumps(
             {s: {n: {k: v for k, v in r.items() if k != "variant"} for n, r in res.items()}
              for s, res in every.items()}, indent=1))  # fmt: skip
+    report(every, f"; wall {time.time() - started:.0f} s")
+
+
+def merged(paths: list[Path]) -> dict[str, dict]:
+    """The runs of several ``--json`` files (e.g. the settings run apart), one table per
+    setting; a row with runs replaces one without."""
+    every: dict[str, dict] = {}
+    for path in paths:
+        for setting, rows in json.loads(path.read_text(encoding="utf-8")).items():
+            table = every.setdefault(setting, {})
+            for name, row in rows.items():
+                if row["runs"] or name not in table:
+                    table[name] = row
+    return every
+
+
+def report(every: dict[str, dict], wall: str = "") -> None:
+    """The per-relation tables, the CPU seconds, the goal lines and the summary line."""
+    for setting, res in every.items():
+        print_table(setting, res)
     cpu = sum(r["cpu_s"] for res in every.values() for row in res.values() for r in row["runs"])
-    print(f"\ntraining CPU seconds, all runs: {cpu:.0f}; wall {time.time() - started:.0f} s\n")
+    print(f"\ntraining CPU seconds, all runs: {cpu:.0f}{wall}\n")
     for setting in every:
         for line in goal_lines(every[setting], setting):
             print(line)
