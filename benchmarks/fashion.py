@@ -11,6 +11,15 @@ validation; inductively 20 % / 10 % of the products are withheld from training a
 with their name, photo and edges except the predicted one. Metrics: accuracy@1 and
 filtered MRR per relation and their mean, test split, mean +- std over ``--seeds`` seeds.
 
+Training (every FusionGNN run, chosen on validation only): features standardised per node
+type and modality (:func:`standardized`), Adam lr ``--lr`` 0.01, at most ``--epochs`` 150
+epochs, stopped after ``--patience`` 20 epochs without a better validation MRR; the test
+numbers are those of the best-validation epoch. lr 0.03 collapsed to the majority value
+(dead units) and raw features took ~200 epochs to converge (``--raw-features``).
+``--jobs`` runs train in parallel processes (one thread each); ``--json`` is rewritten after
+every run; ``--from-json`` prints the tables and the summary of saved runs (e.g. settings or
+groups run apart with ``--settings`` / ``--groups``).
+
 Variants (groups):
 
 - ``majority``: each relation's most frequent training value;
