@@ -208,7 +208,8 @@ def print_table(setting: str, results: dict[str, dict]) -> None:
     for name, res in results.items():
         runs = res["runs"]
         if not runs:
-            print(f"| {name} | {res['group']} | skipped: {res.get('skipped', '')} |")
+            why = res.get("skipped") or "not run (the run was cut short)"
+            print(f"| {name} | {res['group']} | skipped: {why} |")
             continue
         cells = [name, res["group"], f"{stats(runs, 'valid/acc')[0]:.1f}"]
         cells += [pm(runs, k) for k in ("test/acc", "test/mrr")]
