@@ -244,3 +244,23 @@ def test_benchmark_skips_kge_without_pykeen(monkeypatch):
     monkeypatch.setitem(sys.modules, "pykeen.pipeline", None)
     reason = fashion_kge.pykeen_missing()
     assert reason and "PyKEEN is not installed" in reason and "benchmarks" in reason
+
+
+def test_benchmark_standardises_features_and_keeps_absent_rows_zero(tmp_path, monkeypatch):
+    """The Fashion benchmark scales each modality to unit std over its present rows; a
+    product without any modality keeps zeros (no NaN from an empty or one-row type)."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import fashion
+
+    graph = shop_graph(tmp_path, n=150)
+    feats = random_features(graph, missing=(1, 2))
+    x, mask = feats.features["Product"]["text"]
+    feats.features["Product"]["text"] = (x * 0.05 + 3.0, mask)  # MiniLM-like scale, offset
+    out = fashion.standardized(feats).features
+    z, m = out["Product"]["text"]
+    assert torch.allclose(z[m].std(), torch.tensor(1.0), atol=1e-4)
+    assert z[m].mean(0).abs().max() < 1e-4 and z[~m].abs().sum() == 0
+    assert all(torch.isfinite(v[0]).all() for mods in out.values() for v in mods.values())
+    assert torch.equal(out["Season"]["text"][1], feats.features["Season"]["text"][1])
