@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
+from tiny_models import save_tiny_bert
 
 import kg
 from align import LinkerError
@@ -36,19 +37,7 @@ SEMIPQA = SHARED_DATA / "qa" / "semipqa"
 @pytest.fixture(scope="module")
 def tiny_encoder(tmp_path_factory):
     """A random 2-layer BERT encoder with the offline MiniLM's tokenizer, saved as a folder."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from align.rerank import default_base_model
-
-    folder = tmp_path_factory.mktemp("tiny-bert-qa")
-    tokenizer = AutoTokenizer.from_pretrained(default_base_model(), local_files_only=True)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
-    )  # fmt: skip
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert-qa"), "BertModel")
 
 
 def _toy_questions() -> list[Question]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_models import save_tiny_bert
 
 import kg
 from align import Linker, LinkerError, fit_linker
@@ -111,19 +112,9 @@ def linker(workspace):
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """A random 2-layer BERT with the offline MiniLM's tokenizer, saved as a model folder."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from align.rerank import default_base_model
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(default_base_model(), local_files_only=True)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128, num_labels=1,
-    )  # fmt: skip
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    return save_tiny_bert(
+        tmp_path_factory.mktemp("tiny-bert"), "BertForSequenceClassification", num_labels=1
+    )
 
 
 @pytest.fixture(scope="module")
