@@ -18,10 +18,11 @@ from typing import Annotated
 from fastapi import FastAPI, HTTPException, Query, Request
 from pydantic import BaseModel
 
+from .routes_search import MAX_PHOTO_BYTES
 from .session import Session
 
 MAX_QUESTION_CHARS = 1_000
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
+MAX_IMAGE_BYTES = MAX_PHOTO_BYTES  # one photo limit for /ask and /search/image (16 MiB)
 
 
 class AskResponse(BaseModel):
