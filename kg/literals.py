@@ -82,6 +82,17 @@ class LiteralValue:
     datatype: str | None
 
 
+def _kind_code(datatype: str) -> int:
+    """The :data:`KINDS` code of a datatype IRI (``""``: an image reference)."""
+    if datatype == "":
+        return KINDS.index("image")
+    if datatype in NUMERIC_TYPES:
+        return KINDS.index("number")
+    if datatype == XSD + "boolean":
+        return KINDS.index("boolean")
+    return KINDS.index("date") if datatype in DATE_TYPES else KINDS.index("text")
+
+
 def classify_literals(values: list[str], dtype: np.ndarray, datatypes: list[str],
                       is_image: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:  # fmt: skip
     """Kinds and numbers of L literals.
@@ -95,49 +106,52 @@ def classify_literals(values: list[str], dtype: np.ndarray, datatypes: list[str]
         for text and images), and ``"'value'^^type"`` for each value kept as text because it
         does not parse as its datatype.
     """
-    kind_of_dtype = np.array(
-        [
-            "image" if dt == "" else "number" if dt in NUMERIC_TYPES
-            else "boolean" if dt == XSD + "boolean" else "date" if dt in DATE_TYPES else "text"
-            for dt in datatypes
-        ]
-    )  # fmt: skip
-    kind = kind_of_dtype[dtype] if len(dtype) else np.zeros(0, "<U7")
-    kind[is_image] = "image"
+    code_of_dtype = np.array([_kind_code(dt) for dt in datatypes] or [0], dtype=np.int8)
+    kind = code_of_dtype[dtype] if len(dtype) else np.zeros(0, np.int8)
+    kind[is_image] = KINDS.index("image")
     numbers = np.full(len(kind), np.nan)
     invalid: list[str] = []
-    for k, parse, fast in (
+
+    def keep_as_text(rows: list[int]) -> None:
+        for i in rows:
+            kind[i] = KINDS.index("text")
+            invalid.append(f"{values[i]!r}^^{split_iri(datatypes[dtype[i]])[1]}")
+
+    for name, parse, fast in (
         ("number", float, np.float64),
         ("boolean", _parse_bool, None),
         ("date", _parse_date, "datetime64[D]"),
     ):
-        rows = np.nonzero(kind == k)[0]
-        if k == "date" and len(rows):  # numpy wraps years past int64 days around silently
-            overlong = _overlong_years([values[i] for i in rows.tolist()])
-            for i in rows[overlong].tolist():
-                kind[i] = "text"
-                invalid.append(f"{values[i]!r}^^{split_iri(datatypes[dtype[i]])[1]}")
-            rows = rows[~overlong]
+        rows = np.nonzero(kind == KINDS.index(name))[0]
+        if not len(rows):
+            continue
         chosen = [values[i] for i in rows.tolist()]
-        if fast is not None and chosen and not (k == "date" and _zoned(chosen)):
+        vectorised = fast is not None
+        if name == "date":  # numpy wraps years past int64 days around silently
+            lexical = np.array(chosen, dtype=str)
+            overlong = _overlong_years(lexical)
+            if overlong.any():
+                keep_as_text(rows[overlong].tolist())
+                rows, lexical = rows[~overlong], lexical[~overlong]
+                chosen = lexical.tolist()
+            vectorised = not _zoned(lexical)
+        if vectorised and chosen:
             try:  # vectorised parse; any odd value falls back to one at a time
                 parsed = np.array(chosen, dtype=fast)
-                if k == "date":
+                if name == "date":
                     parsed = (parsed - np.datetime64("1970-01-01")).astype(np.float64)
                 numbers[rows] = parsed
                 continue
             except ValueError:
                 pass
+        failed = []
         for i, value in zip(rows.tolist(), chosen, strict=True):
             try:
                 numbers[i] = parse(value)
             except ValueError:
-                kind[i] = "text"
-                invalid.append(f"{value!r}^^{split_iri(datatypes[dtype[i]])[1]}")
-    codes = np.zeros(len(kind), dtype=np.int8)
-    for code, name in enumerate(KINDS):
-        codes[kind == name] = code
-    return codes, numbers, invalid
+                failed.append(i)
+        keep_as_text(failed)
+    return kind, numbers, invalid
 
 
 def _parse_bool(text: str) -> float:
@@ -152,15 +166,18 @@ def _parse_bool(text: str) -> float:
 _ZONE = re.compile(r"T.*(?:Z|[+-]\d\d(?::?\d\d)?)\s*$")
 
 
-def _zoned(values: list[str]) -> bool:
-    """Whether any date-time carries a time zone (``Z`` or ``+hh:mm``): numpy's datetime64
-    has no time zones (it warns and converts), so these dates are parsed one at a time."""
-    return any(_ZONE.search(v) for v in values)
+def _zoned(values: np.ndarray) -> bool:
+    """Whether any date-time (str array) carries a time zone (``Z`` or ``+hh:mm``): numpy's
+    datetime64 has no time zones (it warns and converts), so these dates are parsed one at a
+    time. Only values with a ``T`` (a time of day) are searched."""
+    timed = values[np.char.find(values, "T") >= 0] if len(values) else values
+    return any(_ZONE.search(v) for v in timed.tolist())
 
 
-def _overlong_years(values: list[str]) -> np.ndarray:
-    """Mask of date literals whose year has more than 4 digits (past ``datetime.date``)."""
-    years = np.char.partition(np.char.lstrip(np.array(values, dtype=str), " \t\n\r-+"), "-")
+def _overlong_years(values: np.ndarray) -> np.ndarray:
+    """Mask of date literals (str array) whose year has more than 4 digits (past
+    ``datetime.date``)."""
+    years = np.char.partition(np.char.lstrip(values, " \t\n\r-+"), "-")
     return np.char.str_len(years[:, 0]) > 4
 
 

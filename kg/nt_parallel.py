@@ -28,7 +28,6 @@ import numpy as np
 
 from .nt_chunks import Chunk, parse_chunk
 from .triples import RDF_LANG_STRING, TripleSink
-from .workspace import sha256_file
 
 #: Target chunk size: big enough to amortise numpy calls, small for bounded memory.
 CHUNK_BYTES = 8 << 20
@@ -126,15 +125,13 @@ def _keep_freed_memory() -> None:
         pass
 
 
-def _results(tasks, workers: int, path: Path, digest: dict):
-    """``_run`` over ``tasks`` in order; a pool with a bounded window when ``workers > 1``
-    (which also hashes ``path`` into ``digest["sha256"]`` alongside the chunks)."""
+def _results(tasks, workers: int):
+    """``_run`` over ``tasks`` in order; a pool with a bounded window when ``workers > 1``."""
     if workers <= 1:
         yield from map(_run, tasks)
         return
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     with mp.get_context(method).Pool(workers, initializer=_keep_freed_memory) as pool:
-        hashed = pool.apply_async(sha256_file, (str(path),))
         pending: deque = deque()
         for task in tasks:
             pending.append(pool.apply_async(_run, (task,)))
@@ -142,7 +139,6 @@ def _results(tasks, workers: int, path: Path, digest: dict):
                 yield pending.popleft().get()
         while pending:
             yield pending.popleft().get()
-        digest["sha256"] = hashed.get()
 
 
 def add_lines_file(
@@ -153,10 +149,8 @@ def add_lines_file(
     lenient: bool = False,
     workers: int | None = None,
     chunk_bytes: int = CHUNK_BYTES,
-    digest: dict | None = None,
 ) -> int:
     """Parse one N-Triples / N-Quads file (``.gz`` too) into ``sink``; returns the count.
-    With a pool, the file's sha256 is computed by a worker too, into ``digest["sha256"]``.
 
     Args:
         workers: processes (default: every core this process may use; files under
@@ -183,7 +177,7 @@ def add_lines_file(
     workers = max(1, workers) if several else 1
     sink._intern(sink._dtype_ids, sink.raw.datatypes, RDF_LANG_STRING)  # as add_quads does
     count, line = 0, 0
-    for chunk in _results(tasks, workers, path, {} if digest is None else digest):
+    for chunk in _results(tasks, workers):
         if chunk.error is not None:
             relative, column, message, kind = chunk.error
             absolute = line + (relative or 1)

@@ -34,6 +34,7 @@ import re
 import warnings
 import zlib
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -165,12 +166,15 @@ def add_file(
     base_iri: str | None = None,
     lenient: bool = False,
     workers: int | None = None,
+    unhashed: list | None = None,
 ) -> None:
     """Parse one file (gzip transparently) into ``sink``; errors name file and line.
 
     N-Triples and N-Quads are read in parallel chunks (:mod:`kg.nt_parallel`) by
     ``workers`` processes (``workers=1``: chunks in this process); by default, on every core
     for files of 16 MB and more (one core: chunks in this process), else streamed.
+    The file's source record gets its sha256 here, or, given ``unhashed``, later: the
+    record and the path are appended to it (:func:`load_rdf` hashes while it builds).
 
     Raises:
         RdfError: unreadable or truncated file, a token over pyoxigraph's 16 MiB buffer.
@@ -180,10 +184,9 @@ def add_file(
     source = len(sink.raw.sources)
     base = base_iri or path.resolve().as_uri()
     odd_languages = len(sink.odd_languages)
-    digest: dict = {}  # the parser pool may hash the file while it parses
     try:
         if rdf_format in LINE_FORMATS and (workers is not None or pays_off(path)):
-            count = _add_lines(sink, path, rdf_format, source, lenient, workers, digest)
+            count = _add_lines(sink, path, rdf_format, source, lenient, workers)
         else:
             count = _add_streamed(sink, path, rdf_format, source, base, lenient)
     except ScanError as err:
@@ -200,24 +203,25 @@ def add_file(
             f"fixed or dropped: {', '.join(odd[:3])}",
             stacklevel=3,
         )
-    sink.raw.sources.append(
-        {
-            "path": str(path.resolve()),
-            "format": rdf_format.name,
-            "sha256": digest.get("sha256") or sha256_file(path),
-            "triples": count,
-        }
-    )
+    record = {
+        "path": str(path.resolve()),
+        "format": rdf_format.name,
+        "sha256": None if unhashed is not None else sha256_file(path),
+        "triples": count,
+    }
+    sink.raw.sources.append(record)
+    if unhashed is not None:
+        unhashed.append((record, path))
 
 
 #: Line-based formats, read in parallel chunks.
 LINE_FORMATS = (ox.RdfFormat.N_TRIPLES, ox.RdfFormat.N_QUADS)
 
 
-def _add_lines(sink, path: Path, rdf_format, source: int, lenient, workers, digest) -> int:
+def _add_lines(sink, path: Path, rdf_format, source: int, lenient, workers) -> int:
     try:
         quads = rdf_format == ox.RdfFormat.N_QUADS
-        return add_lines_file(sink, path, quads, source, lenient, workers, digest=digest)
+        return add_lines_file(sink, path, quads, source, lenient, workers)
     except ChunkError as err:
         if err.kind == "token":
             raise _token_error(path, err.line) from None
@@ -365,11 +369,19 @@ def load_rdf(
         from .progress import progress as bar
 
         iterator = bar(files, desc="parsing", unit="file")
+    unhashed: list = []
     for path in iterator:
-        add_file(sink, path, format, base_iri, lenient, workers)
+        add_file(sink, path, format, base_iri, lenient, workers, unhashed)
     total = sum(s["triples"] for s in sink.raw.sources)
     if total == 0:
         warnings.warn(
             f"no triples in {', '.join(map(str, files))}: the graph is empty", stacklevel=2
         )
-    return ProductGraph(sink.raw, options)
+    # the files' sha256 on a second core while this one builds the graph (hashlib and file
+    # reads release the GIL): the build is the one serial step of a parallel read
+    with ThreadPoolExecutor(max_workers=1) as hasher:
+        hashes = [(record, hasher.submit(sha256_file, path)) for record, path in unhashed]
+        graph = ProductGraph(sink.raw, options)
+        for record, future in hashes:
+            record["sha256"] = future.result()
+    return graph

@@ -228,3 +228,16 @@ def test_truncated_gzip_and_over_long_literal_keep_their_errors(tmp_path):
     path.write_bytes(gzip.compress(b'<http://a.org/s> <http://a.org/p> "x" .\n' * 5000)[:-40])
     with pytest.raises(RdfError, match="truncated"):
         kg.load_rdf(path, workers=2)
+
+
+@pytest.mark.parametrize("workers", [None, 1, 2])
+def test_every_source_records_its_sha256(tmp_path, workers):
+    """The files are hashed while the graph is built: each source still gets its digest."""
+    from kg.workspace import sha256_file
+
+    nt, ttl = tmp_path / "a.nt", tmp_path / "b.ttl"
+    nt.write_bytes(EDGE_CASES.encode())
+    ttl.write_text('<http://ex.org/p9> <http://schema.org/name> "nine" .\n')
+    graph = kg.load_rdf([nt, ttl], workers=workers)
+    assert [s["sha256"] for s in graph.sources] == [sha256_file(nt), sha256_file(ttl)]
+    assert [s["path"] for s in graph.sources] == [str(nt.resolve()), str(ttl.resolve())]
