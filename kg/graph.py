@@ -123,7 +123,7 @@ class ProductGraph:
         )
         self.lit_source = _array(raw.lit_source, np.int32)
         self.lit_value: list[str] = raw.lit_value
-        self.duplicates = self._drop_duplicates()
+        self.duplicates = self._drop_duplicates(raw)
         self.predicate_names = unique_local_names(self.predicates)
         self._assign_types()
         self._group_edges()
@@ -134,7 +134,13 @@ class ProductGraph:
         self._memory_store = None
 
     # ------------------------------------------------------------------ derivation
-    def _drop_duplicates(self) -> int:
+    def _literal_hashes(self, raw: RawTriples) -> np.ndarray:
+        """``hash()`` of each literal value (int64 [L]); the reader's when it has them all."""
+        if len(raw.lit_hash) == len(self.lit_value):
+            return np.frombuffer(raw.lit_hash, np.int64)
+        return np.fromiter(map(hash, self.lit_value), np.int64, len(self.lit_value))
+
+    def _drop_duplicates(self, raw: RawTriples) -> int:
         """RDF graphs are sets: keep the first of repeated triples (input order kept).
 
         Rows are compared through one int64 key each (ids mixed with the value's hash for
@@ -153,11 +159,7 @@ class ProductGraph:
             if len(parts[0]) < 2:
                 continue
             key = np.zeros(len(parts[0]), dtype=np.uint64)
-            hashes = (
-                [np.fromiter(map(hash, self.lit_value), np.int64, len(self.lit_value))]
-                if with_values
-                else []
-            )
+            hashes = [self._literal_hashes(raw)] if with_values else []
             for part in parts + hashes:  # FNV-style mixing; exactness is checked below
                 key = (key ^ part.astype(np.uint64)) * np.uint64(1099511628211)
             unique_keys, counts = np.unique(key, return_counts=True)
