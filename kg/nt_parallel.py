@@ -203,7 +203,7 @@ def _remap(table: dict[str, int], values: list[str], keys: list[str]) -> np.ndar
 
 
 def _extend(buffer, values: np.ndarray) -> None:
-    buffer.frombytes(np.ascontiguousarray(values, dtype=np.dtype(buffer.typecode)).tobytes())
+    buffer.frombytes(np.ascontiguousarray(values, dtype=np.dtype(buffer.typecode)).view(np.uint8))
 
 
 def merge_chunk(sink: TripleSink, chunk: Chunk, source: int) -> None:
