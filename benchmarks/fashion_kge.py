@@ -55,7 +55,7 @@ class KGESetting:
 KGE_SETTINGS: dict[str, KGESetting] = {
     "TransE": KGESetting({"embedding_dim": 64, "scoring_fct_norm": 1}, "crossentropy"),
     "DistMult": KGESetting({"embedding_dim": 64}, "crossentropy"),
-    "RotatE": KGESetting({"embedding_dim": 64}, "crossentropy"),
+    "RotatE": KGESetting({"embedding_dim": 32}, "crossentropy"),  # complex: 64 reals
     "TuckER": KGESetting({"embedding_dim": 64, "relation_dim": 32, "dropout_0": 0.3,
                           "dropout_1": 0.4, "dropout_2": 0.5}, "bceaftersigmoid",
                          label_smoothing=0.1),  # fmt: skip
