@@ -27,8 +27,9 @@ Variants (groups):
   frozen modality;
 - ``non-graph``: every fusion module on text + image, no propagation (``gnn = "mlp"``);
 - ``kge``: PyKEEN TransE, DistMult, RotatE, TuckER on the same training triples
-  (:mod:`fashion_kge`; transductive only: they have no embedding for unseen products;
-  skipped with the reason when PyKEEN is absent);
+  (:mod:`fashion_kge`: LCWA 1-N over the value nodes, each model's paper loss, early
+  stopping on the validation MRR, at most ``--kge-epochs``; transductive only: they have no
+  embedding for unseen products; skipped with the reason when PyKEEN is absent);
 - ``graph``: FusionGNN, text + image, propagation over the product-value graph:
   ``--full``: every fusion x rgcn / hgt / sage / gat x early / late; default: attention
   fusion, early, rgcn and sage;
@@ -262,8 +263,9 @@ def run_job(job: dict, args) -> dict:
         started = time.process_time()
         split = split_attributes(w["edges"], relation_edge_types(w["edges"], RELATIONS), w["num"],
                                  seed=seed)  # fmt: skip
-        metrics = run_kge(job["name"], w["edges"], split, w["num"], seed, epochs=args.kge_epochs)
-        return {"metrics": metrics, "cpu_s": time.process_time() - started}
+        res = run_kge(job["name"], w["edges"], split, w["num"], seed, epochs=args.kge_epochs,
+                      patience=args.kge_patience)  # fmt: skip
+        return {**res, "cpu_s": time.process_time() - started}
     return run_variant(w["ws"], w["graph"], w["feats"], job["variant"], seed,
                        job["setting"] == "inductive", args)  # fmt: skip
 
@@ -388,7 +390,9 @@ def main(argv=None) -> None:
                         "validation is one forward pass per relation)")
     p.add_argument("--raw-features", action="store_true",
                    help="the encoders' features as they are (default: standardised)")
-    p.add_argument("--kge-epochs", type=int, default=30)
+    p.add_argument("--kge-epochs", type=int, default=100, help="at most, per KGE run")
+    p.add_argument("--kge-patience", type=int, default=10,
+                   help="KGE epochs without a better validation MRR before stopping")
     p.add_argument("--kge-models", nargs="+", default=list(KGE_MODELS), choices=KGE_MODELS)
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel (one thread each)")
     p.add_argument("--full", action="store_true", help="the whole fusion x GNN x mode grid")
