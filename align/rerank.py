@@ -86,18 +86,28 @@ class RerankerConfig:
     metrics: dict = field(default_factory=dict)
 
 
-def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def mean_pool(output, mask: torch.Tensor) -> torch.Tensor:
     """Mean of the last hidden states [B, T, H] over the unmasked tokens ([B, T]) -> [B, H]."""
+    hidden = output.last_hidden_state
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
-def cls_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The first token's state ([CLS]) [B, H]."""
-    return hidden[:, 0]
+def cls_pool(output, mask: torch.Tensor) -> torch.Tensor:
+    """The first token's last hidden state ([CLS]) [B, H]."""
+    return output.last_hidden_state[:, 0]
 
 
-POOLINGS = {"mean": mean_pool, "cls": cls_pool}
+def bert_pooler(output, mask: torch.Tensor) -> torch.Tensor:
+    """BERT's pooler, ``tanh(dense([CLS]))`` [B, H]: format 1's input to the head, kept to
+    reproduce why it did not learn (benchmarks/rerank_diagnose.py); not for training."""
+    pooled = getattr(output, "pooler_output", None)
+    if pooled is None:
+        raise LinkerError("pooling 'pooler': this encoder has no pooler; use 'mean' or 'cls'")
+    return pooled
+
+
+POOLINGS = {"mean": mean_pool, "cls": cls_pool, "pooler": bert_pooler}
 
 
 class PairModel(torch.nn.Module):
@@ -121,8 +131,8 @@ class PairModel(torch.nn.Module):
         return self.encoder.config
 
     def forward(self, input_ids, attention_mask, **inputs) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **inputs)
-        pooled = POOLINGS[self.pooling](hidden.last_hidden_state, attention_mask)
+        output = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **inputs)
+        pooled = POOLINGS[self.pooling](output, attention_mask)
         return self.head(self.dropout(pooled)).squeeze(-1)
 
 
