@@ -298,7 +298,8 @@ def parse_args(argv):
     rr.add_argument("--rerank-batch", type=int, default=16)
     rr.add_argument("--rerank-lr", type=float, default=5e-5, help="the encoder's learning rate")
     rr.add_argument("--rerank-head-lr", type=float, help="the fresh head's (default 40 x lr)")
-    rr.add_argument("--rerank-pooling", default="mean", choices=("mean", "cls"))
+    rr.add_argument("--rerank-pooling", default="mean", choices=("mean", "cls", "pooler"),
+                    help="pooler + --rerank-head-lr 5e-5: format 1, to compare")
     rr.add_argument("--rerank-negatives", type=int, default=3, help="candidate negatives/mention")
     rr.add_argument("--rerank-graph-negatives", type=int, default=1)
     rr.add_argument("--rerank-freeze", type=int, default=0, help="frozen lower layers")
