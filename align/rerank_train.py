@@ -180,6 +180,41 @@ def _freeze(model, layers: int) -> None:
 CURVE_EVERY = 20  # steps per point of the training-loss curve in the fit's history
 
 
+def _epoch(encoder: CrossEncoder, data, step, batch_size: int, augment: float, rng,
+           epoch: int, progress: bool) -> tuple[float, list[float]]:  # fmt: skip
+    """One pass over ``data`` in a random order; ``step = (optimiser, schedule, loss_fn,
+    params)``. Returns (the summed loss, the mean loss of every :data:`CURVE_EVERY` steps)."""
+    lefts, rights, y = data
+    optimiser, schedule, loss_fn, params = step
+    encoder.model.train()
+    order = rng.permutation(len(y))
+    bar = make_bar(total=len(y), desc=f"rerank epoch {epoch}", unit="pair", enabled=progress)
+    total, curve, window = 0.0, [], []
+    for start in range(0, len(order), batch_size):
+        part = order[start : start + batch_size]
+        a = [lefts[i] for i in part]
+        b = [rights[i] for i in part]
+        if augment > 0:
+            a = [augment_text(t, rng) if rng.random() < augment else t for t in a]
+            b = [augment_text(t, rng) if rng.random() < augment else t for t in b]
+        loss = loss_fn(encoder.forward(encoder.encode(a, b)), torch.from_numpy(y[part]))
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimiser.step()
+        schedule.step()
+        total += loss.item() * len(part)
+        window.append(loss.item())
+        if len(window) == CURVE_EVERY:
+            curve.append(round(float(np.mean(window)), 4))
+            window = []
+        bar.update(len(part))
+    bar.close()
+    if window:
+        curve.append(round(float(np.mean(window)), 4))
+    return total, curve
+
+
 def param_groups(model, lr: float, head_lr: float) -> list[dict]:
     """AdamW groups of a :class:`~align.rerank.PairModel`: the trainable encoder parameters
     at ``lr``, the fresh head at ``head_lr``."""
@@ -197,7 +232,7 @@ def train_cross_encoder(encoder: CrossEncoder, data, valid, *, epochs: int, lr: 
     ``40 * lr``) is the head's learning rate. Returns ``(info, the validation logits [V] of
     the kept epoch)``; ``info["history"]`` has per epoch the mean loss, the validation AP and
     ``curve``, the mean loss of every :data:`CURVE_EVERY` steps."""
-    lefts, rights, y = data
+    y = data[2]
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     model = encoder.model
@@ -214,33 +249,9 @@ def train_cross_encoder(encoder: CrossEncoder, data, valid, *, epochs: int, lr: 
     weight = float((y <= 0.5).sum()) / max(float((y > 0.5).sum()), 1.0) if balance else 1.0
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight))
     best, history = (-1.0, 0, None, None), []
+    step = (optimiser, schedule, loss_fn, params)
     for epoch in range(1, epochs + 1):
-        model.train()
-        order = rng.permutation(len(y))
-        bar = make_bar(total=len(y), desc=f"rerank epoch {epoch}", unit="pair", enabled=progress)
-        total, curve, window = 0.0, [], []
-        for start in range(0, len(order), batch_size):
-            part = order[start : start + batch_size]
-            a = [lefts[i] for i in part]
-            b = [rights[i] for i in part]
-            if augment > 0:
-                a = [augment_text(t, rng) if rng.random() < augment else t for t in a]
-                b = [augment_text(t, rng) if rng.random() < augment else t for t in b]
-            loss = loss_fn(encoder.forward(encoder.encode(a, b)), torch.from_numpy(y[part]))
-            optimiser.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimiser.step()
-            schedule.step()
-            total += loss.item() * len(part)
-            window.append(loss.item())
-            if len(window) == CURVE_EVERY:
-                curve.append(round(float(np.mean(window)), 4))
-                window = []
-            bar.update(len(part))
-        bar.close()
-        if window:
-            curve.append(round(float(np.mean(window)), 4))
+        total, curve = _epoch(encoder, data, step, batch_size, augment, rng, epoch, progress)
         scores = encoder.logits(valid[0], valid[1])
         ap = average_precision(scores, valid[2])
         history.append({"epoch": epoch, "loss": total / len(y), "valid_ap": ap, "curve": curve})
