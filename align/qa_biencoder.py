@@ -289,6 +289,7 @@ def fit_biencoder(scorer: BiEncoderScorer, questions: list[Question], *, epochs:
     metrics = rank_metrics(check, probs, nils, threshold)
     metrics = {**{k: round(v, 4) for k, v in metrics.items()}, "threshold": round(threshold, 4),
                "epoch": best[1], "questions": len(questions),
+               "calibration": {"on": "hold-out scores of the kept model", "questions": len(check)},
                "cpu_seconds": round(_cpu() - cpu, 1)}  # fmt: skip
     scorer.config.threshold, scorer.config.epochs = threshold, best[1]
     scorer.config.metrics, scorer.config.trained = metrics, True

@@ -28,7 +28,7 @@ from align.qa_scorer import (
     lexical_overlap,
 )
 from align.qa_scorers import load_scorer, scorer_class
-from align.qa_train import graph_questions, read_semipqa
+from align.qa_train import attribute_split, calibrate, graph_questions, read_semipqa
 from kg.samples import write_sample_catalogue
 
 SEMIPQA = SHARED_DATA / "qa" / "semipqa"
@@ -98,6 +98,10 @@ def test_biencoder_on_semipqa_rows(tiny_encoder):
     metrics = fit_biencoder(scorer, questions, epochs=1, lr=1e-3, batch_size=8, seed=0)
     assert 0.0 <= metrics["p@1"] <= 1.0 and 0.0 <= scorer.config.threshold <= 1.0
     assert metrics["questions"] == len(questions)
+    # the threshold is the kept model's: calibrated on its own hold-out scores
+    valid, _ = attribute_split(questions, 0.2, 0)
+    assert scorer.config.threshold == pytest.approx(calibrate(valid, predict_biencoder(scorer, valid)[0]))
+    assert metrics["calibration"] == {"on": "hold-out scores of the kept model", "questions": len(valid)}
     probs, nils = predict_biencoder(scorer, questions)
     assert [len(p) for p in probs] == [len(q.candidates) for q in questions]
     assert all(abs(p.sum() + n - 1.0) < 1e-4 for p, n in zip(probs, nils, strict=True))
