@@ -100,8 +100,13 @@ def test_biencoder_on_semipqa_rows(tiny_encoder):
     assert metrics["questions"] == len(questions)
     # the threshold is the kept model's: calibrated on its own hold-out scores
     valid, _ = attribute_split(questions, 0.2, 0)
-    assert scorer.config.threshold == pytest.approx(calibrate(valid, predict_biencoder(scorer, valid)[0]))
-    assert metrics["calibration"] == {"on": "hold-out scores of the kept model", "questions": len(valid)}
+    assert scorer.config.threshold == pytest.approx(
+        calibrate(valid, predict_biencoder(scorer, valid)[0])
+    )
+    assert metrics["calibration"] == {
+        "on": "hold-out scores of the kept model",
+        "questions": len(valid),
+    }
     probs, nils = predict_biencoder(scorer, questions)
     assert [len(p) for p in probs] == [len(q.candidates) for q in questions]
     assert all(abs(p.sum() + n - 1.0) < 1e-4 for p, n in zip(probs, nils, strict=True))
@@ -146,6 +151,39 @@ def test_training_templates_differ_from_the_benchmark():
     }
     train = {t.replace("{c}", "").strip(" ?？.¿").lower() for ts in TEMPLATES.values() for t in ts}
     assert not test & train
+
+
+def test_asking_words_point_to_their_concept_and_are_not_the_benchmark_templates():
+    """A question word that asks for a concept by itself ("Wofür ...?", what for -> usage)
+    describes the predicate and yields training questions (with the German impersonal
+    "man", no gender), in templates that are not the benchmark's."""
+    from align.qa_lexicon import ASKING, ASKING_TEMPLATES
+
+    usage = Candidate("usage", "Casual", "", concept_words("usage"))
+    gender = Candidate("gender", "Men", "", concept_words("gender"))
+    question = "Wofür ist die Jacke gedacht?"
+    assert lexical_overlap(question, usage)[0] == 1.0 and lexical_overlap(question, gender) == [
+        0.0,
+        0.0,
+    ]
+    assert lexical_overlap("Für welchen Anlass ist sie?", gender)[0] == 0.0
+    texts = [q.text for q in generated_questions(lambda iri: [usage], [f"p{i}" for i in range(30)])]
+    asked = [t for t in texts if any(w in t for w in ASKING["usage"]["de"])]
+    assert asked and all(" man " in t or "gedacht" in t for t in asked)
+    test = {
+        t.replace("{p}", "").strip(" ?？.¿").lower()
+        for by_lang in _benchmark_templates().values()
+        for ts in by_lang.values()
+        for t in ts
+    }
+    train = {
+        t.format(w=w).strip(" ?？.¿").lower()
+        for words in ASKING.values()
+        for lang, ws in words.items()
+        for w in ws
+        for t in ASKING_TEMPLATES[lang]
+    }
+    assert train and not test & train
 
 
 def test_relation_ranges_describe_candidates(tmp_path):
