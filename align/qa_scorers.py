@@ -3,10 +3,16 @@
 - ``features``: :class:`align.qa_scorer.QAScorer`, a head over frozen multilingual E5
   embeddings (questions in en / de / es / zh), trained by :func:`align.qa_train.fit_scorer`;
 - ``bi-encoder``: :class:`align.qa_biencoder.BiEncoderScorer`, all-MiniLM-L6-v2 fine-tuned
-  (English), trained by :func:`align.qa_biencoder.fit_biencoder`.
+  (English), trained by :func:`align.qa_biencoder.fit_biencoder`;
+- ``cross-encoder``: :class:`align.qa_crossencoder.CrossEncoderScorer`, all-MiniLM-L6-v2
+  fine-tuned as a cross-encoder over (question, attribute) pairs (English), trained by
+  :func:`align.qa_crossencoder.fit_crossencoder`;
+- ``ensemble``: :class:`align.qa_ensemble.EnsembleScorer`, a bi-encoder and a cross-encoder
+  whose log-probabilities are pooled with weights fitted on their common hold-out
+  (:func:`align.qa_ensemble.fit_ensemble`).
 
-Both answer ``score`` / ``score_many`` / ``save`` / ``load`` alike;
-:func:`load_scorer` reads either from a folder (by the ``format`` of its config.json).
+All answer ``score`` / ``score_many`` / ``save`` / ``load`` alike;
+:func:`load_scorer` reads any of them from a folder (by the ``format`` of its config.json).
 """
 
 from __future__ import annotations
@@ -20,24 +26,36 @@ from fusion.artifacts import CONFIG_FILE
 from .base import LinkerError
 from .qa_biencoder import FORMAT as BI_FORMAT
 from .qa_biencoder import BiEncoderScorer, fit_biencoder
+from .qa_crossencoder import FORMAT as CROSS_FORMAT
+from .qa_crossencoder import CrossEncoderScorer, fit_crossencoder
+from .qa_ensemble import FORMAT as ENSEMBLE_FORMAT
+from .qa_ensemble import EnsembleScorer, fit_ensemble
 from .qa_scorer import FORMAT, QAScorer, Question
 from .qa_train import fit_scorer
 
 
 class ScorerKind(NamedTuple):
-    """A kind of scorer: its class, its training function, its default epochs and the
-    ``format`` tag of its config.json."""
+    """A kind of scorer: its class, its training function, its default epochs, the
+    ``format`` tag of its config.json and a line for ``kgf qa-train --help``."""
 
     cls: type
     fit: object
     epochs: int
     format: str
+    help: str = ""
 
 
 SCORERS: dict[str, ScorerKind] = {
-    "features": ScorerKind(QAScorer, fit_scorer, 30, FORMAT),
-    "bi-encoder": ScorerKind(BiEncoderScorer, fit_biencoder, 3, BI_FORMAT),
-}
+    "features": ScorerKind(QAScorer, fit_scorer, 30, FORMAT,
+                           "a head over frozen multilingual E5 embeddings (en / de / es / zh)"),
+    "bi-encoder": ScorerKind(BiEncoderScorer, fit_biencoder, 3, BI_FORMAT,
+                             "fine-tunes all-MiniLM-L6-v2 (English, minutes of CPU)"),
+    "cross-encoder": ScorerKind(CrossEncoderScorer, fit_crossencoder, 2, CROSS_FORMAT,
+                                "fine-tunes all-MiniLM-L6-v2 over (question, attribute) "
+                                "pairs (English, several times the bi-encoder's CPU)"),
+    "ensemble": ScorerKind(EnsembleScorer, fit_ensemble, 0, ENSEMBLE_FORMAT,
+                           "a bi-encoder and a cross-encoder, weights fitted on their hold-out"),
+}  # fmt: skip
 
 
 def scorer_kind(kind: str) -> ScorerKind:
@@ -59,7 +77,7 @@ def train_scorer(questions: list[Question], kind: str = "features", *, encoder: 
     kind's default. Returns ``(scorer, hold-out metrics)``."""
     spec = scorer_kind(kind)
     scorer = scorer or spec.cls.untrained(encoder)
-    metrics = spec.fit(scorer, questions, epochs=epochs or spec.epochs, **options)
+    metrics = spec.fit(scorer, questions, epochs=epochs or spec.epochs or None, **options)
     return scorer, metrics
 
 
