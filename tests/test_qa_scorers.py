@@ -76,6 +76,24 @@ def test_biencoder_learns_toy_questions_and_round_trips(tiny_encoder, tmp_path):
     assert empty.best is None and len(empty.probs) == 0
 
 
+def test_biencoder_with_the_name_view_learns_and_round_trips(tiny_encoder, tmp_path):
+    """``key_view``: the question is compared with the attribute's name alone too (its
+    weight learned); the view is saved with the scorer."""
+    scorer = BiEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32, key_view=True)
+    questions = _toy_questions()
+    before = predict_biencoder(scorer, questions[:12])[0]
+    fit_biencoder(scorer, questions * 3, epochs=3, lr=3e-3, batch_size=8, valid_fraction=0.0)
+    after = predict_biencoder(scorer, questions[:12])[0]
+    gold = lambda probs: np.mean([p[q.labels[0]] for p, q in zip(probs, questions, strict=False)])  # noqa: E731
+    assert gold(after) > gold(before) and scorer.module.key.item() != 0.5  # the weight learned
+    scorer.save(tmp_path / "qa-scorer")
+    again = load_scorer(tmp_path / "qa-scorer")
+    assert again.config.key_view and again.module.key.item() == scorer.module.key.item()
+    q = questions[5]
+    assert np.allclose(scorer.score(q.text, q.candidates).probs,
+                       again.score(q.text, q.candidates).probs, atol=1e-5)  # fmt: skip
+
+
 def test_biencoder_errors_name_the_folder(tmp_path):
     with pytest.raises(LinkerError, match="cannot load a sentence encoder"):
         BiEncoderScorer.from_base(f"hf:{tmp_path}")
