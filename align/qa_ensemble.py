@@ -53,6 +53,7 @@ class EnsembleConfig:
     members: list = field(default_factory=lambda: list(MEMBERS))  # kinds, in order
     weights: list = field(default_factory=list)  # one per member
     threshold: float = 0.3
+    max_question_chars: int = 500  # longer questions are cut before asking (align.qa)
     epochs: int = 0
     trained: bool = False
     metrics: dict = field(default_factory=dict)

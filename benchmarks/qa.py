@@ -2,11 +2,14 @@
 
 1. **semiPQA** (``../shared/data/qa/semipqa``, real Amazon shopper questions, each with its
    product's attributes): the question -> attribute scorers (the fine-tuned bi-encoder of
-   :mod:`align.qa_biencoder` and the feature scorer of :mod:`align.qa_scorer`) are
-   trained on ``dev.csv`` and tested on ``testseen.csv`` (or ``--test FILE``, same layout,
-   e.g. unseen attribute types): P@1 and MRR of the answering attribute over the answerable
-   questions, NIL accuracy over the unanswerable ones (threshold calibrated on a hold-out of
-   dev). In the same run: BM25 (question vs ``key value`` text, IDF over the test file's
+   :mod:`align.qa_biencoder`, the fine-tuned cross-encoder of :mod:`align.qa_crossencoder`,
+   their ensemble, :mod:`align.qa_ensemble`, and the feature scorer of
+   :mod:`align.qa_scorer`) are trained on ``dev.csv`` and tested on ``testseen.csv`` (or
+   ``--test FILE``, same layout, e.g. unseen attribute types): P@1 and MRR of the answering
+   attribute over the answerable questions, NIL accuracy over the unanswerable ones
+   (threshold calibrated on dev only: the fine-tuned scorers on their attribute-wise
+   hold-out, the feature scorer on out-of-fold scores of its refit recipe). The summary
+   line reports ``--ours`` (default the ensemble). In the same run: BM25 (question vs ``key value`` text, IDF over the test file's
    attributes) and zero-shot MiniLM (cosine of all-MiniLM-L6-v2 embeddings), P@1 and MRR.
 2. **Fashion QA** (``../shared/data/products/fashion``, a subset of ``--fashion-products``
    products with unique display names): the catalogue is built with ``examples/fashion.toml``

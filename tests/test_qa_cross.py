@@ -114,3 +114,21 @@ def test_ensemble_trains_members_calibrates_on_their_hold_out_and_round_trips(
     assert np.allclose(a.probs, b.probs, atol=1e-5) and a.best == b.best
     with pytest.raises(LinkerError, match="--scorer ensemble"):
         EnsembleScorer.load(tmp_path / "nothing")
+
+
+def test_session_trains_and_asks_with_the_ensemble(tiny_encoder, tmp_path):
+    """``kgf qa-train --scorer ensemble`` and ``kgf ask`` go through the same Session code."""
+    import kg
+    from kg.samples import write_sample_catalogue
+    from kgfusion.session import Session
+
+    cat = write_sample_catalogue(tmp_path / "cat", n_products=6)
+    ws = kg.load_rdf(cat.path).save(tmp_path / "ws", sparql_store=False)
+    session = Session(ws)
+    metrics = session.qa_train(graph_products=3, kind="ensemble", encoder=f"hf:{tiny_encoder}",
+                               epochs=1)  # fmt: skip
+    assert set(metrics["members"]) == {"bi-encoder", "cross-encoder"}
+    iri = session.graph.node_iris("Product")[0]
+    answer = session.ask("what color is it?", product=iri)
+    assert isinstance(session.answerer.scorer, EnsembleScorer)
+    assert answer.product == iri and answer.attributes
