@@ -147,16 +147,18 @@ def _fine_tuned(args, kind: str, dev, epochs: int, fit, **options):
     return scorer
 
 
-def _tested(name: str, scorer, test) -> dict:
-    """``rank_metrics`` of ``scorer`` on the test questions (its own NIL threshold)."""
+def _tested(name: str, scorer, test, rows=None) -> tuple[dict, list]:
+    """``rank_metrics`` of ``scorer`` on the test questions (its own NIL threshold) and its
+    probability rows ``[C_i + 1]`` (``rows``: already computed)."""
     from align.qa_train import rank_metrics
 
-    started, cpu = time.perf_counter(), cpu_seconds()
-    rows = scorer.probabilities([q.text for q in test], [q.candidates for q in test])
-    print(f"  {name} scored the test in {time.perf_counter() - started:.0f}s wall, "
-          f"{cpu_seconds() - cpu:.0f}s CPU", flush=True)  # fmt: skip
+    if rows is None:
+        started, cpu = time.perf_counter(), cpu_seconds()
+        rows = scorer.probabilities([q.text for q in test], [q.candidates for q in test])
+        print(f"  {name} scored the test in {time.perf_counter() - started:.0f}s wall, "
+              f"{cpu_seconds() - cpu:.0f}s CPU", flush=True)  # fmt: skip
     probs, nils = [r[:-1] for r in rows], [float(r[-1]) for r in rows]
-    return rank_metrics(test, probs, nils, scorer.config.threshold)
+    return rank_metrics(test, probs, nils, scorer.config.threshold), rows
 
 
 def fine_tuned_scorers(args, dev, test) -> dict:
@@ -166,20 +168,23 @@ def fine_tuned_scorers(args, dev, test) -> dict:
     attribute-wise hold-out of dev). Name -> (test metrics, dev hold-out metrics)."""
     from align.qa_biencoder import fit_biencoder
     from align.qa_crossencoder import fit_crossencoder
-    from align.qa_ensemble import EnsembleConfig, EnsembleScorer, fit_ensemble
+    from align.qa_ensemble import EnsembleConfig, EnsembleScorer, fit_ensemble, pooled
 
     bi = _fine_tuned(args, "bi-encoder", dev, args.bi_epochs, fit_biencoder, lr=args.bi_lr,
                      max_length=args.max_length, key_view=args.key_view)  # fmt: skip
-    out = {"bi-encoder": (_tested("bi-encoder", bi, test), bi.config.metrics)}
+    bi_test, bi_rows = _tested("bi-encoder", bi, test)
+    out = {"bi-encoder": (bi_test, bi.config.metrics)}
     if args.no_cross_encoder:
         return out
     cross = _fine_tuned(args, "cross-encoder", dev, args.cross_epochs, fit_crossencoder,
                         max_length=args.cross_max_length)  # fmt: skip
-    out["cross-encoder"] = (_tested("cross-encoder", cross, test), cross.config.metrics)
+    cross_test, cross_rows = _tested("cross-encoder", cross, test)
+    out["cross-encoder"] = (cross_test, cross.config.metrics)
     both = EnsembleScorer(EnsembleConfig(members=["bi-encoder", "cross-encoder"]), [bi, cross])
     hold = fit_ensemble(both, dev, seed=args.seed)
     print(f"  ensemble weights {hold['weights']}; hold-out {hold}", flush=True)
-    out["ensemble"] = (_tested("ensemble", both, test), hold)
+    rows = pooled(both.config.weights, [bi_rows, cross_rows])  # = both.probabilities(test)
+    out["ensemble"] = (_tested("ensemble", both, test, rows)[0], hold)
     return out
 
 
