@@ -224,9 +224,9 @@ def main(argv=None) -> None:
     parser.add_argument("--retrain", action="store_true",
                         help="fine-tune the bi-encoder even if --work holds one from an earlier run")  # fmt: skip
     parser.add_argument("--bi-lr", type=float, default=3e-5)
-    parser.add_argument("--key-view", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--key-view", action="store_true",
                         help="the bi-encoder also compares the question with the attribute's "
-                        "name alone")  # fmt: skip
+                        "name alone (dev hold-out MRR 0.910 vs 0.915 without, 2026-12-05)")  # fmt: skip
     parser.add_argument("--no-cross-encoder", action="store_true",
                         help="skip fine-tuning the cross-encoder (and so the ensemble)")  # fmt: skip
     parser.add_argument("--cross-epochs", type=int, default=3)
