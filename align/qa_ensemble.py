@@ -35,6 +35,7 @@ from fusion.artifacts import CONFIG_FILE
 from kg.workspace import atomic_directory
 
 from .base import LinkerError, read_config
+from .qa_kinds import BASE_SCORERS, kind_in, load_from
 from .qa_scorer import Candidate, Question, Scored
 from .qa_train import attribute_split, calibrate, rank_metrics
 
@@ -118,10 +119,8 @@ class EnsembleScorer:
     @classmethod
     def untrained(cls, encoder: str | None = None, kinds=MEMBERS) -> EnsembleScorer:
         """New members of ``kinds`` (``encoder``: the base model of each, default theirs)."""
-        from .qa_scorers import scorer_class
-
         return cls(EnsembleConfig(members=list(kinds)),
-                   [scorer_class(kind).untrained(encoder) for kind in kinds])  # fmt: skip
+                   [kind_in(kind, BASE_SCORERS).cls.untrained(encoder) for kind in kinds])  # fmt: skip
 
     def __repr__(self) -> str:
         state = "trained" if self.config.trained else "untrained"
@@ -171,15 +170,14 @@ class EnsembleScorer:
     @classmethod
     def load(cls, directory) -> EnsembleScorer:
         """An ensemble saved by :meth:`save` (``LinkerError`` naming the folder otherwise)."""
-        from .qa_scorers import load_scorer
-
         directory = Path(directory)
         if not (directory / CONFIG_FILE).is_file():
             raise LinkerError(f"{directory} holds no question scorer ensemble; train one with "
                               f"`kgf qa-train WS --scorer ensemble`")  # fmt: skip
         config = read_config(EnsembleConfig, directory / CONFIG_FILE, FORMAT, VERSION,
                              "QA scorer ensemble")  # fmt: skip
-        members = [load_scorer(directory / f"member-{i}") for i in range(len(config.members))]
+        members = [load_from(directory / f"member-{i}", BASE_SCORERS)
+                   for i in range(len(config.members))]  # fmt: skip
         return cls(config, members)
 
 
@@ -189,15 +187,13 @@ def fit_ensemble(scorer: EnsembleScorer, questions: list[Question], *, epochs: i
     the same hold-out for all), fit the weights on their hold-out scores and calibrate the
     NIL threshold on the combined hold-out probabilities (module docstring). Returns the
     combined hold-out metrics with the weights (also in ``scorer.config.metrics``)."""
-    from .qa_scorers import scorer_kind
-
     questions = [q for q in questions if q.candidates]
     if len(questions) < 2:
         raise LinkerError("training the question scorer needs at least 2 questions with candidates")
     members = {}
     for kind, member in zip(scorer.config.members, scorer.members, strict=True):
         if not member.config.trained:
-            spec = scorer_kind(kind)
+            spec = kind_in(kind, BASE_SCORERS)
             members[kind] = spec.fit(member, questions, epochs=epochs or spec.epochs,
                                      valid_fraction=valid_fraction, seed=seed,
                                      progress=progress)  # fmt: skip
