@@ -6,8 +6,10 @@
 - :func:`graph_questions`: questions generated from a workspace's own products (per
   product and attribute, in en / de / es / zh: :mod:`align.qa_lexicon`), for a catalogue
   without labelled questions;
-- :func:`fit_scorer`: listwise training with a hold-out that picks the epoch (by MRR) and
-  calibrates the NIL threshold (accuracy of the answer / NIL decisions);
+- :func:`fit_scorer`: listwise training with a hold-out that picks the epoch (by MRR), a
+  refit on all the questions, and the NIL threshold (accuracy of the answer / NIL
+  decisions) calibrated for the model kept: on out-of-fold scores of the refit recipe
+  (:func:`out_of_fold`), or on the hold-out without a refit;
 - :func:`rank_metrics`: P@1, MRR and NIL accuracy of scored questions.
 """
 
