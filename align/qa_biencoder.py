@@ -7,8 +7,12 @@ any local ``hf:`` folder of a BERT-like encoder): the question and each candidat
 unit length, as sentence-transformers does; Reimers & Gurevych, "Sentence-BERT", EMNLP
 2019), and for question ``q`` and candidates ``c_1..c_C`` [d]::
 
-    s_j   = a * cos(q, c_j) + w . lex_j           lex_j: lexical overlaps [2]
-    s_nil = a * b                                 a (scale), b, w: learned
+    s_j   = a * (cos(q, c_j) + u * cos(q, k_j)) + w . lex_j     lex_j: lexical overlaps [2]
+    s_nil = a * b                                 a (scale), b, w (and u): learned
+
+where ``k_j`` is the attribute's name alone, with ``key_view`` (a value such as ``4.1,
+9.8, 11.2`` can pull ``item dimensions: 4.1, 9.8, 11.2`` away from "what are the
+dimensions?"; without it, ``u = 0`` and only ``name: value`` is embedded)
     p     = softmax([s_1 .. s_C, s_nil])          [C + 1]
 
 trained listwise over each question's candidates plus the NIL slot (Cao et al., ICML
@@ -57,20 +61,23 @@ class BiEncoderConfig:
     value_chars: int = 80
     max_question_chars: int = 500
     threshold: float = 0.3
+    key_view: bool = False  # also compare the question with the attribute's name alone
     epochs: int = 0
     trained: bool = False
     metrics: dict = field(default_factory=dict)
 
 
 class BiEncoderModule(nn.Module):
-    """The encoder and the listwise head: ``scale`` a, ``nil`` b, ``lex`` w (above)."""
+    """The encoder and the listwise head: ``scale`` a, ``nil`` b, ``lex`` w, and with
+    ``key_view`` the name's weight ``key`` u (above)."""
 
-    def __init__(self, encoder: nn.Module):
+    def __init__(self, encoder: nn.Module, key_view: bool = False):
         super().__init__()
         self.encoder = encoder
         self.scale = nn.Parameter(torch.tensor(20.0))
         self.nil = nn.Parameter(torch.tensor(0.5))
         self.lex = nn.Parameter(torch.zeros(LEXICAL))
+        self.key = nn.Parameter(torch.tensor(0.5)) if key_view else None
 
     def embed(self, batch: dict) -> torch.Tensor:
         """Unit mean-pooled embeddings ``[N, d]`` of a tokenised batch."""
@@ -79,11 +86,14 @@ class BiEncoderModule(nn.Module):
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return nn.functional.normalize(pooled, dim=-1)
 
-    def forward(self, q, c, index, lex):
+    def forward(self, q, c, index, lex, keys=None, key_index=None):
         """``q [B, d]``, ``c [U, d]`` (the distinct candidate texts), ``index [B, C]`` (row
-        of ``c`` per candidate, -1: padding), ``lex [B, C, 2]`` -> logits ``[B, C + 1]``
-        (padding at -inf; the last column is NIL)."""
+        of ``c`` per candidate, -1: padding), ``lex [B, C, 2]``; with ``key_view``,
+        ``keys [K, d]`` (the distinct names) and ``key_index [B, C]`` -> logits
+        ``[B, C + 1]`` (padding at -inf; the last column is NIL)."""
         cos = torch.einsum("bd,bcd->bc", q, c[index.clamp(min=0)])
+        if self.key is not None:
+            cos = cos + self.key * torch.einsum("bd,bcd->bc", q, keys[key_index.clamp(min=0)])
         s = self.scale * cos + lex @ self.lex
         nil = (self.scale * self.nil).expand(len(q), 1)
         return _masked(torch.cat([s, nil], -1), index >= 0)
@@ -107,9 +117,11 @@ class BiEncoderScorer:
         return f"BiEncoderScorer({name}, {state}, threshold {self.config.threshold:.3f})"
 
     @classmethod
-    def from_base(cls, reference: str | None = None, max_length: int = 64) -> BiEncoderScorer:
+    def from_base(cls, reference: str | None = None, max_length: int = 64,
+                  key_view: bool = False) -> BiEncoderScorer:  # fmt: skip
         """Start from a local model folder (``hf:`` prefix optional; default the offline
-        all-MiniLM-L6-v2). Never runs remote code."""
+        all-MiniLM-L6-v2); ``key_view``: also compare the question with the attribute's
+        name alone. Never runs remote code."""
         from transformers import AutoModel, AutoTokenizer
 
         from fusion.encoders.hf import quiet_loading, resolve_folder
@@ -127,8 +139,8 @@ class BiEncoderScorer:
             raise LinkerError(
                 f"hf:{folder}: cannot load a sentence encoder from it ({err})"
             ) from err
-        config = BiEncoderConfig(base_model=str(folder), max_length=max_length)
-        return cls(config, BiEncoderModule(model.float()), tokenizer)
+        config = BiEncoderConfig(base_model=str(folder), max_length=max_length, key_view=key_view)
+        return cls(config, BiEncoderModule(model.float(), key_view), tokenizer)
 
     # -------------------------------------------------------------- texts
     def question_text(self, question: str) -> str:
@@ -159,7 +171,15 @@ class BiEncoderScorer:
         q = self.module.embed(self._tokens(texts))
         dim = q.shape[1]
         c = self.module.embed(self._tokens(distinct)) if distinct else torch.zeros(1, dim)
-        return self.module(q, c, index, lex)
+        if not self.config.key_view:
+            return self.module(q, c, index, lex)
+        names = list(dict.fromkeys(cand.key for cands in candidates for cand in cands))
+        at = {name: i for i, name in enumerate(names)}
+        key_index = torch.full_like(index, -1)
+        for i, cands in enumerate(candidates):
+            key_index[i, : len(cands)] = torch.tensor([at[x.key] for x in cands], dtype=torch.long)
+        keys = self.module.embed(self._tokens(names)) if names else torch.zeros(1, dim)
+        return self.module(q, c, index, lex, keys, key_index)
 
     def probabilities(self, questions: list[str], candidates: list[list[Candidate]],
                       batch_size: int = 32) -> list[np.ndarray]:  # fmt: skip
@@ -216,7 +236,7 @@ class BiEncoderScorer:
             raise LinkerError(f"{directory / CONFIG_FILE}: 'model' has no model_type")
         encoder = AutoModel.from_config(AutoConfig.for_model(model_type, **spec),
                                         trust_remote_code=False)  # fmt: skip
-        module = BiEncoderModule(encoder.float())
+        module = BiEncoderModule(encoder.float(), config.key_view)
         load_into(module, read_weights(directory / WEIGHTS_FILE), directory / WEIGHTS_FILE)
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True,
                                                   trust_remote_code=False)  # fmt: skip
@@ -266,6 +286,7 @@ def fit_biencoder(scorer: BiEncoderScorer, questions: list[Question], *, epochs:
     train = train or valid
     check = valid or train
     head = [scorer.module.scale, scorer.module.nil, scorer.module.lex]
+    head += [scorer.module.key] if scorer.module.key is not None else []
     optimiser = torch.optim.AdamW([
         {"params": scorer.module.encoder.parameters(), "lr": lr},
         {"params": head, "lr": 1e-2, "weight_decay": 0.0},
@@ -289,6 +310,7 @@ def fit_biencoder(scorer: BiEncoderScorer, questions: list[Question], *, epochs:
     metrics = rank_metrics(check, probs, nils, threshold)
     metrics = {**{k: round(v, 4) for k, v in metrics.items()}, "threshold": round(threshold, 4),
                "epoch": best[1], "questions": len(questions),
+               "calibration": {"on": "hold-out scores of the kept model", "questions": len(check)},
                "cpu_seconds": round(_cpu() - cpu, 1)}  # fmt: skip
     scorer.config.threshold, scorer.config.epochs = threshold, best[1]
     scorer.config.metrics, scorer.config.trained = metrics, True

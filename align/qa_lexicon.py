@@ -7,7 +7,9 @@ into training questions in English, German, Spanish and Chinese:
 - **concept questions**: the attribute's name is matched (by its words) to a concept of the
   small, generic e-commerce vocabulary :data:`CONCEPTS` (colour, season, occasion, gender,
   product type, size, material, brand, price, year, name, weight), whose words in each
-  language fill the templates of :data:`TEMPLATES` ("Kannst du mir die Farbe nennen?");
+  language fill the templates of :data:`TEMPLATES` ("Kannst du mir die Farbe nennen?"),
+  or a question word that asks for the concept by itself (:data:`ASKING`: "Wofür braucht
+  man das?");
   an attribute matching no concept is asked in English with its own words;
 - **value questions**: "is it {value} or {other value}?" in each language
   (:data:`CHOICE_TEMPLATES`), the values taken from the attribute's range in the catalogue
@@ -58,12 +60,30 @@ CONCEPTS: dict[str, dict[str, tuple[str, ...]]] = {
     "weight": {"en": ("weight",), "de": ("Gewicht",), "es": ("peso",), "zh": ("重量",)},
 }  # fmt: skip
 
+#: Question words that ask for a concept on their own, with no word for the concept
+#: ("Wofür ...?", what for: the occasion or use; "Wann ...?", when: the season), per
+#: language where such a word is unambiguous (the Spanish "para qué" also starts "para qué
+#: temporada", so it is not one). They describe the predicate too (:func:`concept_words`).
+ASKING: dict[str, dict[str, tuple[str, ...]]] = {
+    "usage": {"de": ("Wofür", "Wozu"), "zh": ("干什么", "做什么")},
+    "season": {"en": ("When",), "de": ("Wann",), "es": ("Cuándo",), "zh": ("什么时候",)},
+}  # fmt: skip
+
+#: Templates for those question words (``{w}``), in the impersonal forms shoppers use (the
+#: German "man", one, is no gender). Not the benchmark's.
+ASKING_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "en": ("{w} would one need it?", "{w} is it needed?"),
+    "de": ("{w} braucht man das?", "{w} ist das gedacht?", "{w} nimmt man es?"),
+    "es": ("¿{w} se necesita?", "¿{w} lo necesito?"),
+    "zh": ("这个{w}用？", "一般{w}用它？"),
+}  # fmt: skip
+
 #: Concept-word templates per language (``{c}`` the concept's word). Not the benchmark's.
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "en": ("{c}?", "I'd like to know the {c}.", "could you tell me its {c}?",
            "any info on the {c} of it?", "please give the {c}"),
     "de": ("{c}?", "Ich möchte die {c} wissen.", "Kannst du mir die {c} nennen?",
-           "Infos zur {c} bitte", "Sag mir etwas über {c}."),
+           "Infos zur {c} bitte", "Sag mir etwas über {c}.", "Was weiß man über die {c}?"),
     "es": ("¿{c}?", "Quiero saber: {c}.", "¿Qué me dices de {c}?", "Información sobre {c}, por favor",
            "Necesito conocer su {c}."),
     "zh": ("{c}？", "请告诉我它的{c}。", "我想知道{c}。", "它的{c}是？", "麻烦说一下{c}"),
@@ -106,7 +126,8 @@ def concept_words(key: str) -> str:
     concept = concept_of(key)
     if concept is None:
         return ""
-    words = [w for lang in LANGUAGES for w in CONCEPTS[concept][lang]]
+    asking = ASKING.get(concept, {})
+    words = [w for lang in LANGUAGES for w in CONCEPTS[concept][lang] + asking.get(lang, ())]
     return ", ".join(w for w in dict.fromkeys(words) if w.lower() != key.lower())
 
 
@@ -122,6 +143,15 @@ def _choice(rng: random.Random, cand: Candidate, lang: str) -> str | None:
     return rng.choice(CHOICE_TEMPLATES[lang]).format(a=a, b=b)
 
 
+def _concept_question(rng: random.Random, concept: str, lang: str) -> str:
+    """One question about ``concept`` in ``lang``: a concept-word template, or (one time in
+    three, where the concept has them) a question word of :data:`ASKING`."""
+    asking = ASKING.get(concept, {}).get(lang, ())
+    if asking and rng.random() < 1 / 3:
+        return rng.choice(ASKING_TEMPLATES[lang]).format(w=rng.choice(asking))
+    return rng.choice(TEMPLATES[lang]).format(c=rng.choice(CONCEPTS[concept][lang]))
+
+
 def attribute_questions(rng: random.Random, cand: Candidate,
                         languages=LANGUAGES) -> list[str]:  # fmt: skip
     """Generated questions about one attribute: one concept (or English name) question per
@@ -130,8 +160,7 @@ def attribute_questions(rng: random.Random, cand: Candidate,
     if concept is None:
         out = [rng.choice(ENGLISH_TEMPLATES).format(key=cand.key)]
     else:
-        out = [rng.choice(TEMPLATES[lang]).format(c=rng.choice(CONCEPTS[concept][lang]))
-               for lang in languages]  # fmt: skip
+        out = [_concept_question(rng, concept, lang) for lang in languages]
     choice = _choice(rng, cand, rng.choice(list(languages)))
     return out + ([choice] if choice else [])
 

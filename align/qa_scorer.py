@@ -19,7 +19,8 @@ target spread over the answering attributes; the NIL slot for unanswerable quest
 as in the listwise ranking of Cao et al., "Learning to Rank: From Pairwise Approach to
 Listwise Approach" (ICML 2007). The features depend on the text of the predicate, not on
 its identity, so attribute types unseen in training are scored too. The answer threshold
-is calibrated on a hold-out of the training questions: the best candidate's probability
+is calibrated for the saved model on questions it did not train on (out-of-fold scores of
+its training recipe, :func:`align.qa_train.fit_scorer`): the best candidate's probability
 below ``threshold`` means NIL.
 
 Saved as ``config.json`` (:class:`QAScorerConfig`) + ``model.safetensors``

@@ -6,8 +6,10 @@
 - :func:`graph_questions`: questions generated from a workspace's own products (per
   product and attribute, in en / de / es / zh: :mod:`align.qa_lexicon`), for a catalogue
   without labelled questions;
-- :func:`fit_scorer`: listwise training with a hold-out that picks the epoch (by MRR) and
-  calibrates the NIL threshold (accuracy of the answer / NIL decisions);
+- :func:`fit_scorer`: listwise training with a hold-out that picks the epoch (by MRR), a
+  refit on all the questions, and the NIL threshold (accuracy of the answer / NIL
+  decisions) calibrated for the model kept: on out-of-fold scores of the refit recipe
+  (:func:`out_of_fold`), or on the hold-out without a refit;
 - :func:`rank_metrics`: P@1, MRR and NIL accuracy of scored questions.
 """
 
@@ -24,7 +26,15 @@ import torch
 
 from .base import LinkerError
 from .qa_lexicon import ENGLISH_TEMPLATES, generated_questions
-from .qa_scorer import Candidate, QAScorer, Question, _masked, parse_semipqa, shuffled
+from .qa_scorer import (
+    Candidate,
+    QAScorer,
+    QAScorerModule,
+    Question,
+    _masked,
+    parse_semipqa,
+    shuffled,
+)
 
 SEMIPQA_COLUMNS = ("qid", "question", "candidate", "label")
 
@@ -146,15 +156,15 @@ def _collate(items: list[_Item]):
     return torch.stack([it.q for it in items]), k, v, lex, mask
 
 
-def _predict(scorer: QAScorer, items: list[_Item], batch_size: int = 256):
-    """Probabilities per question (over its candidates) and of NIL."""
+def _predict(module: QAScorerModule, items: list[_Item], batch_size: int = 256):
+    """Probabilities per question (over its candidates) and of NIL, by ``module``."""
     probs, nils = [], []
-    scorer.module.eval()
+    module.eval()
     for start in range(0, len(items), batch_size):
         batch = items[start : start + batch_size]
         q, k, v, lex, mask = _collate(batch)
         with torch.no_grad():
-            p = torch.softmax(_masked(scorer.module(q, k, v, lex), mask), -1).numpy()
+            p = torch.softmax(_masked(module(q, k, v, lex), mask), -1).numpy()
         for row, it in zip(p, batch, strict=True):
             probs.append(row[: len(it.question.candidates)])
             nils.append(float(row[-1]))
@@ -163,16 +173,16 @@ def _predict(scorer: QAScorer, items: list[_Item], batch_size: int = 256):
 
 def predict(scorer: QAScorer, questions: list[Question]):
     """``(probabilities per question [C_i], NIL probabilities)`` of labelled questions."""
-    return _predict(scorer, [_Item(scorer, q) for q in questions if q.candidates])
+    return _predict(scorer.module, [_Item(scorer, q) for q in questions if q.candidates])
 
 
-def _epoch(scorer: QAScorer, train: list[_Item], optimiser, batch_size: int) -> float:
-    scorer.module.train()
+def _epoch(module: QAScorerModule, train: list[_Item], optimiser, batch_size: int) -> float:
+    module.train()
     total = 0.0
     for start in range(0, len(train), batch_size):
         batch = train[start : start + batch_size]
         q, k, v, lex, mask = _collate(batch)
-        logits = _masked(scorer.module(q, k, v, lex), mask)
+        logits = _masked(module(q, k, v, lex), mask)
         y = _targets([it.question for it in batch], k.shape[1])
         logp = torch.log_softmax(logits, -1).masked_fill(y == 0, 0.0)
         loss = -(y * logp).sum(-1).mean()
@@ -202,16 +212,58 @@ def attribute_split(questions: list[Question], fraction: float, seed: int):
     return valid, train
 
 
+def attribute_folds(questions: list[Question], folds: int, seed: int) -> list[int]:
+    """The fold (``0 .. folds-1``) of each question, whole answering attributes at a time
+    (as :func:`attribute_split`: a question is in the fold of its first answering
+    attribute; NIL questions at random), so out-of-fold scores are those of attributes the
+    fold's model never trained on."""
+    keys = shuffled(sorted({q.candidates[i].key for q in questions for i in q.labels}), seed)
+    fold_of = {key: n % folds for n, key in enumerate(keys)}
+    rng = random.Random(seed)
+    out = []
+    for q in questions:
+        answer_keys = sorted(q.candidates[i].key for i in q.labels)
+        out.append(fold_of[answer_keys[0]] if answer_keys else rng.randrange(folds))
+    return out
+
+
+def out_of_fold(questions: list[Question], fit_predict, folds: int = 5, seed: int = 0):
+    """Out-of-fold scores of a training recipe: for each of ``folds`` attribute-wise folds
+    (:func:`attribute_folds`), ``fit_predict(train, held)`` trains on the other folds and
+    returns ``(probabilities per held question [C_i], NIL probabilities)``. Returns
+    ``(questions in fold order, their probabilities, NIL probabilities)``: the scores a
+    model trained the same way gives questions (and attributes) it has not seen, on which
+    the final model's NIL threshold is calibrated (:func:`calibrate`)."""
+    fold = attribute_folds(questions, folds, seed)
+    order, probs, nils = [], [], []
+    for f in range(folds):
+        held = [q for q, g in zip(questions, fold, strict=True) if g == f]
+        train = [q for q, g in zip(questions, fold, strict=True) if g != f]
+        if not held or not train:
+            continue
+        p, n = fit_predict(train, held)
+        order.extend(held)
+        probs.extend(p)
+        nils.extend(n)
+    return order, probs, nils
+
+
 def fit_scorer(scorer: QAScorer, questions: list[Question], *, epochs: int = 30,
                lr: float = 2e-3, batch_size: int = 32, valid_fraction: float = 0.2,
-               seed: int = 0, refit: bool = True, progress=None) -> dict:  # fmt: skip
-    """Train ``scorer`` in place on labelled questions; the epoch (best MRR) and the NIL
-    threshold are chosen on a hold-out of ``valid_fraction`` of them, whole attributes at a
-    time (:func:`attribute_split`). ``refit``: then train a fresh head on all the questions
-    for the chosen number of epochs (so no attribute of the catalogue stays untrained; the
-    threshold stays the hold-out's). Returns the hold-out metrics (``p@1``, ``mrr``,
-    ``nil_acc``, ``accuracy``, ``threshold``, ``epoch``), also kept in
-    ``scorer.config.metrics``."""
+               seed: int = 0, refit: bool = True, folds: int = 5, progress=None) -> dict:  # fmt: skip
+    """Train ``scorer`` in place on labelled questions; the epoch (best MRR) is chosen on a
+    hold-out of ``valid_fraction`` of them, whole attributes at a time
+    (:func:`attribute_split`). ``refit``: then train a fresh head on all the questions for
+    the chosen number of epochs (so no attribute of the catalogue stays untrained).
+
+    The NIL threshold is calibrated for the model that is kept: without a refit, on its
+    hold-out scores; with a refit, on the out-of-fold scores of the refit's own recipe
+    (``folds`` attribute-wise folds, each a fresh head trained for the chosen epochs on
+    the other folds: :func:`out_of_fold`), since the refit model has no held-out
+    questions left and is more confident than the hold-out model. Returns the hold-out
+    metrics (``p@1``, ``mrr``, ``nil_acc``, ``accuracy``, ``epoch``) with ``threshold`` and
+    ``calibration`` (what it was calibrated on, with NIL / overall accuracy there), also
+    kept in ``scorer.config.metrics``."""
     questions = [q for q in questions if q.candidates]
     if len(questions) < 2:
         raise LinkerError("training the question scorer needs at least 2 questions with candidates")
@@ -225,8 +277,8 @@ def fit_scorer(scorer: QAScorer, questions: list[Question], *, epochs: int = 30,
     optimiser = torch.optim.AdamW(scorer.module.parameters(), lr=lr, weight_decay=1e-2)
     best = (-1.0, 0, copy.deepcopy(scorer.module.state_dict()))
     for epoch in range(1, epochs + 1):
-        loss = _epoch(scorer, shuffled(train, seed + epoch), optimiser, batch_size)
-        probs, nils = _predict(scorer, check)
+        loss = _epoch(scorer.module, shuffled(train, seed + epoch), optimiser, batch_size)
+        probs, nils = _predict(scorer.module, check)
         mrr = rank_metrics([it.question for it in check], probs, nils, 0.0)["mrr"]
         if progress is not None:
             progress(epoch, loss, mrr)
@@ -234,30 +286,62 @@ def fit_scorer(scorer: QAScorer, questions: list[Question], *, epochs: int = 30,
             best = (mrr, epoch, copy.deepcopy(scorer.module.state_dict()))
     scorer.module.load_state_dict(best[2])
     scorer.module.eval()
-    probs, nils = _predict(scorer, check)
+    probs, nils = _predict(scorer.module, check)
     labelled = [it.question for it in check]
-    threshold = calibrate(labelled, probs)
-    scorer.config.threshold, scorer.config.epochs = threshold, best[1]
-    metrics = rank_metrics(labelled, probs, nils, threshold)
-    metrics = {**{k: round(v, 4) for k, v in metrics.items()}, "threshold": round(threshold, 4),
-               "epoch": best[1], "questions": len(questions), "refit": bool(refit and valid)}  # fmt: skip
+    metrics = rank_metrics(labelled, probs, nils, calibrate(labelled, probs))
+    metrics = {**{k: round(v, 4) for k, v in metrics.items()}, "epoch": best[1],
+               "questions": len(questions), "refit": bool(refit and valid)}  # fmt: skip
     if refit and valid:
-        _refit(scorer, train + valid, best[1], lr, batch_size, seed)
+        items = train + valid
+        scorer.module = _train_module(scorer.config, items, best[1], lr, batch_size, seed)
+        recipe = _fit_predict(scorer.config, items, best[1], lr, batch_size, seed)
+        labelled, probs, _ = out_of_fold(questions, recipe, folds, seed)
+        on = f"out-of-fold scores of the refit recipe ({folds} attribute-wise folds)"
+    else:
+        on = "hold-out scores of the kept model"
+    threshold = calibrate(labelled, probs)
+    calib = rank_metrics(labelled, probs, [0.0] * len(probs), threshold)
+    metrics["threshold"] = round(threshold, 4)
+    metrics["calibration"] = {"on": on, "questions": len(labelled),
+                              "nil_acc": round(calib["nil_acc"], 4),
+                              "accuracy": round(calib["accuracy"], 4)}  # fmt: skip
+    scorer.config.threshold, scorer.config.epochs = threshold, best[1]
     scorer.config.metrics, scorer.config.trained = metrics, True
     return metrics
 
 
-def _refit(scorer: QAScorer, items: list[_Item], epochs: int, lr: float, batch_size: int,
-           seed: int) -> None:  # fmt: skip
-    """A fresh head trained on ``items`` for ``epochs`` epochs (the one :func:`fit_scorer`
-    chose on the hold-out)."""
+def _train_module(config, items: list[_Item], epochs: int, lr: float, batch_size: int,
+                  seed: int) -> QAScorerModule:  # fmt: skip
+    """A fresh head (of ``config``'s shape) trained on ``items`` for ``epochs`` epochs (the
+    number :func:`fit_scorer` chose on the hold-out): the refit recipe."""
     torch.manual_seed(seed)
-    config = scorer.config
-    scorer.module = type(scorer.module)(config.dim, config.hidden, config.dropout)
-    optimiser = torch.optim.AdamW(scorer.module.parameters(), lr=lr, weight_decay=1e-2)
+    module = QAScorerModule(config.dim, config.hidden, config.dropout)
+    optimiser = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=1e-2)
     for epoch in range(1, max(epochs, 1) + 1):
-        _epoch(scorer, shuffled(items, seed + epoch), optimiser, batch_size)
-    scorer.module.eval()
+        _epoch(module, shuffled(items, seed + epoch), optimiser, batch_size)
+    module.eval()
+    return module
+
+
+def train_head(scorer: QAScorer, questions: list[Question], epochs: int, *, lr: float = 2e-3,
+               batch_size: int = 32, seed: int = 0) -> QAScorerModule:  # fmt: skip
+    """The refit recipe of :func:`fit_scorer` on its own: a fresh head for ``scorer``'s
+    embeddings trained on ``questions`` for ``epochs`` epochs (``scorer`` is unchanged)."""
+    items = [_Item(scorer, q) for q in questions if q.candidates]
+    return _train_module(scorer.config, items, epochs, lr, batch_size, seed)
+
+
+def _fit_predict(config, items: list[_Item], epochs: int, lr: float, batch_size: int,
+                 seed: int):  # fmt: skip
+    """The refit recipe as ``fit_predict(train, held)`` for :func:`out_of_fold` (questions
+    of ``items``)."""
+    item = {id(it.question): it for it in items}
+
+    def fit_predict(train, held):
+        module = _train_module(config, [item[id(q)] for q in train], epochs, lr, batch_size, seed)
+        return _predict(module, [item[id(q)] for q in held])
+
+    return fit_predict
 
 
 def train_questions(paths) -> list[Question]:
@@ -268,11 +352,14 @@ def train_questions(paths) -> list[Question]:
 __all__ = [
     "Candidate",
     "GRAPH_TEMPLATES",
+    "attribute_folds",
     "calibrate",
     "fit_scorer",
     "graph_questions",
+    "out_of_fold",
     "predict",
     "rank_metrics",
     "read_semipqa",
+    "train_head",
     "train_questions",
 ]

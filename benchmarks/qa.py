@@ -2,11 +2,14 @@
 
 1. **semiPQA** (``../shared/data/qa/semipqa``, real Amazon shopper questions, each with its
    product's attributes): the question -> attribute scorers (the fine-tuned bi-encoder of
-   :mod:`align.qa_biencoder` and the feature scorer of :mod:`align.qa_scorer`) are
-   trained on ``dev.csv`` and tested on ``testseen.csv`` (or ``--test FILE``, same layout,
-   e.g. unseen attribute types): P@1 and MRR of the answering attribute over the answerable
-   questions, NIL accuracy over the unanswerable ones (threshold calibrated on a hold-out of
-   dev). In the same run: BM25 (question vs ``key value`` text, IDF over the test file's
+   :mod:`align.qa_biencoder`, the fine-tuned cross-encoder of :mod:`align.qa_crossencoder`,
+   their ensemble, :mod:`align.qa_ensemble`, and the feature scorer of
+   :mod:`align.qa_scorer`) are trained on ``dev.csv`` and tested on ``testseen.csv`` (or
+   ``--test FILE``, same layout, e.g. unseen attribute types): P@1 and MRR of the answering
+   attribute over the answerable questions, NIL accuracy over the unanswerable ones
+   (threshold calibrated on dev only: the fine-tuned scorers on their attribute-wise
+   hold-out, the feature scorer on out-of-fold scores of its refit recipe). The summary
+   line reports ``--ours`` (default the ensemble). In the same run: BM25 (question vs ``key value`` text, IDF over the test file's
    attributes) and zero-shot MiniLM (cosine of all-MiniLM-L6-v2 embeddings), P@1 and MRR.
 2. **Fashion QA** (``../shared/data/products/fashion``, a subset of ``--fashion-products``
    products with unique display names): the catalogue is built with ``examples/fashion.toml``
@@ -120,52 +123,93 @@ def features_scorer(args, dev, test):
     return rank_metrics(test, probs, nils, scorer.config.threshold), scorer
 
 
-def biencoder_scorer(args, dev, test):
-    """The fine-tuned bi-encoder (all-MiniLM-L6-v2, :mod:`align.qa_biencoder`): metrics on
-    ``test``; the epoch and threshold chosen on an attribute-wise hold-out of dev."""
-    from align.qa_biencoder import BiEncoderScorer, fit_biencoder, predict_biencoder
+def _fine_tuned(args, kind: str, dev, epochs: int, fit, **options):
+    """The ``kind`` scorer fine-tuned on dev (saved in ``--work`` and reused by later runs
+    with the same data, epochs and seed; ``--retrain`` to fine-tune again)."""
+    from align.qa_scorers import scorer_class
+
+    cls = scorer_class(kind)
+    views = "-keys" if options.get("key_view") else ""
+    saved = args.work / f"semipqa-{kind}{views}-{args.train.stem}-{epochs}-{args.seed}"
+    if (saved / "config.json").is_file() and not args.retrain:
+        scorer = cls.load(saved)
+        print(f"  {kind} reused from {saved} (--retrain to fine-tune again); its hold-out "
+              f"{scorer.config.metrics}", flush=True)  # fmt: skip
+        return scorer
+    base = {"max_length": options.pop("max_length")}
+    base |= {"key_view": options.pop("key_view")} if "key_view" in options else {}
+    scorer = cls.from_base(**base)
+    started, cpu = time.perf_counter(), cpu_seconds()
+    hold = fit(scorer, dev, epochs=epochs, seed=args.seed, progress=_epoch_line, **options)
+    print(f"  {kind} fine-tuned in {time.perf_counter() - started:.0f}s wall, "
+          f"{cpu_seconds() - cpu:.0f}s CPU; hold-out {hold}", flush=True)  # fmt: skip
+    scorer.save(saved)
+    return scorer
+
+
+def _tested(name: str, scorer, test, rows=None) -> tuple[dict, list]:
+    """``rank_metrics`` of ``scorer`` on the test questions (its own NIL threshold) and its
+    probability rows ``[C_i + 1]`` (``rows``: already computed)."""
     from align.qa_train import rank_metrics
 
-    saved = args.work / f"semipqa-bi-encoder-{args.train.stem}-{args.bi_epochs}-{args.seed}"
-    if (saved / "config.json").is_file() and not args.retrain:  # fine-tuned by an earlier run
-        scorer = BiEncoderScorer.load(saved)
-        print(f"  bi-encoder reused from {saved} (--retrain to fine-tune again); its "
-              f"hold-out {scorer.config.metrics}", flush=True)  # fmt: skip
-    else:
-        scorer = BiEncoderScorer.from_base(max_length=args.max_length)
+    if rows is None:
         started, cpu = time.perf_counter(), cpu_seconds()
-        hold = fit_biencoder(scorer, dev, epochs=args.bi_epochs, lr=args.bi_lr, seed=args.seed,
-                             progress=_epoch_line)  # fmt: skip
-        print(f"  bi-encoder fine-tuned in {time.perf_counter() - started:.0f}s wall, "
-              f"{cpu_seconds() - cpu:.0f}s CPU; hold-out {hold}", flush=True)  # fmt: skip
-        scorer.save(saved)
-    started, cpu = time.perf_counter(), cpu_seconds()
-    probs, nils = predict_biencoder(scorer, test)
-    print(f"  bi-encoder scored the test in {time.perf_counter() - started:.0f}s wall, "
-          f"{cpu_seconds() - cpu:.0f}s CPU", flush=True)  # fmt: skip
-    return rank_metrics(test, probs, nils, scorer.config.threshold)
+        rows = scorer.probabilities([q.text for q in test], [q.candidates for q in test])
+        print(f"  {name} scored the test in {time.perf_counter() - started:.0f}s wall, "
+              f"{cpu_seconds() - cpu:.0f}s CPU", flush=True)  # fmt: skip
+    probs, nils = [r[:-1] for r in rows], [float(r[-1]) for r in rows]
+    return rank_metrics(test, probs, nils, scorer.config.threshold), rows
+
+
+def fine_tuned_scorers(args, dev, test) -> dict:
+    """The fine-tuned MiniLM scorers on ``test``: the bi-encoder (:mod:`align.qa_biencoder`),
+    the cross-encoder (:mod:`align.qa_crossencoder`) and their ensemble
+    (:mod:`align.qa_ensemble`: weights and NIL threshold fitted on the members' common
+    attribute-wise hold-out of dev). Name -> (test metrics, dev hold-out metrics)."""
+    from align.qa_biencoder import fit_biencoder
+    from align.qa_crossencoder import fit_crossencoder
+    from align.qa_ensemble import EnsembleConfig, EnsembleScorer, fit_ensemble, pooled
+
+    bi = _fine_tuned(args, "bi-encoder", dev, args.bi_epochs, fit_biencoder, lr=args.bi_lr,
+                     max_length=args.max_length, key_view=args.key_view)  # fmt: skip
+    bi_test, bi_rows = _tested("bi-encoder", bi, test)
+    out = {"bi-encoder": (bi_test, bi.config.metrics)}
+    if args.no_cross_encoder:
+        return out
+    cross = _fine_tuned(args, "cross-encoder", dev, args.cross_epochs, fit_crossencoder,
+                        max_length=args.cross_max_length)  # fmt: skip
+    cross_test, cross_rows = _tested("cross-encoder", cross, test)
+    out["cross-encoder"] = (cross_test, cross.config.metrics)
+    both = EnsembleScorer(EnsembleConfig(members=["bi-encoder", "cross-encoder"]), [bi, cross])
+    hold = fit_ensemble(both, dev, seed=args.seed)
+    print(f"  ensemble weights {hold['weights']}; hold-out {hold}", flush=True)
+    rows = pooled(both.config.weights, [bi_rows, cross_rows])  # = both.probabilities(test)
+    out["ensemble"] = (_tested("ensemble", both, test, rows)[0], hold)
+    return out
 
 
 def semipqa(args) -> tuple[dict, dict, dict, object]:
     """Train on dev, test on ``args.test``; returns (ours, BM25, zero-shot, the feature
-    scorer). Ours is the fine-tuned bi-encoder (the feature scorer with --no-bi-encoder)."""
+    scorer). Ours is ``--ours`` (default the ensemble of the fine-tuned bi-encoder and
+    cross-encoder; the feature scorer with --no-bi-encoder)."""
     from align.qa_train import rank_metrics, read_semipqa
 
     dev, test = read_semipqa(args.train), read_semipqa(args.test)
     print(f"semiPQA: train {args.train.name} ({len(dev)} questions), test {args.test.name} "
           f"({len(test)} questions, {sum(not q.labels for q in test)} NIL)", flush=True)  # fmt: skip
     features, scorer = features_scorer(args, dev, test)
-    bi = None if args.no_bi_encoder else biencoder_scorer(args, dev, test)
+    tuned = {} if args.no_bi_encoder else fine_tuned_scorers(args, dev, test)
     bm25 = rank_metrics(test, bm25_probs(test), [0.0] * len(test), float("-inf"))
     zero = rank_metrics(test, minilm_probs(test), [0.0] * len(test), float("-inf"))
-    rows = [("bi-encoder", bi), ("features scorer", features), ("BM25", bm25),
-            ("zero-shot MiniLM", zero)]  # fmt: skip
+    rows = [*((name, m) for name, (m, _) in tuned.items()), ("features scorer", features),
+            ("BM25", bm25), ("zero-shot MiniLM", zero)]  # fmt: skip
     for name, m in rows:
-        if m is None:
-            continue
-        nil = f", NIL accuracy {m['nil_acc']:.3f}" if name in ("bi-encoder", "features scorer") else ""
+        nil = "" if name in ("BM25", "zero-shot MiniLM") else f", NIL accuracy {m['nil_acc']:.3f}"
         print(f"  {name:18s} P@1 {m['p@1']:.3f}  MRR {m['mrr']:.3f}{nil}", flush=True)
-    return bi or features, bm25, zero, scorer
+    for name, (_, hold) in tuned.items():
+        print(f"  {name:18s} dev hold-out P@1 {hold.get('p@1')}  MRR {hold.get('mrr')}")
+    ours = tuned.get(args.ours, (None,))[0] or next(iter(tuned.values()), (features,))[0]
+    return ours, bm25, zero, scorer
 
 
 def main(argv=None) -> None:
@@ -180,6 +224,17 @@ def main(argv=None) -> None:
     parser.add_argument("--retrain", action="store_true",
                         help="fine-tune the bi-encoder even if --work holds one from an earlier run")  # fmt: skip
     parser.add_argument("--bi-lr", type=float, default=3e-5)
+    parser.add_argument("--key-view", action="store_true",
+                        help="the bi-encoder also compares the question with the attribute's "
+                        "name alone (dev hold-out MRR 0.910 vs 0.915 without, 2026-12-05)")  # fmt: skip
+    parser.add_argument("--no-cross-encoder", action="store_true",
+                        help="skip fine-tuning the cross-encoder (and so the ensemble)")  # fmt: skip
+    parser.add_argument("--cross-epochs", type=int, default=3)
+    parser.add_argument("--cross-max-length", type=int, default=96,
+                        help="cross-encoder tokens per (question, attribute) pair")  # fmt: skip
+    parser.add_argument("--ours", default="ensemble",
+                        choices=["ensemble", "cross-encoder", "bi-encoder"],
+                        help="the fine-tuned scorer reported in the summary line")  # fmt: skip
     parser.add_argument("--max-length", type=int, default=64,
                         help="bi-encoder tokens per text")  # fmt: skip
     parser.add_argument("--cache", type=Path, default=Path("/tmp/kgf-qa-bench/e5-cache.npz"),

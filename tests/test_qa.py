@@ -180,3 +180,51 @@ def test_workspace_without_scorer_names_the_command(tmp_path):
     ws = kg.load_rdf(cat.path).save(tmp_path / "ws", sparql_store=False)
     with pytest.raises(LinkerError, match=r"kgf qa-train"):
         Session(ws).ask("what color is it?")
+
+
+def _nil_toy_questions() -> list:
+    """40 questions over 8 attribute types of 4-attribute products (5 each), 6 NIL."""
+    from align.qa_scorer import Question
+
+    keys = ["colour", "season", "brand", "material", "size", "weight", "price", "warranty"]
+    asks = ["what {} is it?", "tell me the {}", "which {} does it have", "{} please",
+            "is the {} listed?"]  # fmt: skip
+    out = []
+    for n, key in enumerate(keys):
+        cands = [Candidate(k, f"v{n}") for k in [key] + keys[(n + 1) % 8 : (n + 1) % 8 + 3]]
+        out += [Question(a.format(key), cands, [0]) for a in asks]
+    nil = ["does it ship abroad?", "how long is delivery?", "can I return it?",
+           "is there a discount?", "who sells it?", "is it in stock?"]  # fmt: skip
+    return out + [Question(t, out[3 * i].candidates, []) for i, t in enumerate(nil)]
+
+
+def test_nil_threshold_is_calibrated_for_the_model_kept():
+    """The NIL threshold belongs to the model that is saved: without a refit, the kept
+    model's hold-out scores; with a refit on all questions, the out-of-fold scores of the
+    refit recipe itself (not the hold-out model's, which the refit replaces)."""
+    from align.qa_train import attribute_split, out_of_fold, predict, train_head
+
+    questions = _nil_toy_questions()
+    kept = QAScorer.untrained("minilm")
+    metrics = fit_scorer(kept, questions, epochs=3, seed=0, refit=False)
+    valid, _ = attribute_split(questions, 0.2, 0)
+    probs, _ = predict(kept, valid)
+    assert kept.config.threshold == pytest.approx(calibrate(valid, probs))
+    assert metrics["calibration"]["on"] == "hold-out scores of the kept model"
+
+    refit = QAScorer.untrained("minilm")
+    refit.cache = kept.cache  # same encoder: its embeddings
+    metrics = fit_scorer(refit, questions, epochs=3, seed=0, folds=3)
+    assert metrics["refit"] and "out-of-fold" in metrics["calibration"]["on"]
+
+    def recipe(train, held):
+        fold = QAScorer(refit.config, train_head(refit, train, refit.config.epochs, seed=0))
+        fold.cache = refit.cache
+        return predict(fold, held)
+
+    order, probs, _ = out_of_fold(questions, recipe, folds=3, seed=0)
+    assert len(order) == len(questions)
+    assert refit.config.threshold == pytest.approx(calibrate(order, probs))
+    assert metrics["threshold"] == pytest.approx(refit.config.threshold, abs=1e-4)
+    with_threshold = rank_metrics(order, probs, [0.0] * len(order), refit.config.threshold)
+    assert metrics["calibration"]["nil_acc"] == pytest.approx(with_threshold["nil_acc"], abs=1e-4)

@@ -28,7 +28,7 @@ from align.qa_scorer import (
     lexical_overlap,
 )
 from align.qa_scorers import load_scorer, scorer_class
-from align.qa_train import graph_questions, read_semipqa
+from align.qa_train import attribute_split, calibrate, graph_questions, read_semipqa
 from kg.samples import write_sample_catalogue
 
 SEMIPQA = SHARED_DATA / "qa" / "semipqa"
@@ -76,6 +76,24 @@ def test_biencoder_learns_toy_questions_and_round_trips(tiny_encoder, tmp_path):
     assert empty.best is None and len(empty.probs) == 0
 
 
+def test_biencoder_with_the_name_view_learns_and_round_trips(tiny_encoder, tmp_path):
+    """``key_view``: the question is compared with the attribute's name alone too (its
+    weight learned); the view is saved with the scorer."""
+    scorer = BiEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32, key_view=True)
+    questions = _toy_questions()
+    before = predict_biencoder(scorer, questions[:12])[0]
+    fit_biencoder(scorer, questions * 3, epochs=3, lr=3e-3, batch_size=8, valid_fraction=0.0)
+    after = predict_biencoder(scorer, questions[:12])[0]
+    gold = lambda probs: np.mean([p[q.labels[0]] for p, q in zip(probs, questions, strict=False)])  # noqa: E731
+    assert gold(after) > gold(before) and scorer.module.key.item() != 0.5  # the weight learned
+    scorer.save(tmp_path / "qa-scorer")
+    again = load_scorer(tmp_path / "qa-scorer")
+    assert again.config.key_view and again.module.key.item() == scorer.module.key.item()
+    q = questions[5]
+    assert np.allclose(scorer.score(q.text, q.candidates).probs,
+                       again.score(q.text, q.candidates).probs, atol=1e-5)  # fmt: skip
+
+
 def test_biencoder_errors_name_the_folder(tmp_path):
     with pytest.raises(LinkerError, match="cannot load a sentence encoder"):
         BiEncoderScorer.from_base(f"hf:{tmp_path}")
@@ -98,6 +116,15 @@ def test_biencoder_on_semipqa_rows(tiny_encoder):
     metrics = fit_biencoder(scorer, questions, epochs=1, lr=1e-3, batch_size=8, seed=0)
     assert 0.0 <= metrics["p@1"] <= 1.0 and 0.0 <= scorer.config.threshold <= 1.0
     assert metrics["questions"] == len(questions)
+    # the threshold is the kept model's: calibrated on its own hold-out scores
+    valid, _ = attribute_split(questions, 0.2, 0)
+    assert scorer.config.threshold == pytest.approx(
+        calibrate(valid, predict_biencoder(scorer, valid)[0])
+    )
+    assert metrics["calibration"] == {
+        "on": "hold-out scores of the kept model",
+        "questions": len(valid),
+    }
     probs, nils = predict_biencoder(scorer, questions)
     assert [len(p) for p in probs] == [len(q.candidates) for q in questions]
     assert all(abs(p.sum() + n - 1.0) < 1e-4 for p, n in zip(probs, nils, strict=True))
@@ -142,6 +169,39 @@ def test_training_templates_differ_from_the_benchmark():
     }
     train = {t.replace("{c}", "").strip(" ?？.¿").lower() for ts in TEMPLATES.values() for t in ts}
     assert not test & train
+
+
+def test_asking_words_point_to_their_concept_and_are_not_the_benchmark_templates():
+    """A question word that asks for a concept by itself ("Wofür ...?", what for -> usage)
+    describes the predicate and yields training questions (with the German impersonal
+    "man", no gender), in templates that are not the benchmark's."""
+    from align.qa_lexicon import ASKING, ASKING_TEMPLATES
+
+    usage = Candidate("usage", "Casual", "", concept_words("usage"))
+    gender = Candidate("gender", "Men", "", concept_words("gender"))
+    question = "Wofür ist die Jacke gedacht?"
+    assert lexical_overlap(question, usage)[0] == 1.0 and lexical_overlap(question, gender) == [
+        0.0,
+        0.0,
+    ]
+    assert lexical_overlap("Für welchen Anlass ist sie?", gender)[0] == 0.0
+    texts = [q.text for q in generated_questions(lambda iri: [usage], [f"p{i}" for i in range(30)])]
+    asked = [t for t in texts if any(w in t for w in ASKING["usage"]["de"])]
+    assert asked and all(" man " in t or "gedacht" in t for t in asked)
+    test = {
+        t.replace("{p}", "").strip(" ?？.¿").lower()
+        for by_lang in _benchmark_templates().values()
+        for ts in by_lang.values()
+        for t in ts
+    }
+    train = {
+        t.format(w=w).strip(" ?？.¿").lower()
+        for words in ASKING.values()
+        for lang, ws in words.items()
+        for w in ws
+        for t in ASKING_TEMPLATES[lang]
+    }
+    assert train and not test & train
 
 
 def test_relation_ranges_describe_candidates(tmp_path):

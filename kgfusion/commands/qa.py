@@ -17,8 +17,9 @@ def _qa_train_args(p: argparse.ArgumentParser) -> None:
         "Train the question -> attribute scorer of `kgf ask`: --scorer features (default) is\n"
         "a cross-feature scorer over multilingual E5 embeddings of the question and of each\n"
         "attribute's name (with its words in en/de/es/zh and its values in the catalogue) and\n"
-        "value; --scorer bi-encoder fine-tunes all-MiniLM-L6-v2 (English). Both are trained\n"
-        'listwise; the NIL threshold ("not in the catalogue") is calibrated on a hold-out.\n'
+        "value; --scorer bi-encoder / cross-encoder fine-tune all-MiniLM-L6-v2 (English). All\n"
+        'are trained listwise; the NIL threshold ("not in the catalogue") is calibrated for the\n'
+        "saved model on questions it did not train on (a hold-out, or out-of-fold scores).\n"
         "Training questions: labelled shopper questions in the semiPQA layout\n"
         "(--pairs, tab-separated qid, qa_pair_id, question, candidate, label) and questions\n"
         "generated from the workspace's own products (--graph-products). Saved as\n"
@@ -37,12 +38,15 @@ def _qa_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--graph-products", type=int, default=300,
                    help="products whose attributes give generated questions (0: none)")  # fmt: skip
     p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs (default: 30 features, 3 bi-encoder)")  # fmt: skip
+                   help="training epochs (default: 30 features, 3 bi-encoder, 2 cross-encoder; "
+                   "ensemble: each member's)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scorer", default="features", metavar="KIND",
                    help="features: a head over frozen multilingual E5 embeddings (en / de / es / "
                    "zh questions); bi-encoder: fine-tunes all-MiniLM-L6-v2 (English, better on "
-                   "shopper questions, minutes of CPU)")  # fmt: skip
+                   "shopper questions, minutes of CPU); cross-encoder: fine-tunes it over "
+                   "(question, attribute) pairs (English, several times the bi-encoder's CPU); "
+                   "ensemble: both, pooled with weights fitted on their hold-out")  # fmt: skip
 
 
 @command("qa-train", "train the question -> attribute scorer of `kgf ask`", _qa_train_args)

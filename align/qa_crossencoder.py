@@ -1,0 +1,280 @@
+"""A fine-tuned cross-encoder question -> attribute scorer (``kgf qa-train --scorer cross-encoder``).
+
+The bi-encoder of :mod:`align.qa_biencoder` embeds the question and each attribute apart;
+here they are read together, ``[CLS] question [SEP] name: value [SEP]``, by one encoder
+with a one-logit head (:class:`align.rerank.CrossEncoder`: a transformers
+sequence-classification model, the offline all-MiniLM-L6-v2 by default), so the words of
+the question attend to the attribute's name and value ("is this a flat shoe?" -> ``heel:
+mid-heel``). For question ``q`` and candidates ``c_1..c_C``::
+
+    s_j   = CE(q, c_j) + w . lex_j                lex_j: lexical overlaps [2]
+    s_nil = b                                     b, w: learned
+    p     = softmax([s_1 .. s_C, s_nil])          [C + 1]
+
+trained listwise over each question's candidates plus the NIL slot (as the other scorers;
+Cao et al., ICML 2007), each training question with at most ``max_candidates`` of its
+candidates (the answering ones and a seeded sample of the others). The epoch (best
+hold-out MRR) is chosen and the NIL threshold calibrated on a hold-out of whole
+attributes (:func:`align.qa_train.attribute_split`), with the kept model. It costs one
+encoder pass per (question, attribute) pair, where the bi-encoder embeds each text once:
+a few times the bi-encoder's CPU.
+
+Saved as ``config.json`` (:class:`CrossEncoderConfig`, with the transformers config) +
+``model.safetensors`` (:mod:`fusion.artifacts`) + the tokenizer's JSON files.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fusion.artifacts import CONFIG_FILE, WEIGHTS_FILE, load_into, read_weights, save_pretrained
+from kg.workspace import atomic_directory
+
+from .base import LinkerError, read_config
+from .qa_biencoder import _cpu
+from .qa_scorer import LEXICAL, Candidate, Question, Scored, _masked, lexical_overlap, shuffled
+from .qa_train import _targets, attribute_split, calibrate, rank_metrics
+
+FORMAT = "kgfusion-qa-crossencoder"
+VERSION = 1
+
+
+@dataclass
+class CrossEncoderConfig:
+    """What a saved cross-encoder scorer needs besides its weights (``config.json``)."""
+
+    format: str = FORMAT
+    version: int = VERSION
+    base_model: str = ""
+    model: dict = field(default_factory=dict)  # the transformers config (to_dict())
+    max_length: int = 96  # tokens per (question, attribute) pair
+    value_chars: int = 80
+    max_question_chars: int = 500
+    threshold: float = 0.3
+    epochs: int = 0
+    trained: bool = False
+    metrics: dict = field(default_factory=dict)
+
+
+class CrossEncoderModule(nn.Module):
+    """The sequence-classification model and the listwise head: ``nil`` b, ``lex`` w."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.nil = nn.Parameter(torch.tensor(0.0))
+        self.lex = nn.Parameter(torch.zeros(LEXICAL))
+
+    def forward(self, batch: dict, index, lex):
+        """``batch``: the tokenised pairs [P]; ``index [B, C]`` (row of the pair per
+        candidate, -1: padding); ``lex [B, C, 2]`` -> logits ``[B, C + 1]`` (padding at
+        -inf; the last column is NIL)."""
+        pair = self.model(**batch).logits.squeeze(-1) if len(index.view(-1)) else torch.zeros(1)
+        s = pair[index.clamp(min=0)] + lex @ self.lex
+        return _masked(torch.cat([s, self.nil.expand(len(index), 1)], -1), index >= 0)
+
+
+class CrossEncoderScorer:
+    """The fine-tuned cross-encoder scorer (module docstring); :func:`fit_crossencoder`
+    trains it. Same interface as :class:`align.qa_scorer.QAScorer`."""
+
+    def __init__(self, config: CrossEncoderConfig, module: CrossEncoderModule, tokenizer):
+        self.config, self.module, self.tokenizer = config, module, tokenizer
+        self.module.eval()
+
+    @classmethod
+    def untrained(cls, encoder: str | None = None) -> CrossEncoderScorer:
+        """:meth:`from_base` (``encoder``: a local model folder)."""
+        return cls.from_base(encoder)
+
+    def __repr__(self) -> str:
+        state = "trained" if self.config.trained else "untrained"
+        name = Path(self.config.base_model).name or "cross-encoder"
+        return f"CrossEncoderScorer({name}, {state}, threshold {self.config.threshold:.3f})"
+
+    @classmethod
+    def from_base(cls, reference: str | None = None, max_length: int = 96) -> CrossEncoderScorer:
+        """Start from a local model folder (``hf:`` prefix optional; default the offline
+        all-MiniLM-L6-v2; the one-logit head is new). Never runs remote code."""
+        from .rerank import CrossEncoder, default_base_model
+
+        base = CrossEncoder.from_base(reference or default_base_model(), max_length)
+        folder = str(base.model.config.name_or_path or reference or default_base_model())
+        config = CrossEncoderConfig(base_model=folder.removeprefix("hf:"), max_length=max_length)
+        return cls(config, CrossEncoderModule(base.model), base.tokenizer)
+
+    # -------------------------------------------------------------- texts
+    def question_text(self, question: str) -> str:
+        return " ".join(question.split())[: self.config.max_question_chars] or "?"
+
+    def candidate_text(self, candidate: Candidate) -> str:
+        """``name: value`` (value cut to ``value_chars``)."""
+        value = candidate.value[: self.config.value_chars]
+        return f"{candidate.key}: {value}" if value else candidate.key
+
+    # -------------------------------------------------------------- scoring
+    def logits(self, questions: list[str], candidates: list[list[Candidate]]) -> torch.Tensor:
+        """Logits ``[B, C + 1]`` (with gradients when the module is in training mode)."""
+        texts = [self.question_text(q) for q in questions]
+        width = max((len(cs) for cs in candidates), default=0)
+        index = torch.full((len(texts), width), -1, dtype=torch.long)
+        lex = torch.zeros(len(texts), width, LEXICAL)
+        lefts, rights = [], []
+        for i, (text, cands) in enumerate(zip(texts, candidates, strict=True)):
+            for j, cand in enumerate(cands):
+                index[i, j] = len(lefts)
+                lefts.append(text)
+                rights.append(self.candidate_text(cand))
+                lex[i, j] = torch.tensor(lexical_overlap(text, cand))
+        batch = {}
+        if lefts:
+            batch = dict(self.tokenizer(lefts, rights, truncation="longest_first", padding=True,
+                                        max_length=self.config.max_length, return_tensors="pt"))  # fmt: skip
+        return self.module(batch, index, lex)
+
+    def probabilities(self, questions: list[str], candidates: list[list[Candidate]],
+                      batch_size: int = 8) -> list[np.ndarray]:  # fmt: skip
+        """Softmax rows ``[C_i + 1]`` (the last entry NIL) per question, without gradients."""
+        self.module.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(questions), batch_size):
+                part = slice(start, start + batch_size)
+                probs = torch.softmax(self.logits(questions[part], candidates[part]), -1).numpy()
+                out.extend(np.append(row[: len(cs)], row[-1]).astype(np.float32)
+                           for row, cs in zip(probs, candidates[part], strict=True))  # fmt: skip
+        return out
+
+    def score(self, question: str, candidates: list[Candidate]) -> Scored:
+        return self.score_many([question], [candidates])[0]
+
+    def score_many(self, questions: list[str], candidates: list[list[Candidate]]) -> list[Scored]:
+        """As :meth:`align.qa_scorer.QAScorer.score_many`."""
+        out = []
+        for row, cands in zip(self.probabilities(questions, candidates), candidates, strict=True):
+            p, nil = row[: len(cands)], float(row[-1])
+            best = int(p.argmax()) if len(cands) else None
+            if best is not None and p[best] < self.config.threshold:
+                best = None
+            out.append(Scored(p, nil, best))
+        return out
+
+    # -------------------------------------------------------------- disk
+    def save(self, directory) -> Path:
+        """``config.json`` + ``model.safetensors`` + tokenizer files, replacing
+        ``directory`` as a whole (atomically)."""
+        directory = Path(directory)
+        self.config.model = self.module.model.config.to_dict()
+        with atomic_directory(directory, overwrite=True) as tmp:
+            self.tokenizer.save_pretrained(str(tmp))
+            save_pretrained(tmp, self.config, self.module, metadata={"format": FORMAT})
+        return directory
+
+    @classmethod
+    def load(cls, directory) -> CrossEncoderScorer:
+        """A scorer saved by :meth:`save` (``LinkerError`` naming the folder otherwise)."""
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+        directory = Path(directory)
+        if not (directory / CONFIG_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
+            raise LinkerError(f"{directory} holds no cross-encoder question scorer; train one "
+                              f"with `kgf qa-train WS --scorer cross-encoder`")  # fmt: skip
+        config = read_config(CrossEncoderConfig, directory / CONFIG_FILE, FORMAT, VERSION,
+                             "QA cross-encoder")  # fmt: skip
+        spec = dict(config.model)
+        model_type = spec.pop("model_type", None)
+        if not model_type:
+            raise LinkerError(f"{directory / CONFIG_FILE}: 'model' has no model_type")
+        model = AutoModelForSequenceClassification.from_config(
+            AutoConfig.for_model(model_type, **spec), trust_remote_code=False
+        )
+        module = CrossEncoderModule(model.float())
+        load_into(module, read_weights(directory / WEIGHTS_FILE), directory / WEIGHTS_FILE)
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True,
+                                                  trust_remote_code=False)  # fmt: skip
+        return cls(config, module, tokenizer)
+
+
+# ------------------------------------------------------------------ training
+def predict_crossencoder(scorer: CrossEncoderScorer, questions: list[Question]):
+    """``(probabilities per question [C_i], NIL probabilities)`` of labelled questions."""
+    rows = scorer.probabilities([q.text for q in questions], [q.candidates for q in questions])
+    return [r[:-1] for r in rows], [float(r[-1]) for r in rows]
+
+
+def sampled(question: Question, limit: int, rng: random.Random) -> Question:
+    """``question`` with at most ``limit`` candidates: all answering ones, then a random
+    sample of the others (in their original order)."""
+    if len(question.candidates) <= limit:
+        return question
+    others = [i for i in range(len(question.candidates)) if i not in question.labels]
+    keep = sorted(list(question.labels) + rng.sample(others, max(limit - len(question.labels), 0)))
+    row = {old: new for new, old in enumerate(keep)}
+    return Question(question.text, [question.candidates[i] for i in keep],
+                    [row[i] for i in question.labels])  # fmt: skip
+
+
+def _epoch(scorer, train: list[Question], optimiser, batch_size: int, limit: int, seed: int):
+    scorer.module.train()
+    rng, total = random.Random(seed), 0.0
+    for start in range(0, len(train), batch_size):
+        batch = [sampled(q, limit, rng) for q in train[start : start + batch_size]]
+        logits = scorer.logits([q.text for q in batch], [q.candidates for q in batch])
+        y = _targets(batch, logits.shape[1] - 1)
+        loss = -(y * torch.log_softmax(logits, -1).masked_fill(y == 0, 0.0)).sum(-1).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        total += loss.item() * len(batch)
+    return total / max(len(train), 1)
+
+
+def fit_crossencoder(scorer: CrossEncoderScorer, questions: list[Question], *, epochs: int = 2,
+                     lr: float = 4e-5, batch_size: int = 4, max_candidates: int = 12,
+                     valid_fraction: float = 0.2, seed: int = 0, progress=None) -> dict:  # fmt: skip
+    """Fine-tune ``scorer`` in place (module docstring): the epoch (best hold-out MRR) and
+    the NIL threshold are chosen on a hold-out of ``valid_fraction`` of the questions,
+    whole attributes at a time, with the kept model. Returns the hold-out metrics with the
+    CPU seconds spent (also in ``scorer.config.metrics``)."""
+    questions = [q for q in questions if q.candidates]
+    if len(questions) < 2:
+        raise LinkerError("training the question scorer needs at least 2 questions with candidates")
+    torch.manual_seed(seed)
+    cpu = _cpu()
+    valid, train = attribute_split(questions, valid_fraction, seed)
+    train = train or valid
+    check = valid or train
+    head = [scorer.module.nil, scorer.module.lex]
+    optimiser = torch.optim.AdamW([
+        {"params": scorer.module.model.parameters(), "lr": lr},
+        {"params": head, "lr": 1e-2, "weight_decay": 0.0},
+    ], weight_decay=1e-2)  # fmt: skip
+    best = (-1.0, 0, None)
+    for epoch in range(1, epochs + 1):
+        loss = _epoch(scorer, shuffled(train, seed + epoch), optimiser, batch_size,
+                      max_candidates, seed + epoch)  # fmt: skip
+        probs, nils = predict_crossencoder(scorer, check)
+        mrr = rank_metrics(check, probs, nils, 0.0)["mrr"]
+        if progress is not None:
+            progress(epoch, loss, mrr)
+        if mrr > best[0]:
+            best = (mrr, epoch, copy.deepcopy(scorer.module.state_dict()))
+    if best[2] is not None:
+        scorer.module.load_state_dict(best[2])
+    probs, nils = predict_crossencoder(scorer, check)
+    threshold = calibrate(check, probs)
+    metrics = rank_metrics(check, probs, nils, threshold)
+    metrics = {**{k: round(v, 4) for k, v in metrics.items()}, "threshold": round(threshold, 4),
+               "epoch": best[1], "questions": len(questions),
+               "calibration": {"on": "hold-out scores of the kept model", "questions": len(check)},
+               "cpu_seconds": round(_cpu() - cpu, 1)}  # fmt: skip
+    scorer.config.threshold, scorer.config.epochs = threshold, best[1]
+    scorer.config.metrics, scorer.config.trained = metrics, True
+    return metrics

@@ -1,0 +1,134 @@
+"""The cross-encoder question scorer (align.qa_crossencoder) and the learned ensemble of
+scorers (align.qa_ensemble), on tiny random BERTs: they learn toy questions, keep the NIL
+threshold of the model they keep, and round-trip through load_scorer."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from tiny_models import save_tiny_bert
+
+from align import LinkerError
+from align.qa_crossencoder import (
+    CrossEncoderScorer,
+    fit_crossencoder,
+    predict_crossencoder,
+    sampled,
+)
+from align.qa_ensemble import EnsembleScorer, fit_ensemble, fit_weights, pooled
+from align.qa_scorer import Candidate, Question
+from align.qa_scorers import load_scorer, scorer_class
+from align.qa_train import attribute_split, calibrate
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory):
+    """A random 2-layer BERT with the offline MiniLM's tokenizer, saved as a folder."""
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert-qa-cross"), "BertModel")
+
+
+def _toy_questions() -> list[Question]:
+    cands = [
+        Candidate("colour", "black"),
+        Candidate("season", "summer"),
+        Candidate("brand", "acme"),
+    ]
+    texts = {0: ["what colour is it", "which colour", "colour please", "is it black"],
+             1: ["which season", "season for it", "summer or winter", "what season"],
+             2: ["who makes it", "which brand", "brand name", "made by acme"]}  # fmt: skip
+    out = [Question(t, cands, [i]) for i, ts in texts.items() for t in ts]
+    return out + [Question("how much does shipping cost", cands, [])]
+
+
+def _gold(probs, questions) -> float:
+    return float(np.mean([p[q.labels].sum() for p, q in zip(probs, questions, strict=True)]))
+
+
+def test_cross_encoder_learns_toy_questions_and_round_trips(tiny_encoder, tmp_path):
+    scorer = CrossEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32)
+    questions = _toy_questions()
+    before = predict_crossencoder(scorer, questions[:12])[0]
+    metrics = fit_crossencoder(scorer, questions * 3, epochs=3, lr=3e-3, batch_size=4,
+                               valid_fraction=0.0, seed=0)  # fmt: skip
+    assert scorer.config.trained and metrics["epoch"] >= 1
+    assert set(metrics) >= {"p@1", "mrr", "threshold", "calibration", "cpu_seconds"}
+    assert _gold(predict_crossencoder(scorer, questions[:12])[0], questions[:12]) > _gold(
+        before, questions[:12]
+    )
+    scorer.save(tmp_path / "qa-scorer")
+    again = load_scorer(tmp_path / "qa-scorer")
+    assert isinstance(again, CrossEncoderScorer)
+    assert again.config.threshold == scorer.config.threshold
+    q = questions[0]
+    a, b = scorer.score(q.text, q.candidates), again.score(q.text, q.candidates)
+    assert np.allclose(a.probs, b.probs, atol=1e-5) and a.best == b.best
+    assert abs(a.probs.sum() + a.nil_prob - 1.0) < 1e-5
+    empty = again.score("", [])
+    assert empty.best is None and len(empty.probs) == 0
+    with pytest.raises(LinkerError, match="kgf qa-train WS --scorer cross-encoder"):
+        CrossEncoderScorer.load(tmp_path / "nothing")
+    assert scorer_class("cross-encoder") is CrossEncoderScorer
+
+
+def test_training_questions_keep_their_answers_among_sampled_candidates():
+    cands = [Candidate(f"k{i}", str(i)) for i in range(20)]
+    q = sampled(Question("which k7 and k15?", cands, [7, 15]), 5, random.Random(0))
+    assert len(q.candidates) == 5 and [q.candidates[i].key for i in q.labels] == ["k7", "k15"]
+    nil = sampled(Question("shipping?", cands, []), 5, random.Random(0))
+    assert len(nil.candidates) == 5 and nil.labels == []
+    short = Question("k1?", cands[:3], [1])
+    assert sampled(short, 5, random.Random(0)) is short
+
+
+def test_ensemble_weights_follow_the_better_member():
+    """Pooled log-probabilities: the member that ranks the answers right gets the weight."""
+    cands = [Candidate("a", ""), Candidate("b", ""), Candidate("c", "")]
+    questions = [Question(str(i), cands, [i % 3]) for i in range(12)]
+    right = [np.eye(4, dtype=np.float32)[i % 3] * 0.7 + 0.075 for i in range(12)]
+    noise = [np.random.default_rng(i).dirichlet(np.ones(4)).astype(np.float32) for i in range(12)]
+    weights = fit_weights(questions, [noise, right])
+    assert weights[1] > weights[0]
+    rows = pooled(weights, [noise, right])
+    assert all(abs(r.sum() - 1.0) < 1e-5 and r[:3].argmax() == i % 3 for i, r in enumerate(rows))
+
+
+def test_ensemble_trains_members_calibrates_on_their_hold_out_and_round_trips(
+    tiny_encoder, tmp_path
+):
+    questions = _toy_questions() * 2
+    scorer = EnsembleScorer.untrained(f"hf:{tiny_encoder}")
+    metrics = fit_ensemble(scorer, questions, epochs=1, valid_fraction=0.3, seed=0)
+    assert set(metrics["weights"]) == {"bi-encoder", "cross-encoder"}
+    assert all(m.config.trained for m in scorer.members) and scorer.config.trained
+    valid, _ = attribute_split(questions, 0.3, 0)
+    probs = [r[:-1] for r in scorer.probabilities([q.text for q in valid],
+                                                  [q.candidates for q in valid])]  # fmt: skip
+    assert scorer.config.threshold == pytest.approx(calibrate(valid, probs))
+    scorer.save(tmp_path / "qa-scorer")
+    again = load_scorer(tmp_path / "qa-scorer")
+    assert isinstance(again, EnsembleScorer) and again.config.weights == scorer.config.weights
+    q = questions[0]
+    a, b = scorer.score(q.text, q.candidates), again.score(q.text, q.candidates)
+    assert np.allclose(a.probs, b.probs, atol=1e-5) and a.best == b.best
+    with pytest.raises(LinkerError, match="--scorer ensemble"):
+        EnsembleScorer.load(tmp_path / "nothing")
+
+
+def test_session_trains_and_asks_with_the_ensemble(tiny_encoder, tmp_path):
+    """``kgf qa-train --scorer ensemble`` and ``kgf ask`` go through the same Session code."""
+    import kg
+    from kg.samples import write_sample_catalogue
+    from kgfusion.session import Session
+
+    cat = write_sample_catalogue(tmp_path / "cat", n_products=6)
+    ws = kg.load_rdf(cat.path).save(tmp_path / "ws", sparql_store=False)
+    session = Session(ws)
+    metrics = session.qa_train(graph_products=3, kind="ensemble", encoder=f"hf:{tiny_encoder}",
+                               epochs=1)  # fmt: skip
+    assert set(metrics["members"]) == {"bi-encoder", "cross-encoder"}
+    iri = session.graph.node_iris("Product")[0]
+    answer = session.ask("what color is it?", product=iri)
+    assert isinstance(session.answerer.scorer, EnsembleScorer)
+    assert answer.product == iri and answer.attributes
