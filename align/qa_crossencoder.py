@@ -103,12 +103,18 @@ class CrossEncoderScorer:
     def from_base(cls, reference: str | None = None, max_length: int = 96) -> CrossEncoderScorer:
         """Start from a local model folder (``hf:`` prefix optional; default the offline
         all-MiniLM-L6-v2; the one-logit head is new). Never runs remote code."""
-        from .rerank import CrossEncoder, default_base_model
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        base = CrossEncoder.from_base(reference or default_base_model(), max_length)
-        folder = str(base.model.config.name_or_path or reference or default_base_model())
-        config = CrossEncoderConfig(base_model=folder.removeprefix("hf:"), max_length=max_length)
-        return cls(config, CrossEncoderModule(base.model), base.tokenizer)
+        from .rerank import default_base_model
+
+        folder = (reference or default_base_model()).removeprefix("hf:")
+        model = AutoModelForSequenceClassification.from_pretrained(
+            folder, num_labels=1, local_files_only=True, trust_remote_code=False
+        )
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True,
+                                                  trust_remote_code=False)  # fmt: skip
+        config = CrossEncoderConfig(base_model=folder, max_length=max_length)
+        return cls(config, CrossEncoderModule(model.float()), tokenizer)
 
     # -------------------------------------------------------------- texts
     def question_text(self, question: str) -> str:
