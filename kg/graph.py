@@ -97,6 +97,32 @@ def _array(buffer, dtype) -> np.ndarray:
     return np.frombuffer(buffer, dtype=dtype).copy() if len(buffer) else np.zeros(0, dtype)
 
 
+def _mix(key: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """FNV-1a-style step: ``key`` (uint64 [n]) with ``part`` (int [n]) folded in."""
+    return (key ^ part.astype(np.uint64)) * np.uint64(1099511628211)
+
+
+def _unique_bounded(key: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(key, return_inverse=True)`` for int keys in ``[0, bound)``: by counting,
+    without a sort, where ``bound`` is not much above ``len(key)``."""
+    if bound > 4 * len(key) + 1024:
+        return np.unique(key, return_inverse=True)
+    present = np.flatnonzero(np.bincount(key, minlength=bound))
+    rank = np.zeros(bound, np.int64)
+    rank[present] = np.arange(len(present))
+    return present, rank[key]
+
+
+def _repeats(key: np.ndarray) -> np.ndarray:
+    """Mask (bool [n]) of the entries of ``key`` that occur more than once (one sort)."""
+    order = np.argsort(key)
+    same = key[order[1:]] == key[order[:-1]]
+    mask = np.zeros(len(key), bool)
+    mask[order[1:][same]] = True
+    mask[order[:-1][same]] = True
+    return mask
+
+
 class ProductGraph:
     """A typed, heterogeneous graph of catalogue entities (see the module docstring)."""
 
@@ -123,7 +149,7 @@ class ProductGraph:
         )
         self.lit_source = _array(raw.lit_source, np.int32)
         self.lit_value: list[str] = raw.lit_value
-        self.duplicates = self._drop_duplicates(raw)
+        self.duplicates = self._drop_duplicates()
         self.predicate_names = unique_local_names(self.predicates)
         self._assign_types()
         self._group_edges()
@@ -134,18 +160,14 @@ class ProductGraph:
         self._memory_store = None
 
     # ------------------------------------------------------------------ derivation
-    def _literal_hashes(self, raw: RawTriples) -> np.ndarray:
-        """``hash()`` of each literal value (int64 [L]); the reader's when it has them all."""
-        if len(raw.lit_hash) == len(self.lit_value):
-            return np.frombuffer(raw.lit_hash, np.int64)
-        return np.fromiter(map(hash, self.lit_value), np.int64, len(self.lit_value))
-
-    def _drop_duplicates(self, raw: RawTriples) -> int:
+    def _drop_duplicates(self) -> int:
         """RDF graphs are sets: keep the first of repeated triples (input order kept).
 
-        Rows are compared through one int64 key each (ids mixed with the value's hash for
-        literals); rows whose keys collide are then compared exactly, so this stays
-        vectorised for the common case of no or few duplicates.
+        Rows are compared through one uint64 key each, mixed from their ids; only rows whose
+        keys repeat are looked at again: literal rows get their value's ``hash()`` mixed in
+        (most catalogues have one value per node, predicate, datatype and language, so few
+        values are hashed), and the rows whose keys still repeat are compared exactly.
+        Vectorised for the common case of no or few duplicates.
         """
         literal_cols = ("lit_node", "lit_pred", "lit_dtype", "lit_lang")
         groups = [  # (columns compared, columns filtered, compare literal values too)
@@ -159,15 +181,16 @@ class ProductGraph:
             if len(parts[0]) < 2:
                 continue
             key = np.zeros(len(parts[0]), dtype=np.uint64)
-            hashes = [self._literal_hashes(raw)] if with_values else []
-            for part in parts + hashes:  # FNV-style mixing; exactness is checked below
-                key = (key ^ part.astype(np.uint64)) * np.uint64(1099511628211)
-            unique_keys, counts = np.unique(key, return_counts=True)
-            if len(unique_keys) == len(key):
-                continue
+            for part in parts:  # FNV-style mixing; exactness is checked below
+                key = _mix(key, part)
+            repeated = np.flatnonzero(_repeats(key))
+            if with_values and len(repeated):
+                values = [self.lit_value[i] for i in repeated.tolist()]
+                key[repeated] = _mix(key[repeated], np.fromiter(map(hash, values), np.int64))
+                repeated = np.flatnonzero(_repeats(key))
             seen: set = set()
             drop = []
-            for i in np.nonzero(np.isin(key, unique_keys[counts > 1]))[0].tolist():
+            for i in repeated.tolist():  # increasing: the first of equal rows is kept
                 row = tuple(int(p[i]) for p in parts) + (
                     (self.lit_value[i],) if with_values else ()
                 )
@@ -273,7 +296,8 @@ class ProductGraph:
         key = (self.node_type_id[self.lit_node].astype(np.int64) * n_preds + self.lit_pred) * len(
             KINDS
         ) + self.lit_kind
-        self._col_keys, self._col_inverse = np.unique(key, return_inverse=True)
+        bound = max(len(self.node_types), 1) * n_preds * len(KINDS)
+        self._col_keys, self._col_inverse = _unique_bounded(key, bound)
 
     # ------------------------------------------------------------------ sizes
     @property

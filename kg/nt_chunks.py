@@ -75,6 +75,27 @@ class Chunk:
     error: tuple | None = None
     fast: bool = True
 
+    def __getstate__(self) -> dict:
+        """Pickled (worker -> parent) with each list of strings that holds no newline as
+        one newline-joined string: one object to copy, not tens of thousands (a chunk's
+        transfer costs ~2x less on both sides)."""
+        state = dict(self.__dict__)
+        for name in _JOINED:
+            values = state[name]
+            joined = "\n".join(values)
+            if values and joined.count("\n") == len(values) - 1:
+                state[name] = (joined,)  # a tuple: joined; a list: as it was
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for name in _JOINED:
+            if isinstance(state[name], tuple):
+                state[name] = state[name][0].split("\n")
+        self.__dict__.update(state)
+
+
+_JOINED = ("nodes", "lit_value")
+
 
 def parse_chunk(
     data: bytes,

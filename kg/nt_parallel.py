@@ -236,6 +236,5 @@ def merge_chunk(sink: TripleSink, chunk: Chunk, source: int) -> None:
     _extend(raw.lit_lang, np.asarray(lang_of, np.int64)[chunk.lit_kind])
     _extend(raw.lit_source, np.full(len(chunk.lit_kind), source))
     raw.lit_value.extend(chunk.lit_value)
-    raw.lit_hash.extend(map(hash, chunk.lit_value))  # here, not in the graph's serial build
     raw.skipped += chunk.skipped
     sink.odd_languages.extend(chunk.odd_languages)

@@ -54,9 +54,6 @@ class RawTriples:
     lit_value: list[str] = field(default_factory=list)
     sources: list[dict] = field(default_factory=list)
     skipped: int = 0
-    #: ``hash()`` of each literal value, filled by the parallel reader while its workers
-    #: parse (for duplicate removal); used only when it covers every literal.
-    lit_hash: array = field(default_factory=lambda: array("q"))
 
 
 class TripleSink:

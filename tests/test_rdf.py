@@ -237,3 +237,30 @@ def test_lenient_accepts_bad_iris_and_still_serialises(tmp_path):
     graph = kg.load_rdf(bad, lenient=True)
     assert graph.num_edges == 1
     assert b"a%20b" in graph.to_ntriples()
+
+
+def test_repeated_triples_are_dropped_and_multi_valued_literals_kept(tmp_path):
+    """A set of triples: repeats of a literal (one of several values of the same node and
+    predicate), of an edge and of a type go, distinct values stay, first order kept; a graph
+    read from two files drops what the second repeats."""
+    first = tmp_path / "a.nt"
+    first.write_text(
+        '<http://ex.org/p> <http://schema.org/keywords> "red" .\n'
+        '<http://ex.org/p> <http://schema.org/keywords> "blue" .\n'
+        '<http://ex.org/p> <http://schema.org/keywords> "red" .\n'
+        '<http://ex.org/p> <http://schema.org/keywords> "red"@en .\n'
+        '<http://ex.org/p> <http://schema.org/brand> <http://ex.org/b> .\n'
+        '<http://ex.org/p> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <http://schema.org/Product> .\n'
+    )  # fmt: skip
+    second = tmp_path / "b.nt"
+    second.write_text(
+        '<http://ex.org/p> <http://schema.org/keywords> "blue" .\n'
+        '<http://ex.org/p> <http://schema.org/keywords> "green" .\n'
+        '<http://ex.org/p> <http://schema.org/brand> <http://ex.org/b> .\n'
+        '<http://ex.org/p> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <http://schema.org/Product> .\n'
+    )  # fmt: skip
+    graph = kg.load_rdf([first, second])
+    assert graph.duplicates == 4
+    assert graph.lit_value == ["red", "blue", "red", "green"]
+    assert graph.lit_lang.tolist().count(-1) == 3  # "red"@en is another literal
+    assert len(graph.src) == 1 and len(graph.type_node) == 1
