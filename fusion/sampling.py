@@ -28,14 +28,16 @@ for every edge type ``edge_index [2, e]`` in *local* ids (row ``k`` of ``n_id``)
 (per hop). The loader also slices every node attribute with ``N_t`` rows (``x``, ``y``, ...)
 by ``n_id`` and every edge attribute with ``E`` rows by ``e_id``.
 
-**How** (vectorised, on the edges' device): each edge type is stored once in CSC form (the
-edges sorted by destination: ``colptr [N_dst + 1]``, ``row [E]`` source ids, ``perm [E]``
-edge ids). Nodes of degree at most the fanout contribute their whole CSC ranges; for the
-others every candidate edge gets a random 31-bit key, one sort by ``(node, key)`` orders
-each node's candidates randomly, and the first ``k`` of each are kept (a uniform k-subset:
+**How** (vectorised, on the edges' device): all edge types share one CSC (edges sorted by
+edge type, then destination: ``colptr``, ``row`` source ids, ``perm`` edge ids), so a hop
+costs a fixed number of tensor operations however many edge types the graph has (RDF
+graphs have hundreds): the frontier's (node, edge type ending at its type) pairs are
+expanded at once; nodes of degree at most the fanout contribute their whole CSC ranges; for
+the others every candidate edge gets a random 31-bit key, one sort by ``(pair, key)`` orders
+each pair's candidates randomly, and the first ``k`` of each are kept (a uniform k-subset:
 ties between keys, probability below ``degree / 2**31``, keep CSC order). The cost of a hop
 is O(sampled edges + sum of the degrees of its nodes whose degree exceeds the fanout); new
-nodes are found through a ``[N_t]`` global-to-local table per node type, allocated once and
+nodes are found through one global-to-local table over all node types, allocated once and
 reset after each call (so a sampler is not thread-safe: one per worker). Random numbers come
 from the sampler's own ``torch.Generator`` on the edges' device, seeded by ``seed`` (or from
 torch's global generator when ``seed`` is None), so a seeded sampler repeats its batches.
@@ -99,14 +101,45 @@ class NeighborSampler:
         self.num_hops = len(next(iter(self.fanouts.values()), []))
         tensors = list(edge_index_dict.values())
         self.device = tensors[0].device if tensors else torch.device("cpu")
-        self.csc: dict[EdgeType, tuple[Tensor, Tensor, Tensor]] = {}
-        for et, ei in zip(self.edge_types, tensors, strict=True):
-            self.csc[et] = self._to_csc(et, ei.to(self.device))
+        self._index_graph([self._to_csc(et, ei.to(self.device)) for et, ei in
+                           zip(self.edge_types, tensors, strict=True)])  # fmt: skip
         self.generator = torch.Generator(device=self.device)
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
         self.generator.manual_seed(int(seed))
-        self._local: dict[str, Tensor] = {}  # node type -> [N_t] global -> local id, or -1
+        # global id -> id in the subgraph being sampled (within its type), or -1
+        self._local = torch.full((self._num_global,), -1, dtype=torch.long, device=self.device)
+
+    def _index_graph(self, cscs: list[tuple[Tensor, Tensor, Tensor]]) -> None:
+        """Every edge type in one CSC, so a hop is a few tensor operations whatever the
+        number of edge types: node type ``t`` holds global ids ``node_offset[t] ..``, and
+        edge type ``k``'s destination ``v`` is slot ``slot_offset[k] + v`` of ``colptr``
+        (``row``: source ids within their type, ``perm``: edge ids within the edge type)."""
+        device, long = self.device, torch.long
+        self.node_types = list(self.num_nodes)
+        type_id = {t: i for i, t in enumerate(self.node_types)}
+        sizes = [self.num_nodes[t] for t in self.node_types]
+        self._node_offset = torch.tensor([0, *sizes], device=device).cumsum(0)
+        self._num_global = int(sum(sizes))
+        self._src_type = torch.tensor([type_id[s] for s, _, _ in self.edge_types], dtype=long,
+                                      device=device)  # fmt: skip
+        dst_type = torch.tensor([type_id[d] for _, _, d in self.edge_types], dtype=long,
+                                device=device)  # fmt: skip
+        slots = torch.tensor([0] + [c.numel() - 1 for c, _, _ in cscs], device=device)
+        self._slot_offset = slots.cumsum(0)[:-1]
+        edges = torch.tensor([0] + [r.numel() for _, r, _ in cscs], device=device).cumsum(0)
+        shifted = [c[:-1] + e for (c, _, _), e in zip(cscs, edges.tolist()[:-1], strict=True)]
+        self._colptr = torch.cat([*shifted, edges[-1:]])
+        self._row = torch.cat([r for _, r, _ in cscs]) if cscs else edges[:0]
+        self._perm = torch.cat([p for _, _, p in cscs]) if cscs else edges[:0]
+        # the edge types that end at each node type: into[start[t] : start[t] + count[t]]
+        self._into = torch.sort(dst_type, stable=True).indices
+        self._into_count = torch.bincount(dst_type, minlength=len(sizes))
+        self._into_start = self._into_count.cumsum(0) - self._into_count
+        self._fanout = torch.tensor(
+            [[self.fanouts[et][h] for et in self.edge_types] for h in range(self.num_hops)],
+            dtype=long, device=device,
+        ).reshape(self.num_hops, len(self.edge_types))
 
     def _fanouts(self, num_neighbors) -> dict[EdgeType, list[int]]:
         if isinstance(num_neighbors, Mapping):
@@ -151,28 +184,18 @@ class NeighborSampler:
         colptr[1:] = torch.cumsum(torch.bincount(ei[1], minlength=n_dst), 0)
         return colptr, ei[0, perm], perm
 
-    def _table(self, node_type: str) -> Tensor:
-        table = self._local.get(node_type)
-        if table is None:
-            table = torch.full(
-                (self.num_nodes[node_type],), -1, dtype=torch.long, device=self.device
-            )
-            self._local[node_type] = table
-        return table
-
-    def _pick(self, et: EdgeType, nodes: Tensor, k: int) -> tuple[Tensor, Tensor]:
-        """Up to ``k`` incoming edges of each of ``nodes`` (global dst ids) under ``et``:
-        ``(segment [e], csc position [e])``, ``segment`` indexing ``nodes``."""
-        colptr, _, _ = self.csc[et]
-        start = colptr[nodes]
-        deg = colptr[nodes + 1] - start
-        if k < 0:
-            return _ranges(start, deg)
-        small = deg <= k
+    def _pick(self, slots: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
+        """Up to ``k[i]`` (-1: all) incoming edges of each slot ``slots[i]``, uniformly
+        without replacement: ``(segment [e], csc position [e])``, ``segment`` indexing
+        ``slots``."""
+        start = self._colptr[slots]
+        deg = self._colptr[slots + 1] - start
+        small = (k < 0) | (deg <= k)
         seg_s, pos_s = _ranges(start[small], deg[small])
+        whole = small.nonzero().flatten()[seg_s]
         big = (~small).nonzero().flatten()
         if big.numel() == 0:
-            return small.nonzero().flatten()[seg_s], pos_s
+            return whole, pos_s
         seg_b, pos_b = _ranges(start[big], deg[big])
         keys = torch.randint(
             0, 2**KEY_BITS, (seg_b.numel(),), generator=self.generator, device=self.device
@@ -181,9 +204,8 @@ class NeighborSampler:
         seg_b, pos_b = seg_b[order], pos_b[order]
         first = torch.cumsum(deg[big], 0) - deg[big]
         rank = torch.arange(seg_b.numel(), device=self.device) - first[seg_b]
-        keep = rank < k
-        seg = torch.cat([small.nonzero().flatten()[seg_s], big[seg_b[keep]]])
-        return seg, torch.cat([pos_s, pos_b[keep]])
+        keep = rank < k[big][seg_b]
+        return torch.cat([whole, big[seg_b[keep]]]), torch.cat([pos_s, pos_b[keep]])
 
     def sample(self, input_type: str, seeds: Tensor) -> HeteroData:
         """The sampled subgraph around ``seeds`` (``[B]`` distinct ids of ``input_type``)."""
@@ -212,47 +234,53 @@ class NeighborSampler:
         seeds = {t: s.to(self.device).long().flatten() for t, s in seeds.items()}
         for t, ids in seeds.items():
             self._check_seeds(t, ids)
-        empty = torch.empty(0, dtype=torch.long, device=self.device)
-        # per node type and hop (hop 0: the seeds), the nodes added; per edge type and hop
-        # (from 1), the sampled edges as (local src, local dst, edge id)
-        n_ids = {t: [seeds.get(t, empty)] for t in self.num_nodes}
-        counts = {t: int(n_ids[t][0].numel()) for t in self.num_nodes}
-        edges: dict[EdgeType, list[tuple[Tensor, Tensor, Tensor]]] = {
-            et: [] for et in self.edge_types
-        }
+        offset, local = self._node_offset, self._local
+        counts = torch.zeros(len(self.node_types), dtype=torch.long, device=self.device)
+        hop_nodes, hop_edges = [], []  # per hop: new global ids; (edge type, src, dst, e_id)
         try:
+            frontier = []
             for t, ids in seeds.items():
-                self._table(t)[ids] = torch.arange(ids.numel(), device=self.device)
+                i = self.node_types.index(t)
+                local[offset[i] + ids] = torch.arange(ids.numel(), device=self.device)
+                counts[i] = ids.numel()
+                frontier.append(offset[i] + ids)
+            frontier = torch.cat(frontier) if frontier else offset[:0]
+            hop_nodes.append(frontier)
             for hop in range(self.num_hops):
-                frontier = {t: parts[-1] for t, parts in n_ids.items()}
-                found: dict[str, list[Tensor]] = {}
-                picked = []
-                for et in self.edge_types:
-                    k, nodes = self.fanouts[et][hop], frontier[et[2]]
-                    if k == 0 or nodes.numel() == 0:
-                        picked.append((et, empty, empty, empty))
-                        continue
-                    seg, pos = self._pick(et, nodes, k)
-                    _, row, perm = self.csc[et]
-                    src = row[pos]
-                    picked.append((et, src, self._local[et[2]][nodes[seg]], perm[pos]))
-                    found.setdefault(et[0], []).append(src)
-                for t in self.num_nodes:
-                    new = empty
-                    if t in found:
-                        cand = torch.cat(found[t])
-                        table = self._table(t)
-                        new = torch.unique(cand[table[cand] < 0])
-                        table[new] = counts[t] + torch.arange(new.numel(), device=self.device)
-                        counts[t] += int(new.numel())
-                    n_ids[t].append(new)
-                for et, src, dst_local, e_id in picked:
-                    src_local = self._local[et[0]][src] if src.numel() else empty
-                    edges[et].append((src_local, dst_local, e_id))
+                new, edges = self._hop(frontier, hop, counts)
+                hop_nodes.append(new)
+                hop_edges.append(edges)
+                frontier = new
+            return self._output(seeds, hop_nodes, hop_edges)
         finally:
-            for t, table in self._local.items():
-                table[torch.cat(n_ids[t])] = -1
-        return self._output(seeds, n_ids, edges)
+            for ids in hop_nodes:
+                local[ids] = -1
+
+    def _hop(self, frontier: Tensor, hop: int, counts: Tensor) -> tuple[Tensor, tuple]:
+        """One hop from ``frontier`` (global ids): the new nodes (global ids, sorted; given
+        their subgraph ids, ``counts`` per type updated) and the sampled edges
+        ``(edge type [e], local src [e], local dst [e], e_id [e])``."""
+        offset, local = self._node_offset, self._local
+        node_type = torch.searchsorted(offset, frontier, right=True) - 1
+        # every (frontier node, edge type ending at its type) pair with a fanout
+        member, at = _ranges(self._into_start[node_type], self._into_count[node_type])
+        edge_type = self._into[at]
+        k = self._fanout[hop, edge_type]
+        wanted = k != 0
+        member, edge_type, k = member[wanted], edge_type[wanted], k[wanted]
+        dst = frontier[member]
+        slots = self._slot_offset[edge_type] + dst - offset[node_type[member]]
+        pair, pos = self._pick(slots, k)
+        edge_type, dst = edge_type[pair], dst[pair]
+        src_type = self._src_type[edge_type]
+        src = offset[src_type] + self._row[pos]
+        new = torch.unique(src[local[src] < 0])
+        new_type = torch.searchsorted(offset, new, right=True) - 1
+        added = torch.bincount(new_type, minlength=len(self.node_types))
+        rank = torch.arange(new.numel(), device=self.device) - (added.cumsum(0) - added)[new_type]
+        local[new] = counts[new_type] + rank
+        counts += added
+        return new, (edge_type, local[src], local[dst], self._perm[pos])
 
     def _check_seeds(self, node_type: str, seeds: Tensor) -> None:
         n = self.num_nodes[node_type]
@@ -266,25 +294,38 @@ class NeighborSampler:
             if torch.unique(seeds).numel() != seeds.numel():
                 raise ValueError(f"NeighborSampler: seeds of {node_type!r} repeat a node")
 
-    def _output(
-        self,
-        seeds: dict[str, Tensor],
-        n_ids: dict[str, list[Tensor]],
-        edges: dict[EdgeType, list[tuple[Tensor, Tensor, Tensor]]],
-    ) -> Subgraph:
-        empty = torch.empty(0, dtype=torch.long, device=self.device)
+    def _output(self, seeds: dict[str, Tensor], hop_nodes: list[Tensor],
+                hop_edges: list[tuple]) -> Subgraph:  # fmt: skip
+        """Split the hops' global results by node and edge type (views of one sort each)."""
+        offset = self._node_offset
+        types, n_types = len(self.node_types), len(self.edge_types)
         out = Subgraph({}, {}, {}, {}, {}, {t: int(ids.numel()) for t, ids in seeds.items()})
-        for t, parts in n_ids.items():
-            out.n_id[t] = torch.cat(parts)
-            out.num_sampled_nodes[t] = [int(p.numel()) for p in parts]
-        for et, parts in edges.items():
-            if parts:
-                src, dst, e_id = (torch.cat([p[i] for p in parts]) for i in range(3))
-            else:
-                src = dst = e_id = empty
-            out.edge_index[et] = torch.stack([src, dst])
-            out.e_id[et] = e_id
-            out.num_sampled_edges[et] = [int(p[2].numel()) for p in parts]
+        per_hop = []
+        for ids in hop_nodes:  # each hop's ids: grouped by type (seeds: in input order)
+            node_type = torch.searchsorted(offset, ids, right=True) - 1
+            order = torch.sort(node_type, stable=True).indices
+            sizes = torch.bincount(node_type, minlength=types).tolist()
+            per_hop.append(((ids - offset[node_type])[order].split(sizes), sizes))
+        for i, t in enumerate(self.node_types):
+            out.n_id[t] = torch.cat([parts[i] for parts, _ in per_hop])
+            out.num_sampled_nodes[t] = [sizes[i] for _, sizes in per_hop]
+        hops = len(hop_edges)
+        columns = [torch.cat(c) for c in zip(*hop_edges, strict=True)] if hops else [offset[:0]] * 4
+        edge_type, src, dst, e_id = columns
+        hop = torch.repeat_interleave(  # each edge's hop
+            torch.arange(hops, device=self.device),
+            torch.tensor([int(e[0].numel()) for e in hop_edges], dtype=torch.long,
+                         device=self.device),
+        )  # fmt: skip
+        key = edge_type * hops + hop  # edges by type, then by hop
+        order = torch.sort(key, stable=True).indices
+        per_type = torch.bincount(key, minlength=n_types * hops).reshape(n_types, hops)
+        sizes = per_type.sum(1).tolist()
+        pairs = torch.stack([src, dst])[:, order].split(sizes, dim=1)
+        ids = e_id[order].split(sizes)
+        for k, et in enumerate(self.edge_types):
+            out.edge_index[et], out.e_id[et] = pairs[k], ids[k]
+            out.num_sampled_edges[et] = per_type[k].tolist()
         return out
 
 

@@ -48,7 +48,13 @@ def test_sampled_edges_are_real_distinct_and_capped(device):
         assert torch.unique(n_id).numel() == n_id.numel(), t  # each node once
         assert sum(out[t].num_sampled_nodes) == n_id.numel() == out[t].num_nodes
         assert len(out[t].num_sampled_nodes) == len(fanouts) + 1
-    for et in EDGE_TYPES:
+    assert_sampled_edges_capped(data, out, dict.fromkeys(EDGE_TYPES, fanouts))
+
+
+def assert_sampled_edges_capped(data: HeteroData, out: HeteroData, fanouts: dict) -> None:
+    """Every sampled edge is a real edge, drawn once; per hop, each destination keeps
+    min(in-degree, fanout of the edge type at that hop) of its incoming edges."""
+    for et in data.edge_types:
         s, _, d = et
         ei, e_id = out[et].edge_index, out[et].e_id
         assert torch.unique(e_id).numel() == e_id.numel(), et  # without replacement
@@ -56,7 +62,6 @@ def test_sampled_edges_are_real_distinct_and_capped(device):
         assert torch.equal(out[s].n_id[ei[0]], data[et].edge_index[0, e_id])
         assert torch.equal(out[d].n_id[ei[1]], data[et].edge_index[1, e_id])
         assert sum(out[et].num_sampled_edges) == e_id.numel()
-        # per hop, each destination keeps min(in-degree, fanout) of its incoming edges
         start = 0
         for hop, count in enumerate(out[et].num_sampled_edges):
             dst = ei[1, start : start + count]
@@ -66,9 +71,34 @@ def test_sampled_edges_are_real_distinct_and_capped(device):
             )
             got = torch.bincount(dst.cpu(), minlength=out[d].num_nodes)
             assert not bool(got[~torch.isin(torch.arange(out[d].num_nodes), frontier)].any())
+            k = fanouts[et][hop]
             for local in frontier.tolist():
-                node = int(out[d].n_id[local])
-                assert got[local] == min(in_degree(data, et, node), fanouts[hop]), (et, hop)
+                degree = in_degree(data, et, int(out[d].n_id[local]))
+                assert got[local] == (degree if k < 0 else min(degree, k)), (et, hop)
+
+
+def test_graphs_with_many_edge_types_and_a_fanout_per_type():
+    """Forty edge types between three node types (as RDF graphs have), each with its own
+    fanouts, one never sampled (left out of the mapping), one taking all neighbours."""
+    gen = torch.Generator().manual_seed(3)
+    counts = {"a": 30, "b": 20, "c": 10}
+    data = HeteroData()
+    for t, n in counts.items():
+        data[t].num_nodes = n
+    types = list(counts)
+    fanouts = {}
+    for r in range(40):
+        s, d = types[r % 3], types[(r // 3) % 3]
+        pairs = torch.randperm(counts[s] * counts[d], generator=gen)[: 5 + 4 * r]
+        data[s, f"r{r}", d].edge_index = torch.stack([pairs // counts[d], pairs % counts[d]])
+        fanouts[s, f"r{r}", d] = [1 + r % 4, -1 if r == 7 else r % 3]
+    left_out = ("b", "r1", "a")
+    del fanouts[left_out]
+    seeds = {"a": torch.tensor([0, 5, 9]), "c": torch.tensor([2])}
+    out = NeighborSampler(data.edge_index_dict, counts, fanouts, seed=0).sample_dict(seeds)
+    assert out["a"].n_id[:3].tolist() == [0, 5, 9] and out["c"].n_id[:1].tolist() == [2]
+    assert out[left_out].e_id.numel() == 0 and out[left_out].num_sampled_edges == [0, 0]
+    assert_sampled_edges_capped(data, out, {**fanouts, left_out: [0, 0]})
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -123,6 +123,17 @@ def _bags(rows: Tensor, cols: Tensor, values: Tensor | None, shape: tuple[int, i
     return Bags(cols.to(index_dtype), offsets.to(index_dtype), values, shape[0])
 
 
+def _raise_out_of_range(edges, edge_types, counts, k: int) -> None:
+    """The ``IndexError`` naming edge type ``k`` and its id ranges."""
+    (s, _, d), ei = edge_types[k], edges[k]
+    lo, hi = ei.min(dim=1).values, ei.max(dim=1).values
+    raise IndexError(
+        f"edge type {edge_types[k]!r}: node ids out of range (source ids {int(lo[0])}.."
+        f"{int(hi[0])} for {counts[s]} {s!r} nodes, destination ids {int(lo[1])}.."
+        f"{int(hi[1])} for {counts[d]} {d!r} nodes)"
+    )
+
+
 def relational_graph(
     edges: Sequence[Tensor],
     edge_types: Sequence[tuple[str, str, str]],
@@ -145,25 +156,22 @@ def relational_graph(
             f"relation_ids has {len(relation_ids)} entries for {len(edge_types)} edge types"
         )
     num_relations = max(relation_ids, default=-1) + 1
-    srcs, dsts, rels = [], [], []
-    for r, et, ei in zip(relation_ids, edge_types, edges, strict=True):
-        if ei.numel() == 0:
-            continue
-        s, _, d = et
-        lo, hi = ei.min(dim=1).values, ei.max(dim=1).values
-        if int(lo.min()) < 0 or int(hi[0]) >= counts[s] or int(hi[1]) >= counts[d]:
-            raise IndexError(
-                f"edge type {et!r}: node ids out of range (source ids {int(lo[0])}.."
-                f"{int(hi[0])} for {counts[s]} {s!r} nodes, destination ids {int(lo[1])}.."
-                f"{int(hi[1])} for {counts[d]} {d!r} nodes)"
-            )
-        srcs.append(ei[0].long() + offsets[s])
-        dsts.append(ei[1].long() + offsets[d])
-        rels.append(torch.full((ei.shape[1],), r, dtype=torch.long, device=device))
+    kept = [k for k, ei in enumerate(edges) if ei.numel()]
     empty = torch.empty(0, dtype=torch.long, device=device)
-    src = torch.cat(srcs) if srcs else empty
-    dst = torch.cat(dsts) if dsts else empty
-    rel = torch.cat(rels) if rels else empty
+    if not kept:
+        src = dst = rel = empty
+    else:  # one pass over all edges: a graph may have hundreds of edge types
+        local = torch.cat([edges[k].long() for k in kept], dim=1)
+        # per edge type, then per edge: source and destination offsets and counts, relation
+        table = [(offsets[edge_types[k][0]], offsets[edge_types[k][2]], counts[edge_types[k][0]],
+                  counts[edge_types[k][2]], relation_ids[k]) for k in kept]  # fmt: skip
+        sizes_k = torch.tensor([edges[k].shape[1] for k in kept], device=device)
+        per_edge = torch.repeat_interleave(torch.tensor(table, device=device), sizes_k, dim=0)
+        bad = (local < 0).any(0) | (local[0] >= per_edge[:, 2]) | (local[1] >= per_edge[:, 3])
+        if bool(bad.any()):
+            first = torch.searchsorted(torch.cumsum(sizes_k, 0), bad.nonzero()[0, 0], right=True)
+            _raise_out_of_range(edges, edge_types, counts, kept[int(first)])
+        src, dst, rel = local[0] + per_edge[:, 0], local[1] + per_edge[:, 1], per_edge[:, 4]
 
     key = rel * num_nodes + dst
     slots, slot = torch.unique(key, sorted=True, return_inverse=True)
