@@ -148,6 +148,8 @@ def run_variant(ws, graph, feats, v: dict, seed: int, inductive: bool, args) -> 
                  "trainer.lr": args.lr, "trainer.patience": args.patience,
                  "trainer.eval_every": args.eval_every[inductive], "trainer.checkpoint_every": 10_000,
                  "data.modalities": v["modalities"], "data.features": v["modalities"] != []}  # fmt: skip
+    overrides.update({f"model.{k}": x for k, x in v.get("model", {}).items()})
+    overrides.update({f"task.{k}": x for k, x in v.get("task", {}).items()})
     started = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
