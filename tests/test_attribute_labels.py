@@ -92,3 +92,20 @@ def test_label_inputs_refuse_a_features_modality_of_that_name(tmp_path):
         AttributeCompletionTask(
             AttributeTaskConfig(relations=["usage"], label_inputs=True), graph, edges, feats
         )
+
+
+def test_benchmark_extra_variants_and_only(monkeypatch):
+    """``benchmarks/fashion.py --extra`` adds the label-input and 3-layer R-GCN variants
+    with their config keys; ``--only`` with an unknown name stops with a message."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import fashion
+
+    base = {v["name"] for v in fashion.variants(False)}
+    extra = {v["name"]: v for v in fashion.variants(False, extra=True)}
+    assert set(extra) - base == {"rgcn/attention/early+labels", "rgcn/attention/early/3 layers"}
+    assert extra["rgcn/attention/early+labels"]["task"] == {"label_inputs": True}
+    assert extra["rgcn/attention/early/3 layers"]["model"] == {"layers": 3}
+    with pytest.raises(SystemExit, match="no such variant"):
+        fashion.main(["--only", "rgcn/attention/erly"])
