@@ -129,10 +129,11 @@ EXTRA_GRAPH = (  # measured, not in the default grid: neither won on validation 
 )
 
 
-def variants(full: bool, extra: bool = False) -> list[dict]:
+def variants(full: bool, extra: bool = False, residual: bool = False) -> list[dict]:
     """Every trained variant: ``{"name", "group", "gnn", "fusion", "mode", "modalities"}``
     (and ``model`` / ``task`` config keys of its own); ``extra``: also :data:`EXTRA_GRAPH`
-    (R-GCN / attention / early with label inputs, with 3 layers)."""
+    (R-GCN / attention / early with label inputs, with 3 layers); ``residual``: each
+    variant also with residual connections (``model.residual``), named ``<name> +res``."""
     out = [dict(name=f"{m}-only", group="single", gnn="mlp", fusion="attention",
                 mode="early", modalities=[m]) for m in ("text", "image")]  # fmt: skip
     out += [dict(name=f"{f} (no graph)", group="non-graph", gnn="mlp", fusion=f, mode="early",
@@ -144,6 +145,9 @@ def variants(full: bool, extra: bool = False) -> list[dict]:
     if extra:
         out += [dict(group="graph", gnn="rgcn", fusion="attention", mode="early", modalities=None,
                      **v) for v in EXTRA_GRAPH]  # fmt: skip
+    if residual:
+        out += [{**v, "name": f"{v['name']} +res", "model": {**v.get("model", {}), "residual": True}}
+                for v in out]  # fmt: skip
     return out
 
 
@@ -325,7 +329,8 @@ def plan(args, edges, num) -> tuple[dict[str, dict], list[dict]]:
         res = every[setting] = {"majority": {"group": "majority", "runs": [
             majority(edges, num, s, inductive) for s in range(args.seeds)]}}  # fmt: skip
         order = {"graph": 0, "non-graph": 1, "single": 2}
-        for v in sorted(variants(args.full, args.extra), key=lambda v: order[v["group"]]):
+        every_variant = variants(args.full, args.extra, args.residual)
+        for v in sorted(every_variant, key=lambda v: order[v["group"]]):
             if v["group"] not in args.groups or (args.only and v["name"] not in args.only):
                 continue
             res[v["name"]] = {"group": v["group"], "variant": v, "runs": []}
@@ -416,8 +421,12 @@ def main(argv=None) -> None:
     p.add_argument("--extra", action="store_true",
                    help="also the graph variants that did not win on validation: R-GCN with "
                         "label inputs (task.label_inputs), with 3 layers")
+    p.add_argument("--residual", action="store_true",
+                   help="every variant also with residual connections (model.residual), "
+                        "named '<variant> +res'")
     p.add_argument("--only", nargs="+", metavar="VARIANT",
-                   help="train only these variants (e.g. 'rgcn/attention/early+labels'); "
+                   help="train only these variants (e.g. 'rgcn/attention/early+labels'; "
+                        "needs --extra / --residual for those); "
                         "combine with earlier runs through --from-json")
     p.add_argument("--no-kge", action="store_true")
     p.add_argument("--no-ablation", action="store_true")
@@ -431,7 +440,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.from_json:
         return report(merged(args.from_json))
-    unknown = sorted(set(args.only or ()) - {v["name"] for v in variants(True, True)})
+    unknown = sorted(set(args.only or ()) - {v["name"] for v in variants(True, True, True)})
     if unknown:
         sys.exit(f"--only {unknown[0]!r}: no such variant; see --full / --extra for the names")
     tag = hashlib.sha1(f"{args.folder.resolve()}:{args.limit}".encode()).hexdigest()[:10]
