@@ -96,7 +96,8 @@ def test_label_inputs_refuse_a_features_modality_of_that_name(tmp_path):
 
 def test_benchmark_extra_variants_and_only(monkeypatch):
     """``benchmarks/fashion.py --extra`` adds the label-input and 3-layer R-GCN variants
-    with their config keys; ``--only`` with an unknown name stops with a message."""
+    with their config keys, ``--residual`` a ``+res`` copy of each; ``--only`` with an
+    unknown name stops with a message."""
     from pathlib import Path
 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -107,5 +108,8 @@ def test_benchmark_extra_variants_and_only(monkeypatch):
     assert set(extra) - base == {"rgcn/attention/early+labels", "rgcn/attention/early/3 layers"}
     assert extra["rgcn/attention/early+labels"]["task"] == {"label_inputs": True}
     assert extra["rgcn/attention/early/3 layers"]["model"] == {"layers": 3}
+    res = {v["name"]: v for v in fashion.variants(False, residual=True)}
+    assert set(res) == base | {f"{n} +res" for n in base}
+    assert res["text-only +res"]["model"] == {"residual": True} and "model" not in res["text-only"]
     with pytest.raises(SystemExit, match="no such variant"):
         fashion.main(["--only", "rgcn/attention/erly"])
