@@ -131,7 +131,7 @@ EXTRA_GRAPH = (  # measured, not in the default grid: neither won on validation 
 
 def variants(full: bool, extra: bool = False, residual: bool = False) -> list[dict]:
     """Every trained variant: ``{"name", "group", "gnn", "fusion", "mode", "modalities"}``
-    (and ``model`` / ``task`` config keys of its own); ``extra``: also :data:`EXTRA_GRAPH`
+    (and ``model`` / ``task`` / ``trainer`` config keys of its own); ``extra``: also :data:`EXTRA_GRAPH`
     (R-GCN / attention / early with label inputs, with 3 layers); ``residual``: each
     variant also with residual connections (``model.residual``), named ``<name> +res``."""
     out = [dict(name=f"{m}-only", group="single", gnn="mlp", fusion="attention",
@@ -168,6 +168,7 @@ def run_variant(ws, graph, feats, v: dict, seed: int, inductive: bool, args) -> 
                  "data.modalities": v["modalities"], "data.features": v["modalities"] != []}  # fmt: skip
     overrides.update({f"model.{k}": x for k, x in v.get("model", {}).items()})
     overrides.update({f"task.{k}": x for k, x in v.get("task", {}).items()})
+    overrides.update({f"trainer.{k}": x for k, x in v.get("trainer", {}).items()})
     started = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
