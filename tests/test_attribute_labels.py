@@ -113,3 +113,38 @@ def test_benchmark_extra_variants_and_only(monkeypatch):
     assert res["text-only +res"]["model"] == {"residual": True} and "model" not in res["text-only"]
     with pytest.raises(SystemExit, match="no such variant"):
         fashion.main(["--only", "rgcn/attention/erly"])
+
+
+def colour_graph(tmp_path, n=160, seed=0):
+    """Products whose usage follows their colour (red: A, blue: B); every node has the same
+    text: only the product's own colour edge tells its usage."""
+    import random
+
+    rng = random.Random(seed)
+    lines = ["@prefix ex: <http://ex.org/> .",
+             'ex:A a ex:Usage ; ex:name "u" .', 'ex:B a ex:Usage ; ex:name "u" .',
+             'ex:red a ex:Colour ; ex:name "c" .', 'ex:blue a ex:Colour ; ex:name "c" .']  # fmt: skip
+    for i in range(n):
+        colour = rng.choice(("red", "blue"))
+        usage = "A" if colour == "red" else "B"
+        lines.append(f'ex:p{i} a ex:Product ; ex:name "p" ; ex:colour ex:{colour} ; ex:usage ex:{usage} .')
+    path = tmp_path / "colour.ttl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return kg.load_rdf(path)
+
+
+def test_label_head_reads_the_products_other_values_without_propagation(tmp_path):
+    """``task.label_head``: a linear term of the product's known values in the scores; with
+    no message passing (``gnn = "mlp"``) it alone tells the usage from the colour."""
+    graph = colour_graph(tmp_path)
+    feats = constant_features(graph)
+    acc = {}
+    for head in (False, True):
+        result = train(
+            tmp_path / "ws", task="attribute", relations=["usage", "colour"], gnn="mlp",
+            graph=graph, features=feats, run_name=f"head-{head}", progress=False,
+            overrides={"task.label_head": head, "trainer.epochs": 60, "model.hidden": 16,
+                       "model.out_dim": 16, "trainer.patience": 0},
+        )  # fmt: skip
+        acc[head] = result.metrics["test/acc.usage"]
+    assert acc[False] < 0.7 and acc[True] > 0.85

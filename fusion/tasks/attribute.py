@@ -68,7 +68,9 @@ class AttributeTaskConfig:
     the products (``inductive = true``); ``split_seed`` fixes the cut; ``decoder``: a
     :data:`~fusion.tasks.decoders.DECODERS` name; ``scorer``: ``"linear"``, ``"decoder"``
     or ``"both"`` (module docstring); ``value_bias``: a learned prior per value;
-    ``label_inputs``: the known values as an input modality (module docstring)."""
+    ``label_inputs``: the known values as an input modality (module docstring);
+    ``label_head``: plus a linear term of them in every relation's scores (a wide path next
+    to the GNN: ``s(p, v) += u_{r,v} . labels_p``)."""
 
     relations: list[str] = field(default_factory=list)
     test_fraction: float = 0.2
@@ -81,6 +83,7 @@ class AttributeTaskConfig:
     label_smoothing: float = 0.0
     supervision_fraction: float = 0.3
     label_inputs: bool = False
+    label_head: bool = False
 
     def __post_init__(self):
         if isinstance(self.relations, str):
@@ -211,7 +214,7 @@ class AttributeCompletionTask(Task):
         """The ``labels`` modality of this pass: ``x[p, offset_r + v] = 1`` for each of the
         relations' edges ``p -> v`` in ``edge_index_dict`` (the pass's message-passing
         edges: targets and held-out edges are absent); ``mask[p]``: p has a known value."""
-        if not self.config.label_inputs:
+        if not (self.config.label_inputs or self.config.label_head):
             return {}
         out = {}
         for s, blocks in self._label_layout().items():
@@ -222,7 +225,8 @@ class AttributeCompletionTask(Task):
                 if ei is not None and ei.numel():
                     x[ei[0].long(), offset + ei[1].long()] = 1.0
             out[s] = {LABEL_MODALITY: (x, x.any(dim=1))}
-        return out
+        self._pass_labels = {s: mods[LABEL_MODALITY][0] for s, mods in out.items()}
+        return out if self.config.label_inputs else {}
 
     def build(self, model_config: FusionGNNConfig) -> None:
         num = model_config.num_nodes
@@ -237,6 +241,11 @@ class AttributeCompletionTask(Task):
         if self.config.scorer != "decoder":
             self.value_heads.extend(nn.Linear(model_config.out_dim, num[d], bias=False)
                                     for _, _, d in self.etypes)  # fmt: skip
+        self.label_heads = nn.ModuleList()
+        if self.config.label_head:
+            self._label_layout()
+            self.label_heads.extend(nn.Linear(self._label_width[s], num[d], bias=False)
+                                    for s, _, d in self.etypes)  # fmt: skip
         every = torch.cat([self.triples[s] for s in SPLITS])
         self.known = []
         for i, (s, _, _) in enumerate(self.etypes):
@@ -253,6 +262,8 @@ class AttributeCompletionTask(Task):
             scores = scores + self.decoder.score_tails(h, r, out.embeddings[d].float())
         if self.config.scorer != "decoder":
             scores = scores + self.value_heads[relation](h)
+        if self.config.label_head:  # the labels of the pass that gave ``out``
+            scores = scores + self.label_heads[relation](self._pass_labels[s][heads])
         return scores
 
     def batches(self, epoch: int):
