@@ -25,6 +25,8 @@ true value is ranked among every node of the relation's value type (``Season``..
   is absent. A 2-layer GNN then sees the sibling products' values (product -> article type ->
   sibling's ``labels``), which without it are 3 hops away (product -> article type -> sibling
   -> value node), and the product's own other attributes as plain inputs.
+  ``label_head = true`` also adds a linear term of these values to every relation's scores
+  (``s(p, v) += u_{r,v} . labels_p``, the values of the pass that gave the embeddings).
 - **No leakage.** Valid / test edges (and their ``rev_`` inverses) are absent from the
   message-passing graph; inductively every edge of a withheld product is, and at
   evaluation the product arrives with its edges except the predicted relation's: one
