@@ -219,8 +219,8 @@ class AttributeCompletionTask(Task):
         if not (self.config.label_inputs or self.config.label_head):
             return {}
         out = {}
+        device = next(iter(edge_index_dict.values())).device
         for s, blocks in self._label_layout().items():
-            device = next(iter(edge_index_dict.values())).device
             x = torch.zeros(self.num_nodes[s], self._label_width[s], device=device)
             for i, offset in blocks:
                 ei = edge_index_dict.get(self.etypes[i])
