@@ -33,6 +33,9 @@ Variants (groups):
 - ``graph``: FusionGNN, text + image, propagation over the product-value graph:
   ``--full``: every fusion x rgcn / hgt / sage / gat x early / late; default: attention
   fusion, early, rgcn and sage;
+- ``--extra`` (graph, not in the default grid: neither won on validation): R-GCN /
+  attention / early with label inputs (``task.label_inputs``: the known values of the
+  relations as an input modality, UniMP's label trick) and with 3 layers;
 - ``ablation`` (transductive): the chosen graph variant with text only, image only, and
   no features (structure only).
 
@@ -120,8 +123,17 @@ def standardized(feats: NodeFeatures) -> NodeFeatures:
     return dataclasses.replace(feats, features=out)
 
 
-def variants(full: bool) -> list[dict]:
-    """Every trained variant: ``{"name", "group", "gnn", "fusion", "mode", "modalities"}``."""
+EXTRA_GRAPH = (  # measured, not in the default grid: neither won on validation (README)
+    dict(name="rgcn/attention/early+labels", task={"label_inputs": True}),
+    dict(name="rgcn/attention/early/3 layers", model={"layers": 3}),
+)
+
+
+def variants(full: bool, extra: bool = False, residual: bool = False) -> list[dict]:
+    """Every trained variant: ``{"name", "group", "gnn", "fusion", "mode", "modalities"}``
+    (and ``model`` / ``task`` / ``trainer`` config keys of its own); ``extra``: also :data:`EXTRA_GRAPH`
+    (R-GCN / attention / early with label inputs, with 3 layers); ``residual``: each
+    variant also with residual connections (``model.residual``), named ``<name> +res``."""
     out = [dict(name=f"{m}-only", group="single", gnn="mlp", fusion="attention",
                 mode="early", modalities=[m]) for m in ("text", "image")]  # fmt: skip
     out += [dict(name=f"{f} (no graph)", group="non-graph", gnn="mlp", fusion=f, mode="early",
@@ -130,6 +142,12 @@ def variants(full: bool) -> list[dict]:
             if full else [("attention", "rgcn", "early"), ("attention", "sage", "early")])  # fmt: skip
     out += [dict(name=f"{g}/{f}/{m}", group="graph", gnn=g, fusion=f, mode=m, modalities=None)
             for f, g, m in grid]  # fmt: skip
+    if extra:
+        out += [dict(group="graph", gnn="rgcn", fusion="attention", mode="early", modalities=None,
+                     **v) for v in EXTRA_GRAPH]  # fmt: skip
+    if residual:
+        out += [{**v, "name": f"{v['name']} +res", "model": {**v.get("model", {}), "residual": True}}
+                for v in out]  # fmt: skip
     return out
 
 
@@ -148,6 +166,9 @@ def run_variant(ws, graph, feats, v: dict, seed: int, inductive: bool, args) -> 
                  "trainer.lr": args.lr, "trainer.patience": args.patience,
                  "trainer.eval_every": args.eval_every[inductive], "trainer.checkpoint_every": 10_000,
                  "data.modalities": v["modalities"], "data.features": v["modalities"] != []}  # fmt: skip
+    overrides.update({f"model.{k}": x for k, x in v.get("model", {}).items()})
+    overrides.update({f"task.{k}": x for k, x in v.get("task", {}).items()})
+    overrides.update({f"trainer.{k}": x for k, x in v.get("trainer", {}).items()})
     started = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -309,8 +330,9 @@ def plan(args, edges, num) -> tuple[dict[str, dict], list[dict]]:
         res = every[setting] = {"majority": {"group": "majority", "runs": [
             majority(edges, num, s, inductive) for s in range(args.seeds)]}}  # fmt: skip
         order = {"graph": 0, "non-graph": 1, "single": 2}
-        for v in sorted(variants(args.full), key=lambda v: order[v["group"]]):
-            if v["group"] not in args.groups:
+        every_variant = variants(args.full, args.extra, args.residual)
+        for v in sorted(every_variant, key=lambda v: order[v["group"]]):
+            if v["group"] not in args.groups or (args.only and v["name"] not in args.only):
                 continue
             res[v["name"]] = {"group": v["group"], "variant": v, "runs": []}
             jobs += [dict(kind="gnn", setting=setting, name=v["name"], variant=v, seed=s)
@@ -397,6 +419,16 @@ def main(argv=None) -> None:
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel (one thread each)")
     p.add_argument("--full", action="store_true", help="the whole fusion x GNN x mode grid")
     p.add_argument("--limit", type=int, default=0, help="first N products only (quick look)")
+    p.add_argument("--extra", action="store_true",
+                   help="also the graph variants that did not win on validation: R-GCN with "
+                        "label inputs (task.label_inputs), with 3 layers")
+    p.add_argument("--residual", action="store_true",
+                   help="every variant also with residual connections (model.residual), "
+                        "named '<variant> +res'")
+    p.add_argument("--only", nargs="+", metavar="VARIANT",
+                   help="train only these variants (e.g. 'rgcn/attention/early+labels'; "
+                        "needs --extra / --residual for those); "
+                        "combine with earlier runs through --from-json")
     p.add_argument("--no-kge", action="store_true")
     p.add_argument("--no-ablation", action="store_true")
     p.add_argument("--groups", nargs="+", default=list(GROUPS), choices=GROUPS,
@@ -409,6 +441,9 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.from_json:
         return report(merged(args.from_json))
+    unknown = sorted(set(args.only or ()) - {v["name"] for v in variants(True, True, True)})
+    if unknown:
+        sys.exit(f"--only {unknown[0]!r}: no such variant; see --full / --extra for the names")
     tag = hashlib.sha1(f"{args.folder.resolve()}:{args.limit}".encode()).hexdigest()[:10]
     ws = args.workspace or Path(tempfile.gettempdir()) / f"kgf-fashion-{tag}"
     if not (args.folder / "styles.csv").is_file():

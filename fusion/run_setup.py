@@ -72,6 +72,21 @@ def graph_tensors(graph, data: DataConfig) -> tuple[dict, dict[str, int]]:
     return dict(pyg.edge_index_dict), {t: int(pyg[t].num_nodes) for t in pyg.node_types}
 
 
+def _with_inputs(features, extra: dict[str, dict[str, int]]):
+    """``features`` plus the task's own input modalities (``{type: {modality: d}}``,
+    :meth:`fusion.tasks.base.Task.input_dims`) as empty ``[0, d]`` placeholders: what
+    :meth:`FusionGNNConfig.for_graph` reads the modality widths from."""
+    if not extra:
+        return features
+    from .features import FeatureSpec, NodeFeatures
+
+    merged = {t: dict(mods) for t, mods in (features.features if features else {}).items()}
+    for t, mods in extra.items():
+        for m, d in mods.items():
+            merged.setdefault(t, {})[m] = (torch.zeros(0, d), torch.zeros(0, dtype=torch.bool))
+    return NodeFeatures(merged, features.spec if features is not None else FeatureSpec())
+
+
 def _features_on(features, device) -> dict:
     if features is None:
         return {}
@@ -129,8 +144,9 @@ class RunSetup:
         for aux in self.aux:
             mp = aux.message_passing(mp)
         self.model_config = model_config or FusionGNNConfig.for_graph(
-            metadata, num_nodes, self.features, **config.model
-        )
+            metadata, num_nodes, _with_inputs(self.features, self.task.input_dims()),
+            **config.model,
+        )  # fmt: skip
         self.model = FusionGNN(self.model_config)
         self.task.build(self.model_config)
         for aux in self.aux:
@@ -148,8 +164,13 @@ class RunSetup:
         self.minibatch = None  # a fusion.minibatch.MiniBatch in a mini-batch run
 
     def forward(self, amp: bool, edit=None):  # edit: message-passing edges -> others
+        edges = self.mp if edit is None else edit(self.mp)
+        x = self.x
+        extra = self.task.input_features(edges)  # e.g. the known labels (task.label_inputs)
+        if extra:
+            x = {t: {**x.get(t, {}), **extra.get(t, {})} for t in {*x, *extra}}
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-            return self.model(self.x, self.mp if edit is None else edit(self.mp))
+            return self.model(x, edges)
 
     def output(self, amp: bool, split: str | None = None):
         """The model's output for evaluating ``split`` (None: every node, e.g. the export):

@@ -17,6 +17,16 @@ true value is ranked among every node of the relation's value type (``Season``..
   edges as its targets and takes them (and their inverses) out of that step's
   message-passing graph (:meth:`AttributeCompletionTask.step_edges`): a target is never
   read off the graph, as at test time, where the hidden edge is absent.
+- **Label inputs** (``label_inputs = true``; the label trick of UniMP, Shi et al., 2021,
+  "Masked Label Prediction"): every source node also gets the known values of the
+  relations as an input modality ``labels`` (multi-hot ``[N_t, sum of the relations' value
+  counts]``), read off each forward pass's message-passing edges, so a training step's
+  targets (taken out of the graph) are masked in it as at test time, where the hidden edge
+  is absent. A 2-layer GNN then sees the sibling products' values (product -> article type ->
+  sibling's ``labels``), which without it are 3 hops away (product -> article type -> sibling
+  -> value node), and the product's own other attributes as plain inputs.
+  ``label_head = true`` also adds a linear term of these values to every relation's scores
+  (``s(p, v) += u_{r,v} . labels_p``, the values of the pass that gave the embeddings).
 - **No leakage.** Valid / test edges (and their ``rev_`` inverses) are absent from the
   message-passing graph; inductively every edge of a withheld product is, and at
   evaluation the product arrives with its edges except the predicted relation's: one
@@ -50,6 +60,7 @@ from .decoders import get_decoder
 from .ranking import KnownTriples, filter_scores_, rank_metrics, ranks_from_scores
 
 SCORERS = ("linear", "decoder", "both")
+LABEL_MODALITY = "labels"
 
 
 @dataclass
@@ -58,7 +69,10 @@ class AttributeTaskConfig:
     ``test_fraction`` / ``valid_fraction``: of each relation's edges (transductive) or of
     the products (``inductive = true``); ``split_seed`` fixes the cut; ``decoder``: a
     :data:`~fusion.tasks.decoders.DECODERS` name; ``scorer``: ``"linear"``, ``"decoder"``
-    or ``"both"`` (module docstring); ``value_bias``: a learned prior per value."""
+    or ``"both"`` (module docstring); ``value_bias``: a learned prior per value;
+    ``label_inputs``: the known values as an input modality (module docstring);
+    ``label_head``: plus a linear term of them in every relation's scores (a wide path next
+    to the GNN: ``s(p, v) += u_{r,v} . labels_p``)."""
 
     relations: list[str] = field(default_factory=list)
     test_fraction: float = 0.2
@@ -70,6 +84,8 @@ class AttributeTaskConfig:
     value_bias: bool = True
     label_smoothing: float = 0.0
     supervision_fraction: float = 0.3
+    label_inputs: bool = False
+    label_head: bool = False
 
     def __post_init__(self):
         if isinstance(self.relations, str):
@@ -133,6 +149,15 @@ class AttributeCompletionTask(Task):
                 size = int(ei[row].max()) + 1 if ei.numel() else 0
                 num_nodes[t] = max(num_nodes.get(t, 0), size)
         num_nodes.update(getattr(graph, "num_nodes_dict", None) or {})
+        self.num_nodes = num_nodes
+        if config.label_inputs and features is not None:
+            taken = [s for s, _, _ in self.etypes if LABEL_MODALITY in features.features.get(s, {})]
+            if taken:
+                raise ConfigError(
+                    f"task.label_inputs adds a {LABEL_MODALITY!r} modality to {taken[0]!r}, "
+                    "whose features already have one; rename that modality or set "
+                    "task.label_inputs = false"
+                )
         self.split = split_attributes(
             edge_index_dict, self.etypes, num_nodes, test_fraction=config.test_fraction,
             valid_fraction=config.valid_fraction, seed=config.split_seed,
@@ -168,6 +193,43 @@ class AttributeCompletionTask(Task):
         """Training edges only (:func:`~.attribute_split.training_edges`)."""
         return training_edges(edge_index_dict, self.split)
 
+    def _label_layout(self) -> dict[str, list[tuple[int, int]]]:
+        """Per source type: ``(relation index, column offset)`` of each relation's block in
+        its ``labels`` input; the width is the last offset + that relation's value count."""
+        layout: dict[str, list[tuple[int, int]]] = {}
+        width: dict[str, int] = {}
+        for i, (s, _, d) in enumerate(self.etypes):
+            layout.setdefault(s, []).append((i, width.get(s, 0)))
+            width[s] = width.get(s, 0) + self.num_nodes[d]
+        self._label_width = width
+        return layout
+
+    def input_dims(self) -> dict[str, dict[str, int]]:
+        """``{source type: {"labels": sum of the relations' value counts}}`` with
+        ``label_inputs``, else none."""
+        if not self.config.label_inputs:
+            return {}
+        self._label_layout()
+        return {s: {LABEL_MODALITY: w} for s, w in self._label_width.items()}
+
+    def input_features(self, edge_index_dict) -> dict:
+        """The ``labels`` modality of this pass: ``x[p, offset_r + v] = 1`` for each of the
+        relations' edges ``p -> v`` in ``edge_index_dict`` (the pass's message-passing
+        edges: targets and held-out edges are absent); ``mask[p]``: p has a known value."""
+        if not (self.config.label_inputs or self.config.label_head):
+            return {}
+        out = {}
+        device = next(iter(edge_index_dict.values())).device
+        for s, blocks in self._label_layout().items():
+            x = torch.zeros(self.num_nodes[s], self._label_width[s], device=device)
+            for i, offset in blocks:
+                ei = edge_index_dict.get(self.etypes[i])
+                if ei is not None and ei.numel():
+                    x[ei[0].long(), offset + ei[1].long()] = 1.0
+            out[s] = {LABEL_MODALITY: (x, x.any(dim=1))}
+        self._pass_labels = {s: mods[LABEL_MODALITY][0] for s, mods in out.items()}
+        return out if self.config.label_inputs else {}
+
     def build(self, model_config: FusionGNNConfig) -> None:
         num = model_config.num_nodes
         self.decoder = None
@@ -181,6 +243,11 @@ class AttributeCompletionTask(Task):
         if self.config.scorer != "decoder":
             self.value_heads.extend(nn.Linear(model_config.out_dim, num[d], bias=False)
                                     for _, _, d in self.etypes)  # fmt: skip
+        self.label_heads = nn.ModuleList()
+        if self.config.label_head:
+            self._label_layout()
+            self.label_heads.extend(nn.Linear(self._label_width[s], num[d], bias=False)
+                                    for s, _, d in self.etypes)  # fmt: skip
         every = torch.cat([self.triples[s] for s in SPLITS])
         self.known = []
         for i, (s, _, _) in enumerate(self.etypes):
@@ -197,6 +264,8 @@ class AttributeCompletionTask(Task):
             scores = scores + self.decoder.score_tails(h, r, out.embeddings[d].float())
         if self.config.scorer != "decoder":
             scores = scores + self.value_heads[relation](h)
+        if self.config.label_head:  # the labels of the pass that gave ``out``
+            scores = scores + self.label_heads[relation](self._pass_labels[s][heads])
         return scores
 
     def batches(self, epoch: int):

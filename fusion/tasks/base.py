@@ -55,6 +55,17 @@ class Task(nn.Module):
         its supervision edges taken out, so that no target is read off the graph)."""
         return None
 
+    def input_dims(self) -> dict[str, dict[str, int]]:
+        """Extra input modalities the task feeds the model: ``{node_type: {modality: d}}``
+        (default none); their values come from :meth:`input_features`."""
+        return {}
+
+    def input_features(self, edge_index_dict: Mapping) -> dict:
+        """``{node_type: {modality: (x [N_t, d], mask [N_t])}}`` for the forward pass over
+        ``edge_index_dict`` (that pass's message-passing edges: a training step's, or an
+        evaluation's), for the modalities of :meth:`input_dims`."""
+        return {}
+
     def loss(self, out: FusionOutput, batch: Any = None) -> Tensor:
         raise NotImplementedError
 
