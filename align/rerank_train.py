@@ -48,7 +48,14 @@ from kg.workspace import LINKER_DIR, sha256_file
 from .base import LinkerError
 from .calibrate import calibrate_nil
 from .calibration import check_labels, expected_calibration_error, fit_calibrator, logit
-from .rerank import INPUTS, RERANKER_DIR, CrossEncoder, Reranker, RerankerConfig
+from .rerank import (
+    DEFAULT_PRECISION,
+    INPUTS,
+    RERANKER_DIR,
+    CrossEncoder,
+    Reranker,
+    RerankerConfig,
+)
 from .scorer import average_precision, best_threshold, prf
 from .serialize import MAX_WORDS
 from .serialize import augment as augment_text
@@ -302,6 +309,7 @@ def fit_reranker(
     max_examples: int | None = None,
     threads: int | None = None,
     balance: bool = True,
+    precision: str = DEFAULT_PRECISION,
     seed: int = 0,
     progress: bool = False,
 ) -> Reranker:  # fmt: skip
@@ -315,7 +323,10 @@ def fit_reranker(
     ``max_examples``: train on at most this many examples (every match kept, the
     non-matches sampled) to bound the time on a CPU; ``balance``: weight the matches by
     #non-matches / #matches in the loss (``pos_weight``); ``head_lr``: the fresh head's
-    learning rate (default ``40 * lr``); ``pooling``: a key of :data:`align.rerank.POOLINGS`."""
+    learning rate (default ``40 * lr``); ``pooling``: a key of :data:`align.rerank.POOLINGS`;
+    ``precision``: the arithmetic it scores in once trained (``auto``, ``fp32``, ``bf16``,
+    ``int8``: :data:`align.rerank.PRECISIONS`; stored, and the calibrator is fitted on
+    validation logits computed in it)."""
     started = time.perf_counter()
     labels = check_labels(labels, "training pairs")
     if len(records) != len(iris) or len(iris) != len(labels):
@@ -357,6 +368,9 @@ def fit_reranker(
             batch_size=batch_size, augment=augment, seed=seed, progress=progress, balance=balance,
             head_lr=head_lr,
         )  # fmt: skip
+        config.precision = precision
+        if encoder.set_precision(precision) != "fp32":  # calibrate what inference will give
+            valid_logits = encoder.logits(v_lefts, v_rights)
         config.metrics = _calibrate(linker, reranker, valid_logits, (v_records, v_iris, v_labels),
                                     types, progress)  # fmt: skip
     finally:
