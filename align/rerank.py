@@ -38,6 +38,7 @@ transformers config, the calibrator, the serialisation settings) + ``model.safet
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import warnings
 from dataclasses import dataclass, field
@@ -58,6 +59,8 @@ FORMAT = "kgfusion-reranker"
 VERSION = 2  # 2: AutoModel + a head on pooled states (1: a head on BERT's pooler)
 RERANKER_DIR = "reranker"
 INPUTS = ["rerank_logit", "scorer_logit"]
+INFERENCE_BATCH = 128  # pairs per forward pass when scoring
+DEFAULT_PRECISION = "auto"  # bf16 where the CPU has native bf16, else fp32 (resolve_precision)
 
 
 def default_base_model() -> str:
@@ -77,6 +80,7 @@ class RerankerConfig:
     model: dict = field(default_factory=dict)  # the transformers config (to_dict())
     max_length: int = 128
     pooling: str = "mean"  # a key of POOLINGS
+    precision: str = DEFAULT_PRECISION  # inference arithmetic, a key of PRECISIONS
     max_words: int = MAX_WORDS
     k: int = 10
     mention: dict = field(default_factory=dict)  # id_col / text_cols / title_col of records
@@ -109,6 +113,49 @@ def bert_pooler(output, mask: torch.Tensor) -> torch.Tensor:
 
 
 POOLINGS = {"mean": mean_pool, "cls": cls_pool, "pooler": bert_pooler}
+
+
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); elsewhere bf16
+    is emulated and slower than float32."""
+    cpu = torch.cpu
+    return any(getattr(cpu, name, lambda: False)()
+               for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))  # fmt: skip
+
+
+def fp32_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The trained model as is (float32)."""
+    return model
+
+
+def bf16_model(model: torch.nn.Module) -> torch.nn.Module:
+    """A bfloat16 copy of the model (weights and activations): on a CPU with AMX /
+    AVX512-BF16 its matrix products run in bf16 with float32 accumulation."""
+    return copy.deepcopy(model).to(torch.bfloat16).eval()
+
+
+def int8_model(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy with every ``Linear`` dynamically quantised to int8 (weights int8 per tensor,
+    activations quantised per batch: ``torch.ao.quantization.quantize_dynamic``); CPU only."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's notice that the API moves to torchao
+        return torch.ao.quantization.quantize_dynamic(
+            copy.deepcopy(model).cpu().eval(), {torch.nn.Linear}, dtype=torch.qint8
+        )
+
+
+PRECISIONS = {"fp32": fp32_model, "bf16": bf16_model, "int8": int8_model}
+
+
+def resolve_precision(precision: str | None) -> str:
+    """A key of :data:`PRECISIONS`: ``auto`` (or None) is ``bf16`` on a CPU with native bf16
+    (:func:`native_bf16`), else ``fp32``."""
+    precision = precision or "auto"
+    if precision == "auto":
+        return "bf16" if native_bf16() else "fp32"
+    if precision not in PRECISIONS:
+        raise LinkerError(f"precision {precision!r}: not one of {['auto', *PRECISIONS]}")
+    return precision
 
 
 class PairModel(torch.nn.Module):
@@ -147,6 +194,17 @@ class CrossEncoder:
     def __init__(self, model, tokenizer, max_length: int = 128):
         self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
         self._warned = False
+        self.precision, self._inference = "fp32", None
+
+    def set_precision(self, precision: str | None) -> str:
+        """Score with ``precision`` (a key of :data:`PRECISIONS`, or ``auto``) from now on:
+        a converted copy of the current weights serves :meth:`logits`; training keeps the
+        float32 :attr:`model` (call again after training to refresh the copy). Returns the
+        precision used."""
+        precision = resolve_precision(precision)
+        self.precision = precision
+        self._inference = None if precision == "fp32" else PRECISIONS[precision](self.model)
+        return precision
 
     @classmethod
     def from_base(cls, reference: str | None = None, max_length: int = 128,
@@ -187,12 +245,16 @@ class CrossEncoder:
     def _warn_long(self, lefts) -> None:
         if self._warned or not lefts:
             return
-        lengths = [len(ids) for ids in self.tokenizer(list(lefts), truncation=False)["input_ids"]]
-        longest = int(np.argmax(lengths))
-        if lengths[longest] > self.max_length:
+        first = {}  # each distinct mention once (a mention repeats once per candidate)
+        for i, text in enumerate(lefts):
+            first.setdefault(text, i)
+        lengths = [len(ids) for ids in self.tokenizer(list(first), truncation=False)["input_ids"]]
+        top = int(np.argmax(lengths))
+        longest = list(first.values())[top]
+        if lengths[top] > self.max_length:
             self._warned = True
             warnings.warn(
-                f"pair {longest}: the mention has {lengths[longest]} tokens, more than the "
+                f"pair {longest}: the mention has {lengths[top]} tokens, more than the "
                 f"cross-encoder's window of {self.max_length}; long pairs are truncated "
                 "(said once)",
                 stacklevel=3,
@@ -205,24 +267,29 @@ class CrossEncoder:
             padding=True, return_tensors="pt",
         )  # fmt: skip
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        """Logits [B] of a tokenised batch (with gradients when training)."""
-        device = next(self.model.parameters()).device
-        return self.model(**{k: v.to(device) for k, v in batch.items()})
+    def forward(self, batch: dict, model=None) -> torch.Tensor:
+        """Logits [B] of a tokenised batch (with gradients when training) by ``model``
+        (default :attr:`model`)."""
+        model = self.model if model is None else model
+        device = next(model.parameters(), torch.empty(0)).device
+        return model(**{k: v.to(device) for k, v in batch.items()})
 
-    @torch.no_grad()
-    def logits(self, lefts, rights, batch_size: int = 64) -> np.ndarray:
-        """Logits float32 [P] of pairs ``(lefts[i], rights[i])`` (batched by length)."""
+    @torch.inference_mode()
+    def logits(self, lefts, rights, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
+        """Logits float32 [P] of pairs ``(lefts[i], rights[i])``, in :attr:`precision`.
+        The pairs are sorted by length and cut into batches of ``batch_size``, each padded
+        to its own longest pair (at most ``max_length`` tokens)."""
         lefts, rights = list(lefts), list(rights)
         self._check(lefts, rights)
         self._warn_long(lefts)
         out = np.zeros(len(lefts), np.float32)
         order = np.argsort([len(a) + len(b) for a, b in zip(lefts, rights, strict=True)])
         self.model.eval()
+        model = self.model if self._inference is None else self._inference
         for start in range(0, len(order), batch_size):
             part = order[start : start + batch_size]
             batch = self.encode([lefts[i] for i in part], [rights[i] for i in part])
-            out[part] = self.forward(batch).float().cpu().numpy()
+            out[part] = self.forward(batch, model).float().cpu().numpy()
         return out
 
 
@@ -325,8 +392,9 @@ class Reranker:
         return directory
 
     @classmethod
-    def load(cls, directory) -> Reranker:
-        """A saved reranker (``LinkerError`` naming the folder when it is not one)."""
+    def load(cls, directory, precision: str | None = None) -> Reranker:
+        """A saved reranker (``LinkerError`` naming the folder when it is not one), scoring
+        in ``precision`` (default: its config's, :data:`DEFAULT_PRECISION` unless set)."""
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         directory = Path(directory)
@@ -350,7 +418,9 @@ class Reranker:
         tokenizer = AutoTokenizer.from_pretrained(
             directory, local_files_only=True, trust_remote_code=False
         )
-        return cls(CrossEncoder(model.float().eval(), tokenizer, config.max_length), config)
+        encoder = CrossEncoder(model.float().eval(), tokenizer, config.max_length)
+        encoder.set_precision(precision or config.precision)
+        return cls(encoder, config)
 
 
 def load_workspace_reranker(workspace, linker_weights) -> Reranker | None:

@@ -48,7 +48,14 @@ from kg.workspace import LINKER_DIR, sha256_file
 from .base import LinkerError
 from .calibrate import calibrate_nil
 from .calibration import check_labels, expected_calibration_error, fit_calibrator, logit
-from .rerank import INPUTS, RERANKER_DIR, CrossEncoder, Reranker, RerankerConfig
+from .rerank import (
+    DEFAULT_PRECISION,
+    INPUTS,
+    RERANKER_DIR,
+    CrossEncoder,
+    Reranker,
+    RerankerConfig,
+)
 from .scorer import average_precision, best_threshold, prf
 from .serialize import MAX_WORDS
 from .serialize import augment as augment_text
@@ -151,6 +158,27 @@ def _examples(linker, reranker, records, iris, labels, *, candidate_negatives: i
     info = {"labelled": len(labels), "candidate_negatives": len(mined),
             "graph_negatives": len(from_graph)}  # fmt: skip
     return lefts, rights, np.array([y for _, _, y in pairs], np.float32), info
+
+
+def _cap(examples, info: dict, max_examples: int | None, seed: int):
+    """``(lefts, rights, labels)`` cut to ``max_examples`` (:func:`_subsample`; noted in
+    ``info``)."""
+    lefts, rights, y = examples
+    if not max_examples or len(y) <= max_examples:
+        return examples
+    keep = _subsample(y, max_examples, seed)
+    info["subsampled_to"] = len(keep)
+    return [lefts[i] for i in keep], [rights[i] for i in keep], y[keep]
+
+
+def _in_precision(reranker: Reranker, precision: str, logits: np.ndarray, valid) -> np.ndarray:
+    """Switch the trained ``reranker`` to ``precision`` (stored in its config) and return the
+    validation logits [V] as it now scores them (``logits``, the float32 ones, for fp32), so
+    that the calibrator is fitted on what inference will give."""
+    reranker.config.precision = precision
+    if reranker.encoder.set_precision(precision) == "fp32":
+        return logits
+    return reranker.encoder.logits(*valid)
 
 
 def _subsample(y: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -302,6 +330,7 @@ def fit_reranker(
     max_examples: int | None = None,
     threads: int | None = None,
     balance: bool = True,
+    precision: str = DEFAULT_PRECISION,
     seed: int = 0,
     progress: bool = False,
 ) -> Reranker:  # fmt: skip
@@ -315,7 +344,8 @@ def fit_reranker(
     ``max_examples``: train on at most this many examples (every match kept, the
     non-matches sampled) to bound the time on a CPU; ``balance``: weight the matches by
     #non-matches / #matches in the loss (``pos_weight``); ``head_lr``: the fresh head's
-    learning rate (default ``40 * lr``); ``pooling``: a key of :data:`align.rerank.POOLINGS`."""
+    learning rate (default ``40 * lr``); ``pooling``: a key of :data:`align.rerank.POOLINGS`;
+    ``precision``: what it scores in once trained (:func:`_in_precision`)."""
     started = time.perf_counter()
     labels = check_labels(labels, "training pairs")
     if len(records) != len(iris) or len(iris) != len(labels):
@@ -345,18 +375,16 @@ def fit_reranker(
             graph_negative_n=graph_negative_n, types=types, rng=np.random.default_rng(seed),
             progress=progress,
         )  # fmt: skip
-        if max_examples and len(y) > max_examples:
-            keep = _subsample(y, max_examples, seed)
-            lefts, rights, y = [lefts[i] for i in keep], [rights[i] for i in keep], y[keep]
-            info["subsampled_to"] = len(y)
-        v_lefts = [reranker.mention_text(r) for r in v_records]
-        v_rights = [reranker.entity_text(linker.entities, rows[i]) for i in v_iris]
+        lefts, rights, y = _cap((lefts, rights, y), info, max_examples, seed)
+        v_lefts, v_rights = [reranker.mention_text(r) for r in v_records], [
+            reranker.entity_text(linker.entities, rows[i]) for i in v_iris]  # fmt: skip
         stage(f"rerank: fine-tuning on {len(y):,} pairs for {epochs} epoch(s)", progress)
         fit, valid_logits = train_cross_encoder(
             encoder, (lefts, rights, y), (v_lefts, v_rights, v_labels), epochs=epochs, lr=lr,
             batch_size=batch_size, augment=augment, seed=seed, progress=progress, balance=balance,
             head_lr=head_lr,
         )  # fmt: skip
+        valid_logits = _in_precision(reranker, precision, valid_logits, (v_lefts, v_rights))
         config.metrics = _calibrate(linker, reranker, valid_logits, (v_records, v_iris, v_labels),
                                     types, progress)  # fmt: skip
     finally:

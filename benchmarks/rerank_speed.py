@@ -1,0 +1,117 @@
+"""Reranked linking: speed and pair F1 of a trained reranker in each inference precision.
+
+Takes a workspace in which ``benchmarks/matching.py`` (or ``kgf link-train --reranker``)
+trained a linker and a reranker, and the DeepMatcher-layout folder it was trained from.
+For each of ``--precisions`` (:data:`align.rerank.PRECISIONS`: fp32, bf16, int8), on the
+same trained weights and the same calibrator:
+
+- **test pair F1** of the reranked, calibrated decision (p >= 0.5; Ditto's protocol, as
+  ``benchmarks/matching.py``), and how far its logits move from fp32's (max |diff|);
+- **reranked linking speed**: ``Linker.link_records(records, k=10)`` with the reranker on
+  the top 10 over the first ``--sample`` tableB records, in one call (the pairs of all
+  mentions batched together): mentions per wall second and per CPU second
+  (``time.process_time``, all threads), and the cross-encoder's share of it.
+
+Also the features-only rate of the same records, for reference. Last line:
+``summary: NAME reranked mentions/s ...``.
+
+    python benchmarks/rerank_speed.py /tmp/kgf-bench/amazon_google ../shared/data/matching/amazon_google
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from align import Linker  # noqa: E402
+from align.rerank import PRECISIONS, RERANKER_DIR, Reranker  # noqa: E402
+from align.scorer import prf  # noqa: E402
+from align.tables import read_table  # noqa: E402
+from align.train import load_pairs  # noqa: E402
+
+
+def clock(fn):
+    """``(result, wall s, CPU s)`` of ``fn()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def measure(workspace: Path, data: Path, precision: str, sample: int, test, ref) -> dict:
+    """Pair F1 on ``test`` and the reranked linking speed in ``precision``."""
+    linker = Linker(workspace)
+    if linker.reranker is None:
+        raise SystemExit(f"{workspace}: no usable reranker; train one with benchmarks/matching.py")
+    reranker = linker.reranker
+    reranker.encoder.set_precision(precision)
+    records = list(read_table(data / "tableB.csv").values())[:sample]
+    linker.link_records(records[:4], k=10)  # first-call costs out of the timing
+    _, wall, cpu = clock(lambda: linker.link_records(records, k=10))
+    plain = Linker(workspace, rerank=False)
+    plain.link_records(records[:4], k=10)
+    _, f_wall, f_cpu = clock(lambda: plain.link_records(records, k=10))
+    rows = [linker.entities.row_of[i] for i in test[1]]
+    logits, _, ce_cpu = clock(lambda: reranker.pair_logits(linker, test[0], rows))
+    scorer = plain.score_pairs(test[0], test[1], rerank=False)
+    p = reranker.probability(logits, scorer)
+    out = {
+        "precision": precision, "mentions": len(records),
+        "reranked_mentions_per_s": len(records) / wall, "reranked_wall_s": wall,
+        "reranked_cpu_s": cpu, "reranked_mentions_per_cpu_s": len(records) / cpu,
+        "features_mentions_per_s": len(records) / f_wall, "features_cpu_s": f_cpu,
+        "test_pairs_per_cpu_s": len(rows) / ce_cpu,
+        "pair": prf(p >= reranker.threshold, test[2].astype(bool)),
+        "max_abs_logit_diff_vs_fp32": None if ref is None else float(np.abs(logits - ref).max()),
+    }  # fmt: skip
+    return out, logits
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("workspace", type=Path, help="workspace with a trained linker + reranker")
+    parser.add_argument("data", type=Path, help="its DeepMatcher-layout folder (tableB, test.csv)")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"],
+                        choices=list(PRECISIONS))  # fmt: skip
+    parser.add_argument("--sample", type=int, default=64, help="records linked for the speed")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if not (args.workspace / RERANKER_DIR).is_dir():
+        parser.error(f"{args.workspace} has no {RERANKER_DIR}/")
+    print(f"reranker: {Reranker.load(args.workspace / RERANKER_DIR, 'fp32').config.max_length} "
+          f"tokens; torch threads {args.threads}", flush=True)  # fmt: skip
+    plain = Linker(args.workspace, rerank=False)
+    test = load_pairs(plain, read_table(args.data / "tableB.csv"), args.data / "test.csv")
+    runs, ref = [], None
+    for precision in args.precisions:
+        r, logits = measure(args.workspace, args.data, precision, args.sample, test, ref)
+        ref = logits if precision == "fp32" else ref
+        runs.append(r)
+        print(f"{precision}: test pair F1 {100 * r['pair']['f1']:.2f} (P "
+              f"{100 * r['pair']['precision']:.2f} R {100 * r['pair']['recall']:.2f}); reranked "
+              f"top-10 {r['reranked_mentions_per_s']:.1f} mentions/s wall, "
+              f"{r['reranked_mentions_per_cpu_s']:.1f} per CPU s ({r['reranked_cpu_s']:.2f} CPU s "
+              f"for {r['mentions']}); features only {r['features_cpu_s']:.2f} CPU s; cross-encoder "
+              f"{r['test_pairs_per_cpu_s']:.0f} test pairs per CPU s; max |logit - fp32| "
+              f"{r['max_abs_logit_diff_vs_fp32']}", flush=True)  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(runs, indent=2, default=float))
+    name = args.data.resolve().name
+    print("summary: " + name + " reranked mentions/s " + " | ".join(
+        f"{r['precision']} {r['reranked_mentions_per_s']:.1f} ({r['reranked_mentions_per_cpu_s']:.1f}"
+        f" per CPU s), pair F1 {100 * r['pair']['f1']:.2f}" for r in runs))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
