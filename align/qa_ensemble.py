@@ -36,8 +36,9 @@ from kg.workspace import atomic_directory
 
 from .base import LinkerError, read_config
 from .qa_kinds import BASE_SCORERS, kind_in, load_from
-from .qa_scorer import Candidate, Question, Scored
+from .qa_scorer import Candidate, Question
 from .qa_train import attribute_split, calibrate, rank_metrics
+from .qa_tuned import ProbabilityScorer
 
 FORMAT = "kgfusion-qa-ensemble"
 VERSION = 1
@@ -106,7 +107,7 @@ def fit_weights(questions: list[Question], member_rows: list[list[np.ndarray]],
     return [round(float(x), 4) for x in w.detach()]
 
 
-class EnsembleScorer:
+class EnsembleScorer(ProbabilityScorer):
     """Members (scorers of the kinds of ``config.members``) and their weights; same
     interface as :class:`align.qa_scorer.QAScorer`."""
 
@@ -141,20 +142,6 @@ class EnsembleScorer:
             return []
         weights = self.config.weights or [1.0 / len(self.members)] * len(self.members)
         return pooled(weights, self.member_rows(questions, candidates))
-
-    def score(self, question: str, candidates: list[Candidate]) -> Scored:
-        return self.score_many([question], [candidates])[0]
-
-    def score_many(self, questions: list[str], candidates: list[list[Candidate]]) -> list[Scored]:
-        """As :meth:`align.qa_scorer.QAScorer.score_many`."""
-        out = []
-        for row, cands in zip(self.probabilities(questions, candidates), candidates, strict=True):
-            p, nil = row[: len(cands)], float(row[-1])
-            best = int(p.argmax()) if len(cands) else None
-            if best is not None and p[best] < self.config.threshold:
-                best = None
-            out.append(Scored(p, nil, best))
-        return out
 
     # -------------------------------------------------------------- disk
     def save(self, directory) -> Path:
