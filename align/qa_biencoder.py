@@ -39,8 +39,16 @@ from torch import nn
 
 from .base import LinkerError
 from .qa_scorer import LEXICAL, Candidate, Question, _masked, lexical_overlap, shuffled
-from .qa_train import _targets, attribute_split, calibrate, rank_metrics
-from .qa_tuned import ProbabilityScorer, batched_probabilities, cpu_seconds, load_tuned, save_tuned
+from .qa_train import _targets, attribute_split, rank_metrics
+from .qa_tuned import (
+    ProbabilityScorer,
+    batched_probabilities,
+    cpu_seconds,
+    kept_metrics,
+    load_tuned,
+    predict_rows,
+    save_tuned,
+)
 
 FORMAT = "kgfusion-qa-biencoder"
 VERSION = 1
@@ -199,10 +207,7 @@ class BiEncoderScorer(ProbabilityScorer):
 
 
 # ------------------------------------------------------------------ training
-def predict_biencoder(scorer: BiEncoderScorer, questions: list[Question]):
-    """``(probabilities per question [C_i], NIL probabilities)`` of labelled questions."""
-    rows = scorer.probabilities([q.text for q in questions], [q.candidates for q in questions])
-    return [r[:-1] for r in rows], [float(r[-1]) for r in rows]
+predict_biencoder = predict_rows  # (probabilities [C_i], NIL probabilities) of labelled questions
 
 
 def _epoch(scorer: BiEncoderScorer, train: list[Question], optimiser, batch_size: int) -> float:
@@ -255,13 +260,4 @@ def fit_biencoder(scorer: BiEncoderScorer, questions: list[Question], *, epochs:
         if mrr > best[0]:
             best = (mrr, epoch, copy.deepcopy(scorer.module.state_dict()))
     scorer.module.load_state_dict(best[2])
-    probs, nils = predict_biencoder(scorer, check)
-    threshold = calibrate(check, probs)
-    metrics = rank_metrics(check, probs, nils, threshold)
-    metrics = {**{k: round(v, 4) for k, v in metrics.items()}, "threshold": round(threshold, 4),
-               "epoch": best[1], "questions": len(questions),
-               "calibration": {"on": "hold-out scores of the kept model", "questions": len(check)},
-               "cpu_seconds": round(cpu_seconds() - cpu, 1)}  # fmt: skip
-    scorer.config.threshold, scorer.config.epochs = threshold, best[1]
-    scorer.config.metrics, scorer.config.trained = metrics, True
-    return metrics
+    return kept_metrics(scorer, check, best[1], len(questions), cpu)

@@ -21,7 +21,8 @@ from fusion.artifacts import CONFIG_FILE, WEIGHTS_FILE, load_into, read_weights,
 from kg.workspace import atomic_directory
 
 from .base import LinkerError, read_config
-from .qa_scorer import Candidate, Scored
+from .qa_scorer import Candidate, Question, Scored
+from .qa_train import calibrate, rank_metrics
 
 
 def cpu_seconds() -> float:
@@ -107,3 +108,25 @@ def load_tuned(directory, config_cls, fmt: str, version: int, kind: str, auto_mo
     tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True,
                                               trust_remote_code=False)  # fmt: skip
     return config, module, tokenizer
+
+
+def predict_rows(scorer, questions: list[Question]):
+    """``(probabilities per question [C_i], NIL probabilities)`` of labelled questions."""
+    rows = scorer.probabilities([q.text for q in questions], [q.candidates for q in questions])
+    return [r[:-1] for r in rows], [float(r[-1]) for r in rows]
+
+
+def kept_metrics(scorer, check: list[Question], epoch: int, questions: int, cpu: float) -> dict:
+    """Calibrate the NIL threshold of the kept model (``epoch``) on its scores of the
+    hold-out ``check``, store it with the hold-out metrics in ``scorer.config`` (now
+    trained) and return the metrics (with the CPU seconds since ``cpu``)."""
+    probs, nils = predict_rows(scorer, check)
+    threshold = calibrate(check, probs)
+    metrics = rank_metrics(check, probs, nils, threshold)
+    metrics = {**{k: round(v, 4) for k, v in metrics.items()}, "threshold": round(threshold, 4),
+               "epoch": epoch, "questions": questions,
+               "calibration": {"on": "hold-out scores of the kept model", "questions": len(check)},
+               "cpu_seconds": round(cpu_seconds() - cpu, 1)}  # fmt: skip
+    scorer.config.threshold, scorer.config.epochs = threshold, epoch
+    scorer.config.metrics, scorer.config.trained = metrics, True
+    return metrics
