@@ -17,17 +17,19 @@ nearest memorised questions ``n`` (cosine) vote with weights
 votes for names the product has: on attribute types no training question answered, it
 gives near-uniform rows and, pooled in log space by :mod:`align.qa_ensemble`, changes
 nothing. Memorising is all its training; its hold-out metrics and NIL threshold come from
-a question-wise hold-out (memory without those questions). For the ensemble it offers two
+a hold-out of whole products (memory without their questions: a shop's questions about one
+product resemble each other more than those about another). For the ensemble it offers two
 hold-out views (:meth:`QuestionMemory.hold_out_views`): the memory of the training part
-only (attribute types never seen, as for the other members) and leave-one-out over all
-questions (types seen), so the ensemble's weight serves both kinds of test.
+only (attribute types never seen, as for the other members) and the whole memory less the
+question's own product (types seen), so the ensemble's weight serves both kinds of test.
 
 Saved as ``config.json`` (:class:`MemoryConfig`) + ``model.safetensors`` (the memorised
-embeddings ``[N, d]``) + ``memory.json`` (their texts and answering names).
+embeddings ``[N, d]``) + ``memory.json`` (their texts, answering names and product keys).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -73,6 +75,13 @@ def name_key(name: str) -> str:
     return " ".join(re.findall(r"\w+", name.lower().replace("_", " ")))
 
 
+def product_key(candidates: list[Candidate]) -> str:
+    """A short key of the product a question is about: a hash of its attributes (names
+    and values), the same for every question about that product."""
+    text = "\n".join(sorted(f"{c.key}\t{c.value}" for c in candidates))
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
 def answer_names(question: Question) -> list[str]:
     """The normalised names of the attributes answering ``question`` (none: NIL)."""
     return sorted({name_key(question.candidates[i].key) for i in question.labels})
@@ -82,9 +91,11 @@ class QuestionMemory(ProbabilityScorer):
     """Memorised questions and the names that answered them (module docstring);
     :func:`fit_memory` fills it."""
 
-    def __init__(self, config: MemoryConfig, encoder, texts=(), answers=(), vectors=None):
+    def __init__(self, config: MemoryConfig, encoder, texts=(), answers=(), vectors=None,
+                 products=()):  # fmt: skip
         self.config, self.encoder = config, encoder
         self.texts, self.answers = list(texts), [list(a) for a in answers]
+        self.products = list(products) or [""] * len(self.texts)
         dim = encoder.module.encoder.config.hidden_size
         self.vectors = np.zeros((0, dim), np.float32) if vectors is None else vectors
         self._cache: dict[str, np.ndarray] = {}
@@ -120,29 +131,32 @@ class QuestionMemory(ProbabilityScorer):
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, dim))
 
     def memorise(self, questions: list[Question]) -> None:
-        """Keep ``questions`` (texts, answering names, embeddings), replacing the memory."""
+        """Keep ``questions`` (texts, answering names, products, embeddings), replacing the
+        memory."""
         self.texts = [self._text(q.text) for q in questions]
+        self.products = [product_key(q.candidates) for q in questions]
         self.answers = [answer_names(q) for q in questions]
         self.vectors = self.embed(self.texts).astype(np.float32)
 
     # -------------------------------------------------------------- voting
     def votes(self, questions: list[str], candidates: list[list[Candidate]],
-              allowed: np.ndarray | None = None, leave_one_out: bool = False):  # fmt: skip
+              allowed: np.ndarray | None = None, leave_product_out: bool = False):  # fmt: skip
         """Probability rows ``[C_i + 1]`` (the last entry NIL) from the ``k`` nearest
         memorised questions; ``allowed [N]`` (bool): the memorised questions that may vote
-        (None: all); ``leave_one_out``: a memorised question never votes for its own text."""
+        (None: all); ``leave_product_out``: no memorised question about the same product
+        (same attributes, :func:`product_key`) votes, the question itself included."""
         cfg, out = self.config, []
         if not questions:
             return out
         sims = self.embed(questions) @ self.vectors.T  # [B, N]
         if allowed is not None:
             sims[:, ~allowed] = -np.inf
-        if leave_one_out:
-            at = {}
-            for i, t in enumerate(self.texts):
-                at.setdefault(t, []).append(i)
-            for row, q in enumerate(questions):
-                sims[row, at.get(self._text(q), [])] = -np.inf
+        if leave_product_out:
+            at: dict[str, list[int]] = {}
+            for i, key in enumerate(self.products):
+                at.setdefault(key, []).append(i)
+            for row, cands in enumerate(candidates):
+                sims[row, at.get(product_key(cands), [])] = -np.inf
         for row, cands in zip(sims, candidates, strict=True):
             near = np.argsort(-row, kind="stable")[: cfg.k]
             near = near[np.isfinite(row[near])]
@@ -167,11 +181,13 @@ class QuestionMemory(ProbabilityScorer):
 
     def hold_out_views(self, check: list[Question], train: list[Question]) -> list[list]:
         """Rows of the hold-out questions ``check`` under two views: the memory of the
-        ``train`` questions only, and leave-one-out over the whole memory."""
+        ``train`` questions only, and the whole memory less the questions about the same
+        product (the test's products are not the training's)."""
         texts, cands = [q.text for q in check], [q.candidates for q in check]
         kept = {self._text(q.text) for q in train}
         allowed = np.array([t in kept for t in self.texts], bool)
-        return [self.votes(texts, cands, allowed), self.votes(texts, cands, leave_one_out=True)]
+        return [self.votes(texts, cands, allowed),
+                self.votes(texts, cands, leave_product_out=True)]  # fmt: skip
 
     # -------------------------------------------------------------- disk
     def save(self, directory) -> Path:
@@ -181,10 +197,9 @@ class QuestionMemory(ProbabilityScorer):
         with atomic_directory(directory, overwrite=True) as tmp:
             save_pretrained(tmp, self.config, {"vectors": torch.from_numpy(self.vectors)},
                             metadata={"format": FORMAT})  # fmt: skip
-            (Path(tmp) / MEMORY_FILE).write_text(
-                json.dumps({"texts": self.texts, "answers": self.answers}, ensure_ascii=False),
-                encoding="utf-8",
-            )
+            data = {"texts": self.texts, "answers": self.answers, "products": self.products}
+            (Path(tmp) / MEMORY_FILE).write_text(json.dumps(data, ensure_ascii=False),
+                                                 encoding="utf-8")  # fmt: skip
         return directory
 
     @classmethod
@@ -205,30 +220,31 @@ class QuestionMemory(ProbabilityScorer):
             raise LinkerError(f"{files[2]}: {len(vectors)} vectors but other counts of texts / "
                               "answers; train the memory again")  # fmt: skip
         encoder = BiEncoderScorer.from_base(config.base_model, config.max_length)
-        return cls(config, encoder, data["texts"], data["answers"], vectors)
+        return cls(config, encoder, data["texts"], data["answers"], vectors,
+                   data.get("products", ()))  # fmt: skip
 
 
 def fit_memory(scorer: QuestionMemory, questions: list[Question], *, epochs: int | None = None,
                valid_fraction: float = 0.2, seed: int = 0, progress=None) -> dict:  # fmt: skip
     """Memorise ``questions`` (``epochs``, ``progress``: unused, for the common training
-    interface); the hold-out metrics and the NIL threshold come from a question-wise
-    hold-out of ``valid_fraction`` (voted by the memory of the other questions)."""
+    interface); the hold-out metrics and the NIL threshold come from a hold-out of
+    ``valid_fraction`` of the products, whole (voted by the memory of the other products)."""
     questions = [q for q in questions if q.candidates]
     if len(questions) < 2:
         raise LinkerError("training the question scorer needs at least 2 questions with candidates")
     cpu = cpu_seconds()
     scorer.memorise(questions)
-    order = shuffled(range(len(questions)), seed)
-    held = set(order[: max(1, round(len(questions) * valid_fraction))])
-    check = [q for i, q in enumerate(questions) if i in held]
-    allowed = np.array([i not in held for i in range(len(questions))], bool)
+    products = shuffled(sorted(set(scorer.products)), seed)
+    held = set(products[: max(1, round(len(products) * valid_fraction))])
+    check = [q for q, key in zip(questions, scorer.products, strict=True) if key in held]
+    allowed = np.array([key not in held for key in scorer.products], bool)
     rows = scorer.votes([q.text for q in check], [q.candidates for q in check], allowed)
     probs, nils = [r[:-1] for r in rows], [float(r[-1]) for r in rows]
     threshold = calibrate(check, probs)
     metrics = rank_metrics(check, probs, nils, threshold)
     metrics = {**{k: round(v, 4) for k, v in metrics.items()}, "threshold": round(threshold, 4),
                "questions": len(questions), "memorised": len(scorer.texts),
-               "calibration": {"on": "a question-wise hold-out", "questions": len(check)},
+               "calibration": {"on": "a product-wise hold-out", "questions": len(check)},
                "cpu_seconds": round(cpu_seconds() - cpu, 1)}  # fmt: skip
     scorer.config.threshold, scorer.config.metrics, scorer.config.trained = threshold, metrics, True
     return metrics

@@ -63,24 +63,26 @@ def test_memory_is_silent_on_names_it_never_saw(memory):
 
 
 def test_hold_out_views_hide_what_they_must(memory):
-    """Unseen types: only the training part votes; seen types: every other memorised
-    question votes (leave-one-out), never the question itself."""
+    """Unseen types: only the training part votes; seen types: every memorised question
+    about another product votes, never the question itself or its product's."""
     cands = [Candidate("colour", "black"), Candidate("brand", "acme"), Candidate("size", "M")]
-    a, a2, b = (Question("what colour is it", cands, [0]), Question("is it black", cands, [0]),
-                Question("who makes it", cands, [1]))  # fmt: skip
+    other = [Candidate("Colour", "white"), Candidate("brand", "zeta")]  # another product
+    a, same, a2, b = (Question("what colour is it", cands, [0]),
+                      Question("is the colour black", cands, [0]),
+                      Question("is it white", other, [0]), Question("who makes it", other, [1]))  # fmt: skip
     memory = QuestionMemory(copy.deepcopy(memory.config), memory.encoder)
-    memory.config.k, memory.config.temperature = 3, 100.0  # all vote, about equally
-    memory.memorise([a, a2, b])
+    memory.config.k, memory.config.temperature = 4, 100.0  # all vote, about equally
+    memory.memorise([a, same, a2, b])
     (unseen,), (seen,) = memory.hold_out_views([a], [b])
     assert unseen[1] > 0.8 and unseen[0] == pytest.approx(unseen[2])  # only b: brand
-    assert 0.3 < seen[0] < 0.6 and 0.3 < seen[1] < 0.6  # a2 (colour) and b (brand), not a
+    assert 0.3 < seen[0] < 0.6 and 0.3 < seen[1] < 0.6  # a2 (colour) and b (brand) only
     memory.config.k = 1
-    assert memory.votes([a.text], [cands])[0][0] > 0.8  # without leave-one-out: a finds itself
+    assert memory.votes([a.text], [cands])[0][0] > 0.8  # without leaving out: a finds itself
 
 
 def test_memory_calibrates_saves_and_loads(memory, tmp_path):
     assert memory.config.trained and memory.config.metrics["memorised"] == 13
-    assert memory.config.metrics["calibration"]["on"] == "a question-wise hold-out"
+    assert memory.config.metrics["calibration"]["on"] == "a product-wise hold-out"
     memory.save(tmp_path / "qa-scorer")
     again = load_scorer(tmp_path / "qa-scorer")
     assert isinstance(again, QuestionMemory) and again.answers == memory.answers
