@@ -10,8 +10,9 @@
    attribute over the answerable questions, NIL accuracy over the unanswerable ones
    (threshold calibrated on dev only: the fine-tuned scorers on their attribute-wise
    hold-out, the feature scorer on out-of-fold scores of its refit recipe). The summary
-   line reports ``--ours`` (default the ensemble with the memory). In the same run: BM25 (question vs ``key value`` text, IDF over the test file's
-   attributes) and zero-shot MiniLM (cosine of all-MiniLM-L6-v2 embeddings), P@1 and MRR.
+   line reports ``--ours`` (default the ensemble of the bi- and cross-encoder). In the
+   same run: BM25 (question vs ``key value`` text, IDF over the test file's attributes)
+   and zero-shot MiniLM (cosine of all-MiniLM-L6-v2 embeddings), P@1 and MRR.
 2. **Fashion QA** (``../shared/data/products/fashion``, a subset of ``--fashion-products``
    products with unique display names): the catalogue is built with ``examples/fashion.toml``
    and encoded (MiniLM text, EfficientNet-Lite0 images); questions about colour, season,
@@ -264,7 +265,7 @@ def main(argv=None) -> None:
                         help="skip the question memory (and the ensemble with it)")  # fmt: skip
     parser.add_argument("--memory-k", type=int, default=10, help="neighbours that vote")
     parser.add_argument("--memory-temperature", type=float, default=0.05)
-    parser.add_argument("--ours", default="ensemble-memory",
+    parser.add_argument("--ours", default="ensemble",
                         choices=["ensemble-memory", "ensemble", "memory", "cross-encoder",
                                  "bi-encoder"],
                         help="the fine-tuned scorer reported in the summary line")  # fmt: skip
