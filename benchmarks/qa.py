@@ -201,7 +201,7 @@ def fine_tuned_scorers(args, dev, test) -> dict:
     memory = QuestionMemory.untrained()
     memory.config.k, memory.config.temperature = args.memory_k, args.memory_temperature
     started, cpu = time.perf_counter(), cpu_seconds()
-    print(f"  memory: question-wise hold-out {fit_memory(memory, dev, seed=args.seed)} "
+    print(f"  memory: product-wise hold-out {fit_memory(memory, dev, seed=args.seed)} "
           f"({time.perf_counter() - started:.0f}s wall, {cpu_seconds() - cpu:.0f}s CPU)")  # fmt: skip
     memory_test, memory_rows = _tested("memory", memory, test)
     out["memory"] = (memory_test, memory.config.metrics)
@@ -209,7 +209,7 @@ def fine_tuned_scorers(args, dev, test) -> dict:
     hold = fit_ensemble(trio, dev, seed=args.seed)
     unseen, seen = hold["views"]
     print(f"  ensemble-memory weights {hold['weights']}; dev hold-out, attribute types unseen "
-          f"(memory of the other types only): {unseen}; seen (memory leave-one-out): {seen}; "
+          f"(memory of the other types only): {unseen}; seen (memory less the question's product): {seen}; "
           f"the ensemble without memory on the unseen-type hold-out: {out['ensemble'][1]}",
           flush=True)  # fmt: skip
     rows = pooled(trio.config.weights, [bi_rows, cross_rows, memory_rows])
