@@ -34,18 +34,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import qa_tuned
 from .base import LinkerError
 from .qa_scorer import LEXICAL, Candidate, Question, _masked, lexical_overlap, shuffled
 from .qa_train import _targets, attribute_split, rank_metrics
-from .qa_tuned import (
-    ProbabilityScorer,
-    batched_probabilities,
-    cpu_seconds,
-    kept_metrics,
-    load_tuned,
-    predict_rows,
-    save_tuned,
-)
 
 FORMAT = "kgfusion-qa-crossencoder"
 VERSION = 1
@@ -86,7 +78,7 @@ class CrossEncoderModule(nn.Module):
         return _masked(torch.cat([s, self.nil.expand(len(index), 1)], -1), index >= 0)
 
 
-class CrossEncoderScorer(ProbabilityScorer):
+class CrossEncoderScorer(qa_tuned.ProbabilityScorer):
     """The fine-tuned cross-encoder scorer (module docstring); :func:`fit_crossencoder`
     trains it. Same interface as :class:`align.qa_scorer.QAScorer`."""
 
@@ -153,26 +145,27 @@ class CrossEncoderScorer(ProbabilityScorer):
     def probabilities(self, questions: list[str], candidates: list[list[Candidate]],
                       batch_size: int = 8) -> list[np.ndarray]:  # fmt: skip
         """Softmax rows ``[C_i + 1]`` (the last entry NIL) per question, without gradients."""
-        return batched_probabilities(self, questions, candidates, batch_size)
+        return qa_tuned.batched_probabilities(self, questions, candidates, batch_size)
 
     # -------------------------------------------------------------- disk
     def save(self, directory) -> Path:
         """``config.json`` + ``model.safetensors`` + tokenizer files, replacing
         ``directory`` as a whole (atomically)."""
-        return save_tuned(self, self.module.model, directory)
+        return qa_tuned.save_tuned(self, self.module.model, directory)
 
     @classmethod
     def load(cls, directory) -> CrossEncoderScorer:
         """A scorer saved by :meth:`save` (``LinkerError`` naming the folder otherwise)."""
         from transformers import AutoModelForSequenceClassification
 
-        return cls(*load_tuned(directory, CrossEncoderConfig, FORMAT, VERSION, "cross-encoder",
+        return cls(*qa_tuned.load_tuned(directory, CrossEncoderConfig, FORMAT, VERSION, "cross-encoder",
                                AutoModelForSequenceClassification,
                                lambda model, _config: CrossEncoderModule(model)))  # fmt: skip
 
 
 # ------------------------------------------------------------------ training
-predict_crossencoder = predict_rows  # (probabilities [C_i], NIL probabilities) per question
+#: (probabilities [C_i], NIL probabilities) per labelled question
+predict_crossencoder = qa_tuned.predict_rows
 
 
 def sampled(question: Question, limit: int, rng: random.Random) -> Question:
@@ -213,7 +206,7 @@ def fit_crossencoder(scorer: CrossEncoderScorer, questions: list[Question], *, e
     if len(questions) < 2:
         raise LinkerError("training the question scorer needs at least 2 questions with candidates")
     torch.manual_seed(seed)
-    cpu = cpu_seconds()
+    cpu = qa_tuned.cpu_seconds()
     valid, train = attribute_split(questions, valid_fraction, seed)
     train = train or valid
     check = valid or train
@@ -234,4 +227,4 @@ def fit_crossencoder(scorer: CrossEncoderScorer, questions: list[Question], *, e
             best = (mrr, epoch, copy.deepcopy(scorer.module.state_dict()))
     if best[2] is not None:
         scorer.module.load_state_dict(best[2])
-    return kept_metrics(scorer, check, best[1], len(questions), cpu)
+    return qa_tuned.kept_metrics(scorer, check, best[1], len(questions), cpu)
