@@ -98,7 +98,6 @@ class QuestionMemory(ProbabilityScorer):
         self.products = list(products) or [""] * len(self.texts)
         dim = encoder.module.encoder.config.hidden_size
         self.vectors = np.zeros((0, dim), np.float32) if vectors is None else vectors
-        self._cache: dict[str, np.ndarray] = {}
 
     @classmethod
     def untrained(cls, encoder: str | None = None) -> QuestionMemory:
@@ -118,25 +117,31 @@ class QuestionMemory(ProbabilityScorer):
         return " ".join(question.split())[: self.config.max_question_chars] or "?"
 
     def embed(self, questions: list[str], batch_size: int = 64) -> np.ndarray:
-        """Unit embeddings ``[B, d]`` of questions (cached by text)."""
+        """Unit embeddings ``[B, d]`` of questions (a memorised text's stored vector)."""
         texts = [self._text(q) for q in questions]
-        new = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        known = {t: i for i, t in enumerate(self.texts)} if len(self.vectors) else {}
+        new = [t for t in dict.fromkeys(texts) if t not in known]
+        found: dict[str, np.ndarray] = {}
         self.encoder.module.eval()
         with torch.no_grad():
             for start in range(0, len(new), batch_size):
                 part = new[start : start + batch_size]
                 vecs = self.encoder.module.embed(self.encoder._tokens(part)).numpy()
-                self._cache.update(zip(part, vecs.astype(np.float32), strict=True))
+                found.update(zip(part, vecs.astype(np.float32), strict=True))
+        rows = [found[t] if t in found else self.vectors[known[t]] for t in texts]
         dim = self.vectors.shape[1]
-        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, dim))
+        return np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
 
     def memorise(self, questions: list[Question]) -> None:
         """Keep ``questions`` (texts, answering names, products, embeddings), replacing the
         memory."""
+        dim = self.vectors.shape[1]
+        self.texts, self.vectors = [], np.zeros((0, dim), np.float32)
+        vectors = self.embed([q.text for q in questions])
         self.texts = [self._text(q.text) for q in questions]
         self.products = [product_key(q.candidates) for q in questions]
         self.answers = [answer_names(q) for q in questions]
-        self.vectors = self.embed(self.texts).astype(np.float32)
+        self.vectors = vectors
 
     # -------------------------------------------------------------- voting
     def votes(self, questions: list[str], candidates: list[list[Candidate]],
