@@ -16,11 +16,11 @@ on it, so its hold-out scores are those of questions and attributes it never tra
 The NIL threshold is then calibrated on the combined hold-out probabilities (the model that
 is kept). A member with ``hold_out_views`` (the question memory, :mod:`align.qa_memory`)
 gives several rows per hold-out question (its memory of the training part only: attribute
-types unseen; leave-one-out over all: types seen); the others' rows are repeated, and the
-weights and threshold are fitted on all the views together (``metrics["views"]``: the
-hold-out metrics per view). A log-linear pool of experts (Hinton, "Training Products of Experts by
-Minimizing Contrastive Divergence", Neural Computation 2002, in its simplest weighted
-form).
+types unseen; all of it less the question's own product: types seen); the others' rows
+are repeated, and the weights and threshold are fitted on all the views together
+(``metrics["views"]``: the hold-out metrics per view). A log-linear pool of experts
+(Hinton, "Training Products of Experts by Minimizing Contrastive Divergence", Neural
+Computation 2002, in its simplest weighted form).
 
 Saved as ``config.json`` (:class:`EnsembleConfig`: the weights, the threshold) with each
 member in its own sub-folder ``member-<i>`` (its own ``config.json`` and weights).
