@@ -30,7 +30,6 @@ Saved as ``config.json`` (:class:`BiEncoderConfig`, with the transformers config
 from __future__ import annotations
 
 import copy
-import resource
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,12 +37,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from fusion.artifacts import CONFIG_FILE, WEIGHTS_FILE, load_into, read_weights, save_pretrained
-from kg.workspace import atomic_directory
-
-from .base import LinkerError, read_config
-from .qa_scorer import LEXICAL, Candidate, Question, Scored, _masked, lexical_overlap, shuffled
-from .qa_train import _targets, attribute_split, calibrate, rank_metrics
+from .base import LinkerError
+from .qa_scorer import LEXICAL, Candidate, Question, _masked, lexical_overlap, shuffled
+from .qa_train import _targets, attribute_split, rank_metrics
+from .qa_tuned import (
+    ProbabilityScorer,
+    batched_probabilities,
+    cpu_seconds,
+    kept_metrics,
+    load_tuned,
+    predict_rows,
+    save_tuned,
+)
 
 FORMAT = "kgfusion-qa-biencoder"
 VERSION = 1
@@ -99,7 +104,7 @@ class BiEncoderModule(nn.Module):
         return _masked(torch.cat([s, nil], -1), index >= 0)
 
 
-class BiEncoderScorer:
+class BiEncoderScorer(ProbabilityScorer):
     """The fine-tuned bi-encoder scorer (module docstring); :func:`fit_biencoder` trains it."""
 
     def __init__(self, config: BiEncoderConfig, module: BiEncoderModule, tokenizer):
@@ -184,75 +189,25 @@ class BiEncoderScorer:
     def probabilities(self, questions: list[str], candidates: list[list[Candidate]],
                       batch_size: int = 32) -> list[np.ndarray]:  # fmt: skip
         """Softmax rows ``[C_i + 1]`` (the last entry NIL) per question, without gradients."""
-        self.module.eval()
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(questions), batch_size):
-                part = slice(start, start + batch_size)
-                probs = torch.softmax(self.logits(questions[part], candidates[part]), -1).numpy()
-                out.extend(row[: len(cs)].tolist() + [row[-1]]
-                           for row, cs in zip(probs, candidates[part], strict=True))  # fmt: skip
-        return [np.asarray(r, np.float32) for r in out]
-
-    def score(self, question: str, candidates: list[Candidate]) -> Scored:
-        return self.score_many([question], [candidates])[0]
-
-    def score_many(self, questions: list[str], candidates: list[list[Candidate]]) -> list[Scored]:
-        """As :meth:`align.qa_scorer.QAScorer.score_many`."""
-        out = []
-        for row, cands in zip(self.probabilities(questions, candidates), candidates, strict=True):
-            p, nil = row[: len(cands)], float(row[-1])
-            best = int(p.argmax()) if len(cands) else None
-            if best is not None and p[best] < self.config.threshold:
-                best = None
-            out.append(Scored(p, nil, best))
-        return out
+        return batched_probabilities(self, questions, candidates, batch_size)
 
     # -------------------------------------------------------------- disk
     def save(self, directory) -> Path:
         """``config.json`` + ``model.safetensors`` + tokenizer files, replacing
         ``directory`` as a whole (atomically)."""
-        directory = Path(directory)
-        self.config.model = self.module.encoder.config.to_dict()
-        with atomic_directory(directory, overwrite=True) as tmp:
-            self.tokenizer.save_pretrained(str(tmp))
-            save_pretrained(tmp, self.config, self.module, metadata={"format": FORMAT})
-        return directory
+        return save_tuned(self, self.module.encoder, directory)
 
     @classmethod
     def load(cls, directory) -> BiEncoderScorer:
         """A scorer saved by :meth:`save` (``LinkerError`` naming the folder otherwise)."""
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
-        directory = Path(directory)
-        if not (directory / CONFIG_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
-            raise LinkerError(f"{directory} holds no bi-encoder question scorer; train one with "
-                              f"`kgf qa-train WS --scorer bi-encoder`")  # fmt: skip
-        config = read_config(BiEncoderConfig, directory / CONFIG_FILE, FORMAT, VERSION,
-                             "QA bi-encoder")  # fmt: skip
-        spec = dict(config.model)
-        model_type = spec.pop("model_type", None)
-        if not model_type:
-            raise LinkerError(f"{directory / CONFIG_FILE}: 'model' has no model_type")
-        encoder = AutoModel.from_config(AutoConfig.for_model(model_type, **spec),
-                                        trust_remote_code=False)  # fmt: skip
-        module = BiEncoderModule(encoder.float(), config.key_view)
-        load_into(module, read_weights(directory / WEIGHTS_FILE), directory / WEIGHTS_FILE)
-        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True,
-                                                  trust_remote_code=False)  # fmt: skip
-        return cls(config, module, tokenizer)
+        return cls(*load_tuned(directory, BiEncoderConfig, FORMAT, VERSION, "bi-encoder", AutoModel,
+                               lambda model, config: BiEncoderModule(model, config.key_view)))  # fmt: skip
 
 
 # ------------------------------------------------------------------ training
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def predict_biencoder(scorer: BiEncoderScorer, questions: list[Question]):
-    """``(probabilities per question [C_i], NIL probabilities)`` of labelled questions."""
-    rows = scorer.probabilities([q.text for q in questions], [q.candidates for q in questions])
-    return [r[:-1] for r in rows], [float(r[-1]) for r in rows]
+predict_biencoder = predict_rows  # (probabilities [C_i], NIL probabilities) of labelled questions
 
 
 def _epoch(scorer: BiEncoderScorer, train: list[Question], optimiser, batch_size: int) -> float:
@@ -281,7 +236,7 @@ def fit_biencoder(scorer: BiEncoderScorer, questions: list[Question], *, epochs:
     if len(questions) < 2:
         raise LinkerError("training the question scorer needs at least 2 questions with candidates")
     torch.manual_seed(seed)
-    cpu = _cpu()
+    cpu = cpu_seconds()
     valid, train = attribute_split(questions, valid_fraction, seed)
     train = train or valid
     check = valid or train
@@ -305,13 +260,4 @@ def fit_biencoder(scorer: BiEncoderScorer, questions: list[Question], *, epochs:
         if mrr > best[0]:
             best = (mrr, epoch, copy.deepcopy(scorer.module.state_dict()))
     scorer.module.load_state_dict(best[2])
-    probs, nils = predict_biencoder(scorer, check)
-    threshold = calibrate(check, probs)
-    metrics = rank_metrics(check, probs, nils, threshold)
-    metrics = {**{k: round(v, 4) for k, v in metrics.items()}, "threshold": round(threshold, 4),
-               "epoch": best[1], "questions": len(questions),
-               "calibration": {"on": "hold-out scores of the kept model", "questions": len(check)},
-               "cpu_seconds": round(_cpu() - cpu, 1)}  # fmt: skip
-    scorer.config.threshold, scorer.config.epochs = threshold, best[1]
-    scorer.config.metrics, scorer.config.trained = metrics, True
-    return metrics
+    return kept_metrics(scorer, check, best[1], len(questions), cpu)

@@ -34,13 +34,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from fusion.artifacts import CONFIG_FILE, WEIGHTS_FILE, load_into, read_weights, save_pretrained
-from kg.workspace import atomic_directory
-
-from .base import LinkerError, read_config
-from .qa_biencoder import _cpu
-from .qa_scorer import LEXICAL, Candidate, Question, Scored, _masked, lexical_overlap, shuffled
-from .qa_train import _targets, attribute_split, calibrate, rank_metrics
+from . import qa_tuned
+from .base import LinkerError
+from .qa_scorer import LEXICAL, Candidate, Question, _masked, lexical_overlap, shuffled
+from .qa_train import _targets, attribute_split, rank_metrics
 
 FORMAT = "kgfusion-qa-crossencoder"
 VERSION = 1
@@ -81,7 +78,7 @@ class CrossEncoderModule(nn.Module):
         return _masked(torch.cat([s, self.nil.expand(len(index), 1)], -1), index >= 0)
 
 
-class CrossEncoderScorer:
+class CrossEncoderScorer(qa_tuned.ProbabilityScorer):
     """The fine-tuned cross-encoder scorer (module docstring); :func:`fit_crossencoder`
     trains it. Same interface as :class:`align.qa_scorer.QAScorer`."""
 
@@ -148,71 +145,27 @@ class CrossEncoderScorer:
     def probabilities(self, questions: list[str], candidates: list[list[Candidate]],
                       batch_size: int = 8) -> list[np.ndarray]:  # fmt: skip
         """Softmax rows ``[C_i + 1]`` (the last entry NIL) per question, without gradients."""
-        self.module.eval()
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(questions), batch_size):
-                part = slice(start, start + batch_size)
-                probs = torch.softmax(self.logits(questions[part], candidates[part]), -1).numpy()
-                out.extend(np.append(row[: len(cs)], row[-1]).astype(np.float32)
-                           for row, cs in zip(probs, candidates[part], strict=True))  # fmt: skip
-        return out
-
-    def score(self, question: str, candidates: list[Candidate]) -> Scored:
-        return self.score_many([question], [candidates])[0]
-
-    def score_many(self, questions: list[str], candidates: list[list[Candidate]]) -> list[Scored]:
-        """As :meth:`align.qa_scorer.QAScorer.score_many`."""
-        out = []
-        for row, cands in zip(self.probabilities(questions, candidates), candidates, strict=True):
-            p, nil = row[: len(cands)], float(row[-1])
-            best = int(p.argmax()) if len(cands) else None
-            if best is not None and p[best] < self.config.threshold:
-                best = None
-            out.append(Scored(p, nil, best))
-        return out
+        return qa_tuned.batched_probabilities(self, questions, candidates, batch_size)
 
     # -------------------------------------------------------------- disk
     def save(self, directory) -> Path:
         """``config.json`` + ``model.safetensors`` + tokenizer files, replacing
         ``directory`` as a whole (atomically)."""
-        directory = Path(directory)
-        self.config.model = self.module.model.config.to_dict()
-        with atomic_directory(directory, overwrite=True) as tmp:
-            self.tokenizer.save_pretrained(str(tmp))
-            save_pretrained(tmp, self.config, self.module, metadata={"format": FORMAT})
-        return directory
+        return qa_tuned.save_tuned(self, self.module.model, directory)
 
     @classmethod
     def load(cls, directory) -> CrossEncoderScorer:
         """A scorer saved by :meth:`save` (``LinkerError`` naming the folder otherwise)."""
-        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
-        directory = Path(directory)
-        if not (directory / CONFIG_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
-            raise LinkerError(f"{directory} holds no cross-encoder question scorer; train one "
-                              f"with `kgf qa-train WS --scorer cross-encoder`")  # fmt: skip
-        config = read_config(CrossEncoderConfig, directory / CONFIG_FILE, FORMAT, VERSION,
-                             "QA cross-encoder")  # fmt: skip
-        spec = dict(config.model)
-        model_type = spec.pop("model_type", None)
-        if not model_type:
-            raise LinkerError(f"{directory / CONFIG_FILE}: 'model' has no model_type")
-        model = AutoModelForSequenceClassification.from_config(
-            AutoConfig.for_model(model_type, **spec), trust_remote_code=False
-        )
-        module = CrossEncoderModule(model.float())
-        load_into(module, read_weights(directory / WEIGHTS_FILE), directory / WEIGHTS_FILE)
-        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True,
-                                                  trust_remote_code=False)  # fmt: skip
-        return cls(config, module, tokenizer)
+        return cls(*qa_tuned.load_tuned(directory, CrossEncoderConfig, FORMAT, VERSION, "cross-encoder",
+                               AutoModelForSequenceClassification,
+                               lambda model, _config: CrossEncoderModule(model)))  # fmt: skip
 
 
 # ------------------------------------------------------------------ training
-def predict_crossencoder(scorer: CrossEncoderScorer, questions: list[Question]):
-    """``(probabilities per question [C_i], NIL probabilities)`` of labelled questions."""
-    rows = scorer.probabilities([q.text for q in questions], [q.candidates for q in questions])
-    return [r[:-1] for r in rows], [float(r[-1]) for r in rows]
+#: (probabilities [C_i], NIL probabilities) per labelled question
+predict_crossencoder = qa_tuned.predict_rows
 
 
 def sampled(question: Question, limit: int, rng: random.Random) -> Question:
@@ -253,7 +206,7 @@ def fit_crossencoder(scorer: CrossEncoderScorer, questions: list[Question], *, e
     if len(questions) < 2:
         raise LinkerError("training the question scorer needs at least 2 questions with candidates")
     torch.manual_seed(seed)
-    cpu = _cpu()
+    cpu = qa_tuned.cpu_seconds()
     valid, train = attribute_split(questions, valid_fraction, seed)
     train = train or valid
     check = valid or train
@@ -274,13 +227,4 @@ def fit_crossencoder(scorer: CrossEncoderScorer, questions: list[Question], *, e
             best = (mrr, epoch, copy.deepcopy(scorer.module.state_dict()))
     if best[2] is not None:
         scorer.module.load_state_dict(best[2])
-    probs, nils = predict_crossencoder(scorer, check)
-    threshold = calibrate(check, probs)
-    metrics = rank_metrics(check, probs, nils, threshold)
-    metrics = {**{k: round(v, 4) for k, v in metrics.items()}, "threshold": round(threshold, 4),
-               "epoch": best[1], "questions": len(questions),
-               "calibration": {"on": "hold-out scores of the kept model", "questions": len(check)},
-               "cpu_seconds": round(_cpu() - cpu, 1)}  # fmt: skip
-    scorer.config.threshold, scorer.config.epochs = threshold, best[1]
-    scorer.config.metrics, scorer.config.trained = metrics, True
-    return metrics
+    return qa_tuned.kept_metrics(scorer, check, best[1], len(questions), cpu)

@@ -14,9 +14,13 @@ hold-out scores: every member is trained with the same attribute-wise hold-out
 (:func:`align.qa_train.attribute_split`, same seed and fraction) and keeps the model chosen
 on it, so its hold-out scores are those of questions and attributes it never trained on.
 The NIL threshold is then calibrated on the combined hold-out probabilities (the model that
-is kept). A log-linear pool of experts (Hinton, "Training Products of Experts by
-Minimizing Contrastive Divergence", Neural Computation 2002, in its simplest weighted
-form).
+is kept). A member with ``hold_out_views`` (the question memory, :mod:`align.qa_memory`)
+gives several rows per hold-out question (its memory of the training part only: attribute
+types unseen; all of it less the question's own product: types seen); the others' rows
+are repeated, and the weights and threshold are fitted on all the views together
+(``metrics["views"]``: the hold-out metrics per view). A log-linear pool of experts
+(Hinton, "Training Products of Experts by Minimizing Contrastive Divergence", Neural
+Computation 2002, in its simplest weighted form).
 
 Saved as ``config.json`` (:class:`EnsembleConfig`: the weights, the threshold) with each
 member in its own sub-folder ``member-<i>`` (its own ``config.json`` and weights).
@@ -36,12 +40,14 @@ from kg.workspace import atomic_directory
 
 from .base import LinkerError, read_config
 from .qa_kinds import BASE_SCORERS, kind_in, load_from
-from .qa_scorer import Candidate, Question, Scored
+from .qa_scorer import Candidate, Question
 from .qa_train import attribute_split, calibrate, rank_metrics
+from .qa_tuned import ProbabilityScorer
 
 FORMAT = "kgfusion-qa-ensemble"
 VERSION = 1
 MEMBERS = ("bi-encoder", "cross-encoder")  # the default members' kinds
+MEMORY_MEMBERS = (*MEMBERS, "memory")  # with the question memory (align.qa_memory)
 _EPS = 1e-6
 
 
@@ -106,7 +112,7 @@ def fit_weights(questions: list[Question], member_rows: list[list[np.ndarray]],
     return [round(float(x), 4) for x in w.detach()]
 
 
-class EnsembleScorer:
+class EnsembleScorer(ProbabilityScorer):
     """Members (scorers of the kinds of ``config.members``) and their weights; same
     interface as :class:`align.qa_scorer.QAScorer`."""
 
@@ -142,20 +148,6 @@ class EnsembleScorer:
         weights = self.config.weights or [1.0 / len(self.members)] * len(self.members)
         return pooled(weights, self.member_rows(questions, candidates))
 
-    def score(self, question: str, candidates: list[Candidate]) -> Scored:
-        return self.score_many([question], [candidates])[0]
-
-    def score_many(self, questions: list[str], candidates: list[list[Candidate]]) -> list[Scored]:
-        """As :meth:`align.qa_scorer.QAScorer.score_many`."""
-        out = []
-        for row, cands in zip(self.probabilities(questions, candidates), candidates, strict=True):
-            p, nil = row[: len(cands)], float(row[-1])
-            best = int(p.argmax()) if len(cands) else None
-            if best is not None and p[best] < self.config.threshold:
-                best = None
-            out.append(Scored(p, nil, best))
-        return out
-
     # -------------------------------------------------------------- disk
     def save(self, directory) -> Path:
         """``config.json`` + one sub-folder per member, replacing ``directory`` whole."""
@@ -181,6 +173,17 @@ class EnsembleScorer:
         return cls(config, members)
 
 
+def _views(member, check: list[Question], train: list[Question]) -> list[list[np.ndarray]]:
+    """``member``'s probability rows ``[C_i + 1]`` of the hold-out questions ``check``, one
+    list per hold-out view: its own ``hold_out_views(check, train)`` where it has one (the
+    question memory: types unseen, then seen), else its plain rows (one view)."""
+    own = getattr(member, "hold_out_views", None)
+    if own is not None:
+        return own(check, train)
+    scored = member.score_many([q.text for q in check], [q.candidates for q in check])
+    return [[np.append(x.probs, x.nil_prob).astype(np.float32) for x in scored]]
+
+
 def fit_ensemble(scorer: EnsembleScorer, questions: list[Question], *, epochs: int | None = None,
                  valid_fraction: float = 0.2, seed: int = 0, progress=None) -> dict:  # fmt: skip
     """Train the members not trained yet (each its kind's default epochs, or ``epochs``;
@@ -199,15 +202,30 @@ def fit_ensemble(scorer: EnsembleScorer, questions: list[Question], *, epochs: i
                                      progress=progress)  # fmt: skip
     valid, train = attribute_split(questions, valid_fraction, seed)
     check = valid or train
-    rows = scorer.member_rows([q.text for q in check], [q.candidates for q in check])
-    weights = fit_weights(check, rows)
+    views = [_views(member, check, train) for member in scorer.members]
+    count = max(len(v) for v in views)
+    rows = [[r for view in (v * count if len(v) == 1 else v) for r in view] for v in views]
+    weights = fit_weights(check * count, rows)
     probs = [r[:-1] for r in pooled(weights, rows)]
-    threshold = calibrate(check, probs)
-    metrics = rank_metrics(check, probs, [0.0] * len(check), threshold)
+    threshold = calibrate(check * count, probs)
+    metrics = rank_metrics(check * count, probs, [0.0] * len(probs), threshold)
+    per_view = [rank_metrics(check, probs[i * len(check) : (i + 1) * len(check)],
+                             [0.0] * len(check), threshold) for i in range(count)]  # fmt: skip
     metrics = {**{k: round(v, 4) for k, v in metrics.items()}, "threshold": round(threshold, 4),
                "weights": dict(zip(scorer.config.members, weights, strict=True)),
+               "views": [{k: round(v, 4) for k, v in m.items()} for m in per_view],
                "members": members, "questions": len(questions),
-               "calibration": {"on": "hold-out scores of the kept models", "questions": len(check)}}  # fmt: skip
+               "calibration": {"on": "hold-out scores of the kept models",
+                               "questions": len(check) * count}}  # fmt: skip
     scorer.config.weights, scorer.config.threshold = weights, threshold
     scorer.config.metrics, scorer.config.trained = metrics, True
     return metrics
+
+
+class MemoryEnsemble(EnsembleScorer):
+    """The ensemble of :data:`MEMORY_MEMBERS` (``kgf qa-train --scorer ensemble-memory``);
+    saved and loaded as any ensemble."""
+
+    @classmethod
+    def untrained(cls, encoder: str | None = None, kinds=None) -> EnsembleScorer:
+        return EnsembleScorer.untrained(encoder, kinds or MEMORY_MEMBERS)

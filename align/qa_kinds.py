@@ -20,6 +20,8 @@ from .qa_biencoder import FORMAT as BI_FORMAT
 from .qa_biencoder import BiEncoderScorer, fit_biencoder
 from .qa_crossencoder import FORMAT as CROSS_FORMAT
 from .qa_crossencoder import CrossEncoderScorer, fit_crossencoder
+from .qa_memory import FORMAT as MEMORY_FORMAT
+from .qa_memory import QuestionMemory, fit_memory
 from .qa_scorer import FORMAT, QAScorer
 from .qa_train import fit_scorer
 
@@ -43,6 +45,9 @@ BASE_SCORERS: dict[str, ScorerKind] = {
     "cross-encoder": ScorerKind(CrossEncoderScorer, fit_crossencoder, 2, CROSS_FORMAT,
                                 "fine-tunes all-MiniLM-L6-v2 over (question, attribute) "
                                 "pairs (English, several times the bi-encoder's CPU)"),
+    "memory": ScorerKind(QuestionMemory, fit_memory, 0, MEMORY_FORMAT,
+                         "votes for the attribute names that answered the nearest training "
+                         "questions (frozen MiniLM; seconds)"),
 }  # fmt: skip
 
 

@@ -9,7 +9,12 @@
   :func:`align.qa_crossencoder.fit_crossencoder`;
 - ``ensemble``: :class:`align.qa_ensemble.EnsembleScorer`, a bi-encoder and a cross-encoder
   whose log-probabilities are pooled with weights fitted on their common hold-out
-  (:func:`align.qa_ensemble.fit_ensemble`).
+  (:func:`align.qa_ensemble.fit_ensemble`);
+- ``memory``: :class:`align.qa_memory.QuestionMemory`, votes of the nearest training
+  questions for the names of the attributes that answered them (:func:`align.qa_memory.
+  fit_memory`);
+- ``ensemble-memory``: the ensemble of a bi-encoder, a cross-encoder and a question memory
+  (:class:`align.qa_ensemble.MemoryEnsemble`, saved as any ensemble).
 
 All answer ``score`` / ``score_many`` / ``save`` / ``load`` alike;
 :func:`load_scorer` reads any of them from a folder (by the ``format`` of its config.json).
@@ -20,7 +25,7 @@ are of those).
 from __future__ import annotations
 
 from .qa_ensemble import FORMAT as ENSEMBLE_FORMAT
-from .qa_ensemble import EnsembleScorer, fit_ensemble
+from .qa_ensemble import EnsembleScorer, MemoryEnsemble, fit_ensemble
 from .qa_kinds import BASE_SCORERS, ScorerKind, kind_in, load_from
 from .qa_scorer import Question
 
@@ -28,6 +33,9 @@ SCORERS: dict[str, ScorerKind] = {
     **BASE_SCORERS,
     "ensemble": ScorerKind(EnsembleScorer, fit_ensemble, 0, ENSEMBLE_FORMAT,
                            "a bi-encoder and a cross-encoder, weights fitted on their hold-out"),
+    "ensemble-memory": ScorerKind(MemoryEnsemble, fit_ensemble, 0, ENSEMBLE_FORMAT,
+                                  "the ensemble plus the question memory, weights fitted on "
+                                  "hold-outs of unseen and seen attribute types"),
 }  # fmt: skip
 
 

@@ -3,14 +3,16 @@
 1. **semiPQA** (``../shared/data/qa/semipqa``, real Amazon shopper questions, each with its
    product's attributes): the question -> attribute scorers (the fine-tuned bi-encoder of
    :mod:`align.qa_biencoder`, the fine-tuned cross-encoder of :mod:`align.qa_crossencoder`,
-   their ensemble, :mod:`align.qa_ensemble`, and the feature scorer of
+   their ensemble, :mod:`align.qa_ensemble`, the question memory of
+   :mod:`align.qa_memory` and the ensemble with it, and the feature scorer of
    :mod:`align.qa_scorer`) are trained on ``dev.csv`` and tested on ``testseen.csv`` (or
    ``--test FILE``, same layout, e.g. unseen attribute types): P@1 and MRR of the answering
    attribute over the answerable questions, NIL accuracy over the unanswerable ones
    (threshold calibrated on dev only: the fine-tuned scorers on their attribute-wise
    hold-out, the feature scorer on out-of-fold scores of its refit recipe). The summary
-   line reports ``--ours`` (default the ensemble). In the same run: BM25 (question vs ``key value`` text, IDF over the test file's
-   attributes) and zero-shot MiniLM (cosine of all-MiniLM-L6-v2 embeddings), P@1 and MRR.
+   line reports ``--ours`` (default the ensemble of the bi- and cross-encoder). In the
+   same run: BM25 (question vs ``key value`` text, IDF over the test file's attributes)
+   and zero-shot MiniLM (cosine of all-MiniLM-L6-v2 embeddings), P@1 and MRR.
 2. **Fashion QA** (``../shared/data/products/fashion``, a subset of ``--fashion-products``
    products with unique display names): the catalogue is built with ``examples/fashion.toml``
    and encoded (MiniLM text, EfficientNet-Lite0 images); questions about colour, season,
@@ -165,10 +167,19 @@ def fine_tuned_scorers(args, dev, test) -> dict:
     """The fine-tuned MiniLM scorers on ``test``: the bi-encoder (:mod:`align.qa_biencoder`),
     the cross-encoder (:mod:`align.qa_crossencoder`) and their ensemble
     (:mod:`align.qa_ensemble`: weights and NIL threshold fitted on the members' common
-    attribute-wise hold-out of dev). Name -> (test metrics, dev hold-out metrics)."""
+    attribute-wise hold-out of dev), the question memory and the ensemble of all three
+    (:class:`align.qa_ensemble.MemoryEnsemble`). Name -> (test metrics, dev hold-out
+    metrics)."""
     from align.qa_biencoder import fit_biencoder
     from align.qa_crossencoder import fit_crossencoder
-    from align.qa_ensemble import EnsembleConfig, EnsembleScorer, fit_ensemble, pooled
+    from align.qa_ensemble import (
+        MEMORY_MEMBERS,
+        EnsembleConfig,
+        EnsembleScorer,
+        fit_ensemble,
+        pooled,
+    )
+    from align.qa_memory import QuestionMemory, fit_memory
 
     bi = _fine_tuned(args, "bi-encoder", dev, args.bi_epochs, fit_biencoder, lr=args.bi_lr,
                      max_length=args.max_length, key_view=args.key_view)  # fmt: skip
@@ -185,6 +196,24 @@ def fine_tuned_scorers(args, dev, test) -> dict:
     print(f"  ensemble weights {hold['weights']}; hold-out {hold}", flush=True)
     rows = pooled(both.config.weights, [bi_rows, cross_rows])  # = both.probabilities(test)
     out["ensemble"] = (_tested("ensemble", both, test, rows)[0], hold)
+    if args.no_memory:
+        return out
+    memory = QuestionMemory.untrained()
+    memory.config.k, memory.config.temperature = args.memory_k, args.memory_temperature
+    started, cpu = time.perf_counter(), cpu_seconds()
+    print(f"  memory: product-wise hold-out {fit_memory(memory, dev, seed=args.seed)} "
+          f"({time.perf_counter() - started:.0f}s wall, {cpu_seconds() - cpu:.0f}s CPU)")  # fmt: skip
+    memory_test, memory_rows = _tested("memory", memory, test)
+    out["memory"] = (memory_test, memory.config.metrics)
+    trio = EnsembleScorer(EnsembleConfig(members=list(MEMORY_MEMBERS)), [bi, cross, memory])
+    hold = fit_ensemble(trio, dev, seed=args.seed)
+    unseen, seen = hold["views"]
+    print(f"  ensemble-memory weights {hold['weights']}; dev hold-out, attribute types unseen "
+          f"(memory of the other types only): {unseen}; seen (memory less the question's product): {seen}; "
+          f"the ensemble without memory on the unseen-type hold-out: {out['ensemble'][1]}",
+          flush=True)  # fmt: skip
+    rows = pooled(trio.config.weights, [bi_rows, cross_rows, memory_rows])
+    out["ensemble-memory"] = (_tested("ensemble-memory", trio, test, rows)[0], hold)
     return out
 
 
@@ -232,8 +261,13 @@ def main(argv=None) -> None:
     parser.add_argument("--cross-epochs", type=int, default=3)
     parser.add_argument("--cross-max-length", type=int, default=96,
                         help="cross-encoder tokens per (question, attribute) pair")  # fmt: skip
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip the question memory (and the ensemble with it)")  # fmt: skip
+    parser.add_argument("--memory-k", type=int, default=10, help="neighbours that vote")
+    parser.add_argument("--memory-temperature", type=float, default=0.05)
     parser.add_argument("--ours", default="ensemble",
-                        choices=["ensemble", "cross-encoder", "bi-encoder"],
+                        choices=["ensemble-memory", "ensemble", "memory", "cross-encoder",
+                                 "bi-encoder"],
                         help="the fine-tuned scorer reported in the summary line")  # fmt: skip
     parser.add_argument("--max-length", type=int, default=64,
                         help="bi-encoder tokens per text")  # fmt: skip

@@ -478,16 +478,16 @@ class Session:
     def qa_train(self, pairs=(), *, graph_products: int = 300, epochs: int | None = None,
                  seed: int = 0, encoder: str | None = None, scorer=None,
                  kind: str = "features", progress=None) -> dict:  # fmt: skip
-        """Train the question scorer and save it in ``WORKSPACE/qa-scorer``: on labelled
-        questions in the semiPQA layout (``pairs``: files) and on questions generated from
-        up to ``graph_products`` of the workspace's products (0: none). Returns the
-        hold-out metrics (:func:`align.qa_train.fit_scorer`). ``epochs``: None for the
-        kind's default. ``encoder``: the sentence encoder (features: default multilingual
-        E5, another name of :func:`fusion.encoders.get_encoder`; bi-encoder: a local model
-        folder, default all-MiniLM-L6-v2);
-        ``scorer``: an untrained :class:`align.QAScorer` to train instead (e.g. one whose
-        embedding cache is filled); ``kind``: ``features`` (multilingual, the default) or
-        ``bi-encoder`` (a fine-tuned English MiniLM, :mod:`align.qa_biencoder`)."""
+        """Train the question scorer of ``kind`` (a name of :data:`align.qa_scorers.SCORERS`:
+        ``features``, multilingual E5 + MLP, the default; ``bi-encoder`` / ``cross-encoder``,
+        a fine-tuned English MiniLM; ``ensemble`` of those two) and save it in ``WORKSPACE/
+        qa-scorer``, on labelled questions in the semiPQA layout (``pairs``: files) and on
+        questions generated from up to ``graph_products`` of the workspace's products (0:
+        none). Returns its hold-out metrics. ``epochs``: None for the kind's default.
+        ``encoder``: the features' sentence encoder (default multilingual E5, a name of
+        :func:`fusion.encoders.get_encoder`) or the fine-tuned kinds' local model folder
+        (default all-MiniLM-L6-v2); ``scorer``: an untrained scorer of ``kind`` to train
+        instead (e.g. one whose embedding cache is filled)."""
         from align.qa import product_attributes
         from align.qa_scorer import QA_SCORER_DIR, shuffled
         from align.qa_scorers import scorer_kind, train_scorer

@@ -8,6 +8,7 @@ import random
 
 import numpy as np
 import pytest
+from qa_fixtures import gold, toy_questions
 from tiny_models import save_tiny_bert
 
 from align import LinkerError
@@ -25,36 +26,19 @@ from align.qa_train import attribute_split, calibrate
 
 @pytest.fixture(scope="module")
 def tiny_encoder(tmp_path_factory):
-    """A random 2-layer BERT with the offline MiniLM's tokenizer, saved as a folder."""
+    """A random 2-layer BERT encoder with the offline MiniLM's tokenizer, saved as a folder."""
     return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert-qa-cross"), "BertModel")
-
-
-def _toy_questions() -> list[Question]:
-    cands = [
-        Candidate("colour", "black"),
-        Candidate("season", "summer"),
-        Candidate("brand", "acme"),
-    ]
-    texts = {0: ["what colour is it", "which colour", "colour please", "is it black"],
-             1: ["which season", "season for it", "summer or winter", "what season"],
-             2: ["who makes it", "which brand", "brand name", "made by acme"]}  # fmt: skip
-    out = [Question(t, cands, [i]) for i, ts in texts.items() for t in ts]
-    return out + [Question("how much does shipping cost", cands, [])]
-
-
-def _gold(probs, questions) -> float:
-    return float(np.mean([p[q.labels].sum() for p, q in zip(probs, questions, strict=True)]))
 
 
 def test_cross_encoder_learns_toy_questions_and_round_trips(tiny_encoder, tmp_path):
     scorer = CrossEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32)
-    questions = _toy_questions()
+    questions = toy_questions()
     before = predict_crossencoder(scorer, questions[:12])[0]
     metrics = fit_crossencoder(scorer, questions * 3, epochs=3, lr=3e-3, batch_size=4,
                                valid_fraction=0.0, seed=0)  # fmt: skip
     assert scorer.config.trained and metrics["epoch"] >= 1
     assert set(metrics) >= {"p@1", "mrr", "threshold", "calibration", "cpu_seconds"}
-    assert _gold(predict_crossencoder(scorer, questions[:12])[0], questions[:12]) > _gold(
+    assert gold(predict_crossencoder(scorer, questions[:12])[0], questions[:12]) > gold(
         before, questions[:12]
     )
     scorer.save(tmp_path / "qa-scorer")
@@ -97,7 +81,7 @@ def test_ensemble_weights_follow_the_better_member():
 def test_ensemble_trains_members_calibrates_on_their_hold_out_and_round_trips(
     tiny_encoder, tmp_path
 ):
-    questions = _toy_questions() * 2
+    questions = toy_questions() * 2
     scorer = EnsembleScorer.untrained(f"hf:{tiny_encoder}")
     metrics = fit_ensemble(scorer, questions, epochs=1, valid_fraction=0.3, seed=0)
     assert set(metrics["weights"]) == {"bi-encoder", "cross-encoder"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
+from qa_fixtures import toy_questions
 from tiny_models import save_tiny_bert
 
 import kg
@@ -24,7 +25,6 @@ from align.qa_lexicon import (
 from align.qa_scorer import (
     Candidate,
     QAScorer,
-    Question,
     lexical_overlap,
 )
 from align.qa_scorers import load_scorer, scorer_class
@@ -40,23 +40,10 @@ def tiny_encoder(tmp_path_factory):
     return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert-qa"), "BertModel")
 
 
-def _toy_questions() -> list[Question]:
-    cands = [
-        Candidate("colour", "black"),
-        Candidate("season", "summer"),
-        Candidate("brand", "acme"),
-    ]
-    texts = {0: ["what colour is it", "which colour", "colour please", "is it black"],
-             1: ["which season", "season for it", "summer or winter", "what season"],
-             2: ["who makes it", "which brand", "brand name", "made by acme"]}  # fmt: skip
-    out = [Question(t, cands, [i]) for i, ts in texts.items() for t in ts]
-    return out + [Question("how much does shipping cost", cands, [])]
-
-
 # ---------------------------------------------------------------------- bi-encoder
 def test_biencoder_learns_toy_questions_and_round_trips(tiny_encoder, tmp_path):
     scorer = BiEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32)
-    questions = _toy_questions()
+    questions = toy_questions()
     before = predict_biencoder(scorer, questions[:12])
     metrics = fit_biencoder(scorer, questions * 4, epochs=4, lr=3e-3, batch_size=8,
                             valid_fraction=0.0, seed=0)  # fmt: skip
@@ -80,7 +67,7 @@ def test_biencoder_with_the_name_view_learns_and_round_trips(tiny_encoder, tmp_p
     """``key_view``: the question is compared with the attribute's name alone too (its
     weight learned); the view is saved with the scorer."""
     scorer = BiEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32, key_view=True)
-    questions = _toy_questions()
+    questions = toy_questions()
     before = predict_biencoder(scorer, questions[:12])[0]
     fit_biencoder(scorer, questions * 3, epochs=3, lr=3e-3, batch_size=8, valid_fraction=0.0)
     after = predict_biencoder(scorer, questions[:12])[0]

@@ -46,7 +46,9 @@ def _qa_train_args(p: argparse.ArgumentParser) -> None:
                    "zh questions); bi-encoder: fine-tunes all-MiniLM-L6-v2 (English, better on "
                    "shopper questions, minutes of CPU); cross-encoder: fine-tunes it over "
                    "(question, attribute) pairs (English, several times the bi-encoder's CPU); "
-                   "ensemble: both, pooled with weights fitted on their hold-out")  # fmt: skip
+                   "ensemble: both, pooled with weights fitted on their hold-out; memory: votes "
+                   "of the nearest training questions for the names that answered them; "
+                   "ensemble-memory: the ensemble plus the memory")  # fmt: skip
 
 
 @command("qa-train", "train the question -> attribute scorer of `kgf ask`", _qa_train_args)
