@@ -61,13 +61,22 @@ def pays_off(path: Path) -> bool:
     return size >= PARALLEL_MIN_BYTES
 
 
-def _boundaries(path: Path, chunk_bytes: int) -> list[tuple[int, int]]:
-    """Byte ranges of ``path`` that each end after a newline (or at the end of file)."""
+def _boundaries(path: Path, chunk_bytes: int, workers: int = 1) -> list[tuple[int, int]]:
+    """Byte ranges of ``path`` that each end after a newline (or at the end of file).
+
+    Guided sizes (as OpenMP's ``schedule(guided)``): ``chunk_bytes`` while much is left,
+    then a share of what is left (``remaining / (2 x workers)``, at least an eighth of
+    ``chunk_bytes``), so the workers finish together and the last chunk merged alone in
+    the parent is small."""
     size = path.stat().st_size
+    smallest = max(1, chunk_bytes // 8)
     cuts = [0]
     with open(path, "rb") as fh:
-        while cuts[-1] + chunk_bytes < size:
-            fh.seek(cuts[-1] + chunk_bytes)
+        while True:
+            target = min(chunk_bytes, max(smallest, (size - cuts[-1]) // (2 * workers)))
+            if cuts[-1] + target >= size:
+                break
+            fh.seek(cuts[-1] + target)
             skipped = 0
             while True:
                 piece = fh.read(1 << 16)
@@ -77,7 +86,7 @@ def _boundaries(path: Path, chunk_bytes: int) -> list[tuple[int, int]]:
                 skipped += len(piece)
             if not piece:
                 break
-            cuts.append(cuts[-1] + chunk_bytes + skipped + at + 1)
+            cuts.append(cuts[-1] + target + skipped + at + 1)
     if cuts[-1] < size:
         cuts.append(size)
     return list(zip(cuts[:-1], cuts[1:], strict=True))
@@ -165,15 +174,15 @@ def add_lines_file(
         "image_predicates": tuple(sink._image_predicates), "scope": f"f{source}_",
         "lenient": lenient, "quads": quads,
     }  # fmt: skip
+    if workers is None:  # automatic: a pool only where it pays
+        workers = default_workers() if pays_off(path) else 1
     if path.suffix == ".gz":
         tasks = ((data, options) for data in _gzip_chunks(path, chunk_bytes))
         several = True
     else:
-        ranges = _boundaries(path, chunk_bytes)
+        ranges = _boundaries(path, chunk_bytes, max(1, workers))
         tasks = (((str(path), a, b), options) for a, b in ranges)
         several = len(ranges) > 1
-    if workers is None:  # automatic: a pool only where it pays
-        workers = default_workers() if pays_off(path) else 1
     workers = max(1, workers) if several else 1
     sink._intern(sink._dtype_ids, sink.raw.datatypes, RDF_LANG_STRING)  # as add_quads does
     count, line = 0, 0
