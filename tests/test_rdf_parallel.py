@@ -256,3 +256,42 @@ def test_repeated_literals_across_chunks_are_dropped_as_streaming_drops_them(tmp
     graph = kg.ProductGraph(raw)
     assert graph.duplicates == reference.duplicates == 39
     assert graph.lit_value == reference.lit_value == ["Café", "a1"]
+
+
+KINDS_CASES = r"""<http://ex.org/p1> <http://schema.org/price> "12.5"^^<http://www.w3.org/2001/XMLSchema#decimal> .
+<http://ex.org/p1> <http://schema.org/price> "n/a"^^<http://www.w3.org/2001/XMLSchema#decimal> .
+<http://ex.org/p1> <http://schema.org/inStock> "true"^^<http://www.w3.org/2001/XMLSchema#boolean> .
+<http://ex.org/p1> <http://schema.org/inStock> "maybe"^^<http://www.w3.org/2001/XMLSchema#boolean> .
+<http://ex.org/p1> <http://schema.org/released> "1970-01-11"^^<http://www.w3.org/2001/XMLSchema#date> .
+<http://ex.org/p1> <http://schema.org/released> "99999-01-01"^^<http://www.w3.org/2001/XMLSchema#date> .
+<http://ex.org/p1> <http://schema.org/updated> "1970-01-02T12:00:00Z"^^<http://www.w3.org/2001/XMLSchema#dateTime> .
+<http://ex.org/p1> <http://schema.org/year> "1971"^^<http://www.w3.org/2001/XMLSchema#gYear> .
+<http://ex.org/p1> <http://schema.org/image> "http://img.example/p1.jpg" .
+<http://ex.org/p1> <http://schema.org/image> <http://img.example/p1b.jpg> .
+<http://ex.org/p1> <http://schema.org/name> "12"@en .
+<http://ex.org/p1> <http://schema.org/count> "7"^^<http://www.w3.org/2001/XMLSchema#integer> .
+<http://ex.org/p1> <http://schema.org/weird> "x\"y"^^<http://www.w3.org/2001/XMLSchema#integer> .
+<http://ex.org/p2> <http://schema.org/price> "n/a"^^<http://www.w3.org/2001/XMLSchema#decimal> .
+<http://ex.org/p1> <http://schema.org/price> "n/a"^^<http://www.w3.org/2001/XMLSchema#decimal> .
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_literals_classified_by_the_workers_as_the_graph_would(tmp_path, workers):
+    """Literal kinds, numbers and values kept as text (repeated triples counted once) are
+    computed per chunk by the parser workers; the graph they give equals the graph built
+    from the streamed reference, which classifies in the graph build."""
+    path = tmp_path / "kinds.nt"
+    path.write_text(EDGE_CASES + KINDS_CASES, encoding="utf-8")
+    parallel, reference = chunked(path, workers=workers, chunk_bytes=300), streamed(path)
+    assert len(parallel.lit_class) == len(parallel.lit_value) > 0  # the workers' path is used
+    assert len(reference.lit_class) == 0  # the graph classifies the streamed triples itself
+    with pytest.warns(UserWarning, match="do not parse") as ours:
+        a = kg.ProductGraph(parallel)
+    with pytest.warns(UserWarning, match="do not parse") as theirs:
+        b = kg.ProductGraph(reference)
+    assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
+    assert a.lit_kind.tolist() == b.lit_kind.tolist()
+    np.testing.assert_array_equal(a.lit_num, b.lit_num)  # NaN where both have none
+    assert a.invalid_literals == b.invalid_literals == 5  # n/a twice (one repeated), ...
+    assert a.duplicates == b.duplicates == 2
