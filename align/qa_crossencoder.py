@@ -2,10 +2,14 @@
 
 The bi-encoder of :mod:`align.qa_biencoder` embeds the question and each attribute apart;
 here they are read together, ``[CLS] question [SEP] name: value [SEP]``, by one encoder
-with a one-logit head (:class:`align.rerank.CrossEncoder`: a transformers
-sequence-classification model, the offline all-MiniLM-L6-v2 by default), so the words of
-the question attend to the attribute's name and value ("is this a flat shoe?" -> ``heel:
-mid-heel``). For question ``q`` and candidates ``c_1..c_C``::
+with a one-logit head, so the words of the question attend to the attribute's name and
+value ("is this a flat shoe?" -> ``heel: mid-heel``). The head (``pooling``) is a fresh
+``Linear(hidden, 1)`` on the mean of the last hidden states (:class:`align.rerank.PairModel`,
+``mean``, the default since format 2; or ``cls``), trained at ``head_lr_multiplier`` times
+the encoder's learning rate; format 1's head (``classifier``: transformers'
+sequence-classification head on BERT's pooler, which a sentence-transformers checkpoint
+such as the offline all-MiniLM-L6-v2 never trained) is still read and can still be chosen.
+For question ``q`` and candidates ``c_1..c_C``::
 
     s_j   = CE(q, c_j) + w . lex_j                lex_j: lexical overlaps [2]
     s_nil = b                                     b, w: learned
@@ -35,12 +39,13 @@ import torch
 from torch import nn
 
 from . import qa_tuned
-from .base import LinkerError
+from .base import LinkerError, read_config
 from .qa_scorer import LEXICAL, Candidate, Question, _masked, lexical_overlap, shuffled
 from .qa_train import _targets, attribute_split, rank_metrics
 
 FORMAT = "kgfusion-qa-crossencoder"
-VERSION = 1
+VERSION = 2  # 2: AutoModel + a head on pooled states (1: sequence-classification head)
+LEGACY_POOLING = "classifier"  # format 1: AutoModelForSequenceClassification (BERT's pooler)
 
 
 @dataclass
@@ -52,6 +57,7 @@ class CrossEncoderConfig:
     base_model: str = ""
     model: dict = field(default_factory=dict)  # the transformers config (to_dict())
     max_length: int = 96  # tokens per (question, attribute) pair
+    pooling: str = "mean"  # a key of align.rerank.POOLINGS, or LEGACY_POOLING
     value_chars: int = 80
     max_question_chars: int = 500
     threshold: float = 0.3
@@ -60,8 +66,29 @@ class CrossEncoderConfig:
     metrics: dict = field(default_factory=dict)
 
 
+def pair_model(encoder: nn.Module, pooling: str) -> nn.Module:
+    """The pair scorer on ``encoder``: for ``LEGACY_POOLING`` the sequence-classification
+    model itself, else :class:`align.rerank.PairModel` (its ``pooling`` + a fresh head)."""
+    from .rerank import POOLINGS, PairModel
+
+    if pooling == LEGACY_POOLING:
+        return encoder
+    if pooling not in POOLINGS:
+        raise LinkerError(f"cross-encoder pooling {pooling!r}: not one of "
+                          f"{[*POOLINGS, LEGACY_POOLING]}")  # fmt: skip
+    return PairModel(encoder, pooling)
+
+
+def _auto_model(pooling: str):
+    """The transformers class the encoder of ``pooling`` is built with."""
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification if pooling == LEGACY_POOLING else AutoModel
+
+
 class CrossEncoderModule(nn.Module):
-    """The sequence-classification model and the listwise head: ``nil`` b, ``lex`` w."""
+    """The pair model (one logit per tokenised pair: :func:`pair_model`) and the listwise
+    head: ``nil`` b, ``lex`` w."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -73,7 +100,10 @@ class CrossEncoderModule(nn.Module):
         """``batch``: the tokenised pairs [P]; ``index [B, C]`` (row of the pair per
         candidate, -1: padding); ``lex [B, C, 2]`` -> logits ``[B, C + 1]`` (padding at
         -inf; the last column is NIL)."""
-        pair = self.model(**batch).logits.squeeze(-1) if len(index.view(-1)) else torch.zeros(1)
+        pair = torch.zeros(1)
+        if len(index.view(-1)):
+            out = self.model(**batch)
+            pair = (out.logits.squeeze(-1) if hasattr(out, "logits") else out).float()
         s = pair[index.clamp(min=0)] + lex @ self.lex
         return _masked(torch.cat([s, self.nil.expand(len(index), 1)], -1), index >= 0)
 
@@ -97,21 +127,27 @@ class CrossEncoderScorer(qa_tuned.ProbabilityScorer):
         return f"CrossEncoderScorer({name}, {state}, threshold {self.config.threshold:.3f})"
 
     @classmethod
-    def from_base(cls, reference: str | None = None, max_length: int = 96) -> CrossEncoderScorer:
+    def from_base(cls, reference: str | None = None, max_length: int = 96,
+                  pooling: str = "mean") -> CrossEncoderScorer:  # fmt: skip
         """Start from a local model folder (``hf:`` prefix optional; default the offline
-        all-MiniLM-L6-v2; the one-logit head is new). Never runs remote code."""
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        all-MiniLM-L6-v2; the one-logit head on its ``pooling`` is new). Never runs
+        remote code."""
+        from transformers import AutoTokenizer
+
+        from fusion.encoders.hf import quiet_loading
 
         from .rerank import default_base_model
 
         folder = (reference or default_base_model()).removeprefix("hf:")
-        model = AutoModelForSequenceClassification.from_pretrained(
-            folder, num_labels=1, local_files_only=True, trust_remote_code=False
-        )
+        extra = {"num_labels": 1} if pooling == LEGACY_POOLING else {}
+        with quiet_loading():
+            encoder = _auto_model(pooling).from_pretrained(
+                folder, local_files_only=True, trust_remote_code=False, **extra
+            )
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True,
                                                   trust_remote_code=False)  # fmt: skip
-        config = CrossEncoderConfig(base_model=folder, max_length=max_length)
-        return cls(config, CrossEncoderModule(model.float()), tokenizer)
+        config = CrossEncoderConfig(base_model=folder, max_length=max_length, pooling=pooling)
+        return cls(config, CrossEncoderModule(pair_model(encoder.float(), pooling)), tokenizer)
 
     # -------------------------------------------------------------- texts
     def question_text(self, question: str) -> str:
@@ -156,11 +192,16 @@ class CrossEncoderScorer(qa_tuned.ProbabilityScorer):
     @classmethod
     def load(cls, directory) -> CrossEncoderScorer:
         """A scorer saved by :meth:`save` (``LinkerError`` naming the folder otherwise)."""
-        from transformers import AutoModelForSequenceClassification
-
-        return cls(*qa_tuned.load_tuned(directory, CrossEncoderConfig, FORMAT, VERSION, "cross-encoder",
-                               AutoModelForSequenceClassification,
-                               lambda model, _config: CrossEncoderModule(model)))  # fmt: skip
+        pooling = LEGACY_POOLING
+        path = Path(directory) / "config.json"
+        if path.is_file():  # format 1 had no pooling: its sequence-classification head
+            config = read_config(CrossEncoderConfig, path, FORMAT, VERSION, "QA cross-encoder")
+            pooling = config.pooling if config.version >= 2 else LEGACY_POOLING
+        config, module, tokenizer = qa_tuned.load_tuned(
+            directory, CrossEncoderConfig, FORMAT, VERSION, "cross-encoder", _auto_model(pooling),
+            lambda model, _config: CrossEncoderModule(pair_model(model, pooling)))  # fmt: skip
+        config.pooling = pooling
+        return cls(config, module, tokenizer)
 
 
 # ------------------------------------------------------------------ training
@@ -180,12 +221,15 @@ def sampled(question: Question, limit: int, rng: random.Random) -> Question:
                     [row[i] for i in question.labels])  # fmt: skip
 
 
-def _epoch(scorer, train: list[Question], optimiser, batch_size: int, limit: int, seed: int):
+def _epoch(scorer, train: list[Question], optimiser, batch_size: int, limit: int, seed: int,
+           bf16: bool = False):  # fmt: skip
     scorer.module.train()
     rng, total = random.Random(seed), 0.0
     for start in range(0, len(train), batch_size):
         batch = [sampled(q, limit, rng) for q in train[start : start + batch_size]]
-        logits = scorer.logits([q.text for q in batch], [q.candidates for q in batch])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = scorer.logits([q.text for q in batch], [q.candidates for q in batch])
+        logits = logits.float()
         y = _targets(batch, logits.shape[1] - 1)
         loss = -(y * torch.log_softmax(logits, -1).masked_fill(y == 0, 0.0)).sum(-1).mean()
         optimiser.zero_grad()
@@ -195,13 +239,37 @@ def _epoch(scorer, train: list[Question], optimiser, batch_size: int, limit: int
     return total / max(len(train), 1)
 
 
+def _optimiser(scorer: CrossEncoderScorer, lr: float, head_lr_multiplier: float):
+    """AdamW: the encoder at ``lr``, the pair head (``head.*`` of a :class:`PairModel`) at
+    ``lr * head_lr_multiplier``, the listwise head (NIL bias, lexical weights) at 1e-2."""
+    named = list(scorer.module.model.named_parameters())
+    pair_head = [p for n, p in named if n.startswith("head.")]
+    encoder = [p for n, p in named if not n.startswith("head.")]
+    groups = [
+        {"params": encoder, "lr": lr},
+        {"params": [scorer.module.nil, scorer.module.lex], "lr": 1e-2, "weight_decay": 0.0},
+    ]
+    if pair_head:
+        groups.append({"params": pair_head, "lr": lr * head_lr_multiplier})
+    return torch.optim.AdamW(groups, weight_decay=1e-2)  # fmt: skip
+
+
 def fit_crossencoder(scorer: CrossEncoderScorer, questions: list[Question], *, epochs: int = 2,
-                     lr: float = 4e-5, batch_size: int = 4, max_candidates: int = 12,
-                     valid_fraction: float = 0.2, seed: int = 0, progress=None) -> dict:  # fmt: skip
+                     lr: float = 2e-5, head_lr_multiplier: float = 40.0, batch_size: int = 4,
+                     max_candidates: int = 12, valid_fraction: float = 0.2, seed: int = 0,
+                     precision: str = "fp32", progress=None) -> dict:  # fmt: skip
     """Fine-tune ``scorer`` in place (module docstring): the epoch (best hold-out MRR) and
     the NIL threshold are chosen on a hold-out of ``valid_fraction`` of the questions,
-    whole attributes at a time, with the kept model. Returns the hold-out metrics with the
-    CPU seconds spent (also in ``scorer.config.metrics``)."""
+    whole attributes at a time, with the kept model. The encoder learns at ``lr``, a fresh
+    pair head at ``head_lr_multiplier`` times that (a head at the encoder's rate barely
+    moves: benchmarks/README.md, "Why the cross-encoder did not learn"). ``precision``:
+    ``bf16`` trains under CPU bfloat16 autocast (float32 weights; ``auto``: where the CPU
+    has native bf16, :func:`align.rerank.resolve_precision`); the hold-out is scored in
+    float32. Returns the hold-out metrics with the CPU seconds spent (also in
+    ``scorer.config.metrics``)."""
+    from .rerank import resolve_precision
+
+    bf16 = resolve_precision(precision) == "bf16"
     questions = [q for q in questions if q.candidates]
     if len(questions) < 2:
         raise LinkerError("training the question scorer needs at least 2 questions with candidates")
@@ -210,15 +278,11 @@ def fit_crossencoder(scorer: CrossEncoderScorer, questions: list[Question], *, e
     valid, train = attribute_split(questions, valid_fraction, seed)
     train = train or valid
     check = valid or train
-    head = [scorer.module.nil, scorer.module.lex]
-    optimiser = torch.optim.AdamW([
-        {"params": scorer.module.model.parameters(), "lr": lr},
-        {"params": head, "lr": 1e-2, "weight_decay": 0.0},
-    ], weight_decay=1e-2)  # fmt: skip
+    optimiser = _optimiser(scorer, lr, head_lr_multiplier)
     best = (-1.0, 0, None)
     for epoch in range(1, epochs + 1):
         loss = _epoch(scorer, shuffled(train, seed + epoch), optimiser, batch_size,
-                      max_candidates, seed + epoch)  # fmt: skip
+                      max_candidates, seed + epoch, bf16)  # fmt: skip
         probs, nils = predict_crossencoder(scorer, check)
         mrr = rank_metrics(check, probs, nils, 0.0)["mrr"]
         if progress is not None:
