@@ -46,6 +46,7 @@ from .qa_train import _targets, attribute_split, rank_metrics
 FORMAT = "kgfusion-qa-crossencoder"
 VERSION = 2  # 2: AutoModel + a head on pooled states (1: sequence-classification head)
 LEGACY_POOLING = "classifier"  # format 1: AutoModelForSequenceClassification (BERT's pooler)
+PRIOR_SCALE = 20.0  # initial weight of the cosine prior (the bi-encoder's initial scale)
 
 
 @dataclass
@@ -58,6 +59,7 @@ class CrossEncoderConfig:
     model: dict = field(default_factory=dict)  # the transformers config (to_dict())
     max_length: int = 96  # tokens per (question, attribute) pair
     pooling: str = "mean"  # a key of align.rerank.POOLINGS, or LEGACY_POOLING
+    prior: bool = False  # add the frozen base encoder's cosine (weight learned) to each score
     value_chars: int = 80
     max_question_chars: int = 500
     threshold: float = 0.3
@@ -86,25 +88,57 @@ def _auto_model(pooling: str):
     return AutoModelForSequenceClassification if pooling == LEGACY_POOLING else AutoModel
 
 
+def _module(encoder: nn.Module, config: CrossEncoderConfig) -> CrossEncoderModule:
+    """The module of ``config`` on ``encoder`` (with ``config.prior``, a frozen copy of it)."""
+    if config.prior and config.pooling == LEGACY_POOLING:
+        raise LinkerError("the cosine prior needs a pooled head (pooling 'mean' or 'cls')")
+    frozen = copy.deepcopy(encoder) if config.prior else None
+    return CrossEncoderModule(pair_model(encoder, config.pooling), frozen)
+
+
 class CrossEncoderModule(nn.Module):
     """The pair model (one logit per tokenised pair: :func:`pair_model`) and the listwise
-    head: ``nil`` b, ``lex`` w."""
+    head: ``nil`` b, ``lex`` w; with a ``frozen`` copy of the base encoder, the cosine
+    prior's weight ``prior`` a (``s_j += a * cos(q, c_j)``, the zero-shot bi-encoder's
+    score, which the pair model then learns to correct)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, frozen: nn.Module | None = None):
         super().__init__()
         self.model = model
         self.nil = nn.Parameter(torch.tensor(0.0))
         self.lex = nn.Parameter(torch.zeros(LEXICAL))
+        self.frozen, self.prior = frozen, None
+        if frozen is not None:
+            frozen.requires_grad_(False)
+            self.prior = nn.Parameter(torch.tensor(PRIOR_SCALE))
 
-    def forward(self, batch: dict, index, lex):
+    def train(self, mode: bool = True):
+        """As ``nn.Module.train``; the frozen prior encoder stays in eval mode."""
+        super().train(mode)
+        if self.frozen is not None:
+            self.frozen.eval()
+        return self
+
+    @torch.no_grad()
+    def embed(self, batch: dict) -> torch.Tensor:
+        """Unit mean-pooled embeddings ``[N, d]`` of a tokenised batch by the frozen encoder."""
+        from .rerank import mean_pool
+
+        pooled = mean_pool(self.frozen(**batch), batch["attention_mask"]).float()
+        return nn.functional.normalize(pooled, dim=-1)
+
+    def forward(self, batch: dict, index, lex, cos=None):
         """``batch``: the tokenised pairs [P]; ``index [B, C]`` (row of the pair per
-        candidate, -1: padding); ``lex [B, C, 2]`` -> logits ``[B, C + 1]`` (padding at
-        -inf; the last column is NIL)."""
+        candidate, -1: padding); ``lex [B, C, 2]``; ``cos [B, C]`` (the prior's cosines,
+        with a frozen encoder) -> logits ``[B, C + 1]`` (padding at -inf; the last column
+        is NIL)."""
         pair = torch.zeros(1)
         if len(index.view(-1)):
             out = self.model(**batch)
             pair = (out.logits.squeeze(-1) if hasattr(out, "logits") else out).float()
         s = pair[index.clamp(min=0)] + lex @ self.lex
+        if self.prior is not None and cos is not None:
+            s = s + self.prior * cos
         return _masked(torch.cat([s, self.nil.expand(len(index), 1)], -1), index >= 0)
 
 
@@ -115,6 +149,7 @@ class CrossEncoderScorer(qa_tuned.ProbabilityScorer):
     def __init__(self, config: CrossEncoderConfig, module: CrossEncoderModule, tokenizer):
         self.config, self.module, self.tokenizer = config, module, tokenizer
         self.module.eval()
+        self._prior_cache: dict[str, torch.Tensor] = {}  # text -> frozen embedding [d]
 
     @classmethod
     def untrained(cls, encoder: str | None = None) -> CrossEncoderScorer:
@@ -128,10 +163,11 @@ class CrossEncoderScorer(qa_tuned.ProbabilityScorer):
 
     @classmethod
     def from_base(cls, reference: str | None = None, max_length: int = 96,
-                  pooling: str = "mean") -> CrossEncoderScorer:  # fmt: skip
+                  pooling: str = "mean", prior: bool = False) -> CrossEncoderScorer:  # fmt: skip
         """Start from a local model folder (``hf:`` prefix optional; default the offline
-        all-MiniLM-L6-v2; the one-logit head on its ``pooling`` is new). Never runs
-        remote code."""
+        all-MiniLM-L6-v2; the one-logit head on its ``pooling`` is new; ``prior``: keep a
+        frozen copy of the encoder for the cosine prior, not with ``classifier``). Never
+        runs remote code."""
         from transformers import AutoTokenizer
 
         from fusion.encoders.hf import quiet_loading
@@ -146,8 +182,9 @@ class CrossEncoderScorer(qa_tuned.ProbabilityScorer):
             )
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True,
                                                   trust_remote_code=False)  # fmt: skip
-        config = CrossEncoderConfig(base_model=folder, max_length=max_length, pooling=pooling)
-        return cls(config, CrossEncoderModule(pair_model(encoder.float(), pooling)), tokenizer)
+        config = CrossEncoderConfig(base_model=folder, max_length=max_length, pooling=pooling,
+                                    prior=prior)  # fmt: skip
+        return cls(config, _module(encoder.float(), config), tokenizer)
 
     # -------------------------------------------------------------- texts
     def question_text(self, question: str) -> str:
@@ -176,7 +213,29 @@ class CrossEncoderScorer(qa_tuned.ProbabilityScorer):
         if lefts:
             batch = dict(self.tokenizer(lefts, rights, truncation="longest_first", padding=True,
                                         max_length=self.config.max_length, return_tensors="pt"))  # fmt: skip
-        return self.module(batch, index, lex)
+        cos = self._cosines(texts, candidates, index) if self.module.frozen is not None else None
+        return self.module(batch, index, lex, cos)
+
+    def _embedded(self, texts: list[str]) -> torch.Tensor:
+        """Frozen unit embeddings ``[N, d]`` of ``texts`` (cached: the encoder never changes)."""
+        new = [t for t in dict.fromkeys(texts) if t not in self._prior_cache]
+        for start in range(0, len(new), 64):
+            part = new[start : start + 64]
+            with torch.autocast("cpu", enabled=False):
+                vecs = self.module.embed(dict(self.tokenizer(
+                    part, truncation=True, padding=True, max_length=self.config.max_length,
+                    return_tensors="pt")))  # fmt: skip
+            self._prior_cache.update(zip(part, vecs, strict=True))
+        return torch.stack([self._prior_cache[t] for t in texts]) if texts else torch.zeros(0, 1)
+
+    def _cosines(self, texts: list[str], candidates, index) -> torch.Tensor:
+        """Cosines ``[B, C]`` of each question and candidate text by the frozen encoder."""
+        q = self._embedded(texts)
+        rights = [self.candidate_text(c) for cands in candidates for c in cands]
+        if not rights:
+            return torch.zeros(index.shape)
+        c = self._embedded(rights)
+        return torch.einsum("bd,bcd->bc", q, c[index.clamp(min=0)])
 
     def probabilities(self, questions: list[str], candidates: list[list[Candidate]],
                       batch_size: int = 8) -> list[np.ndarray]:  # fmt: skip
@@ -197,10 +256,14 @@ class CrossEncoderScorer(qa_tuned.ProbabilityScorer):
         if path.is_file():  # format 1 had no pooling: its sequence-classification head
             config = read_config(CrossEncoderConfig, path, FORMAT, VERSION, "QA cross-encoder")
             pooling = config.pooling if config.version >= 2 else LEGACY_POOLING
+
+        def build(model, config):
+            config.pooling = pooling
+            return _module(model, config)
+
         config, module, tokenizer = qa_tuned.load_tuned(
             directory, CrossEncoderConfig, FORMAT, VERSION, "cross-encoder", _auto_model(pooling),
-            lambda model, _config: CrossEncoderModule(pair_model(model, pooling)))  # fmt: skip
-        config.pooling = pooling
+            build)  # fmt: skip
         return cls(config, module, tokenizer)
 
 
@@ -241,13 +304,16 @@ def _epoch(scorer, train: list[Question], optimiser, batch_size: int, limit: int
 
 def _optimiser(scorer: CrossEncoderScorer, lr: float, head_lr_multiplier: float):
     """AdamW: the encoder at ``lr``, the pair head (``head.*`` of a :class:`PairModel`) at
-    ``lr * head_lr_multiplier``, the listwise head (NIL bias, lexical weights) at 1e-2."""
+    ``lr * head_lr_multiplier``, the listwise head (NIL bias, lexical weights, the prior's
+    weight) at 1e-2; the frozen prior encoder not at all."""
     named = list(scorer.module.model.named_parameters())
     pair_head = [p for n, p in named if n.startswith("head.")]
     encoder = [p for n, p in named if not n.startswith("head.")]
+    listwise = [scorer.module.nil, scorer.module.lex]
+    listwise += [scorer.module.prior] if scorer.module.prior is not None else []
     groups = [
         {"params": encoder, "lr": lr},
-        {"params": [scorer.module.nil, scorer.module.lex], "lr": 1e-2, "weight_decay": 0.0},
+        {"params": listwise, "lr": 1e-2, "weight_decay": 0.0},
     ]
     if pair_head:
         groups.append({"params": pair_head, "lr": lr * head_lr_multiplier})

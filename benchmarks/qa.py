@@ -140,7 +140,7 @@ def _fine_tuned(args, kind: str, dev, epochs: int, fit, tag: str = "", **options
               f"{scorer.config.metrics}", flush=True)  # fmt: skip
         return scorer
     base = {"max_length": options.pop("max_length")}
-    base |= {k: options.pop(k) for k in ("key_view", "pooling") if k in options}
+    base |= {k: options.pop(k) for k in ("key_view", "pooling", "prior") if k in options}
     scorer = cls.from_base(**base)
     started, cpu = time.perf_counter(), cpu_seconds()
     hold = fit(scorer, dev, epochs=epochs, seed=args.seed, progress=_epoch_line, **options)
@@ -169,7 +169,9 @@ def _cross_tag(args) -> str:
     4e-5 keeps its old name)."""
     if args.cross_pooling == "classifier" and args.cross_lr == 4e-5:
         return ""
-    return f"-{args.cross_pooling}-lr{args.cross_lr:g}-head{args.cross_head_lr:g}-{args.cross_precision}"
+    prior = "-prior" if args.cross_prior else ""
+    return (f"-{args.cross_pooling}{prior}-lr{args.cross_lr:g}-head{args.cross_head_lr:g}"
+            f"-{args.cross_precision}")  # fmt: skip
 
 
 def fine_tuned_scorers(args, dev, test) -> dict:
@@ -198,7 +200,7 @@ def fine_tuned_scorers(args, dev, test) -> dict:
         return out
     cross = _fine_tuned(args, "cross-encoder", dev, args.cross_epochs, fit_crossencoder,
                         tag=_cross_tag(args), max_length=args.cross_max_length,
-                        pooling=args.cross_pooling, lr=args.cross_lr,
+                        pooling=args.cross_pooling, prior=args.cross_prior, lr=args.cross_lr,
                         head_lr_multiplier=args.cross_head_lr, precision=args.cross_precision)  # fmt: skip
     cross_test, cross_rows = _tested("cross-encoder", cross, test)
     out["cross-encoder"] = (cross_test, cross.config.metrics)
@@ -275,6 +277,8 @@ def main(argv=None) -> None:
     parser.add_argument("--cross-pooling", default="mean", choices=["mean", "cls", "classifier"],
                         help="cross-encoder head: a fresh head on the mean (or [CLS]) of the "
                         "last hidden states, or format 1's sequence-classification head")  # fmt: skip
+    parser.add_argument("--cross-prior", action="store_true",
+                        help="cross-encoder adds the frozen MiniLM's cosine (learned weight)")  # fmt: skip
     parser.add_argument("--cross-lr", type=float, default=2e-5, help="cross-encoder encoder lr")
     parser.add_argument("--cross-head-lr", type=float, default=40.0,
                         help="the fresh pair head's lr as a multiple of --cross-lr")  # fmt: skip

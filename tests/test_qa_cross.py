@@ -79,6 +79,35 @@ def test_cross_encoder_heads_train_in_bf16_and_round_trip(tiny_encoder, tmp_path
         CrossEncoderScorer.from_base(f"hf:{tiny_encoder}", pooling="max")
 
 
+def test_cosine_prior_stays_frozen_learns_and_round_trips(tiny_encoder, tmp_path):
+    """With ``prior``, a frozen copy of the base encoder adds ``a * cos(q, c)``: training
+    moves the pair model and ``a`` but never the frozen copy, and it round-trips."""
+    import torch
+
+    scorer = CrossEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32, prior=True)
+    frozen = {k: v.clone() for k, v in scorer.module.frozen.state_dict().items()}
+    encoder = {k: v.clone() for k, v in scorer.module.model.encoder.state_dict().items()}
+    questions = toy_questions()
+    before = predict_crossencoder(scorer, questions[:12])[0]
+    fit_crossencoder(scorer, questions * 3, epochs=3, lr=3e-3, head_lr_multiplier=3.0,
+                     batch_size=4, valid_fraction=0.0, seed=0)  # fmt: skip
+    assert gold(predict_crossencoder(scorer, questions[:12])[0], questions[:12]) > gold(
+        before, questions[:12]
+    )
+    assert all(torch.equal(v, scorer.module.frozen.state_dict()[k]) for k, v in frozen.items())
+    moved = scorer.module.model.encoder.state_dict()
+    assert any(not torch.equal(v, moved[k]) for k, v in encoder.items())
+    assert scorer.module.prior.item() != 20.0
+    scorer.save(tmp_path / "qa-scorer")
+    again = load_scorer(tmp_path / "qa-scorer")
+    assert again.config.prior and again.module.prior.item() == scorer.module.prior.item()
+    q = questions[0]
+    assert np.allclose(scorer.score(q.text, q.candidates).probs,
+                       again.score(q.text, q.candidates).probs, atol=1e-5)  # fmt: skip
+    with pytest.raises(LinkerError, match="cosine prior needs a pooled head"):
+        CrossEncoderScorer.from_base(f"hf:{tiny_encoder}", pooling="classifier", prior=True)
+
+
 def test_the_fresh_pair_head_learns_at_its_own_rate(tiny_encoder):
     from align.qa_crossencoder import _optimiser
 
