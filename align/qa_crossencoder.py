@@ -3,16 +3,20 @@
 The bi-encoder of :mod:`align.qa_biencoder` embeds the question and each attribute apart;
 here they are read together, ``[CLS] question [SEP] name: value [SEP]``, by one encoder
 with a one-logit head, so the words of the question attend to the attribute's name and
-value ("is this a flat shoe?" -> ``heel: mid-heel``). The head (``pooling``) is a fresh
-``Linear(hidden, 1)`` on the mean of the last hidden states (:class:`align.rerank.PairModel`,
-``mean``, the default since format 2; or ``cls``), trained at ``head_lr_multiplier`` times
-the encoder's learning rate; format 1's head (``classifier``: transformers'
-sequence-classification head on BERT's pooler, which a sentence-transformers checkpoint
-such as the offline all-MiniLM-L6-v2 never trained) is still read and can still be chosen.
-For question ``q`` and candidates ``c_1..c_C``::
+value ("is this a flat shoe?" -> ``heel: mid-heel``). The head (``pooling``): by default
+(``classifier``, format 1's) transformers' sequence-classification head on BERT's pooler,
+which a sentence-transformers checkpoint such as the offline all-MiniLM-L6-v2 never
+trained; or (``mean`` / ``cls``) a fresh ``Linear(hidden, 1)`` on the mean (the [CLS]) of
+the last hidden states (:class:`align.rerank.PairModel`), trained at
+``head_lr_multiplier`` times the encoder's learning rate, optionally with a cosine
+``prior`` (below). On semiPQA's dev hold-out the ``mean`` head with the prior is by far
+the better cross-encoder alone, but its ensemble with the bi-encoder is not better than
+the default's (benchmarks/README.md, "cross-encoder with a fresh head"). For question
+``q`` and candidates ``c_1..c_C``::
 
-    s_j   = CE(q, c_j) + w . lex_j                lex_j: lexical overlaps [2]
-    s_nil = b                                     b, w: learned
+    s_j   = CE(q, c_j) + w . lex_j [+ a cos(q, c_j)]   lex_j: lexical overlaps [2];
+                                                       cos: frozen base encoder (prior)
+    s_nil = b                                          a, b, w: learned
     p     = softmax([s_1 .. s_C, s_nil])          [C + 1]
 
 trained listwise over each question's candidates plus the NIL slot (as the other scorers;
@@ -58,7 +62,7 @@ class CrossEncoderConfig:
     base_model: str = ""
     model: dict = field(default_factory=dict)  # the transformers config (to_dict())
     max_length: int = 96  # tokens per (question, attribute) pair
-    pooling: str = "mean"  # a key of align.rerank.POOLINGS, or LEGACY_POOLING
+    pooling: str = LEGACY_POOLING  # or a key of align.rerank.POOLINGS (a fresh pair head)
     prior: bool = False  # add the frozen base encoder's cosine (weight learned) to each score
     value_chars: int = 80
     max_question_chars: int = 500
@@ -163,7 +167,7 @@ class CrossEncoderScorer(qa_tuned.ProbabilityScorer):
 
     @classmethod
     def from_base(cls, reference: str | None = None, max_length: int = 96,
-                  pooling: str = "mean", prior: bool = False) -> CrossEncoderScorer:  # fmt: skip
+                  pooling: str = LEGACY_POOLING, prior: bool = False) -> CrossEncoderScorer:  # fmt: skip
         """Start from a local model folder (``hf:`` prefix optional; default the offline
         all-MiniLM-L6-v2; the one-logit head on its ``pooling`` is new; ``prior``: keep a
         frozen copy of the encoder for the cosine prior, not with ``classifier``). Never
@@ -321,7 +325,7 @@ def _optimiser(scorer: CrossEncoderScorer, lr: float, head_lr_multiplier: float)
 
 
 def fit_crossencoder(scorer: CrossEncoderScorer, questions: list[Question], *, epochs: int = 2,
-                     lr: float = 2e-5, head_lr_multiplier: float = 40.0, batch_size: int = 4,
+                     lr: float = 4e-5, head_lr_multiplier: float = 40.0, batch_size: int = 4,
                      max_candidates: int = 12, valid_fraction: float = 0.2, seed: int = 0,
                      precision: str = "fp32", progress=None) -> dict:  # fmt: skip
     """Fine-tune ``scorer`` in place (module docstring): the epoch (best hold-out MRR) and

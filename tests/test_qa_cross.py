@@ -56,10 +56,10 @@ def test_cross_encoder_learns_toy_questions_and_round_trips(tiny_encoder, tmp_pa
     assert scorer_class("cross-encoder") is CrossEncoderScorer
 
 
-@pytest.mark.parametrize("pooling", ["cls", "classifier"])
+@pytest.mark.parametrize("pooling", ["mean", "cls", "classifier"])
 def test_cross_encoder_heads_train_in_bf16_and_round_trip(tiny_encoder, tmp_path, pooling):
-    """The [CLS] head and format 1's sequence-classification head (saved as format 1, read
-    back with that head); bf16 autocast training still learns."""
+    """A fresh head on the mean or the [CLS] state, and format 1's sequence-classification
+    head (saved as format 1, read back with that head); bf16 autocast training learns."""
     scorer = CrossEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32, pooling=pooling)
     questions = toy_questions()
     before = predict_crossencoder(scorer, questions[:12])[0]
@@ -84,7 +84,8 @@ def test_cosine_prior_stays_frozen_learns_and_round_trips(tiny_encoder, tmp_path
     moves the pair model and ``a`` but never the frozen copy, and it round-trips."""
     import torch
 
-    scorer = CrossEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32, prior=True)
+    scorer = CrossEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32, pooling="mean",
+                                          prior=True)  # fmt: skip
     frozen = {k: v.clone() for k, v in scorer.module.frozen.state_dict().items()}
     encoder = {k: v.clone() for k, v in scorer.module.model.encoder.state_dict().items()}
     questions = toy_questions()
@@ -111,7 +112,7 @@ def test_cosine_prior_stays_frozen_learns_and_round_trips(tiny_encoder, tmp_path
 def test_the_fresh_pair_head_learns_at_its_own_rate(tiny_encoder):
     from align.qa_crossencoder import _optimiser
 
-    scorer = CrossEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32)
+    scorer = CrossEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32, pooling="mean")
     groups = _optimiser(scorer, 2e-5, 40.0).param_groups
     rate = {id(p): g["lr"] for g in groups for p in g["params"]}
     pair = scorer.module.model
