@@ -64,6 +64,7 @@ class CrossEncoderConfig:
     max_length: int = 96  # tokens per (question, attribute) pair
     pooling: str = LEGACY_POOLING  # or a key of align.rerank.POOLINGS (a fresh pair head)
     prior: bool = False  # add the frozen base encoder's cosine (weight learned) to each score
+    prior_model: str = ""  # a saved bi-encoder whose encoder is the frozen one ("": the base)
     value_chars: int = 80
     max_question_chars: int = 500
     threshold: float = 0.3
@@ -167,11 +168,14 @@ class CrossEncoderScorer(qa_tuned.ProbabilityScorer):
 
     @classmethod
     def from_base(cls, reference: str | None = None, max_length: int = 96,
-                  pooling: str = LEGACY_POOLING, prior: bool = False) -> CrossEncoderScorer:  # fmt: skip
+                  pooling: str = LEGACY_POOLING, prior: bool = False,
+                  prior_from=None) -> CrossEncoderScorer:  # fmt: skip
         """Start from a local model folder (``hf:`` prefix optional; default the offline
         all-MiniLM-L6-v2; the one-logit head on its ``pooling`` is new; ``prior``: keep a
-        frozen copy of the encoder for the cosine prior, not with ``classifier``). Never
-        runs remote code."""
+        frozen copy of the encoder for the cosine prior, not with ``classifier``;
+        ``prior_from``: the folder of a saved bi-encoder of the same architecture whose
+        encoder is the frozen one instead, so the cross-encoder learns to correct the
+        fine-tuned bi-encoder). Never runs remote code."""
         from transformers import AutoTokenizer
 
         from fusion.encoders.hf import quiet_loading
@@ -187,8 +191,13 @@ class CrossEncoderScorer(qa_tuned.ProbabilityScorer):
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True,
                                                   trust_remote_code=False)  # fmt: skip
         config = CrossEncoderConfig(base_model=folder, max_length=max_length, pooling=pooling,
-                                    prior=prior)  # fmt: skip
-        return cls(config, _module(encoder.float(), config), tokenizer)
+                                    prior=prior or bool(prior_from), prior_model=str(prior_from or ""))  # fmt: skip
+        module = _module(encoder.float(), config)
+        if prior_from:  # the fine-tuned bi-encoder's encoder as the frozen one
+            from .qa_biencoder import BiEncoderScorer
+
+            module.frozen.load_state_dict(BiEncoderScorer.load(prior_from).module.encoder.state_dict())
+        return cls(config, module, tokenizer)
 
     # -------------------------------------------------------------- texts
     def question_text(self, question: str) -> str:

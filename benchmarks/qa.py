@@ -134,13 +134,16 @@ def _fine_tuned(args, kind: str, dev, epochs: int, fit, tag: str = "", **options
     cls = scorer_class(kind)
     views = "-keys" if options.get("key_view") else ""
     saved = args.work / f"semipqa-{kind}{views}{tag}-{args.train.stem}-{epochs}-{args.seed}"
+    if kind == "bi-encoder":
+        args.bi_saved = saved
     if (saved / "config.json").is_file() and not args.retrain:
         scorer = cls.load(saved)
         print(f"  {kind} reused from {saved} (--retrain to fine-tune again); its hold-out "
               f"{scorer.config.metrics}", flush=True)  # fmt: skip
         return scorer
     base = {"max_length": options.pop("max_length")}
-    base |= {k: options.pop(k) for k in ("key_view", "pooling", "prior") if k in options}
+    base |= {k: options.pop(k) for k in ("key_view", "pooling", "prior", "prior_from")
+             if k in options}  # fmt: skip
     scorer = cls.from_base(**base)
     started, cpu = time.perf_counter(), cpu_seconds()
     hold = fit(scorer, dev, epochs=epochs, seed=args.seed, progress=_epoch_line, **options)
@@ -164,12 +167,18 @@ def _tested(name: str, scorer, test, rows=None) -> tuple[dict, list]:
     return rank_metrics(test, probs, nils, scorer.config.threshold), rows
 
 
+def bi_folder(args) -> Path:
+    """Where this run's bi-encoder is saved (after :func:`_fine_tuned` made or found it)."""
+    return args.bi_saved
+
+
 def _cross_tag(args) -> str:
     """The cross-encoder recipe in its saved folder's name (format 1's classifier head at lr
     4e-5 keeps its old name)."""
     if args.cross_pooling == "classifier" and args.cross_lr == 4e-5:
         return ""
     prior = "-prior" if args.cross_prior else ""
+    prior = "-prior-bi" if args.cross_prior_bi else prior
     return (f"-{args.cross_pooling}{prior}-lr{args.cross_lr:g}-head{args.cross_head_lr:g}"
             f"-{args.cross_precision}")  # fmt: skip
 
@@ -201,6 +210,7 @@ def fine_tuned_scorers(args, dev, test) -> dict:
     cross = _fine_tuned(args, "cross-encoder", dev, args.cross_epochs, fit_crossencoder,
                         tag=_cross_tag(args), max_length=args.cross_max_length,
                         pooling=args.cross_pooling, prior=args.cross_prior, lr=args.cross_lr,
+                        prior_from=bi_folder(args) if args.cross_prior_bi else None,
                         head_lr_multiplier=args.cross_head_lr, precision=args.cross_precision)  # fmt: skip
     cross_test, cross_rows = _tested("cross-encoder", cross, test)
     out["cross-encoder"] = (cross_test, cross.config.metrics)
@@ -281,6 +291,9 @@ def main(argv=None) -> None:
                         "hold-out of the ensemble: classifier 87.9, mean + --cross-prior 87.4)")  # fmt: skip
     parser.add_argument("--cross-prior", action="store_true",
                         help="cross-encoder adds the frozen MiniLM's cosine (learned weight)")  # fmt: skip
+    parser.add_argument("--cross-prior-bi", action="store_true",
+                        help="the prior is the fine-tuned bi-encoder's cosine (its saved folder "
+                        "in --work)")  # fmt: skip
     parser.add_argument("--cross-lr", type=float, default=4e-5, help="cross-encoder encoder lr")
     parser.add_argument("--cross-head-lr", type=float, default=40.0,
                         help="the fresh pair head's lr as a multiple of --cross-lr")  # fmt: skip

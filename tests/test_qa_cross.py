@@ -109,6 +109,24 @@ def test_cosine_prior_stays_frozen_learns_and_round_trips(tiny_encoder, tmp_path
         CrossEncoderScorer.from_base(f"hf:{tiny_encoder}", pooling="classifier", prior=True)
 
 
+def test_prior_from_a_saved_bi_encoder_uses_its_encoder(tiny_encoder, tmp_path):
+    import torch
+
+    from align.qa_biencoder import BiEncoderScorer
+
+    bi = BiEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32)
+    with torch.no_grad():  # a bi-encoder unlike the base model
+        next(bi.module.encoder.parameters()).add_(1.0)
+    bi.save(tmp_path / "bi")
+    scorer = CrossEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32, pooling="mean",
+                                          prior_from=tmp_path / "bi")  # fmt: skip
+    assert scorer.config.prior and scorer.config.prior_model == str(tmp_path / "bi")
+    want = bi.module.encoder.state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in scorer.module.frozen.state_dict().items())
+    assert not torch.equal(next(scorer.module.frozen.parameters()),
+                           next(scorer.module.model.encoder.parameters()))  # fmt: skip
+
+
 def test_the_fresh_pair_head_learns_at_its_own_rate(tiny_encoder):
     from align.qa_crossencoder import _optimiser
 
