@@ -196,7 +196,9 @@ class CrossEncoderScorer(qa_tuned.ProbabilityScorer):
         if prior_from:  # the fine-tuned bi-encoder's encoder as the frozen one
             from .qa_biencoder import BiEncoderScorer
 
-            module.frozen.load_state_dict(BiEncoderScorer.load(prior_from).module.encoder.state_dict())
+            module.frozen.load_state_dict(
+                BiEncoderScorer.load(prior_from).module.encoder.state_dict()
+            )
         return cls(config, module, tokenizer)
 
     # -------------------------------------------------------------- texts
