@@ -125,21 +125,25 @@ def features_scorer(args, dev, test):
     return rank_metrics(test, probs, nils, scorer.config.threshold), scorer
 
 
-def _fine_tuned(args, kind: str, dev, epochs: int, fit, **options):
+def _fine_tuned(args, kind: str, dev, epochs: int, fit, tag: str = "", **options):
     """The ``kind`` scorer fine-tuned on dev (saved in ``--work`` and reused by later runs
-    with the same data, epochs and seed; ``--retrain`` to fine-tune again)."""
+    with the same data, epochs, seed and ``tag`` (the recipe's other settings);
+    ``--retrain`` to fine-tune again)."""
     from align.qa_scorers import scorer_class
 
     cls = scorer_class(kind)
     views = "-keys" if options.get("key_view") else ""
-    saved = args.work / f"semipqa-{kind}{views}-{args.train.stem}-{epochs}-{args.seed}"
+    saved = args.work / f"semipqa-{kind}{views}{tag}-{args.train.stem}-{epochs}-{args.seed}"
+    if kind == "bi-encoder":
+        args.bi_saved = saved
     if (saved / "config.json").is_file() and not args.retrain:
         scorer = cls.load(saved)
         print(f"  {kind} reused from {saved} (--retrain to fine-tune again); its hold-out "
               f"{scorer.config.metrics}", flush=True)  # fmt: skip
         return scorer
     base = {"max_length": options.pop("max_length")}
-    base |= {"key_view": options.pop("key_view")} if "key_view" in options else {}
+    base |= {k: options.pop(k) for k in ("key_view", "pooling", "prior", "prior_from")
+             if k in options}  # fmt: skip
     scorer = cls.from_base(**base)
     started, cpu = time.perf_counter(), cpu_seconds()
     hold = fit(scorer, dev, epochs=epochs, seed=args.seed, progress=_epoch_line, **options)
@@ -161,6 +165,22 @@ def _tested(name: str, scorer, test, rows=None) -> tuple[dict, list]:
               f"{cpu_seconds() - cpu:.0f}s CPU", flush=True)  # fmt: skip
     probs, nils = [r[:-1] for r in rows], [float(r[-1]) for r in rows]
     return rank_metrics(test, probs, nils, scorer.config.threshold), rows
+
+
+def bi_folder(args) -> Path:
+    """Where this run's bi-encoder is saved (after :func:`_fine_tuned` made or found it)."""
+    return args.bi_saved
+
+
+def _cross_tag(args) -> str:
+    """The cross-encoder recipe in its saved folder's name (format 1's classifier head at lr
+    4e-5 keeps its old name)."""
+    if args.cross_pooling == "classifier" and args.cross_lr == 4e-5:
+        return ""
+    prior = "-prior" if args.cross_prior else ""
+    prior = "-prior-bi" if args.cross_prior_bi else prior
+    return (f"-{args.cross_pooling}{prior}-lr{args.cross_lr:g}-head{args.cross_head_lr:g}"
+            f"-{args.cross_precision}")  # fmt: skip
 
 
 def fine_tuned_scorers(args, dev, test) -> dict:
@@ -188,7 +208,10 @@ def fine_tuned_scorers(args, dev, test) -> dict:
     if args.no_cross_encoder:
         return out
     cross = _fine_tuned(args, "cross-encoder", dev, args.cross_epochs, fit_crossencoder,
-                        max_length=args.cross_max_length)  # fmt: skip
+                        tag=_cross_tag(args), max_length=args.cross_max_length,
+                        pooling=args.cross_pooling, prior=args.cross_prior, lr=args.cross_lr,
+                        prior_from=bi_folder(args) if args.cross_prior_bi else None,
+                        head_lr_multiplier=args.cross_head_lr, precision=args.cross_precision)  # fmt: skip
     cross_test, cross_rows = _tested("cross-encoder", cross, test)
     out["cross-encoder"] = (cross_test, cross.config.metrics)
     both = EnsembleScorer(EnsembleConfig(members=["bi-encoder", "cross-encoder"]), [bi, cross])
@@ -261,6 +284,22 @@ def main(argv=None) -> None:
     parser.add_argument("--cross-epochs", type=int, default=3)
     parser.add_argument("--cross-max-length", type=int, default=96,
                         help="cross-encoder tokens per (question, attribute) pair")  # fmt: skip
+    parser.add_argument("--cross-pooling", default="classifier",
+                        choices=["classifier", "mean", "cls"],
+                        help="cross-encoder head: format 1's sequence-classification head, or a "
+                        "fresh head on the mean (or [CLS]) of the last hidden states (dev "
+                        "hold-out of the ensemble: classifier 87.9, mean + --cross-prior 87.4)")  # fmt: skip
+    parser.add_argument("--cross-prior", action="store_true",
+                        help="cross-encoder adds the frozen MiniLM's cosine (learned weight)")  # fmt: skip
+    parser.add_argument("--cross-prior-bi", action="store_true",
+                        help="the prior is the fine-tuned bi-encoder's cosine (its saved folder "
+                        "in --work)")  # fmt: skip
+    parser.add_argument("--cross-lr", type=float, default=4e-5, help="cross-encoder encoder lr")
+    parser.add_argument("--cross-head-lr", type=float, default=40.0,
+                        help="the fresh pair head's lr as a multiple of --cross-lr")  # fmt: skip
+    parser.add_argument("--cross-precision", default="fp32", choices=["auto", "bf16", "fp32"],
+                        help="cross-encoder training arithmetic (auto: bf16 autocast where the "
+                        "CPU has native bf16)")  # fmt: skip
     parser.add_argument("--no-memory", action="store_true",
                         help="skip the question memory (and the ensemble with it)")  # fmt: skip
     parser.add_argument("--memory-k", type=int, default=10, help="neighbours that vote")

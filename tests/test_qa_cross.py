@@ -56,6 +56,89 @@ def test_cross_encoder_learns_toy_questions_and_round_trips(tiny_encoder, tmp_pa
     assert scorer_class("cross-encoder") is CrossEncoderScorer
 
 
+@pytest.mark.parametrize("pooling", ["mean", "cls", "classifier"])
+def test_cross_encoder_heads_train_in_bf16_and_round_trip(tiny_encoder, tmp_path, pooling):
+    """A fresh head on the mean or the [CLS] state, and format 1's sequence-classification
+    head (saved as format 1, read back with that head); bf16 autocast training learns."""
+    scorer = CrossEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32, pooling=pooling)
+    questions = toy_questions()
+    before = predict_crossencoder(scorer, questions[:12])[0]
+    fit_crossencoder(scorer, questions * 3, epochs=3, lr=3e-3, head_lr_multiplier=3.0,
+                     batch_size=4, valid_fraction=0.0, seed=0, precision="bf16")  # fmt: skip
+    after = predict_crossencoder(scorer, questions[:12])[0]
+    assert gold(after, questions[:12]) > gold(before, questions[:12])
+    if pooling == "classifier":  # what format 1 wrote: no pooling key, version 1
+        scorer.config.version = 1
+    scorer.save(tmp_path / "qa-scorer")
+    again = load_scorer(tmp_path / "qa-scorer")
+    assert again.config.pooling == pooling
+    q = questions[0]
+    assert np.allclose(scorer.score(q.text, q.candidates).probs,
+                       again.score(q.text, q.candidates).probs, atol=1e-5)  # fmt: skip
+    with pytest.raises(LinkerError, match="pooling 'max'"):
+        CrossEncoderScorer.from_base(f"hf:{tiny_encoder}", pooling="max")
+
+
+def test_cosine_prior_stays_frozen_learns_and_round_trips(tiny_encoder, tmp_path):
+    """With ``prior``, a frozen copy of the base encoder adds ``a * cos(q, c)``: training
+    moves the pair model and ``a`` but never the frozen copy, and it round-trips."""
+    import torch
+
+    scorer = CrossEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32, pooling="mean",
+                                          prior=True)  # fmt: skip
+    frozen = {k: v.clone() for k, v in scorer.module.frozen.state_dict().items()}
+    encoder = {k: v.clone() for k, v in scorer.module.model.encoder.state_dict().items()}
+    questions = toy_questions()
+    before = predict_crossencoder(scorer, questions[:12])[0]
+    fit_crossencoder(scorer, questions * 3, epochs=3, lr=3e-3, head_lr_multiplier=3.0,
+                     batch_size=4, valid_fraction=0.0, seed=0)  # fmt: skip
+    assert gold(predict_crossencoder(scorer, questions[:12])[0], questions[:12]) > gold(
+        before, questions[:12]
+    )
+    assert all(torch.equal(v, scorer.module.frozen.state_dict()[k]) for k, v in frozen.items())
+    moved = scorer.module.model.encoder.state_dict()
+    assert any(not torch.equal(v, moved[k]) for k, v in encoder.items())
+    assert scorer.module.prior.item() != 20.0
+    scorer.save(tmp_path / "qa-scorer")
+    again = load_scorer(tmp_path / "qa-scorer")
+    assert again.config.prior and again.module.prior.item() == scorer.module.prior.item()
+    q = questions[0]
+    assert np.allclose(scorer.score(q.text, q.candidates).probs,
+                       again.score(q.text, q.candidates).probs, atol=1e-5)  # fmt: skip
+    with pytest.raises(LinkerError, match="cosine prior needs a pooled head"):
+        CrossEncoderScorer.from_base(f"hf:{tiny_encoder}", pooling="classifier", prior=True)
+
+
+def test_prior_from_a_saved_bi_encoder_uses_its_encoder(tiny_encoder, tmp_path):
+    import torch
+
+    from align.qa_biencoder import BiEncoderScorer
+
+    bi = BiEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32)
+    with torch.no_grad():  # a bi-encoder unlike the base model
+        next(bi.module.encoder.parameters()).add_(1.0)
+    bi.save(tmp_path / "bi")
+    scorer = CrossEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32, pooling="mean",
+                                          prior_from=tmp_path / "bi")  # fmt: skip
+    assert scorer.config.prior and scorer.config.prior_model == str(tmp_path / "bi")
+    want = bi.module.encoder.state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in scorer.module.frozen.state_dict().items())
+    assert not torch.equal(next(scorer.module.frozen.parameters()),
+                           next(scorer.module.model.encoder.parameters()))  # fmt: skip
+
+
+def test_the_fresh_pair_head_learns_at_its_own_rate(tiny_encoder):
+    from align.qa_crossencoder import _optimiser
+
+    scorer = CrossEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32, pooling="mean")
+    groups = _optimiser(scorer, 2e-5, 40.0).param_groups
+    rate = {id(p): g["lr"] for g in groups for p in g["params"]}
+    pair = scorer.module.model
+    assert rate[id(pair.head.weight)] == rate[id(pair.head.bias)] == pytest.approx(8e-4)
+    assert {rate[id(p)] for p in pair.encoder.parameters()} == {2e-5}
+    assert len(rate) == sum(1 for _ in scorer.module.parameters())  # every parameter, once
+
+
 def test_training_questions_keep_their_answers_among_sampled_candidates():
     cands = [Candidate(f"k{i}", str(i)) for i in range(20)]
     q = sampled(Question("which k7 and k15?", cands, [7, 15]), 5, random.Random(0))
