@@ -38,6 +38,7 @@ transformers config, the calibrator, the serialisation settings) + ``model.safet
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import warnings
@@ -81,6 +82,7 @@ class RerankerConfig:
     max_length: int = 128
     pooling: str = "mean"  # a key of POOLINGS
     precision: str = DEFAULT_PRECISION  # inference arithmetic, a key of PRECISIONS
+    train_precision: str = "fp32"  # the arithmetic it was fine-tuned in (TRAIN_PRECISIONS)
     max_words: int = MAX_WORDS
     k: int = 10
     mention: dict = field(default_factory=dict)  # id_col / text_cols / title_col of records
@@ -145,6 +147,32 @@ def int8_model(model: torch.nn.Module) -> torch.nn.Module:
 
 
 PRECISIONS = {"fp32": fp32_model, "bf16": bf16_model, "int8": int8_model}
+
+
+TRAIN_PRECISIONS = ("fp32", "bf16")  # autocast dtypes for fine-tuning (no int8 training)
+
+
+def resolve_train_precision(precision: str | None) -> str:
+    """A key of :data:`TRAIN_PRECISIONS`: ``auto`` (or None) is ``bf16`` on a CPU with
+    native bf16 (:func:`native_bf16`, as for inference), else ``fp32``."""
+    precision = precision or "auto"
+    if precision == "auto":
+        return "bf16" if native_bf16() else "fp32"
+    if precision not in TRAIN_PRECISIONS:
+        raise LinkerError(
+            f"training precision {precision!r}: not one of {['auto', *TRAIN_PRECISIONS]}"
+        )
+    return precision
+
+
+def autocast(precision: str, device_type: str = "cpu"):
+    """The context a training forward pass runs in for ``precision`` (resolved): bf16 is
+    ``torch.autocast`` to bfloat16 on ``device_type`` (matrix products in bf16 with float32
+    accumulation, float32 master weights and gradients; softmax, layer norm and the loss
+    stay float32); fp32 changes nothing."""
+    if precision == "bf16":
+        return torch.autocast(device_type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def resolve_precision(precision: str | None) -> str:

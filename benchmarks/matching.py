@@ -56,7 +56,7 @@ import kg  # noqa: E402
 from align import Linker, train_linker  # noqa: E402
 from align.calibration import Calibrator, logit  # noqa: E402
 from align.pair_decision import decision_inputs, pair_context  # noqa: E402
-from align.rerank import PRECISIONS, RERANKER_DIR, Reranker  # noqa: E402
+from align.rerank import PRECISIONS, RERANKER_DIR, TRAIN_PRECISIONS, Reranker  # noqa: E402
 from align.rerank_train import train_reranker  # noqa: E402
 from align.scorer import best_threshold, prf  # noqa: E402
 from align.tables import read_pairs, read_table  # noqa: E402
@@ -309,6 +309,10 @@ def parse_args(argv):
                     help="unweighted loss (default: matches weighted by #non-matches/#matches)")
     rr.add_argument("--rerank-precision", default="auto", choices=("auto", *PRECISIONS),
                     help="inference arithmetic (auto: bf16 on a CPU with native bf16, else fp32)")
+    rr.add_argument("--rerank-train-precision", default="auto",
+                    choices=("auto", *TRAIN_PRECISIONS),
+                    help="fine-tuning arithmetic (auto: bf16 autocast on a CPU with native "
+                    "bf16, else fp32)")  # fmt: skip
     rr.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     return parser, parser.parse_args(argv)
 
@@ -349,7 +353,7 @@ def run_seed(args, workspace: Path, data: Path, seed: int) -> dict:
             layers=args.rerank_layers, max_examples=args.rerank_max_examples,
             threads=args.threads, balance=not args.rerank_no_balance, seed=seed, progress=True,
             head_lr=args.rerank_head_lr, pooling=args.rerank_pooling,
-            precision=args.rerank_precision,
+            precision=args.rerank_precision, train_precision=args.rerank_train_precision,
         )  # fmt: skip
     rerank_cpu = time.process_time() - rerank_cpu
     train_s, train_cpu = time.perf_counter() - started, time.process_time() - cpu

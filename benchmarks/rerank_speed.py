@@ -15,6 +15,13 @@ same trained weights and the same calibrator:
 Also the features-only rate of the same records, for reference. Last line:
 ``summary: NAME reranked mentions/s ...``.
 
+``--train-sample N`` also measures **fine-tuning speed** in each of
+``--train-precisions`` (:data:`align.rerank.TRAIN_PRECISIONS`): a fresh cross-encoder from
+the base model, at the saved reranker's window, trained one epoch
+(:func:`align.rerank_train.train_cross_encoder`, the code path of ``fit_reranker``) on the
+first N test pairs, serialised as the reranker does; CPU ms per example (the epoch alone,
+validation excluded), same seed and data in each precision.
+
     python benchmarks/rerank_speed.py /tmp/kgf-bench/amazon_google ../shared/data/matching/amazon_google
 """
 
@@ -33,7 +40,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from align import Linker  # noqa: E402
-from align.rerank import PRECISIONS, RERANKER_DIR, Reranker  # noqa: E402
+from align.rerank import (  # noqa: E402
+    PRECISIONS,
+    RERANKER_DIR,
+    TRAIN_PRECISIONS,
+    CrossEncoder,
+    Reranker,
+)
+from align.rerank_train import train_cross_encoder  # noqa: E402
 from align.scorer import prf  # noqa: E402
 from align.tables import read_table  # noqa: E402
 from align.train import load_pairs  # noqa: E402
@@ -75,14 +89,44 @@ def measure(workspace: Path, data: Path, precision: str, sample: int, test, ref)
     return out, logits
 
 
+def training_speed(workspace: Path, test, n: int, precisions: list[str]) -> list[dict]:
+    """CPU ms per example of one fine-tuning epoch on the first ``n`` pairs of ``test``, in
+    each training precision (a fresh cross-encoder each time, same seed)."""
+    linker = Linker(workspace)
+    saved = Reranker.load(workspace / RERANKER_DIR, "fp32")
+    rows = [linker.entities.row_of[i] for i in test[1][:n]]
+    lefts = [saved.mention_text(r) for r in test[0][:n]]
+    rights = [saved.entity_text(linker.entities, r) for r in rows]
+    y = test[2][:n].astype(np.float32)
+    valid = (lefts[:32], rights[:32], test[2][:32])
+    out, base = [], saved.config.base_model
+    for precision in precisions:
+        encoder = CrossEncoder.from_base(None if base == "minilm" else base,
+                                         saved.config.max_length, pooling=saved.config.pooling)  # fmt: skip
+        fit, _ = train_cross_encoder(
+            encoder, (lefts, rights, y), valid, epochs=1, lr=5e-5, batch_size=16, augment=0.3,
+            seed=0, progress=False, precision=precision,
+        )  # fmt: skip
+        h = fit["history"][0]
+        out.append({"precision": precision, "examples": len(y), "cpu_s": h["cpu_s"],
+                    "cpu_ms_per_example": h["cpu_ms_per_example"], "loss": h["loss"]})  # fmt: skip
+        print(f"training {precision}: {h['cpu_ms_per_example']:.1f} CPU ms per example "
+              f"({h['cpu_s']:.1f} CPU s for {len(y)}), loss {h['loss']:.4f}", flush=True)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workspace", type=Path, help="workspace with a trained linker + reranker")
     parser.add_argument("data", type=Path, help="its DeepMatcher-layout folder (tableB, test.csv)")
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"],
+    parser.add_argument("--precisions", nargs="*", default=["fp32", "bf16", "int8"],
                         choices=list(PRECISIONS))  # fmt: skip
     parser.add_argument("--sample", type=int, default=64, help="records linked for the speed")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--train-sample", type=int, default=0,
+                        help="also time one fine-tuning epoch on this many test pairs")
+    parser.add_argument("--train-precisions", nargs="+", default=list(TRAIN_PRECISIONS),
+                        choices=list(TRAIN_PRECISIONS))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -92,6 +136,8 @@ def main(argv=None) -> int:
           f"tokens; torch threads {args.threads}", flush=True)  # fmt: skip
     plain = Linker(args.workspace, rerank=False)
     test = load_pairs(plain, read_table(args.data / "tableB.csv"), args.data / "test.csv")
+    if args.train_sample:
+        training_speed(args.workspace, test, args.train_sample, args.train_precisions)
     runs, ref = [], None
     for precision in args.precisions:
         r, logits = measure(args.workspace, args.data, precision, args.sample, test, ref)

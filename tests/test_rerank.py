@@ -188,6 +188,11 @@ def test_fit_reranker_metrics_and_calibrator(reranker):
     assert m["fit"]["best_epoch"] in (1, 2) and len(m["fit"]["history"]) == 2
     assert reranker.calibrator.inputs == ["rerank_logit", "scorer_logit"]
     assert 0.0 <= m["valid"]["ece"] <= 1.0 and reranker.threshold == 0.5
+    from align.rerank import resolve_train_precision
+
+    # trained in bf16 autocast where the CPU has native bf16 (the default `auto`)
+    assert reranker.config.train_precision == resolve_train_precision("auto")
+    assert m["fit"]["precision"] == reranker.config.train_precision
 
 
 def test_score_pairs_and_rerank(linker, reranker):
