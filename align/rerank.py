@@ -88,6 +88,9 @@ class RerankerConfig:
     mention: dict = field(default_factory=dict)  # id_col / text_cols / title_col of records
     calibrator: dict | None = None
     nil_threshold: float | None = None  # linking's NIL cut (None: the calibrator's 0.5)
+    # [lo, hi]: rerank only pairs / mentions whose features' decision probability is within
+    # (align.pair_decision.fit_cascade); the others keep the features' decision. None: all
+    cascade: list | None = None
     linker_sha256: str = ""  # the linker weights it was calibrated with
     trained: bool = False
     metrics: dict = field(default_factory=dict)
@@ -373,10 +376,27 @@ class Reranker:
         """Calibrated match probabilities [P] of pairs ``(records[i], iris[i])``; the feature
         linker's (decision) probabilities come from ``linker.score_pairs``, as in training;
         :meth:`rerank` gets the same from a link's alternatives
-        (:func:`align.pair_decision.decide_candidates`)."""
+        (:func:`align.pair_decision.decide_candidates`). With a cascade
+        (``config.cascade``) only the pairs in the band (:meth:`in_band`) go through the
+        cross-encoder; the others get the features' decision probability."""
         scorer = linker.score_pairs(records, iris, rerank=False)
-        rows = [linker.entities.row_of[i] for i in iris]
-        return self.probability(self.pair_logits(linker, records, rows), scorer)
+        todo = self.in_band(scorer)
+        out = np.asarray(scorer, np.float64).copy()  # outside the band: the features' decision
+        if todo.any():
+            where = np.flatnonzero(todo)
+            rows = [linker.entities.row_of[iris[i]] for i in where]
+            ce = self.pair_logits(linker, [records[i] for i in where], rows)
+            out[where] = self.probability(ce, scorer[where])
+        return out
+
+    def in_band(self, decision_probs) -> np.ndarray:
+        """Which of the features' decision probabilities [P] the cross-encoder should rescore:
+        all without a cascade, else those within ``config.cascade = [lo, hi]``."""
+        p = np.asarray(decision_probs, np.float64)
+        if not self.config.cascade:
+            return np.ones(len(p), bool)
+        lo, hi = self.config.cascade
+        return (p >= lo) & (p <= hi)
 
     def rerank(self, linker, records, links: list[Link], k: int | None = None,
                threshold: float | None = None, nil: bool = True) -> list[Link]:  # fmt: skip
@@ -384,27 +404,44 @@ class Reranker:
         ``linker.link_records(records)`` or ``link_text``; ``records[i]`` its record or
         mention text) by calibrated probability; NIL below ``threshold`` (default: the
         pair threshold :attr:`threshold`; :class:`align.Linker` passes its NIL threshold,
-        :attr:`nil_threshold`), never with ``nil=False``."""
+        :attr:`nil_threshold`), never with ``nil=False``. With a cascade (``config.cascade``)
+        only the links whose best candidate's feature decision probability is in the band
+        are rescored; the others keep the features' order, scores and NIL decision
+        (:meth:`_feature_cut`)."""
         k = k or self.config.k
         cut = self.threshold if threshold is None else threshold
         cut = cut if nil else -1.0
+        # the feature linker's decision probabilities, as calibrated
+        priors = [decide_candidates(linker, [s for _, s in link.alternatives[:k]]) for link in links]
         lefts, rights, spans = [], [], []
-        for record, link in zip(records, links, strict=True):
+        for record, link, prior in zip(records, links, priors, strict=True):
             alts = link.alternatives[:k]
+            if not len(prior) or not self.in_band([prior.max()])[0]:
+                spans.append(None)  # the cascade keeps the features' link
+                continue
             text = self.mention_text(record)
             spans.append((len(lefts), len(alts)))
             for iri, _ in alts:
                 lefts.append(text)
                 rights.append(self.entity_text(linker.entities, linker.entities.row_of[iri]))
         ce = self.encoder.logits(lefts, rights) if lefts else np.zeros(0, np.float32)
-        prior = np.concatenate(  # the feature linker's decision probabilities, as calibrated
-            [decide_candidates(linker, [s for _, s in link.alternatives[:k]]) for link in links]
-        ) if links else np.zeros(0)  # fmt: skip
+        prior = np.concatenate([p for p, s in zip(priors, spans, strict=True) if s] or [[]])
         probs = self.probability(ce, prior) if len(ce) else np.zeros(0)
+        kept = self._feature_cut(linker, threshold) if nil else -1.0
         return [
-            _reranked(linker, link, probs[start : start + n], cut, k)
-            for link, (start, n) in zip(links, spans, strict=True)
+            _reranked(linker, link, np.array([s for _, s in link.alternatives[:k]]), kept, k)
+            if span is None else _reranked(linker, link, probs[span[0] : sum(span)], cut, k)
+            for link, span in zip(links, spans, strict=True)
         ]
+
+    def _feature_cut(self, linker, threshold: float | None) -> float:
+        """The NIL cut of a link the cascade leaves to the features (its probability is the
+        feature linker's): the linker's own calibrated NIL threshold where ``threshold`` is
+        the reranker's default (:attr:`nil_threshold`), its pair threshold for None, else
+        ``threshold`` as given (a user's explicit cut applies to both)."""
+        if threshold is None:
+            return linker.config.threshold
+        return linker.config.link_threshold if threshold == self.nil_threshold else threshold
 
     # ------------------------------------------------------------------ disk
     def save(self, directory) -> Path:

@@ -48,6 +48,7 @@ from kg.workspace import LINKER_DIR, sha256_file
 from .base import LinkerError
 from .calibrate import calibrate_nil
 from .calibration import check_labels, expected_calibration_error, fit_calibrator, logit
+from .pair_decision import fit_cascade
 from .rerank import (
     DEFAULT_PRECISION,
     INPUTS,
@@ -321,10 +322,12 @@ def train_cross_encoder(encoder: CrossEncoder, data, valid, *, epochs: int, lr: 
     return fit, best[3]
 
 
-def _calibrate(linker, reranker: Reranker, ce, valid, types, progress: bool) -> dict:
+def _calibrate(linker, reranker: Reranker, ce, valid, types, progress: bool,
+               cascade: bool = True) -> dict:  # fmt: skip
     """Fit ``reranker``'s calibrator on the validation pairs (cross-encoder logits ``ce``
-    [V]; ``valid`` = their records, IRIs and labels), then its NIL threshold on their
-    matched mentions; returns the validation metrics."""
+    [V]; ``valid`` = their records, IRIs and labels), its cascade band
+    (:func:`align.pair_decision.fit_cascade`; stored with ``cascade``, always measured),
+    then its NIL threshold on their matched mentions; returns the validation metrics."""
     v_records, v_iris, v_labels = valid
     scorer = linker.score_pairs(v_records, v_iris, rerank=False)
     z = np.stack([ce.astype(np.float64), logit(scorer)], axis=1)
@@ -336,7 +339,10 @@ def _calibrate(linker, reranker: Reranker, ce, valid, types, progress: bool) -> 
     valid.update(
         best_cut=best_threshold(p, v_labels), ece=expected_calibration_error(p, v_labels),
         rerank_only_ap=average_precision(ce, v_labels),
+        cascade=fit_cascade(scorer, p, v_labels, [reranker.mention_text(r) for r in v_records],
+                            calibrator.threshold),
     )  # fmt: skip
+    reranker.config.cascade = valid["cascade"]["band"] if cascade else None
     stage("rerank: calibrating the NIL threshold of reranked linking", progress)
     nil = calibrate_nil(linker, v_records, v_iris, v_labels, types, reranker=reranker)
     return {"valid": valid, "nil": nil}
@@ -350,7 +356,7 @@ def fit_reranker(
     augment: float = 0.3, freeze_layers: int = 0, layers: int | None = None,
     max_examples: int | None = None, threads: int | None = None, balance: bool = True,
     precision: str = DEFAULT_PRECISION, train_precision: str = DEFAULT_PRECISION,
-    seed: int = 0, progress: bool = False,
+    cascade: bool = True, seed: int = 0, progress: bool = False,
 ) -> Reranker:  # fmt: skip
     """Train a :class:`~align.rerank.Reranker` on pairs ``(records[i], iris[i], labels[i])``
     against ``linker`` (whose trained feature scorer it is combined with); ``valid = (records,
@@ -365,7 +371,9 @@ def fit_reranker(
     learning rate (default ``40 * lr``); ``pooling``: a key of :data:`align.rerank.POOLINGS`;
     ``precision``: what it scores in once trained (:func:`_in_precision`);
     ``train_precision``: what it is fine-tuned in (``auto``: bf16 autocast where the CPU has
-    native bf16, else fp32; :func:`train_cross_encoder`)."""
+    native bf16, else fp32; :func:`train_cross_encoder`); ``cascade``: store the band of
+    feature decision probabilities outside which the cross-encoder is skipped
+    (:func:`align.pair_decision.fit_cascade`, chosen on ``valid``)."""
     started = time.perf_counter()
     labels = check_labels(labels, "training pairs")
     if len(records) != len(iris) or len(iris) != len(labels):
@@ -407,7 +415,7 @@ def fit_reranker(
         config.train_precision = fit["precision"]
         valid_logits = _in_precision(reranker, precision, valid_logits, (v_lefts, v_rights))
         config.metrics = _calibrate(linker, reranker, valid_logits, (v_records, v_iris, v_labels),
-                                    types, progress)  # fmt: skip
+                                    types, progress, cascade)  # fmt: skip
     finally:
         torch.set_num_threads(previous_threads)
     config.metrics.update(pairs=info, train_examples=len(y), fit=fit, balanced=balance,
