@@ -412,6 +412,7 @@ def test_fit_cascade_keeps_valid_f1_and_skips_the_sure_pairs():
     assert lo > 0.02 and hi < 0.6  # the pairs they decide right outside
     assert out["valid_f1"] == out["valid_f1_full"] == 1.0 and out["valid_f1_features"] < 1.0
     assert out["mentions_reranked"] == 2 / 7 and out["pairs_reranked"] == 2 / 8
+    assert out["changed"] == 0  # it decides the validation pairs as full reranking does
     # a reranker no better than the features anywhere: nothing needs rescoring
     same = fit_cascade(features, features, labels, mentions)
     assert same["mentions_reranked"] == 0.0 and same["valid_f1"] == same["valid_f1_features"]
