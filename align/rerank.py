@@ -28,7 +28,8 @@ features still count), so its output is a calibrated match probability and its d
 - scores given pairs (:meth:`Reranker.score_pairs`, Ditto's pairwise protocol), and
 - reranks the top ``k`` candidates of the linker's links (:meth:`Reranker.rerank`): the
   candidates come from :meth:`align.linker.Linker.link_records` / ``link_text`` unchanged,
-  their order and the NIL decision from the calibrated probability.
+  their order and the NIL decision from the calibrated probability; with a cascade
+  (``RerankerConfig.cascade``) only the links and pairs the features leave uncertain.
 
 Saved in ``WORKSPACE/reranker/`` as ``config.json`` (:class:`RerankerConfig`: the
 transformers config, the calibrator, the serialisation settings) + ``model.safetensors``

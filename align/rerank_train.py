@@ -10,13 +10,15 @@ linker (:mod:`align.train`) and a validation split of the training data, then
 2. serialises both sides Ditto-style (:mod:`align.serialize`) and fine-tunes the
    cross-encoder (AdamW, linear warm-up and decay; the fresh head at ``head_lr``, 40x the
    encoder's rate by default, so that the logits can leave 0 within the first epoch;
-   class-balanced binary cross-entropy on one logit) for
-   ``epochs`` passes; each training example is augmented with probability ``augment``
+   class-balanced binary cross-entropy on one logit; forward passes under bf16 autocast
+   where the CPU has native bf16, ``train_precision``; fused AdamW) for ``epochs`` passes; each training example is augmented with probability ``augment``
    (span deletion or attribute shuffle, Ditto section 4);
 3. keeps the epoch with the best validation average precision;
 4. fits the :class:`~align.calibration.Calibrator` on the validation pairs over
    ``[cross-encoder logit, logit of the linker's feature-scorer probability]``; the
-   decision is ``p >= 0.5`` thereafter (no threshold tuned per data set);
+   decision is ``p >= 0.5`` thereafter (no threshold tuned per data set), and the cascade
+   band of feature decision probabilities outside which the cross-encoder is skipped
+   (:func:`align.pair_decision.fit_cascade`);
 5. calibrates the NIL threshold of reranked linking on the validation mentions
    (:func:`align.calibrate.calibrate_nil` with the reranker), stored apart from the pair one.
 
