@@ -28,7 +28,8 @@ features still count), so its output is a calibrated match probability and its d
 - scores given pairs (:meth:`Reranker.score_pairs`, Ditto's pairwise protocol), and
 - reranks the top ``k`` candidates of the linker's links (:meth:`Reranker.rerank`): the
   candidates come from :meth:`align.linker.Linker.link_records` / ``link_text`` unchanged,
-  their order and the NIL decision from the calibrated probability.
+  their order and the NIL decision from the calibrated probability; with a cascade
+  (``RerankerConfig.cascade``) only the links and pairs the features leave uncertain.
 
 Saved in ``WORKSPACE/reranker/`` as ``config.json`` (:class:`RerankerConfig`: the
 transformers config, the calibrator, the serialisation settings) + ``model.safetensors``
@@ -38,6 +39,7 @@ transformers config, the calibrator, the serialisation settings) + ``model.safet
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import warnings
@@ -81,11 +83,15 @@ class RerankerConfig:
     max_length: int = 128
     pooling: str = "mean"  # a key of POOLINGS
     precision: str = DEFAULT_PRECISION  # inference arithmetic, a key of PRECISIONS
+    train_precision: str = "fp32"  # the arithmetic it was fine-tuned in (TRAIN_PRECISIONS)
     max_words: int = MAX_WORDS
     k: int = 10
     mention: dict = field(default_factory=dict)  # id_col / text_cols / title_col of records
     calibrator: dict | None = None
     nil_threshold: float | None = None  # linking's NIL cut (None: the calibrator's 0.5)
+    # [lo, hi]: rerank only pairs / mentions whose features' decision probability is within
+    # (align.pair_decision.fit_cascade); the others keep the features' decision. None: all
+    cascade: list | None = None
     linker_sha256: str = ""  # the linker weights it was calibrated with
     trained: bool = False
     metrics: dict = field(default_factory=dict)
@@ -145,6 +151,32 @@ def int8_model(model: torch.nn.Module) -> torch.nn.Module:
 
 
 PRECISIONS = {"fp32": fp32_model, "bf16": bf16_model, "int8": int8_model}
+
+
+TRAIN_PRECISIONS = ("fp32", "bf16")  # autocast dtypes for fine-tuning (no int8 training)
+
+
+def resolve_train_precision(precision: str | None) -> str:
+    """A key of :data:`TRAIN_PRECISIONS`: ``auto`` (or None) is ``bf16`` on a CPU with
+    native bf16 (:func:`native_bf16`, as for inference), else ``fp32``."""
+    precision = precision or "auto"
+    if precision == "auto":
+        return "bf16" if native_bf16() else "fp32"
+    if precision not in TRAIN_PRECISIONS:
+        raise LinkerError(
+            f"training precision {precision!r}: not one of {['auto', *TRAIN_PRECISIONS]}"
+        )
+    return precision
+
+
+def autocast(precision: str, device_type: str = "cpu"):
+    """The context a training forward pass runs in for ``precision`` (resolved): bf16 is
+    ``torch.autocast`` to bfloat16 on ``device_type`` (matrix products in bf16 with float32
+    accumulation, float32 master weights and gradients; softmax, layer norm and the loss
+    stay float32); fp32 changes nothing."""
+    if precision == "bf16":
+        return torch.autocast(device_type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def resolve_precision(precision: str | None) -> str:
@@ -345,10 +377,27 @@ class Reranker:
         """Calibrated match probabilities [P] of pairs ``(records[i], iris[i])``; the feature
         linker's (decision) probabilities come from ``linker.score_pairs``, as in training;
         :meth:`rerank` gets the same from a link's alternatives
-        (:func:`align.pair_decision.decide_candidates`)."""
+        (:func:`align.pair_decision.decide_candidates`). With a cascade
+        (``config.cascade``) only the pairs in the band (:meth:`in_band`) go through the
+        cross-encoder; the others get the features' decision probability."""
         scorer = linker.score_pairs(records, iris, rerank=False)
-        rows = [linker.entities.row_of[i] for i in iris]
-        return self.probability(self.pair_logits(linker, records, rows), scorer)
+        todo = self.in_band(scorer)
+        out = np.asarray(scorer, np.float64).copy()  # outside the band: the features' decision
+        if todo.any():
+            where = np.flatnonzero(todo)
+            rows = [linker.entities.row_of[iris[i]] for i in where]
+            ce = self.pair_logits(linker, [records[i] for i in where], rows)
+            out[where] = self.probability(ce, scorer[where])
+        return out
+
+    def in_band(self, decision_probs) -> np.ndarray:
+        """Which of the features' decision probabilities [P] the cross-encoder should rescore:
+        all without a cascade, else those within ``config.cascade = [lo, hi]``."""
+        p = np.asarray(decision_probs, np.float64)
+        if not self.config.cascade:
+            return np.ones(len(p), bool)
+        lo, hi = self.config.cascade
+        return (p >= lo) & (p <= hi)
 
     def rerank(self, linker, records, links: list[Link], k: int | None = None,
                threshold: float | None = None, nil: bool = True) -> list[Link]:  # fmt: skip
@@ -356,27 +405,44 @@ class Reranker:
         ``linker.link_records(records)`` or ``link_text``; ``records[i]`` its record or
         mention text) by calibrated probability; NIL below ``threshold`` (default: the
         pair threshold :attr:`threshold`; :class:`align.Linker` passes its NIL threshold,
-        :attr:`nil_threshold`), never with ``nil=False``."""
+        :attr:`nil_threshold`), never with ``nil=False``. With a cascade (``config.cascade``)
+        only the links whose best candidate's feature decision probability is in the band
+        are rescored; the others keep the features' order, scores and NIL decision
+        (:meth:`_feature_cut`)."""
         k = k or self.config.k
         cut = self.threshold if threshold is None else threshold
         cut = cut if nil else -1.0
+        # the feature linker's decision probabilities, as calibrated
+        priors = [decide_candidates(linker, [s for _, s in link.alternatives[:k]]) for link in links]
         lefts, rights, spans = [], [], []
-        for record, link in zip(records, links, strict=True):
+        for record, link, prior in zip(records, links, priors, strict=True):
             alts = link.alternatives[:k]
+            if not len(prior) or not self.in_band([prior.max()])[0]:
+                spans.append(None)  # the cascade keeps the features' link
+                continue
             text = self.mention_text(record)
             spans.append((len(lefts), len(alts)))
             for iri, _ in alts:
                 lefts.append(text)
                 rights.append(self.entity_text(linker.entities, linker.entities.row_of[iri]))
         ce = self.encoder.logits(lefts, rights) if lefts else np.zeros(0, np.float32)
-        prior = np.concatenate(  # the feature linker's decision probabilities, as calibrated
-            [decide_candidates(linker, [s for _, s in link.alternatives[:k]]) for link in links]
-        ) if links else np.zeros(0)  # fmt: skip
+        prior = np.concatenate([p for p, s in zip(priors, spans, strict=True) if s] or [[]])
         probs = self.probability(ce, prior) if len(ce) else np.zeros(0)
+        kept = self._feature_cut(linker, threshold) if nil else -1.0
         return [
-            _reranked(linker, link, probs[start : start + n], cut, k)
-            for link, (start, n) in zip(links, spans, strict=True)
+            _reranked(linker, link, np.array([s for _, s in link.alternatives[:k]]), kept, k)
+            if span is None else _reranked(linker, link, probs[span[0] : sum(span)], cut, k)
+            for link, span in zip(links, spans, strict=True)
         ]
+
+    def _feature_cut(self, linker, threshold: float | None) -> float:
+        """The NIL cut of a link the cascade leaves to the features (its probability is the
+        feature linker's): the linker's own calibrated NIL threshold where ``threshold`` is
+        the reranker's default (:attr:`nil_threshold`), its pair threshold for None, else
+        ``threshold`` as given (a user's explicit cut applies to both)."""
+        if threshold is None:
+            return linker.config.threshold
+        return linker.config.link_threshold if threshold == self.nil_threshold else threshold
 
     # ------------------------------------------------------------------ disk
     def save(self, directory) -> Path:

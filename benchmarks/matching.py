@@ -56,7 +56,7 @@ import kg  # noqa: E402
 from align import Linker, train_linker  # noqa: E402
 from align.calibration import Calibrator, logit  # noqa: E402
 from align.pair_decision import decision_inputs, pair_context  # noqa: E402
-from align.rerank import PRECISIONS, RERANKER_DIR, Reranker  # noqa: E402
+from align.rerank import PRECISIONS, RERANKER_DIR, TRAIN_PRECISIONS, Reranker  # noqa: E402
 from align.rerank_train import train_reranker  # noqa: E402
 from align.scorer import best_threshold, prf  # noqa: E402
 from align.tables import read_pairs, read_table  # noqa: E402
@@ -191,6 +191,18 @@ def evaluate(workspace: Path, data: Path, reranker: Reranker | None = None) -> d
                                    threshold=reranker.nil_threshold)  # as Linker does
         out["linking"] = linking_metrics(reranked, gold)
         out["linking"]["nil_rate"] = float(np.mean([link.nil for link in reranked]))
+        if reranker.config.cascade:  # the same reranker on every pair, for comparison
+            out["cascade"] = reranker.config.cascade
+            out["cascade_valid"] = (reranker.config.metrics.get("valid") or {}).get("cascade")
+            reranker.config.cascade = None
+            try:
+                full = reranker.score_pairs(linker, test[0], test[1])
+                every = reranker.rerank(linker, gold_records, links, k=10,
+                                        threshold=reranker.nil_threshold)  # fmt: skip
+            finally:
+                reranker.config.cascade = out["cascade"]
+            out["pair_full_rerank"] = prf(full >= reranker.threshold, test[2].astype(bool))
+            out["linking_full_rerank"] = linking_metrics(every, gold)
         out["rerank_valid"] = reranker.config.metrics.get("valid")
         v = load_pairs(linker, table, data / "valid.csv")[2]
         out["rerank_valid_rate"] = float(np.mean(v))
@@ -309,6 +321,13 @@ def parse_args(argv):
                     help="unweighted loss (default: matches weighted by #non-matches/#matches)")
     rr.add_argument("--rerank-precision", default="auto", choices=("auto", *PRECISIONS),
                     help="inference arithmetic (auto: bf16 on a CPU with native bf16, else fp32)")
+    rr.add_argument("--rerank-train-precision", default="auto",
+                    choices=("auto", *TRAIN_PRECISIONS),
+                    help="fine-tuning arithmetic (auto: bf16 autocast on a CPU with native "
+                    "bf16, else fp32)")  # fmt: skip
+    rr.add_argument("--rerank-no-cascade", action="store_true",
+                    help="rerank every mention (default: only where the features' decision "
+                    "probability is in the band chosen on valid)")  # fmt: skip
     rr.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     return parser, parser.parse_args(argv)
 
@@ -349,7 +368,8 @@ def run_seed(args, workspace: Path, data: Path, seed: int) -> dict:
             layers=args.rerank_layers, max_examples=args.rerank_max_examples,
             threads=args.threads, balance=not args.rerank_no_balance, seed=seed, progress=True,
             head_lr=args.rerank_head_lr, pooling=args.rerank_pooling,
-            precision=args.rerank_precision,
+            precision=args.rerank_precision, train_precision=args.rerank_train_precision,
+            cascade=not args.rerank_no_cascade,
         )  # fmt: skip
     rerank_cpu = time.process_time() - rerank_cpu
     train_s, train_cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -369,6 +389,14 @@ def run_seed(args, workspace: Path, data: Path, seed: int) -> dict:
         print(f"seed {seed}: cross-encoder valid AP {fit['valid_ap']:.4f} (match rate "
               f"{r['rerank_valid_rate']:.4f}), loss curve {[h['curve'] for h in fit['history']]}, "
               f"reranker training {rerank_cpu:.0f} CPU s", flush=True)  # fmt: skip
+        if "pair_full_rerank" in r:
+            full, v = r["pair_full_rerank"], r["cascade_valid"] or {}
+            print(f"seed {seed}: cascade {r['cascade']} (valid: {100 * v.get('mentions_reranked', 0):.1f} % "
+                  f"of mentions reranked, F1 {100 * v.get('valid_f1', 0):.2f} vs full "
+                  f"{100 * v.get('valid_f1_full', 0):.2f}); test pair F1 full reranking "
+                  f"{100 * full['f1']:.2f} (P {100 * full['precision']:.2f} R "
+                  f"{100 * full['recall']:.2f}), acc@1 {100 * r['linking_full_rerank']['acc@1']:.2f}",
+                  flush=True)  # fmt: skip
     return r
 
 

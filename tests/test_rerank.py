@@ -188,6 +188,11 @@ def test_fit_reranker_metrics_and_calibrator(reranker):
     assert m["fit"]["best_epoch"] in (1, 2) and len(m["fit"]["history"]) == 2
     assert reranker.calibrator.inputs == ["rerank_logit", "scorer_logit"]
     assert 0.0 <= m["valid"]["ece"] <= 1.0 and reranker.threshold == 0.5
+    from align.rerank import resolve_train_precision
+
+    # trained in bf16 autocast where the CPU has native bf16 (the default `auto`)
+    assert reranker.config.train_precision == resolve_train_precision("auto")
+    assert m["fit"]["precision"] == reranker.config.train_precision
 
 
 def test_score_pairs_and_rerank(linker, reranker):
@@ -390,3 +395,47 @@ def test_pair_model_pooling_and_old_format(tmp_path, reranker):
     (path / "config.json").write_text(json.dumps(config))
     with pytest.raises(LinkerError, match="format 1.*retrain it with `kgf link-train"):
         Reranker.load(path)
+
+
+# ---------------------------------------------------------------------- cascade
+def test_fit_cascade_keeps_valid_f1_and_skips_the_sure_pairs():
+    from align.pair_decision import fit_cascade
+
+    # features sure at both ends; in between they err, the reranker does not
+    features = np.array([0.01, 0.02, 0.45, 0.55, 0.6, 0.97, 0.99, 0.98])
+    labels = np.array([0, 0, 1, 0, 1, 1, 1, 1])
+    reranked = np.array([0.2, 0.1, 0.7, 0.3, 0.8, 0.9, 0.9, 0.95])
+    mentions = ["a", "b", "c", "d", "e", "f", "g", "g"]
+    out = fit_cascade(features, reranked, labels, mentions)
+    lo, hi = out["band"]
+    assert lo <= 0.45 and hi >= 0.55 and lo <= 0.5 <= hi  # the features' errors inside
+    assert lo > 0.02 and hi < 0.6  # the pairs they decide right outside
+    assert out["valid_f1"] == out["valid_f1_full"] == 1.0 and out["valid_f1_features"] < 1.0
+    assert out["mentions_reranked"] == 2 / 7 and out["pairs_reranked"] == 2 / 8
+    assert out["changed"] == 0  # it decides the validation pairs as full reranking does
+    # a reranker no better than the features anywhere: nothing needs rescoring
+    same = fit_cascade(features, features, labels, mentions)
+    assert same["mentions_reranked"] == 0.0 and same["valid_f1"] == same["valid_f1_features"]
+
+
+def test_cascade_band_decides_what_is_rescored(linker, reranker):
+    assert reranker.config.cascade is not None  # chosen on valid by fit_reranker
+    records, iris, _ = pairs(OFFERS[4:6])
+    features = linker.score_pairs(records, iris, rerank=False)
+    texts = [{"name": "canon eos 550d dslr"}, {"name": "coffee beans"}]
+    links = linker.link_records(texts, k=5)
+    band = reranker.config.cascade
+    try:
+        reranker.config.cascade = [2.0, 2.0]  # nothing is in it: the features decide
+        assert np.allclose(reranker.score_pairs(linker, records, iris), features)
+        kept = reranker.rerank(linker, texts, links, k=5, threshold=reranker.nil_threshold)
+        for before, after in zip(links, kept, strict=True):
+            assert after.alternatives == before.alternatives[:5]
+            assert after.nil == (before.score < linker.config.link_threshold)
+        reranker.config.cascade = [0.0, 1.0]  # everything is in it: full reranking
+        every = reranker.score_pairs(linker, records, iris)
+        reranker.config.cascade = None
+        assert np.allclose(every, reranker.score_pairs(linker, records, iris))
+        assert not np.allclose(every, features)
+    finally:
+        reranker.config.cascade = band
