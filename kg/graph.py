@@ -143,11 +143,12 @@ class ProductGraph:
             _array(raw.lit_node, np.int64),
             _array(raw.lit_pred, np.int32),
         )
-        self.lit_dtype = _array(raw.lit_dtype, np.int32)
-        self.lit_lang = _array(raw.lit_lang, np.int32)
+        self.lit_dtype, self.lit_lang = (
+            _array(raw.lit_dtype, np.int32),
+            _array(raw.lit_lang, np.int32),
+        )
         self.lit_source = _array(raw.lit_source, np.int32)
         self.lit_value: list[str] = raw.lit_value
-        self._classified = raw.parsed_classes()
         self.duplicates = self._drop_duplicates()
         self.predicate_names = unique_local_names(self.predicates)
         self._assign_types()
@@ -206,8 +207,6 @@ class ProductGraph:
                     self.lit_value = [
                         v for v, k in zip(self.lit_value, keep.tolist(), strict=True) if k
                     ]
-                    if self._classified is not None:
-                        self._classified = {k: v[keep] for k, v in self._classified.items()}
         return dropped
 
     def _assign_types(self) -> None:
@@ -282,10 +281,9 @@ class ProductGraph:
         is_image = np.isin(
             self.lit_pred, [i for i, p in enumerate(self.predicates) if p in image_preds]
         )
-        kind, numbers, invalid = classify_literals(  # or what the parser workers found
-            self.lit_value, self.lit_dtype, self.datatypes, is_image, self._classified
+        kind, numbers, invalid = classify_literals(
+            self.lit_value, self.lit_dtype, self.datatypes, is_image
         )
-        self._classified = None
         if invalid:
             warnings.warn(
                 f"{len(invalid)} literal(s) do not parse as their datatype and were kept as "

@@ -94,49 +94,28 @@ def _kind_code(datatype: str) -> int:
 
 
 def classify_literals(values: list[str], dtype: np.ndarray, datatypes: list[str],
-                      is_image: np.ndarray, classified: dict | None = None,
-                      ) -> tuple[np.ndarray, np.ndarray, list[str]]:  # fmt: skip
+                      is_image: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:  # fmt: skip
     """Kinds and numbers of L literals.
 
     Args:
         values: the L lexical forms; ``dtype`` int [L]: each one's index in ``datatypes``
             (datatype IRIs; ``""`` for an image reference); ``is_image`` bool [L]: its
             predicate is an image predicate.
-        classified: what :func:`classify_rows` found earlier (in the parser workers:
-            :meth:`kg.triples.RawTriples.parsed_classes`): ``kind``, ``number`` and the
-            ``invalid`` row mask; then only the messages are made here.
     Returns:
         ``(kind, numbers, invalid)``: int8 [L] codes into :data:`KINDS`, float64 [L] (NaN
         for text and images), and ``"'value'^^type"`` for each value kept as text because it
-        does not parse as its datatype (in row order).
+        does not parse as its datatype.
     """
-    if classified is not None:
-        kind, numbers = classified["kind"], classified["number"]
-        rows = np.flatnonzero(classified["invalid"])
-    else:
-        kind, numbers, rows = classify_rows(values, dtype, datatypes, is_image)
-    return kind, numbers, invalid_messages(values, dtype, datatypes, rows)
-
-
-def invalid_messages(values: list[str], dtype: np.ndarray, datatypes: list[str],
-                     rows: np.ndarray) -> list[str]:  # fmt: skip
-    """``"'value'^^type"`` for each of ``rows`` (int [k]): the values kept as text."""
-    return [f"{values[i]!r}^^{split_iri(datatypes[dtype[i]])[1]}" for i in rows.tolist()]
-
-
-def classify_rows(values: list[str], dtype: np.ndarray, datatypes: list[str],
-                  is_image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """:func:`classify_literals` with the invalid values as row indices (int64 [k],
-    increasing) instead of messages: what a parser worker computes for its chunk."""
     code_of_dtype = np.array([_kind_code(dt) for dt in datatypes] or [0], dtype=np.int8)
     kind = code_of_dtype[dtype] if len(dtype) else np.zeros(0, np.int8)
     kind[is_image] = KINDS.index("image")
     numbers = np.full(len(kind), np.nan)
-    invalid: list[int] = []
+    invalid: list[str] = []
 
     def keep_as_text(rows: list[int]) -> None:
-        kind[rows] = KINDS.index("text")
-        invalid.extend(rows)
+        for i in rows:
+            kind[i] = KINDS.index("text")
+            invalid.append(f"{values[i]!r}^^{split_iri(datatypes[dtype[i]])[1]}")
 
     for name, parse, fast in (
         ("number", float, np.float64),
@@ -172,7 +151,7 @@ def classify_rows(values: list[str], dtype: np.ndarray, datatypes: list[str],
             except ValueError:
                 failed.append(i)
         keep_as_text(failed)
-    return kind, numbers, np.array(sorted(invalid), dtype=np.int64)
+    return kind, numbers, invalid
 
 
 def _parse_bool(text: str) -> float:

@@ -32,7 +32,6 @@ from operator import itemgetter
 import numpy as np
 import pyoxigraph as ox
 
-from .literals import RDF_LANG_STRING, classify_rows
 from .nt_check import NotCanonical, check_terms, literal_kinds, synthetic, unescape
 from .nt_hash import PADDING, decode_slices, decode_spans, first_order, group_slices, padded
 from .triples import RDF_TYPE, TripleSink
@@ -52,10 +51,7 @@ class Chunk:
     """A chunk's triples with chunk-local ids (see :class:`kg.triples.RawTriples`).
 
     ``lit_kinds`` lists ``(datatype IRI, language tag as read or None)`` (the datatype of a
-    tagged literal is ``rdf:langString``); ``("", None)`` is an IRI-valued image reference.
-    ``lit_class`` (int8 [L], codes into :data:`kg.literals.KINDS`), ``lit_number``
-    (float64 [L]) and ``lit_invalid`` (int64, rows kept as text): the literals classified
-    here, in the worker, so the graph build need not (:func:`kg.literals.classify_rows`). ``error`` is ``(line in chunk, column, message, kind)``
+    tagged literal is ``rdf:langString``); ``("", None)`` is an IRI-valued image reference. ``error`` is ``(line in chunk, column, message, kind)``
     with kind ``"syntax"`` or ``"token"`` (a term over :data:`MAX_TOKEN_BYTES`).
     """
 
@@ -72,9 +68,6 @@ class Chunk:
     lit_pred: np.ndarray = field(default_factory=_empty)
     lit_kind: np.ndarray = field(default_factory=_empty)
     lit_value: list[str] = field(default_factory=list)
-    lit_class: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
-    lit_number: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
-    lit_invalid: np.ndarray = field(default_factory=_empty)
     count: int = 0
     skipped: int = 0
     lines: int = 0
@@ -131,21 +124,7 @@ def parse_chunk(
     if chunk is None:
         chunk = _slow(data, image_predicates, scope, lenient, quads)
     chunk.lines = lines
-    if chunk.error is None:
-        _classify(chunk, image_predicates)
     return chunk
-
-
-def _classify(chunk: Chunk, image_predicates) -> None:
-    """The chunk's literals' kinds and numbers, as the graph build would compute them (a
-    tagged literal is text whatever happens to its tag; an image predicate's value is an
-    image, literal or IRI)."""
-    datatypes = [dtype if lang is None else RDF_LANG_STRING for dtype, lang in chunk.lit_kinds]
-    images = set(image_predicates)
-    is_image_pred = np.array([p in images for p in chunk.predicates] or [False])
-    chunk.lit_class, chunk.lit_number, chunk.lit_invalid = classify_rows(
-        chunk.lit_value, chunk.lit_kind, datatypes, is_image_pred[chunk.lit_pred]
-    )
 
 
 def _first_long_line(newlines: np.ndarray, size: int) -> int | None:

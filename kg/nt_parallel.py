@@ -244,10 +244,6 @@ def merge_chunk(sink: TripleSink, chunk: Chunk, source: int) -> None:
     _extend(raw.lit_dtype, np.asarray(dtype_of, np.int64)[chunk.lit_kind])
     _extend(raw.lit_lang, np.asarray(lang_of, np.int64)[chunk.lit_kind])
     _extend(raw.lit_source, np.full(len(chunk.lit_kind), source))
-    if len(raw.lit_class) == len(raw.lit_value):  # classified so far: keep it so
-        raw.lit_invalid.extend((chunk.lit_invalid + len(raw.lit_value)).tolist())
-        _extend(raw.lit_class, chunk.lit_class)
-        _extend(raw.lit_number, chunk.lit_number)
     raw.lit_value.extend(chunk.lit_value)
     raw.skipped += chunk.skipped
     sink.odd_languages.extend(chunk.odd_languages)

@@ -12,7 +12,6 @@ from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import numpy as np
 import pyoxigraph as ox
 
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
@@ -53,27 +52,8 @@ class RawTriples:
     lit_lang: array = field(default_factory=lambda: array("i"))
     lit_source: array = field(default_factory=lambda: array("i"))
     lit_value: list[str] = field(default_factory=list)
-    # literal kinds, numbers and invalid rows computed by the parser workers
-    # (kg.nt_chunks); used by the graph only when they cover every literal
-    lit_class: array = field(default_factory=lambda: array("b"))
-    lit_number: array = field(default_factory=lambda: array("d"))
-    lit_invalid: list[int] = field(default_factory=list)
     sources: list[dict] = field(default_factory=list)
     skipped: int = 0
-
-    def parsed_classes(self) -> dict[str, np.ndarray] | None:
-        """The literal kinds (int8 [L]), numbers (float64 [L]) and invalid-row mask (bool [L])
-        the parser workers computed (:mod:`kg.nt_chunks`), where they cover every literal;
-        else None (the graph classifies the literals itself)."""
-        if len(self.lit_class) != len(self.lit_value):
-            return None
-        invalid = np.zeros(len(self.lit_value), bool)
-        invalid[self.lit_invalid] = True
-        return {
-            "kind": np.frombuffer(self.lit_class, np.int8).copy(),
-            "number": np.frombuffer(self.lit_number, np.float64).copy(),
-            "invalid": invalid,
-        }
 
 
 class TripleSink:
