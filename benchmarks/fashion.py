@@ -153,10 +153,9 @@ def variants(full: bool, extra: bool = False, residual: bool = True) -> list[dic
         more.append(DEEP)
     out += [dict(group="graph", gnn="rgcn", fusion="attention", mode="early", modalities=None,
                  **v) for v in EXTRA_GRAPH if v in more]  # fmt: skip
-    if residual:
-        out = [{**v, "name": f"{v['name']} +res", "model": {**v.get("model", {}), "residual": True}}
-               for v in out]  # fmt: skip
-    return out
+    suffix = " +res" if residual else ""  # plain: residual False said (the task's default is True)
+    return [{**v, "name": v["name"] + suffix, "model": {**v.get("model", {}), "residual": residual}}
+            for v in out]  # fmt: skip
 
 
 def run_name(variant: str, seed: int, inductive: bool) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fusion.config import resolve_config
+from fusion.tasks import TASKS
 from fusion.trainer import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -63,6 +64,7 @@ def test_default_grid_is_the_residual_one_and_no_residual_gives_the_plain_one():
     assert all(v["model"]["residual"] for v in fashion.variants(False))
     assert [n.removesuffix(" +res") for n in default] == [*plain, "rgcn/attention/early/3 layers"]
     assert not any("+res" in n or "3 layers" in n for n in plain)
+    assert not any(v["model"]["residual"] for v in fashion.variants(False, residual=False))
     groups = {v["group"] for v in fashion.variants(False)}
     assert groups == {"single", "non-graph", "graph"}
     extra = [v["name"] for v in fashion.variants(False, extra=True)]
@@ -88,3 +90,12 @@ def test_select_relation_reads_per_relation_metrics_and_names_old_rows():
     assert out["transductive"]["old"]["runs"][0]["metrics"]["test/acc"] == 0.6
     assert out["transductive"]["majority"]["runs"][0]["metrics"]["test/acc"] == 0.5
     assert every["transductive"]["g"]["runs"][0]["metrics"]["test/acc"] == 0.8  # not changed
+
+
+def test_attribute_task_defaults_to_residual_connections_config_wins():
+    """Residual connections won on validation for every Fashion model: the attribute task's
+    model default (Task.model_defaults); other tasks keep theirs; the config still wins."""
+    assert resolve_config(None, None, task="attribute", relations=["usage"]).model["residual"] is True
+    assert TASKS.get_class("node").model_defaults == {}
+    off = resolve_config(None, {"model.residual": False}, task="attribute", relations=["usage"])
+    assert off.model["residual"] is False
