@@ -14,7 +14,9 @@ filtered MRR per relation and their mean, test split, mean +- std over ``--seeds
 Training (every FusionGNN run, chosen on validation only): features standardised per node
 type and modality (:func:`standardized`), Adam lr ``--lr`` 0.01, at most ``--epochs`` 150
 epochs, stopped after ``--patience`` 20 epochs without a better validation MRR; the test
-numbers are those of the best-validation epoch. lr 0.03 collapsed to the majority value
+numbers are those of the best-validation epoch (``--select mean``) or, with ``--select
+relation``, each relation's numbers at the epoch of its own best validation MRR (every run
+records both: :mod:`fashion_select`). lr 0.03 collapsed to the majority value
 (dead units) and raw features took ~200 epochs to converge (``--raw-features``).
 ``--jobs`` runs train in parallel processes (one thread each); ``--json`` is rewritten after
 every run; ``--from-json`` prints the tables and the summary of saved runs (e.g. settings or
@@ -32,10 +34,13 @@ Variants (groups):
   embedding for unseen products; skipped with the reason when PyKEEN is absent);
 - ``graph``: FusionGNN, text + image, propagation over the product-value graph:
   ``--full``: every fusion x rgcn / hgt / sage / gat x early / late; default: attention
-  fusion, early, rgcn and sage;
-- ``--extra`` (graph, not in the default grid: neither won on validation): R-GCN /
+  fusion, early, rgcn and sage, and R-GCN with 3 layers;
+- every variant of these groups has residual connections (``model.residual``, named
+  ``<variant> +res``): they won on validation in every group; ``--no-residual``: the plain
+  variants instead (and no 3-layer R-GCN: it lost on validation without them);
+- ``--extra`` (graph, not in the default grid: it did not win on validation): R-GCN /
   attention / early with label inputs (``task.label_inputs``: the known values of the
-  relations as an input modality, UniMP's label trick) and with 3 layers;
+  relations as an input modality, UniMP's label trick) (and with ``--no-residual`` with 3 layers);
 - ``ablation`` (transductive): the chosen graph variant with text only, image only, and
   no features (structure only).
 
