@@ -15,7 +15,7 @@ Training (every FusionGNN run, chosen on validation only): features standardised
 type and modality (:func:`standardized`), Adam lr ``--lr`` 0.01, at most ``--epochs`` 150
 epochs, stopped after ``--patience`` 20 epochs without a better validation MRR; the test
 numbers are those of the best-validation epoch (``--select mean``) or, with ``--select
-relation``, each relation's numbers at the epoch of its own best validation MRR (every run
+relation``, each relation's numbers at the epoch of its own best validation MRR (such a run
 records both: :mod:`fashion_select`). lr 0.03 collapsed to the majority value
 (dead units) and raw features took ~200 epochs to converge (``--raw-features``).
 ``--jobs`` runs train in parallel processes (one thread each); ``--json`` is rewritten after
@@ -40,7 +40,8 @@ Variants (groups):
   variants instead (and no 3-layer R-GCN: it lost on validation without them);
 - ``--extra`` (graph, not in the default grid: it did not win on validation): R-GCN /
   attention / early with label inputs (``task.label_inputs``: the known values of the
-  relations as an input modality, UniMP's label trick) (and with ``--no-residual`` with 3 layers);
+  relations as an input modality, UniMP's label trick); with ``--no-residual`` also the
+  plain 3-layer R-GCN;
 - ``ablation`` (transductive): the chosen graph variant with text only, image only, and
   no features (structure only).
 
@@ -81,7 +82,7 @@ from fusion.fuse import FUSIONS  # noqa: E402
 from fusion.tasks.attribute import relation_edge_types  # noqa: E402
 from fusion.tasks.attribute_split import split_attributes  # noqa: E402
 from fusion.tasks.ranking import KnownTriples, filter_scores_, rank_metrics, ranks_from_scores  # noqa: E402
-from fusion.trainer import graph_tensors  # noqa: E402
+from fusion.trainer import Trainer, graph_tensors  # noqa: E402
 from kg.tabular import Mapping, table_to_rdf  # noqa: E402
 from kg.workspace import atomic_directory, write_graph  # noqa: E402
 
@@ -172,10 +173,11 @@ def run_name(variant: str, seed: int, inductive: bool) -> str:
 def run_variant(ws, graph, feats, v: dict, seed: int, inductive: bool, args) -> dict:
     """Train one variant for one seed (``args``: epochs, lr, patience, eval_every): at most
     ``args.epochs`` epochs, stopped after ``args.patience`` epochs without a better
-    validation MRR; the metrics are those of the best-validation epoch; ``per_relation``:
-    each relation's metrics at the epoch of its own best validation MRR
-    (:mod:`fashion_select`), ``relation_epochs`` those epochs.
-    ``{"metrics": {...}, "per_relation": {...}, "relation_epochs": {...}, "cpu_s": ...,
+    validation MRR; the metrics are those of the best-validation epoch; with ``--select
+    relation`` also ``per_relation``: each relation's metrics at the epoch of its own best
+    validation MRR (:mod:`fashion_select`; test evaluations cost ~20 % CPU transductively,
+    ~50 % inductively), ``relation_epochs`` those epochs.
+    ``{"metrics": {...}, ["per_relation": {...}, "relation_epochs": {...},] "cpu_s": ...,
     "best_epoch": ..., "epochs": ...}``."""
     overrides = {"task.inductive": inductive, "task.split_seed": seed, "trainer.epochs": args.epochs,
                  "trainer.lr": args.lr, "trainer.patience": args.patience,
@@ -191,13 +193,16 @@ def run_variant(ws, graph, feats, v: dict, seed: int, inductive: bool, args) -> 
             None, overrides, task="attribute", relations=RELATIONS, gnn=v["gnn"],
             fusion=v["fusion"], mode=v["mode"], seed=seed, progress=False,
         )  # fmt: skip
-        trainer = PerRelationTrainer(config)
+        per_relation = getattr(args, "select", SELECT) == "relation"
+        trainer = (PerRelationTrainer if per_relation else Trainer)(config)
         result = trainer.fit(ws, run_name=run_name(v["name"], seed, inductive), overwrite=True,
                              graph=graph, features=feats)  # fmt: skip
-    return {"metrics": result.metrics, "per_relation": per_relation_metrics(trainer.picked),
-            "relation_epochs": {r: k["epoch"] for r, k in trainer.picked.items()},
-            "cpu_s": time.process_time() - started, "best_epoch": result.best_epoch,
-            "epochs": result.epochs}  # fmt: skip
+    out = {"metrics": result.metrics, "cpu_s": time.process_time() - started,
+           "best_epoch": result.best_epoch, "epochs": result.epochs}  # fmt: skip
+    if per_relation:
+        out["per_relation"] = per_relation_metrics(trainer.picked)
+        out["relation_epochs"] = {r: k["epoch"] for r, k in trainer.picked.items()}
+    return out
 
 
 def majority(edges, num, seed: int, inductive: bool) -> dict:
@@ -445,9 +450,9 @@ def main(argv=None) -> None:
                         "model.residual, named '<variant> +res', and the 3-layer R-GCN +res)")
     p.add_argument("--residual", action="store_true", help=argparse.SUPPRESS)  # the default now
     p.add_argument("--select", choices=("relation", "mean"), default=SELECT,
-                   help="which epoch's metrics a FusionGNN run reports: each relation's own "
-                        "best-validation epoch (relation) or the epoch of the best mean "
-                        "validation MRR, where training stopped (mean)")
+                   help="which epoch's metrics a FusionGNN run reports: the epoch of the best "
+                        "mean validation MRR, where training stopped (mean), or each "
+                        "relation's own best-validation epoch (relation: its runs record both)")
     p.add_argument("--only", nargs="+", metavar="VARIANT",
                    help="train only these variants (e.g. 'rgcn/attention/early+labels +res'; "
                         "needs --extra / --no-residual for those); "
