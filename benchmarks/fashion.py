@@ -194,7 +194,7 @@ def run_variant(ws, graph, feats, v: dict, seed: int, inductive: bool, args) -> 
             fusion=v["fusion"], mode=v["mode"], seed=seed, progress=False,
         )  # fmt: skip
         per_relation = getattr(args, "select", SELECT) == "relation"
-        trainer = (PerRelationTrainer if per_relation else Trainer)(config)
+        trainer = PerRelationTrainer(config, args.stop) if per_relation else Trainer(config)
         result = trainer.fit(ws, run_name=run_name(v["name"], seed, inductive), overwrite=True,
                              graph=graph, features=feats)  # fmt: skip
     out = {"metrics": result.metrics, "cpu_s": time.process_time() - started,
@@ -453,6 +453,9 @@ def main(argv=None) -> None:
                    help="which epoch's metrics a FusionGNN run reports: the epoch of the best "
                         "mean validation MRR, where training stopped (mean), or each "
                         "relation's own best-validation epoch (relation: its runs record both)")
+    p.add_argument("--stop", choices=("mean", "relation"), default="mean",
+                   help="with --select relation: stop after --patience epochs without a better "
+                        "validation MRR of the mean (mean) or of any relation (relation)")
     p.add_argument("--only", nargs="+", metavar="VARIANT",
                    help="train only these variants (e.g. 'rgcn/attention/early+labels +res'; "
                         "needs --extra / --no-residual for those); "

@@ -27,10 +27,17 @@ PREFIX = "valid/mrr."
 class PerRelationTrainer(Trainer):
     """:class:`~fusion.trainer.Trainer` that also keeps each relation's best-validation
     epoch's metrics in :attr:`picked`: ``{relation: {"epoch": e, "valid/acc.<r>": ...,
-    "valid/mrr.<r>": ..., "test/acc.<r>": ..., "test/mrr.<r>": ...}}`` (full-batch runs)."""
+    "valid/mrr.<r>": ..., "test/acc.<r>": ..., "test/mrr.<r>": ...}}`` (full-batch runs).
 
-    def __init__(self, config):
+    ``stop="relation"``: early stopping counts the epochs without a better validation MRR of
+    *any* relation (default ``"mean"``: of their mean, as the Trainer); the final weights
+    remain the best-mean epoch's."""
+
+    def __init__(self, config, stop: str = "mean"):
         super().__init__(config)
+        if stop not in ("mean", "relation"):
+            raise ValueError(f"stop={stop!r}: expected 'mean' or 'relation'")
+        self.stop = stop
         self.picked: dict[str, dict] = {}
 
     def _validate(self, s, state, record, amp) -> bool:
@@ -43,6 +50,8 @@ class PerRelationTrainer(Trainer):
                 keep = {k: v for k, v in {**record, **test}.items()
                         if k.split("/", 1)[0] in ("valid", "test") and k.endswith(f".{r}")}  # fmt: skip
                 self.picked[r] = {"epoch": state["epoch"], **keep}
+            if self.stop == "relation":
+                state["bad"], state["stopped_early"] = 0, False
         return better
 
 
