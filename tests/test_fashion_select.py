@@ -99,3 +99,25 @@ def test_attribute_task_defaults_to_residual_connections_config_wins():
     assert TASKS.get_class("node").model_defaults == {}
     off = resolve_config(None, {"model.residual": False}, task="attribute", relations=["usage"])
     assert off.model["residual"] is False
+
+
+def test_stop_on_any_relation_trains_at_least_as_long(tmp_path):
+    """``stop="relation"``: patience counts epochs without a better validation MRR of any
+    relation, so the run never stops earlier than the mean-stopped one; it stops only after
+    ``patience`` epochs in which no relation improved."""
+    graph = shop_graph(tmp_path, n=150)
+    feats = random_features(graph)
+    overrides = {"trainer.epochs": 60, "model.hidden": 16, "model.out_dim": 16,
+                 "trainer.patience": 3, "trainer.lr": 0.05}  # fmt: skip
+    kw = dict(task="attribute", relations=RELATIONS, gnn="rgcn", progress=False)
+    runs = {}
+    for stop in ("mean", "relation"):
+        trainer = fashion_select.PerRelationTrainer(resolve_config(None, overrides, **kw), stop)
+        runs[stop] = (trainer, trainer.fit(tmp_path / "ws", run_name=stop, graph=graph,
+                                           features=feats))  # fmt: skip
+    assert runs["relation"][1].epochs >= runs["mean"][1].epochs
+    trainer, result = runs["relation"]
+    last = max(k["epoch"] for k in trainer.picked.values())
+    assert result.epochs == 60 or result.epochs - last == 3
+    with pytest.raises(ValueError, match="expected 'mean' or 'relation'"):
+        fashion_select.PerRelationTrainer(resolve_config(None, overrides, **kw), "any")
