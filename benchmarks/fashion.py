@@ -444,7 +444,7 @@ def main(argv=None) -> None:
     p.add_argument("--limit", type=int, default=0, help="first N products only (quick look)")
     p.add_argument("--extra", action="store_true",
                    help="also the graph variants that did not win on validation: R-GCN with "
-                        "label inputs (task.label_inputs), with 3 layers")
+                        "label inputs (task.label_inputs); with --no-residual also with 3 layers")
     p.add_argument("--no-residual", action="store_true",
                    help="the plain variants (default: every variant with residual connections, "
                         "model.residual, named '<variant> +res', and the 3-layer R-GCN +res)")
