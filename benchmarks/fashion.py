@@ -14,7 +14,9 @@ filtered MRR per relation and their mean, test split, mean +- std over ``--seeds
 Training (every FusionGNN run, chosen on validation only): features standardised per node
 type and modality (:func:`standardized`), Adam lr ``--lr`` 0.01, at most ``--epochs`` 150
 epochs, stopped after ``--patience`` 20 epochs without a better validation MRR; the test
-numbers are those of the best-validation epoch. lr 0.03 collapsed to the majority value
+numbers are those of the best-validation epoch (``--select mean``) or, with ``--select
+relation``, each relation's numbers at the epoch of its own best validation MRR (such a run
+records both: :mod:`fashion_select`). lr 0.03 collapsed to the majority value
 (dead units) and raw features took ~200 epochs to converge (``--raw-features``).
 ``--jobs`` runs train in parallel processes (one thread each); ``--json`` is rewritten after
 every run; ``--from-json`` prints the tables and the summary of saved runs (e.g. settings or
@@ -32,10 +34,14 @@ Variants (groups):
   embedding for unseen products; skipped with the reason when PyKEEN is absent);
 - ``graph``: FusionGNN, text + image, propagation over the product-value graph:
   ``--full``: every fusion x rgcn / hgt / sage / gat x early / late; default: attention
-  fusion, early, rgcn and sage;
-- ``--extra`` (graph, not in the default grid: neither won on validation): R-GCN /
+  fusion, early, rgcn and sage, and R-GCN with 3 layers;
+- every variant of these groups has residual connections (``model.residual``, named
+  ``<variant> +res``): they won on validation in every group; ``--no-residual``: the plain
+  variants instead (and no 3-layer R-GCN: it lost on validation without them);
+- ``--extra`` (graph, not in the default grid: it did not win on validation): R-GCN /
   attention / early with label inputs (``task.label_inputs``: the known values of the
-  relations as an input modality, UniMP's label trick) and with 3 layers;
+  relations as an input modality, UniMP's label trick); with ``--no-residual`` also the
+  plain 3-layer R-GCN;
 - ``ablation`` (transductive): the chosen graph variant with text only, image only, and
   no features (structure only).
 
@@ -67,15 +73,16 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
 from fashion_kge import KGE_MODELS, pykeen_missing, run_kge  # noqa: E402
+from fashion_select import PerRelationTrainer, per_relation_metrics  # noqa: E402
 
 import kg  # noqa: E402
-from fusion.config import DataConfig  # noqa: E402
+from fusion.config import DataConfig, resolve_config  # noqa: E402
 from fusion.features import FeatureSpec, NodeFeatures, build_features  # noqa: E402
 from fusion.fuse import FUSIONS  # noqa: E402
 from fusion.tasks.attribute import relation_edge_types  # noqa: E402
 from fusion.tasks.attribute_split import split_attributes  # noqa: E402
 from fusion.tasks.ranking import KnownTriples, filter_scores_, rank_metrics, ranks_from_scores  # noqa: E402
-from fusion.trainer import graph_tensors, train  # noqa: E402
+from fusion.trainer import Trainer, graph_tensors  # noqa: E402
 from kg.tabular import Mapping, table_to_rdf  # noqa: E402
 from kg.workspace import atomic_directory, write_graph  # noqa: E402
 
@@ -84,6 +91,7 @@ MAPPING = ROOT / "examples" / "fashion.toml"
 RELATIONS = ["articleType", "baseColour", "season", "usage", "gender"]
 GNNS_FULL = ("rgcn", "hgt", "sage", "gat")
 GROUPS = ("graph", "non-graph", "single", "kge", "ablation")
+SELECT = "mean"  # the default --select (README: chosen on validation)
 
 
 def build_workspace(folder: Path, workspace: Path, limit: int = 0) -> None:
@@ -123,17 +131,21 @@ def standardized(feats: NodeFeatures) -> NodeFeatures:
     return dataclasses.replace(feats, features=out)
 
 
+DEEP = dict(name="rgcn/attention/early/3 layers", model={"layers": 3})
 EXTRA_GRAPH = (  # measured, not in the default grid: neither won on validation (README)
     dict(name="rgcn/attention/early+labels", task={"label_inputs": True}),
-    dict(name="rgcn/attention/early/3 layers", model={"layers": 3}),
+    DEEP,  # in the default grid with residual connections (it won on validation there)
 )
 
 
-def variants(full: bool, extra: bool = False, residual: bool = False) -> list[dict]:
+def variants(full: bool, extra: bool = False, residual: bool = True) -> list[dict]:
     """Every trained variant: ``{"name", "group", "gnn", "fusion", "mode", "modalities"}``
-    (and ``model`` / ``task`` / ``trainer`` config keys of its own); ``extra``: also :data:`EXTRA_GRAPH`
-    (R-GCN / attention / early with label inputs, with 3 layers); ``residual``: each
-    variant also with residual connections (``model.residual``), named ``<name> +res``."""
+    (and ``model`` / ``task`` / ``trainer`` config keys of its own). ``residual`` (the
+    default): every variant with residual connections (``model.residual``), named
+    ``<name> +res``, *instead of* the plain ones (they won on validation in every group),
+    and the graph grid gains the 3-layer R-GCN (:data:`DEEP`); False: the plain variants.
+    ``extra``: also :data:`EXTRA_GRAPH` (R-GCN / attention / early with label inputs, with
+    3 layers)."""
     out = [dict(name=f"{m}-only", group="single", gnn="mlp", fusion="attention",
                 mode="early", modalities=[m]) for m in ("text", "image")]  # fmt: skip
     out += [dict(name=f"{f} (no graph)", group="non-graph", gnn="mlp", fusion=f, mode="early",
@@ -142,13 +154,14 @@ def variants(full: bool, extra: bool = False, residual: bool = False) -> list[di
             if full else [("attention", "rgcn", "early"), ("attention", "sage", "early")])  # fmt: skip
     out += [dict(name=f"{g}/{f}/{m}", group="graph", gnn=g, fusion=f, mode=m, modalities=None)
             for f, g, m in grid]  # fmt: skip
-    if extra:
-        out += [dict(group="graph", gnn="rgcn", fusion="attention", mode="early", modalities=None,
-                     **v) for v in EXTRA_GRAPH]  # fmt: skip
-    if residual:
-        out += [{**v, "name": f"{v['name']} +res", "model": {**v.get("model", {}), "residual": True}}
-                for v in out]  # fmt: skip
-    return out
+    more = [*EXTRA_GRAPH] if extra else []
+    if residual and DEEP not in more:
+        more.append(DEEP)
+    out += [dict(group="graph", gnn="rgcn", fusion="attention", mode="early", modalities=None,
+                 **v) for v in EXTRA_GRAPH if v in more]  # fmt: skip
+    suffix = " +res" if residual else ""  # plain: residual False said (the task's default is True)
+    return [{**v, "name": v["name"] + suffix, "model": {**v.get("model", {}), "residual": residual}}
+            for v in out]  # fmt: skip
 
 
 def run_name(variant: str, seed: int, inductive: bool) -> str:
@@ -160,8 +173,12 @@ def run_name(variant: str, seed: int, inductive: bool) -> str:
 def run_variant(ws, graph, feats, v: dict, seed: int, inductive: bool, args) -> dict:
     """Train one variant for one seed (``args``: epochs, lr, patience, eval_every): at most
     ``args.epochs`` epochs, stopped after ``args.patience`` epochs without a better
-    validation MRR; the metrics are those of the best-validation epoch.
-    ``{"metrics": {...}, "cpu_s": ..., "best_epoch": ..., "epochs": ...}``."""
+    validation MRR; the metrics are those of the best-validation epoch; with ``--select
+    relation`` also ``per_relation``: each relation's metrics at the epoch of its own best
+    validation MRR (:mod:`fashion_select`; test evaluations cost ~20 % CPU transductively,
+    ~50 % inductively), ``relation_epochs`` those epochs.
+    ``{"metrics": {...}, ["per_relation": {...}, "relation_epochs": {...},] "cpu_s": ...,
+    "best_epoch": ..., "epochs": ...}``."""
     overrides = {"task.inductive": inductive, "task.split_seed": seed, "trainer.epochs": args.epochs,
                  "trainer.lr": args.lr, "trainer.patience": args.patience,
                  "trainer.eval_every": args.eval_every[inductive], "trainer.checkpoint_every": 10_000,
@@ -172,14 +189,20 @@ def run_variant(ws, graph, feats, v: dict, seed: int, inductive: bool, args) -> 
     started = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        result = train(
-            ws, task="attribute", relations=RELATIONS, gnn=v["gnn"], fusion=v["fusion"],
-            mode=v["mode"], seed=seed, overrides=overrides, overwrite=True,
-            run_name=run_name(v["name"], seed, inductive),
-            progress=False, graph=graph, features=feats,
+        config = resolve_config(
+            None, overrides, task="attribute", relations=RELATIONS, gnn=v["gnn"],
+            fusion=v["fusion"], mode=v["mode"], seed=seed, progress=False,
         )  # fmt: skip
-    return {"metrics": result.metrics, "cpu_s": time.process_time() - started,
-            "best_epoch": result.best_epoch, "epochs": result.epochs}  # fmt: skip
+        per_relation = getattr(args, "select", SELECT) == "relation"
+        trainer = PerRelationTrainer(config, args.stop) if per_relation else Trainer(config)
+        result = trainer.fit(ws, run_name=run_name(v["name"], seed, inductive), overwrite=True,
+                             graph=graph, features=feats)  # fmt: skip
+    out = {"metrics": result.metrics, "cpu_s": time.process_time() - started,
+           "best_epoch": result.best_epoch, "epochs": result.epochs}  # fmt: skip
+    if per_relation:
+        out["per_relation"] = per_relation_metrics(trainer.picked)
+        out["relation_epochs"] = {r: k["epoch"] for r, k in trainer.picked.items()}
+    return out
 
 
 def majority(edges, num, seed: int, inductive: bool) -> dict:
@@ -330,7 +353,7 @@ def plan(args, edges, num) -> tuple[dict[str, dict], list[dict]]:
         res = every[setting] = {"majority": {"group": "majority", "runs": [
             majority(edges, num, s, inductive) for s in range(args.seeds)]}}  # fmt: skip
         order = {"graph": 0, "non-graph": 1, "single": 2}
-        every_variant = variants(args.full, args.extra, args.residual)
+        every_variant = variants(args.full, args.extra, not args.no_residual)
         for v in sorted(every_variant, key=lambda v: order[v["group"]]):
             if v["group"] not in args.groups or (args.only and v["name"] not in args.only):
                 continue
@@ -421,13 +444,21 @@ def main(argv=None) -> None:
     p.add_argument("--limit", type=int, default=0, help="first N products only (quick look)")
     p.add_argument("--extra", action="store_true",
                    help="also the graph variants that did not win on validation: R-GCN with "
-                        "label inputs (task.label_inputs), with 3 layers")
-    p.add_argument("--residual", action="store_true",
-                   help="every variant also with residual connections (model.residual), "
-                        "named '<variant> +res'")
+                        "label inputs (task.label_inputs); with --no-residual also with 3 layers")
+    p.add_argument("--no-residual", action="store_true",
+                   help="the plain variants (default: every variant with residual connections, "
+                        "model.residual, named '<variant> +res', and the 3-layer R-GCN +res)")
+    p.add_argument("--residual", action="store_true", help=argparse.SUPPRESS)  # the default now
+    p.add_argument("--select", choices=("relation", "mean"), default=SELECT,
+                   help="which epoch's metrics a FusionGNN run reports: the epoch of the best "
+                        "mean validation MRR, where training stopped (mean), or each "
+                        "relation's own best-validation epoch (relation: its runs record both)")
+    p.add_argument("--stop", choices=("mean", "relation"), default="mean",
+                   help="with --select relation: stop after --patience epochs without a better "
+                        "validation MRR of the mean (mean) or of any relation (relation)")
     p.add_argument("--only", nargs="+", metavar="VARIANT",
-                   help="train only these variants (e.g. 'rgcn/attention/early+labels'; "
-                        "needs --extra / --residual for those); "
+                   help="train only these variants (e.g. 'rgcn/attention/early+labels +res'; "
+                        "needs --extra / --no-residual for those); "
                         "combine with earlier runs through --from-json")
     p.add_argument("--no-kge", action="store_true")
     p.add_argument("--no-ablation", action="store_true")
@@ -440,8 +471,9 @@ def main(argv=None) -> None:
                    help="print the tables and the summary of earlier --json files, train nothing")
     args = p.parse_args(argv)
     if args.from_json:
-        return report(merged(args.from_json))
-    unknown = sorted(set(args.only or ()) - {v["name"] for v in variants(True, True, True)})
+        return report(merged(args.from_json), select=args.select)
+    known = {v["name"] for res in (True, False) for v in variants(True, True, res)}
+    unknown = sorted(set(args.only or ()) - known)
     if unknown:
         sys.exit(f"--only {unknown[0]!r}: no such variant; see --full / --extra for the names")
     tag = hashlib.sha1(f"{args.folder.resolve()}:{args.limit}".encode()).hexdigest()[:10]
@@ -455,7 +487,7 @@ def main(argv=None) -> None:
         args.json.write_text(json.dumps(
             {s: {n: {k: v for k, v in r.items() if k != "variant"} for n, r in res.items()}
              for s, res in every.items()}, indent=1))  # fmt: skip
-    report(every, f"; wall {time.time() - started:.0f} s")
+    report(every, f"; wall {time.time() - started:.0f} s", args.select)
 
 
 def merged(paths: list[Path]) -> dict[str, dict]:
@@ -471,8 +503,33 @@ def merged(paths: list[Path]) -> dict[str, dict]:
     return every
 
 
-def report(every: dict[str, dict], wall: str = "") -> None:
-    """The per-relation tables, the CPU seconds, the goal lines and the summary line."""
+def selected(every: dict[str, dict], select: str) -> tuple[dict[str, dict], list[str]]:
+    """The results with each FusionGNN run's metrics of the ``select`` epoch choice
+    (``"relation"``: its ``per_relation`` metrics; majority and KGE rows as they are), and
+    the rows whose runs lack them (saved by an older version: mean-selected)."""
+    if select != "relation":
+        return every, []
+    out, old = {}, []
+    for setting, rows in every.items():
+        out[setting] = {}
+        for name, row in rows.items():
+            runs = row["runs"]
+            if row["group"] not in ("majority", "kge") and runs:
+                if all(r.get("per_relation") for r in runs):
+                    runs = [{**r, "metrics": r["per_relation"]} for r in runs]
+                else:
+                    old.append(f"{setting} {name}")
+            out[setting][name] = {**row, "runs": runs}
+    return out, old
+
+
+def report(every: dict[str, dict], wall: str = "", select: str = "mean") -> None:
+    """The per-relation tables, the CPU seconds, the goal lines and the summary line
+    (FusionGNN runs' metrics chosen by ``select``, see :func:`selected`)."""
+    every, old = selected(every, select)
+    if select == "relation":
+        print("FusionGNN runs: each relation's metrics at its own best-validation epoch"
+              + (f"; mean-selected (saved without them): {', '.join(old)}" if old else ""))
     for setting, res in every.items():
         print_table(setting, res)
     cpu = sum(r["cpu_s"] for res in every.values() for row in res.values() for r in row["runs"])

@@ -52,7 +52,8 @@ class TrainerConfig:
     ``checkpoint_every``: epochs between resume checkpoints (and at the end);
     ``deterministic``: None = on CPU only; ``amp``: bf16 autocast on CUDA. A task may
     change the defaults (``Task.trainer_defaults``: link prediction uses lr 0.001, 300
-    epochs, patience 50); the config file and overrides still win.
+    epochs, patience 50; ``Task.model_defaults`` likewise for ``[model]``: attribute
+    completion uses residual connections); the config file and overrides still win.
 
     ``batch_size``: 0 = full batch; else seed nodes (node task) or training triples (link
     task) per step, each on its sampled neighbourhood, ``fanout`` neighbours per hop (one
@@ -252,7 +253,7 @@ def resolve_config(config_path=None, overrides: dict | None = None, **explicit: 
             )
     raw = apply_overrides(raw, overrides)
     raw["task"].setdefault("name", "node")
-    model = raw.get("model", {})
+    model = {**get_task_class(raw["task"]["name"]).model_defaults, **raw.get("model", {})}
     for key in model:
         if key not in MODEL_SETTINGS:
             raise _suggest(key, MODEL_SETTINGS, "[model]")

@@ -195,7 +195,8 @@ def config_keys_output(task: str = "node") -> Rows:
     for f in dataclasses.fields(task_cls.Config):
         records.append({"key": f"task.{f.name}", "default": default(f)})
     model = {f.name: f for f in dataclasses.fields(FusionGNNConfig)}
-    records += [{"key": f"model.{name}", "default": default(model[name])}
+    records += [{"key": f"model.{name}",
+                 "default": task_cls.model_defaults.get(name, default(model[name]))}
                 for name in MODEL_SETTINGS]  # fmt: skip
     records += [{"key": f"data.{f.name}", "default": default(f)}
                 for f in dataclasses.fields(DataConfig)]  # fmt: skip

@@ -96,21 +96,23 @@ def test_label_inputs_refuse_a_features_modality_of_that_name(tmp_path):
 
 def test_benchmark_extra_variants_and_only(monkeypatch):
     """``benchmarks/fashion.py --extra`` adds the label-input and 3-layer R-GCN variants
-    with their config keys, ``--residual`` a ``+res`` copy of each; ``--only`` with an
+    with their config keys (plain grid, ``--no-residual``); the default grid is a ``+res`` copy
+    of each plain variant instead of it, plus the 3-layer R-GCN ``+res``; ``--only`` with an
     unknown name stops with a message."""
     from pathlib import Path
 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import fashion
 
-    base = {v["name"] for v in fashion.variants(False)}
-    extra = {v["name"]: v for v in fashion.variants(False, extra=True)}
+    base = {v["name"] for v in fashion.variants(False, residual=False)}
+    extra = {v["name"]: v for v in fashion.variants(False, extra=True, residual=False)}
     assert set(extra) - base == {"rgcn/attention/early+labels", "rgcn/attention/early/3 layers"}
     assert extra["rgcn/attention/early+labels"]["task"] == {"label_inputs": True}
-    assert extra["rgcn/attention/early/3 layers"]["model"] == {"layers": 3}
+    assert extra["rgcn/attention/early/3 layers"]["model"] == {"layers": 3, "residual": False}
     res = {v["name"]: v for v in fashion.variants(False, residual=True)}
-    assert set(res) == base | {f"{n} +res" for n in base}
-    assert res["text-only +res"]["model"] == {"residual": True} and "model" not in res["text-only"]
+    assert set(res) == {f"{n} +res" for n in base} | {"rgcn/attention/early/3 layers +res"}
+    assert res["text-only +res"]["model"] == {"residual": True}
+    assert extra["text-only"]["model"] == {"residual": False}
     with pytest.raises(SystemExit, match="no such variant"):
         fashion.main(["--only", "rgcn/attention/erly"])
 

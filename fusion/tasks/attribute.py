@@ -136,6 +136,7 @@ class AttributeCompletionTask(Task):
     metric = "mrr"
     eval_train = False
     trainer_defaults = {"lr": 0.01, "epochs": 200, "patience": 30, "weight_decay": 0.0}
+    model_defaults = {"residual": True}  # +3 points of validation accuracy on Fashion, every model
 
     def __init__(self, config: AttributeTaskConfig, graph, edge_index_dict, features=None):
         super().__init__(config, graph, edge_index_dict, features)

@@ -34,6 +34,7 @@ class Task(nn.Module):
     splits: tuple[str, ...] = ()
     eval_train: ClassVar[bool] = True  # report training-split metrics at the end
     trainer_defaults: ClassVar[dict] = {}  # [trainer] defaults of this task (config wins)
+    model_defaults: ClassVar[dict] = {}  # [model] defaults of this task (config wins)
 
     def __init__(self, config, graph, edge_index_dict: Mapping, features=None):
         super().__init__()
