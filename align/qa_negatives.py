@@ -9,7 +9,7 @@ by where a question's negatives come from (``negatives=``):
   question against every attribute text of the batch (the other questions' products'
   attributes as easy negatives, its own product's other attributes as hard ones), and
   attribute -> question, each answering text against the batch's questions. A text of
-  another product whose normalised name (:func:`align.qa_memory.name_key`) answers the
+  another product whose normalised name (:func:`align.qa_scorer.name_key`) answers the
   question (``color: red`` for "what colour is it?" about another product) is no negative
   and is left out of both directions. Scores are ``a * cos`` with the model's own scale
   ``a`` (the lexical features are pair features of the listwise part only).
@@ -23,8 +23,7 @@ from __future__ import annotations
 import torch
 
 from .base import LinkerError
-from .qa_memory import name_key
-from .qa_scorer import Question
+from .qa_scorer import Question, name_key
 from .qa_train import _targets
 
 
