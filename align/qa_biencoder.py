@@ -32,14 +32,16 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from .base import LinkerError
+from .qa_negatives import negatives_loss
 from .qa_scorer import LEXICAL, Candidate, Question, _masked, lexical_overlap, shuffled
-from .qa_train import _targets, attribute_split, rank_metrics
+from .qa_train import attribute_split, rank_metrics
 from .qa_tuned import (
     ProbabilityScorer,
     batched_probabilities,
@@ -104,6 +106,16 @@ class BiEncoderModule(nn.Module):
         return _masked(torch.cat([s, nil], -1), index >= 0)
 
 
+class Encoded(NamedTuple):
+    """One batch through :meth:`BiEncoderScorer.encoded`."""
+
+    logits: torch.Tensor  # [B, C + 1], the last column NIL
+    q: torch.Tensor  # [B, d] unit question embeddings
+    c: torch.Tensor  # [U, d] unit embeddings of the distinct candidate texts
+    index: torch.Tensor  # [B, C] row of c per candidate (-1: padding)
+    text_keys: list[str]  # [U] the attribute name of each distinct text
+
+
 class BiEncoderScorer(ProbabilityScorer):
     """The fine-tuned bi-encoder scorer (module docstring); :func:`fit_biencoder` trains it."""
 
@@ -163,8 +175,16 @@ class BiEncoderScorer(ProbabilityScorer):
     # -------------------------------------------------------------- scoring
     def logits(self, questions: list[str], candidates: list[list[Candidate]]) -> torch.Tensor:
         """Logits ``[B, C + 1]`` (with gradients when the module is in training mode)."""
+        return self.encoded(questions, candidates).logits
+
+    def encoded(self, questions: list[str], candidates: list[list[Candidate]]) -> Encoded:
+        """The logits with what the training losses (:mod:`align.qa_negatives`) use: the
+        question embeddings ``q [B, d]``, the distinct candidate texts' ``c [U, d]``,
+        ``index [B, C]`` (row of ``c`` per candidate, -1: padding) and the attribute name
+        of each distinct text (``text_keys``, ``U``)."""
         texts = [self.question_text(q) or "?" for q in questions]
-        distinct = list(dict.fromkeys(self.candidate_text(c) for cs in candidates for c in cs))
+        keys = {self.candidate_text(c): c.key for cs in candidates for c in cs}
+        distinct = list(keys)
         row = {t: i for i, t in enumerate(distinct)}
         width = max((len(cs) for cs in candidates), default=0)
         index = torch.full((len(texts), width), -1, dtype=torch.long)
@@ -177,14 +197,15 @@ class BiEncoderScorer(ProbabilityScorer):
         dim = q.shape[1]
         c = self.module.embed(self._tokens(distinct)) if distinct else torch.zeros(1, dim)
         if not self.config.key_view:
-            return self.module(q, c, index, lex)
+            return Encoded(self.module(q, c, index, lex), q, c, index, list(keys.values()))
         names = list(dict.fromkeys(cand.key for cands in candidates for cand in cands))
         at = {name: i for i, name in enumerate(names)}
         key_index = torch.full_like(index, -1)
         for i, cands in enumerate(candidates):
             key_index[i, : len(cands)] = torch.tensor([at[x.key] for x in cands], dtype=torch.long)
-        keys = self.module.embed(self._tokens(names)) if names else torch.zeros(1, dim)
-        return self.module(q, c, index, lex, keys, key_index)
+        kv = self.module.embed(self._tokens(names)) if names else torch.zeros(1, dim)
+        logits = self.module(q, c, index, lex, kv, key_index)
+        return Encoded(logits, q, c, index, list(keys.values()))
 
     def probabilities(self, questions: list[str], candidates: list[list[Candidate]],
                       batch_size: int = 32) -> list[np.ndarray]:  # fmt: skip
@@ -210,14 +231,14 @@ class BiEncoderScorer(ProbabilityScorer):
 predict_biencoder = predict_rows  # (probabilities [C_i], NIL probabilities) of labelled questions
 
 
-def _epoch(scorer: BiEncoderScorer, train: list[Question], optimiser, batch_size: int) -> float:
+def _epoch(scorer: BiEncoderScorer, train: list[Question], optimiser, batch_size: int,
+           loss_of) -> float:  # fmt: skip
     scorer.module.train()
     total = 0.0
     for start in range(0, len(train), batch_size):
         batch = train[start : start + batch_size]
-        logits = scorer.logits([q.text for q in batch], [q.candidates for q in batch])
-        y = _targets(batch, logits.shape[1] - 1)
-        loss = -(y * torch.log_softmax(logits, -1).masked_fill(y == 0, 0.0)).sum(-1).mean()
+        encoded = scorer.encoded([q.text for q in batch], [q.candidates for q in batch])
+        loss = loss_of(scorer, batch, encoded)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -227,11 +248,14 @@ def _epoch(scorer: BiEncoderScorer, train: list[Question], optimiser, batch_size
 
 def fit_biencoder(scorer: BiEncoderScorer, questions: list[Question], *, epochs: int = 3,
                   lr: float = 3e-5, batch_size: int = 16, valid_fraction: float = 0.2,
-                  seed: int = 0, progress=None) -> dict:  # fmt: skip
+                  seed: int = 0, negatives: str = "product", progress=None) -> dict:  # fmt: skip
     """Fine-tune ``scorer`` in place (module docstring): the epoch (best hold-out MRR; 0 =
     the starting encoder) and the NIL threshold are chosen on a hold-out of
-    ``valid_fraction`` of the questions, whole attributes at a time. Returns the hold-out
+    ``valid_fraction`` of the questions, whole attributes at a time. ``negatives``: the
+    loss (:data:`align.qa_negatives.NEGATIVES`: ``product``, listwise over the product's
+    attributes; ``batch``, plus in-batch negatives across products). Returns the hold-out
     metrics with the CPU seconds spent (also in ``scorer.config.metrics``)."""
+    loss_of = negatives_loss(negatives)
     questions = [q for q in questions if q.candidates]
     if len(questions) < 2:
         raise LinkerError("training the question scorer needs at least 2 questions with candidates")
@@ -253,11 +277,13 @@ def fit_biencoder(scorer: BiEncoderScorer, questions: list[Question], *, epochs:
 
     best = (hold_out_mrr(), 0, copy.deepcopy(scorer.module.state_dict()))
     for epoch in range(1, epochs + 1):
-        loss = _epoch(scorer, shuffled(train, seed + epoch), optimiser, batch_size)
+        loss = _epoch(scorer, shuffled(train, seed + epoch), optimiser, batch_size, loss_of)
         mrr = hold_out_mrr()
         if progress is not None:
             progress(epoch, loss, mrr)
         if mrr > best[0]:
             best = (mrr, epoch, copy.deepcopy(scorer.module.state_dict()))
     scorer.module.load_state_dict(best[2])
-    return kept_metrics(scorer, check, best[1], len(questions), cpu)
+    metrics = kept_metrics(scorer, check, best[1], len(questions), cpu)
+    metrics["negatives"] = negatives  # the same dict as scorer.config.metrics
+    return metrics

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from fusion.artifacts import CONFIG_FILE, WEIGHTS_FILE, read_weights, save_pretr
 from kg.workspace import atomic_directory
 
 from .base import LinkerError, read_config
-from .qa_scorer import Candidate, Question, shuffled
+from .qa_scorer import Candidate, Question, name_key, shuffled
 from .qa_train import calibrate, rank_metrics
 from .qa_tuned import ProbabilityScorer, cpu_seconds
 
@@ -67,12 +66,6 @@ class MemoryConfig:
     epochs: int = 0
     trained: bool = False
     metrics: dict = field(default_factory=dict)
-
-
-def name_key(name: str) -> str:
-    """An attribute name normalised for matching: lower case, words only
-    (``"Item_Weight"`` and ``"item weight"`` -> ``"item weight"``)."""
-    return " ".join(re.findall(r"\w+", name.lower().replace("_", " ")))
 
 
 def product_key(candidates: list[Candidate]) -> str:

@@ -141,6 +141,12 @@ def _name_share(name: str, question: str, stems: set[str]) -> float:
     return _share(_stems(name), stems)
 
 
+def name_key(name: str) -> str:
+    """An attribute name normalised for matching: lower case, words only
+    (``"Item_Weight"`` and ``"item weight"`` -> ``"item weight"``)."""
+    return " ".join(re.findall(r"\w+", name.lower().replace("_", " ")))
+
+
 def lexical_overlap(question: str, candidate: Candidate) -> list[float]:
     """The shares of the key's and of the value's word stems (5 characters) found in the
     question: ``[key share, value share]``; the key share is the best of the key and each
