@@ -42,7 +42,11 @@ def test_run_names_are_readable_and_unique(trained):
     names = _runs(trained)
     assert len(names) == 3 and all(NAME.match(n) for n in names), names
     rgcn = [n for n in names if n.startswith("link-rgcn")]
-    assert len(rgcn) == 2 and any(n.endswith("-2") for n in rgcn)
+    assert len(rgcn) == 2
+    stamps = {re.sub(r"-\d+$", "", n) if n.count("-") > 6 else n for n in rgcn}
+    # the same settings in the same minute: the second name gets a suffix (a loaded
+    # machine may cross a minute between the two runs: then the stamps differ)
+    assert any(n.endswith("-2") for n in rgcn) or len(stamps) == 2, rgcn
 
 
 def test_train_flags_reach_the_config(trained):
