@@ -156,17 +156,20 @@ PRECISIONS = {"fp32": fp32_model, "bf16": bf16_model, "int8": int8_model}
 TRAIN_PRECISIONS = ("fp32", "bf16")  # autocast dtypes for fine-tuning (no int8 training)
 
 
-def resolve_train_precision(precision: str | None) -> str:
-    """A key of :data:`TRAIN_PRECISIONS`: ``auto`` (or None) is ``bf16`` on a CPU with
-    native bf16 (:func:`native_bf16`, as for inference), else ``fp32``."""
+def _resolved(precision: str | None, choices, what: str) -> str:
+    """``precision`` if it is one of ``choices``; ``auto`` (or None) is ``bf16`` on a CPU
+    with native bf16 (:func:`native_bf16`), else ``fp32``."""
     precision = precision or "auto"
     if precision == "auto":
         return "bf16" if native_bf16() else "fp32"
-    if precision not in TRAIN_PRECISIONS:
-        raise LinkerError(
-            f"training precision {precision!r}: not one of {['auto', *TRAIN_PRECISIONS]}"
-        )
+    if precision not in choices:
+        raise LinkerError(f"{what} {precision!r}: not one of {['auto', *choices]}")
     return precision
+
+
+def resolve_train_precision(precision: str | None) -> str:
+    """A key of :data:`TRAIN_PRECISIONS` (``auto``: as for inference, :func:`_resolved`)."""
+    return _resolved(precision, TRAIN_PRECISIONS, "training precision")
 
 
 def autocast(precision: str, device_type: str = "cpu"):
@@ -182,12 +185,7 @@ def autocast(precision: str, device_type: str = "cpu"):
 def resolve_precision(precision: str | None) -> str:
     """A key of :data:`PRECISIONS`: ``auto`` (or None) is ``bf16`` on a CPU with native bf16
     (:func:`native_bf16`), else ``fp32``."""
-    precision = precision or "auto"
-    if precision == "auto":
-        return "bf16" if native_bf16() else "fp32"
-    if precision not in PRECISIONS:
-        raise LinkerError(f"precision {precision!r}: not one of {['auto', *PRECISIONS]}")
-    return precision
+    return _resolved(precision, PRECISIONS, "precision")
 
 
 class PairModel(torch.nn.Module):

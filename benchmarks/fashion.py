@@ -154,11 +154,8 @@ def variants(full: bool, extra: bool = False, residual: bool = True) -> list[dic
             if full else [("attention", "rgcn", "early"), ("attention", "sage", "early")])  # fmt: skip
     out += [dict(name=f"{g}/{f}/{m}", group="graph", gnn=g, fusion=f, mode=m, modalities=None)
             for f, g, m in grid]  # fmt: skip
-    more = [*EXTRA_GRAPH] if extra else []
-    if residual and DEEP not in more:
-        more.append(DEEP)
     out += [dict(group="graph", gnn="rgcn", fusion="attention", mode="early", modalities=None,
-                 **v) for v in EXTRA_GRAPH if v in more]  # fmt: skip
+                 **v) for v in EXTRA_GRAPH if extra or (residual and v is DEEP)]  # fmt: skip
     suffix = " +res" if residual else ""  # plain: residual False said (the task's default is True)
     return [{**v, "name": v["name"] + suffix, "model": {**v.get("model", {}), "residual": residual}}
             for v in out]  # fmt: skip

@@ -253,7 +253,8 @@ def resolve_config(config_path=None, overrides: dict | None = None, **explicit: 
             )
     raw = apply_overrides(raw, overrides)
     raw["task"].setdefault("name", "node")
-    model = {**get_task_class(raw["task"]["name"]).model_defaults, **raw.get("model", {})}
+    task_cls = get_task_class(raw["task"]["name"])
+    model = {**task_cls.model_defaults, **raw.get("model", {})}
     for key in model:
         if key not in MODEL_SETTINGS:
             raise _suggest(key, MODEL_SETTINGS, "[model]")
@@ -264,7 +265,7 @@ def resolve_config(config_path=None, overrides: dict | None = None, **explicit: 
         data=config_from_dict(DataConfig, raw.get("data"), "[data]"),
         trainer=config_from_dict(
             TrainerConfig,
-            {**get_task_class(raw["task"]["name"]).trainer_defaults, **raw.get("trainer", {})},
+            {**task_cls.trainer_defaults, **raw.get("trainer", {})},
             "[trainer]",
         ),
     )

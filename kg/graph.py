@@ -143,10 +143,8 @@ class ProductGraph:
             _array(raw.lit_node, np.int64),
             _array(raw.lit_pred, np.int32),
         )
-        self.lit_dtype, self.lit_lang = (
-            _array(raw.lit_dtype, np.int32),
-            _array(raw.lit_lang, np.int32),
-        )
+        self.lit_dtype = _array(raw.lit_dtype, np.int32)
+        self.lit_lang = _array(raw.lit_lang, np.int32)
         self.lit_source = _array(raw.lit_source, np.int32)
         self.lit_value: list[str] = raw.lit_value
         self.duplicates = self._drop_duplicates()
