@@ -200,7 +200,12 @@ class PairModel(torch.nn.Module):
         hidden = encoder.config.hidden_size
         self.dropout = torch.nn.Dropout(getattr(encoder.config, "hidden_dropout_prob", 0.1))
         self.head = torch.nn.Linear(hidden, 1)
-        torch.nn.init.normal_(self.head.weight, std=getattr(encoder.config, "initializer_range", 0.02))
+        self.reset_head()
+
+    def reset_head(self) -> None:
+        """Draw the head afresh (from torch's generator): weights ~ N(0, the encoder's
+        ``initializer_range``), bias 0."""
+        torch.nn.init.normal_(self.head.weight, std=getattr(self.config, "initializer_range", 0.02))
         torch.nn.init.zeros_(self.head.bias)
 
     @property

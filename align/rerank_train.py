@@ -215,12 +215,34 @@ def _freeze(model, layers: int) -> None:
 CURVE_EVERY = 20  # steps per point of the training-loss curve in the fit's history
 
 
+STALL_STEP = 100  # the step whose window of losses tells whether a fit has left the prior
+STALL_RATIO = 0.95  # ... it has not when that window's mean loss is above this x prior_loss
+RESTARTS = 2  # fresh starts (new head, new order) after a stalled one
+
+
+class Stalled(Exception):
+    """A fit whose training loss is still at the prior's after :data:`STALL_STEP` steps."""
+
+
+def prior_loss(y: np.ndarray, pos_weight: float) -> float:
+    """The loss of the best constant logit on labels ``y`` [N] under binary cross-entropy
+    with ``pos_weight``: where a cross-encoder that has not left the prior sits (2 ln 2 x
+    the non-match rate when the classes are balanced by ``pos_weight``)."""
+    pos = float((y > 0.5).sum())
+    neg = len(y) - pos
+    if not pos or not neg:
+        return 0.0
+    p = pos_weight * pos / (pos_weight * pos + neg)
+    return float(-(pos_weight * pos * np.log(p) + neg * np.log(1 - p)) / len(y))
+
+
 def _epoch(encoder: CrossEncoder, data, step, batch_size: int, augment: float, rng,
-           epoch: int, progress: bool) -> tuple[float, list[float]]:  # fmt: skip
+           epoch: int, progress: bool, stall: float | None = None) -> tuple[float, list[float]]:  # fmt: skip
     """One pass over ``data`` in a random order; ``step = (optimiser, schedule, loss_fn,
     params, precision)``: the forward pass runs under :func:`align.rerank.autocast` of
     ``precision``, the loss on float32 logits. Returns (the summed loss, the mean loss of
-    every :data:`CURVE_EVERY` steps)."""
+    every :data:`CURVE_EVERY` steps). ``stall``: the loss above which the window ending at
+    step :data:`STALL_STEP` raises :class:`Stalled` (the fit has not left the prior)."""
     lefts, rights, y = data
     optimiser, schedule, loss_fn, params, precision = step
     encoder.model.train()
@@ -244,6 +266,10 @@ def _epoch(encoder: CrossEncoder, data, step, batch_size: int, augment: float, r
         schedule.step()
         total += loss.item() * len(part)
         window.append(loss.item())
+        if stall is not None and start // batch_size + 1 == STALL_STEP and np.mean(window) > stall:
+            bar.close()
+            raise Stalled(f"mean loss {np.mean(window):.4f} over steps "
+                          f"{STALL_STEP - len(window) + 1}-{STALL_STEP}, prior {stall:.4f}")  # fmt: skip
         if len(window) == CURVE_EVERY:
             curve.append(round(float(np.mean(window)), 4))
             window = []
@@ -277,7 +303,7 @@ def param_groups(model, lr: float, head_lr: float) -> list[dict]:
 def train_cross_encoder(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float,
                         batch_size: int, augment: float, seed: int, progress: bool,
                         balance: bool = True, head_lr: float | None = None,
-                        precision: str = "fp32") -> dict:  # fmt: skip
+                        precision: str = "fp32", restarts: int = RESTARTS) -> dict:  # fmt: skip
     """Fine-tune ``encoder`` on ``data = (lefts, rights, labels)``; keep the epoch with the
     best average precision on ``valid = (lefts, rights, labels)``. ``head_lr`` (default
     ``40 * lr``) is the head's learning rate; ``precision`` (``fp32`` / ``bf16`` / ``auto``,
@@ -285,12 +311,50 @@ def train_cross_encoder(encoder: CrossEncoder, data, valid, *, epochs: int, lr: 
     (bf16: autocast, float32 master weights and loss; the validation logits that choose the
     epoch under the same autocast). Returns ``(info, the validation logits [V] of
     the kept epoch)``; ``info["history"]`` has per epoch the mean loss, the validation AP and
-    ``curve``, the mean loss of every :data:`CURVE_EVERY` steps."""
-    y = data[2]
+    ``curve``, the mean loss of every :data:`CURVE_EVERY` steps.
+
+    **Restarts.** Some seeds never leave the prior: the loss stays at the best constant's
+    (:func:`prior_loss`) for whole epochs and the validation AP at the match rate (the
+    failed runs of BERT fine-tuning: Dodge et al., "Fine-Tuning Pretrained Language Models:
+    Weight Initializations, Data Orders, and Early Stopping", 2020; Mosbach et al., "On the
+    Stability of Fine-tuning BERT", ICLR 2021). Such a fit is told apart after
+    :data:`STALL_STEP` steps (its mean loss over the last :data:`CURVE_EVERY` steps above
+    :data:`STALL_RATIO` x the prior's) and started again from the base weights with a new
+    head and data order (seed ``seed + 1000 k``), up to ``restarts`` times;
+    ``info["restarts"]`` lists the stalled attempts."""
     precision = resolve_train_precision(precision)
+    y = data[2]
+    initial = {k: v.detach().clone() for k, v in encoder.model.state_dict().items()}
+    # class-balanced: matches are rare, and an unweighted loss sits at the prior for an epoch
+    # or more; the calibrator refits the probabilities afterwards
+    weight = float((y <= 0.5).sum()) / max(float((y > 0.5).sum()), 1.0) if balance else 1.0
+    stall, stalled = STALL_RATIO * prior_loss(y, weight), []
+    for attempt in range(restarts + 1):
+        try:
+            fit, logits = _fit(encoder, data, valid, epochs=epochs, lr=lr, batch_size=batch_size,
+                               augment=augment, seed=seed + 1000 * attempt, progress=progress,
+                               weight=weight, head_lr=head_lr, precision=precision,
+                               stall=stall if attempt < restarts else None, new_head=attempt > 0)  # fmt: skip
+            return fit | {"restarts": stalled}, logits
+        except Stalled as err:
+            stalled.append({"seed": seed + 1000 * attempt, "reason": str(err)})
+            stage(f"rerank: the fit has not left the prior ({err}); restarting", progress)
+            encoder.model.load_state_dict(initial)
+    raise AssertionError("unreachable: the last attempt is never stopped")
+
+
+def _fit(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float, batch_size: int,
+         augment: float, seed: int, progress: bool, weight: float, head_lr: float | None,
+         precision: str, stall: float | None, new_head: bool) -> tuple[dict, np.ndarray]:  # fmt: skip
+    """One attempt of :func:`train_cross_encoder` from the encoder's current weights (with a
+    head drawn from ``seed`` when ``new_head``); ``weight``: the loss's ``pos_weight``;
+    ``stall``: see :func:`_epoch`."""
+    y = data[2]
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     model = encoder.model
+    if new_head:
+        model.reset_head()
     groups = param_groups(model, lr, 40 * lr if head_lr is None else head_lr)
     params = [p for g in groups for p in g["params"]]
     optimiser = adamw(groups, weight_decay=0.01)
@@ -299,15 +363,13 @@ def train_cross_encoder(encoder: CrossEncoder, data, valid, *, epochs: int, lr: 
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(steps - warm, 1)))
     )
-    # class-balanced: matches are rare, and an unweighted loss sits at the prior for an epoch
-    # or more; the calibrator refits the probabilities afterwards
-    weight = float((y <= 0.5).sum()) / max(float((y > 0.5).sum()), 1.0) if balance else 1.0
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight))
     best, history = (-1.0, 0, None, None), []
     step = (optimiser, schedule, loss_fn, params, precision)
     for epoch in range(1, epochs + 1):
         started = time.process_time()
-        total, curve = _epoch(encoder, data, step, batch_size, augment, rng, epoch, progress)
+        total, curve = _epoch(encoder, data, step, batch_size, augment, rng, epoch, progress,
+                              stall if epoch == 1 else None)  # fmt: skip
         cpu = time.process_time() - started
         with autocast(precision):
             scores = encoder.logits(valid[0], valid[1])
