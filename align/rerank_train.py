@@ -237,12 +237,13 @@ def prior_loss(y: np.ndarray, pos_weight: float) -> float:
 
 
 def _epoch(encoder: CrossEncoder, data, step, batch_size: int, augment: float, rng,
-           epoch: int, progress: bool, stall: float | None = None) -> tuple[float, list[float]]:  # fmt: skip
+           epoch: int, progress: bool, stall: tuple[int, float] | None = None) -> tuple[float, list[float]]:  # fmt: skip
     """One pass over ``data`` in a random order; ``step = (optimiser, schedule, loss_fn,
     params, precision)``: the forward pass runs under :func:`align.rerank.autocast` of
     ``precision``, the loss on float32 logits. Returns (the summed loss, the mean loss of
-    every :data:`CURVE_EVERY` steps). ``stall``: the loss above which the window ending at
-    step :data:`STALL_STEP` raises :class:`Stalled` (the fit has not left the prior)."""
+    every :data:`CURVE_EVERY` steps). ``stall = (step, loss)``: raise :class:`Stalled` (the
+    fit has not left the prior) when the mean loss of the window ending at ``step`` is above
+    ``loss``."""
     lefts, rights, y = data
     optimiser, schedule, loss_fn, params, precision = step
     encoder.model.train()
@@ -266,10 +267,10 @@ def _epoch(encoder: CrossEncoder, data, step, batch_size: int, augment: float, r
         schedule.step()
         total += loss.item() * len(part)
         window.append(loss.item())
-        if stall is not None and start // batch_size + 1 == STALL_STEP and np.mean(window) > stall:
+        if stall and start // batch_size + 1 == stall[0] and np.mean(window) > stall[1]:
             bar.close()
-            raise Stalled(f"mean loss {np.mean(window):.4f} over steps "
-                          f"{STALL_STEP - len(window) + 1}-{STALL_STEP}, prior {stall:.4f}")  # fmt: skip
+            raise Stalled(f"mean loss {np.mean(window):.4f} over steps {stall[0] - len(window) + 1}"
+                          f"-{stall[0]}, above {STALL_RATIO} x the prior's")  # fmt: skip
         if len(window) == CURVE_EVERY:
             curve.append(round(float(np.mean(window)), 4))
             window = []
@@ -317,9 +318,9 @@ def train_cross_encoder(encoder: CrossEncoder, data, valid, *, epochs: int, lr: 
     (:func:`prior_loss`) for whole epochs and the validation AP at the match rate (the
     failed runs of BERT fine-tuning: Dodge et al., "Fine-Tuning Pretrained Language Models:
     Weight Initializations, Data Orders, and Early Stopping", 2020; Mosbach et al., "On the
-    Stability of Fine-tuning BERT", ICLR 2021). Such a fit is told apart after
-    :data:`STALL_STEP` steps (its mean loss over the last :data:`CURVE_EVERY` steps above
-    :data:`STALL_RATIO` x the prior's) and started again from the base weights with a new
+    Stability of Fine-tuning BERT", ICLR 2021). Such a fit is told apart after the warm-up
+    and at least :data:`STALL_STEP` steps (:func:`_stall_step`: its mean loss over the last
+    :data:`CURVE_EVERY` steps above :data:`STALL_RATIO` x the prior's) and started again from the base weights with a new
     head and data order (seed ``seed + 1000 k``), up to ``restarts`` times;
     ``info["restarts"]`` lists the stalled attempts."""
     precision = resolve_train_precision(precision)
@@ -343,12 +344,20 @@ def train_cross_encoder(encoder: CrossEncoder, data, valid, *, epochs: int, lr: 
     raise AssertionError("unreachable: the last attempt is never stopped")
 
 
+def _stall_step(warm: int) -> int:
+    """The step at whose end a fit is checked for a stall: the first end of a
+    :data:`CURVE_EVERY`-step window at or after both :data:`STALL_STEP` and the warm-up's
+    ``warm`` steps (before that the learning rate is too small to judge)."""
+    return CURVE_EVERY * -(-max(STALL_STEP, warm) // CURVE_EVERY)
+
+
 def _fit(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float, batch_size: int,
          augment: float, seed: int, progress: bool, weight: float, head_lr: float | None,
          precision: str, stall: float | None, new_head: bool) -> tuple[dict, np.ndarray]:  # fmt: skip
     """One attempt of :func:`train_cross_encoder` from the encoder's current weights (with a
     head drawn from ``seed`` when ``new_head``); ``weight``: the loss's ``pos_weight``;
-    ``stall``: see :func:`_epoch`."""
+    ``stall``: the mean loss above which the fit has stalled at :func:`_stall_step` of
+    epoch 1 (None: never checked)."""
     y = data[2]
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -369,7 +378,7 @@ def _fit(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float, batch_si
     for epoch in range(1, epochs + 1):
         started = time.process_time()
         total, curve = _epoch(encoder, data, step, batch_size, augment, rng, epoch, progress,
-                              stall if epoch == 1 else None)  # fmt: skip
+                              (_stall_step(warm), stall) if epoch == 1 and stall else None)  # fmt: skip
         cpu = time.process_time() - started
         with autocast(precision):
             scores = encoder.logits(valid[0], valid[1])
