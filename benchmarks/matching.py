@@ -388,7 +388,8 @@ def run_seed(args, workspace: Path, data: Path, seed: int) -> dict:
         fit = reranker.config.metrics["fit"]
         print(f"seed {seed}: cross-encoder valid AP {fit['valid_ap']:.4f} (match rate "
               f"{r['rerank_valid_rate']:.4f}), loss curve {[h['curve'] for h in fit['history']]}, "
-              f"reranker training {rerank_cpu:.0f} CPU s", flush=True)  # fmt: skip
+              f"restarts {fit.get('restarts', [])}, reranker training {rerank_cpu:.0f} CPU s",
+              flush=True)  # fmt: skip
         if "pair_full_rerank" in r:
             full, v = r["pair_full_rerank"], r["cascade_valid"] or {}
             print(f"seed {seed}: cascade {r['cascade']} (valid: {100 * v.get('mentions_reranked', 0):.1f} % "
@@ -493,9 +494,10 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps(figures, indent=2, default=float))
     mean = lambda key, part: 100 * np.mean([r[part][key] for r in runs])  # noqa: E731
     reranked = speed.get("reranked_mentions_per_s")
+    rate = "-" if np.isnan(speed["mentions_per_s"]) else f"{speed['mentions_per_s']:.1f}"
     print(f"summary: {name} pair F1 {mean('f1', 'pair'):.2f} (P {mean('precision', 'pair'):.2f} "
           f"R {mean('recall', 'pair'):.2f}) | acc@1 {mean('acc@1', 'linking'):.2f} | recall@10 "
-          f"{mean('recall@10', 'linking'):.2f} | mentions/s {speed['mentions_per_s']:.1f} | "
+          f"{mean('recall@10', 'linking'):.2f} | mentions/s {rate} | "
           f"reranked mentions/s {'-' if reranked is None else f'{reranked:.1f}'}")  # fmt: skip
     return 0
 
