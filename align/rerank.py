@@ -202,10 +202,12 @@ class PairModel(torch.nn.Module):
         self.head = torch.nn.Linear(hidden, 1)
         self.reset_head()
 
-    def reset_head(self) -> None:
-        """Draw the head afresh (from torch's generator): weights ~ N(0, the encoder's
-        ``initializer_range``), bias 0."""
-        torch.nn.init.normal_(self.head.weight, std=getattr(self.config, "initializer_range", 0.02))
+    def reset_head(self, seed: int | None = None) -> None:
+        """Draw the head afresh: weights ~ N(0, the encoder's ``initializer_range``) from a
+        generator seeded with ``seed`` (default: torch's global one), bias 0."""
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        std = getattr(self.config, "initializer_range", 0.02)
+        torch.nn.init.normal_(self.head.weight, std=std, generator=generator)
         torch.nn.init.zeros_(self.head.bias)
 
     @property

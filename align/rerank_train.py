@@ -13,7 +13,9 @@ linker (:mod:`align.train`) and a validation split of the training data, then
    class-balanced binary cross-entropy on one logit; forward passes under bf16 autocast
    where the CPU has native bf16, ``train_precision``; fused AdamW) for ``epochs`` passes; each training example is augmented with probability ``augment``
    (span deletion or attribute shuffle, Ditto section 4);
-3. keeps the epoch with the best validation average precision;
+3. keeps the epoch with the best validation average precision, and starts a fit again at
+   half the learning rates when its validation AP after one epoch is not halfway from the
+   match rate to the feature scorer's (:func:`ap_floor`; some seeds fail to learn);
 4. fits the :class:`~align.calibration.Calibrator` on the validation pairs over
    ``[cross-encoder logit, logit of the linker's feature-scorer probability]``; the
    decision is ``p >= 0.5`` thereafter (no threshold tuned per data set), and the cascade
@@ -215,35 +217,22 @@ def _freeze(model, layers: int) -> None:
 CURVE_EVERY = 20  # steps per point of the training-loss curve in the fit's history
 
 
-STALL_STEP = 100  # the step whose window of losses tells whether a fit has left the prior
-STALL_RATIO = 0.95  # ... it has not when that window's mean loss is above this x prior_loss
-RESTARTS = 2  # fresh starts (new head, new order) after a stalled one
+RESTARTS = 2  # fresh starts (new head, new order, half the learning rates) after a failed one
 
 
-class Stalled(Exception):
-    """A fit whose training loss is still at the prior's after :data:`STALL_STEP` steps."""
-
-
-def prior_loss(y: np.ndarray, pos_weight: float) -> float:
-    """The loss of the best constant logit on labels ``y`` [N] under binary cross-entropy
-    with ``pos_weight``: where a cross-encoder that has not left the prior sits (2 ln 2 x
-    the non-match rate when the classes are balanced by ``pos_weight``)."""
-    pos = float((y > 0.5).sum())
-    neg = len(y) - pos
-    if not pos or not neg:
-        return 0.0
-    p = pos_weight * pos / (pos_weight * pos + neg)
-    return float(-(pos_weight * pos * np.log(p) + neg * np.log(1 - p)) / len(y))
+def ap_floor(feature_ap: float, match_rate: float) -> float:
+    """The validation AP a cross-encoder must reach after its first epoch, halfway from a
+    random ranking's (the ``match_rate``) to the linker's feature scorer's
+    ``feature_ap``: below it, the fit has failed (it is to add to those features)."""
+    return match_rate + 0.5 * max(feature_ap - match_rate, 0.0)
 
 
 def _epoch(encoder: CrossEncoder, data, step, batch_size: int, augment: float, rng,
-           epoch: int, progress: bool, stall: tuple[int, float] | None = None) -> tuple[float, list[float]]:  # fmt: skip
+           epoch: int, progress: bool) -> tuple[float, list[float]]:  # fmt: skip
     """One pass over ``data`` in a random order; ``step = (optimiser, schedule, loss_fn,
     params, precision)``: the forward pass runs under :func:`align.rerank.autocast` of
     ``precision``, the loss on float32 logits. Returns (the summed loss, the mean loss of
-    every :data:`CURVE_EVERY` steps). ``stall = (step, loss)``: raise :class:`Stalled` (the
-    fit has not left the prior) when the mean loss of the window ending at ``step`` is above
-    ``loss``."""
+    every :data:`CURVE_EVERY` steps)."""
     lefts, rights, y = data
     optimiser, schedule, loss_fn, params, precision = step
     encoder.model.train()
@@ -267,10 +256,6 @@ def _epoch(encoder: CrossEncoder, data, step, batch_size: int, augment: float, r
         schedule.step()
         total += loss.item() * len(part)
         window.append(loss.item())
-        if stall and start // batch_size + 1 == stall[0] and np.mean(window) > stall[1]:
-            bar.close()
-            raise Stalled(f"mean loss {np.mean(window):.4f} over steps {stall[0] - len(window) + 1}"
-                          f"-{stall[0]}, above {STALL_RATIO} x the prior's")  # fmt: skip
         if len(window) == CURVE_EVERY:
             curve.append(round(float(np.mean(window)), 4))
             window = []
@@ -304,7 +289,8 @@ def param_groups(model, lr: float, head_lr: float) -> list[dict]:
 def train_cross_encoder(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float,
                         batch_size: int, augment: float, seed: int, progress: bool,
                         balance: bool = True, head_lr: float | None = None,
-                        precision: str = "fp32", restarts: int = RESTARTS) -> dict:  # fmt: skip
+                        precision: str = "fp32", floor: float | None = None,
+                        restarts: int = RESTARTS) -> dict:  # fmt: skip
     """Fine-tune ``encoder`` on ``data = (lefts, rights, labels)``; keep the epoch with the
     best average precision on ``valid = (lefts, rights, labels)``. ``head_lr`` (default
     ``40 * lr``) is the head's learning rate; ``precision`` (``fp32`` / ``bf16`` / ``auto``,
@@ -314,57 +300,53 @@ def train_cross_encoder(encoder: CrossEncoder, data, valid, *, epochs: int, lr: 
     the kept epoch)``; ``info["history"]`` has per epoch the mean loss, the validation AP and
     ``curve``, the mean loss of every :data:`CURVE_EVERY` steps.
 
-    **Restarts.** Some seeds never leave the prior: the loss stays at the best constant's
-    (:func:`prior_loss`) for whole epochs and the validation AP at the match rate (the
-    failed runs of BERT fine-tuning: Dodge et al., "Fine-Tuning Pretrained Language Models:
-    Weight Initializations, Data Orders, and Early Stopping", 2020; Mosbach et al., "On the
-    Stability of Fine-tuning BERT", ICLR 2021). Such a fit is told apart after the warm-up
-    and at least :data:`STALL_STEP` steps (:func:`_stall_step`: its mean loss over the last
-    :data:`CURVE_EVERY` steps above :data:`STALL_RATIO` x the prior's) and started again from the base weights with a new
-    head and data order (seed ``seed + 1000 k``), up to ``restarts`` times;
-    ``info["restarts"]`` lists the stalled attempts."""
+    **Restarts.** Some fits fail: the validation AP stays near the match rate for whole
+    epochs (the failed runs of BERT fine-tuning: Dodge et al., "Fine-Tuning Pretrained
+    Language Models: Weight Initializations, Data Orders, and Early Stopping", 2020; Mosbach
+    et al., "On the Stability of Fine-tuning BERT", ICLR 2021, who trace them to too high a
+    learning rate). A fit whose validation AP after its first epoch is below ``floor``
+    (:func:`ap_floor`; None: never checked) is started again from the base weights with a
+    new head and data order (seed ``seed + 1000 k``) at half the learning rates, up to
+    ``restarts`` times; the last attempt runs to the end. ``info["restarts"]`` lists the
+    failed attempts (seed, learning rate, validation AP)."""
     precision = resolve_train_precision(precision)
     y = data[2]
     initial = {k: v.detach().clone() for k, v in encoder.model.state_dict().items()}
     # class-balanced: matches are rare, and an unweighted loss sits at the prior for an epoch
     # or more; the calibrator refits the probabilities afterwards
     weight = float((y <= 0.5).sum()) / max(float((y > 0.5).sum()), 1.0) if balance else 1.0
-    stall, stalled = STALL_RATIO * prior_loss(y, weight), []
+    head_lr = 40 * lr if head_lr is None else head_lr
+    failed = []
     for attempt in range(restarts + 1):
-        try:
-            fit, logits = _fit(encoder, data, valid, epochs=epochs, lr=lr, batch_size=batch_size,
-                               augment=augment, seed=seed + 1000 * attempt, progress=progress,
-                               weight=weight, head_lr=head_lr, precision=precision,
-                               stall=stall if attempt < restarts else None, new_head=attempt > 0)  # fmt: skip
-            return fit | {"restarts": stalled}, logits
-        except Stalled as err:
-            stalled.append({"seed": seed + 1000 * attempt, "reason": str(err)})
-            stage(f"rerank: the fit has not left the prior ({err}); restarting", progress)
-            encoder.model.load_state_dict(initial)
-    raise AssertionError("unreachable: the last attempt is never stopped")
+        rates = (lr / 2**attempt, head_lr / 2**attempt)
+        fit, logits = _fit(encoder, data, valid, epochs=epochs, rates=rates,
+                           batch_size=batch_size, augment=augment, seed=seed + 1000 * attempt,
+                           progress=progress, weight=weight, precision=precision,
+                           floor=floor if attempt < restarts else None, new_head=attempt > 0)  # fmt: skip
+        if fit is not None:
+            return fit | {"restarts": failed}, logits
+        ap = logits
+        failed.append({"seed": seed + 1000 * attempt, "lr": rates[0], "valid_ap": ap})
+        stage(f"rerank: validation AP {ap:.4f} after epoch 1 is below {floor:.4f}: the fit "
+              f"failed; starting again at half the learning rates", progress)  # fmt: skip
+        encoder.model.load_state_dict(initial)
+    raise AssertionError("unreachable: the last attempt always runs to the end")
 
 
-def _stall_step(warm: int) -> int:
-    """The step at whose end a fit is checked for a stall: the first end of a
-    :data:`CURVE_EVERY`-step window at or after both :data:`STALL_STEP` and the warm-up's
-    ``warm`` steps (before that the learning rate is too small to judge)."""
-    return CURVE_EVERY * -(-max(STALL_STEP, warm) // CURVE_EVERY)
-
-
-def _fit(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float, batch_size: int,
-         augment: float, seed: int, progress: bool, weight: float, head_lr: float | None,
-         precision: str, stall: float | None, new_head: bool) -> tuple[dict, np.ndarray]:  # fmt: skip
+def _fit(encoder: CrossEncoder, data, valid, *, epochs: int, rates: tuple[float, float],
+         batch_size: int, augment: float, seed: int, progress: bool, weight: float,
+         precision: str, floor: float | None, new_head: bool):  # fmt: skip
     """One attempt of :func:`train_cross_encoder` from the encoder's current weights (with a
-    head drawn from ``seed`` when ``new_head``); ``weight``: the loss's ``pos_weight``;
-    ``stall``: the mean loss above which the fit has stalled at :func:`_stall_step` of
-    epoch 1 (None: never checked)."""
+    head drawn from ``seed`` when ``new_head``) at ``rates = (encoder lr, head lr)``;
+    ``weight``: the loss's ``pos_weight``. Returns ``(info, validation logits)``, or
+    ``(None, validation AP)`` when that AP after epoch 1 is below ``floor``."""
     y = data[2]
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     model = encoder.model
     if new_head:
-        model.reset_head()
-    groups = param_groups(model, lr, 40 * lr if head_lr is None else head_lr)
+        model.reset_head(seed)
+    groups = param_groups(model, *rates)
     params = [p for g in groups for p in g["params"]]
     optimiser = adamw(groups, weight_decay=0.01)
     steps = epochs * ((len(y) + batch_size - 1) // batch_size)
@@ -377,8 +359,7 @@ def _fit(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float, batch_si
     step = (optimiser, schedule, loss_fn, params, precision)
     for epoch in range(1, epochs + 1):
         started = time.process_time()
-        total, curve = _epoch(encoder, data, step, batch_size, augment, rng, epoch, progress,
-                              (_stall_step(warm), stall) if epoch == 1 and stall else None)  # fmt: skip
+        total, curve = _epoch(encoder, data, step, batch_size, augment, rng, epoch, progress)
         cpu = time.process_time() - started
         with autocast(precision):
             scores = encoder.logits(valid[0], valid[1])
@@ -386,6 +367,8 @@ def _fit(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float, batch_si
         history.append({"epoch": epoch, "loss": total / len(y), "valid_ap": ap, "curve": curve,
                         "cpu_s": round(cpu, 1), "cpu_ms_per_example": round(1e3 * cpu / len(y), 2)})  # fmt: skip
         stage(f"rerank: epoch {epoch}: loss {total / len(y):.4f}, valid AP {ap:.4f}", progress)
+        if epoch == 1 and floor is not None and ap < floor:
+            return None, ap
         if ap >= best[0]:
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             best = (ap, epoch, state, scores)
@@ -395,14 +378,14 @@ def _fit(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float, batch_si
     return fit, best[3]
 
 
-def _calibrate(linker, reranker: Reranker, ce, valid, types, progress: bool,
+def _calibrate(linker, reranker: Reranker, ce, valid, scorer, types, progress: bool,
                cascade: bool = True) -> dict:  # fmt: skip
     """Fit ``reranker``'s calibrator on the validation pairs (cross-encoder logits ``ce``
-    [V]; ``valid`` = their records, IRIs and labels), its cascade band
-    (:func:`align.pair_decision.fit_cascade`; stored with ``cascade``, always measured),
-    then its NIL threshold on their matched mentions; returns the validation metrics."""
+    [V], the linker's feature-scorer probabilities ``scorer`` [V]; ``valid`` = their
+    records, IRIs and labels), its cascade band (:func:`align.pair_decision.fit_cascade`;
+    stored with ``cascade``, always measured), then its NIL threshold on their matched
+    mentions; returns the validation metrics."""
     v_records, v_iris, v_labels = valid
-    scorer = linker.score_pairs(v_records, v_iris, rerank=False)
     z = np.stack([ce.astype(np.float64), logit(scorer)], axis=1)
     calibrator = fit_calibrator(z, v_labels, INPUTS)
     reranker.config.calibrator = calibrator.to_dict()
@@ -429,7 +412,7 @@ def fit_reranker(
     augment: float = 0.3, freeze_layers: int = 0, layers: int | None = None,
     max_examples: int | None = None, threads: int | None = None, balance: bool = True,
     precision: str = DEFAULT_PRECISION, train_precision: str = DEFAULT_PRECISION,
-    cascade: bool = True, seed: int = 0, progress: bool = False,
+    cascade: bool = True, restarts: int = RESTARTS, seed: int = 0, progress: bool = False,
 ) -> Reranker:  # fmt: skip
     """Train a :class:`~align.rerank.Reranker` on pairs ``(records[i], iris[i], labels[i])``
     against ``linker`` (whose trained feature scorer it is combined with); ``valid = (records,
@@ -446,7 +429,9 @@ def fit_reranker(
     ``train_precision``: what it is fine-tuned in (``auto``: bf16 autocast where the CPU has
     native bf16, else fp32; :func:`train_cross_encoder`); ``cascade``: store the band of
     feature decision probabilities outside which the cross-encoder is skipped
-    (:func:`align.pair_decision.fit_cascade`, chosen on ``valid``)."""
+    (:func:`align.pair_decision.fit_cascade`, chosen on ``valid``); ``restarts``: how often
+    a fit whose validation AP after one epoch is below :func:`ap_floor` of the feature
+    scorer's starts again (:func:`train_cross_encoder`; 0: never)."""
     started = time.perf_counter()
     labels = check_labels(labels, "training pairs")
     if len(records) != len(iris) or len(iris) != len(labels):
@@ -479,16 +464,18 @@ def fit_reranker(
         lefts, rights, y = _cap((lefts, rights, y), info, max_examples, seed)
         v_lefts, v_rights = [reranker.mention_text(r) for r in v_records], [
             reranker.entity_text(linker.entities, rows[i]) for i in v_iris]  # fmt: skip
+        scorer = linker.score_pairs(v_records, v_iris, rerank=False)
+        floor = ap_floor(average_precision(scorer, v_labels), float(np.mean(v_labels)))
         stage(f"rerank: fine-tuning on {len(y):,} pairs for {epochs} epoch(s)", progress)
         fit, valid_logits = train_cross_encoder(
             encoder, (lefts, rights, y), (v_lefts, v_rights, v_labels), epochs=epochs, lr=lr,
             batch_size=batch_size, augment=augment, seed=seed, progress=progress, balance=balance,
-            head_lr=head_lr, precision=train_precision,
+            head_lr=head_lr, precision=train_precision, floor=floor, restarts=restarts,
         )  # fmt: skip
         config.train_precision = fit["precision"]
         valid_logits = _in_precision(reranker, precision, valid_logits, (v_lefts, v_rights))
         config.metrics = _calibrate(linker, reranker, valid_logits, (v_records, v_iris, v_labels),
-                                    types, progress, cascade)  # fmt: skip
+                                    scorer, types, progress, cascade)  # fmt: skip
     finally:
         torch.set_num_threads(previous_threads)
     config.metrics.update(pairs=info, train_examples=len(y), fit=fit, balanced=balance,
