@@ -288,7 +288,7 @@ def param_groups(model, lr: float, head_lr: float) -> list[dict]:
 
 def train_cross_encoder(encoder: CrossEncoder, data, valid, *, epochs: int, lr: float,
                         batch_size: int, augment: float, seed: int, progress: bool,
-                        balance: bool = True, head_lr: float | None = None,
+                        balance: float = 1.0, head_lr: float | None = None,
                         precision: str = "fp32", floor: float | None = None,
                         restarts: int = RESTARTS) -> dict:  # fmt: skip
     """Fine-tune ``encoder`` on ``data = (lefts, rights, labels)``; keep the epoch with the
@@ -298,7 +298,8 @@ def train_cross_encoder(encoder: CrossEncoder, data, valid, *, epochs: int, lr: 
     (bf16: autocast, float32 master weights and loss; the validation logits that choose the
     epoch under the same autocast). Returns ``(info, the validation logits [V] of
     the kept epoch)``; ``info["history"]`` has per epoch the mean loss, the validation AP and
-    ``curve``, the mean loss of every :data:`CURVE_EVERY` steps.
+    ``curve``, the mean loss of every :data:`CURVE_EVERY` steps. ``balance``: the power of
+    the class ratio that weights the matches (see :func:`fit_reranker`).
 
     **Restarts.** Some fits fail: the validation AP stays near the match rate for whole
     epochs (the failed runs of BERT fine-tuning: Dodge et al., "Fine-Tuning Pretrained
@@ -314,7 +315,7 @@ def train_cross_encoder(encoder: CrossEncoder, data, valid, *, epochs: int, lr: 
     initial = {k: v.detach().clone() for k, v in encoder.model.state_dict().items()}
     # class-balanced: matches are rare, and an unweighted loss sits at the prior for an epoch
     # or more; the calibrator refits the probabilities afterwards
-    weight = float((y <= 0.5).sum()) / max(float((y > 0.5).sum()), 1.0) if balance else 1.0
+    weight = (float((y <= 0.5).sum()) / max(float((y > 0.5).sum()), 1.0)) ** float(balance)
     head_lr = 40 * lr if head_lr is None else head_lr
     failed = []
     for attempt in range(restarts + 1):
@@ -410,7 +411,7 @@ def fit_reranker(
     epochs: int = 3, lr: float = 5e-5, head_lr: float | None = None, pooling: str = "mean",
     batch_size: int = 16, candidate_negatives: int = 3, graph_negative_n: int = 1,
     augment: float = 0.3, freeze_layers: int = 0, layers: int | None = None,
-    max_examples: int | None = None, threads: int | None = None, balance: bool = True,
+    max_examples: int | None = None, threads: int | None = None, balance: float = 1.0,
     precision: str = DEFAULT_PRECISION, train_precision: str = DEFAULT_PRECISION,
     cascade: bool = True, restarts: int = RESTARTS, seed: int = 0, progress: bool = False,
 ) -> Reranker:  # fmt: skip
@@ -423,7 +424,8 @@ def fit_reranker(
     ``freeze_layers``: no gradients for the embeddings and the first ``freeze_layers``;
     ``max_examples``: train on at most this many examples (every match kept, the
     non-matches sampled) to bound the time on a CPU; ``balance``: weight the matches by
-    #non-matches / #matches in the loss (``pos_weight``); ``head_lr``: the fresh head's
+    (#non-matches / #matches) ** ``balance`` in the loss (``pos_weight``: 1 balances the
+    classes, 0.5 halfway on a log scale, 0 or False not at all); ``head_lr``: the fresh head's
     learning rate (default ``40 * lr``); ``pooling``: a key of :data:`align.rerank.POOLINGS`;
     ``precision``: what it scores in once trained (:func:`_in_precision`);
     ``train_precision``: what it is fine-tuned in (``auto``: bf16 autocast where the CPU has

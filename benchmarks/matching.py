@@ -317,8 +317,9 @@ def parse_args(argv):
     rr.add_argument("--rerank-freeze", type=int, default=0, help="frozen lower layers")
     rr.add_argument("--rerank-layers", type=int, help="keep the first N layers of the base")
     rr.add_argument("--rerank-max-examples", type=int, help="cap on training examples")
-    rr.add_argument("--rerank-no-balance", action="store_true",
-                    help="unweighted loss (default: matches weighted by #non-matches/#matches)")
+    rr.add_argument("--rerank-balance", type=float, default=1.0, metavar="POWER",
+                    help="matches weighted by (#non-matches/#matches) ** POWER in the loss "
+                    "(1: balanced classes, the default; 0: unweighted)")
     rr.add_argument("--rerank-precision", default="auto", choices=("auto", *PRECISIONS),
                     help="inference arithmetic (auto: bf16 on a CPU with native bf16, else fp32)")
     rr.add_argument("--rerank-train-precision", default="auto",
@@ -366,7 +367,7 @@ def run_seed(args, workspace: Path, data: Path, seed: int) -> dict:
             candidate_negatives=args.rerank_negatives,
             graph_negative_n=args.rerank_graph_negatives, freeze_layers=args.rerank_freeze,
             layers=args.rerank_layers, max_examples=args.rerank_max_examples,
-            threads=args.threads, balance=not args.rerank_no_balance, seed=seed, progress=True,
+            threads=args.threads, balance=args.rerank_balance, seed=seed, progress=True,
             head_lr=args.rerank_head_lr, pooling=args.rerank_pooling,
             precision=args.rerank_precision, train_precision=args.rerank_train_precision,
             cascade=not args.rerank_no_cascade,
