@@ -312,26 +312,36 @@ def train_cross_encoder(encoder: CrossEncoder, data, valid, *, epochs: int, lr: 
     failed attempts (seed, learning rate, validation AP)."""
     precision = resolve_train_precision(precision)
     y = data[2]
-    initial = {k: v.detach().clone() for k, v in encoder.model.state_dict().items()}
+    checked = floor is not None and restarts > 0
+    initial = {k: v.detach().clone() for k, v in encoder.model.state_dict().items()} if checked else None
     # class-balanced: matches are rare, and an unweighted loss sits at the prior for an epoch
     # or more; the calibrator refits the probabilities afterwards
     weight = (float((y <= 0.5).sum()) / max(float((y > 0.5).sum()), 1.0)) ** float(balance)
     head_lr = 40 * lr if head_lr is None else head_lr
     failed = []
     for attempt in range(restarts + 1):
-        rates = (lr / 2**attempt, head_lr / 2**attempt)
-        fit, logits = _fit(encoder, data, valid, epochs=epochs, rates=rates,
-                           batch_size=batch_size, augment=augment, seed=seed + 1000 * attempt,
-                           progress=progress, weight=weight, precision=precision,
-                           floor=floor if attempt < restarts else None, new_head=attempt > 0)  # fmt: skip
-        if fit is not None:
+        rates, attempt_seed = (lr / 2**attempt, head_lr / 2**attempt), seed + 1000 * attempt
+        try:
+            fit, logits = _fit(encoder, data, valid, epochs=epochs, rates=rates,
+                               batch_size=batch_size, augment=augment, seed=attempt_seed,
+                               progress=progress, weight=weight, precision=precision,
+                               floor=floor if attempt < restarts else None, new_head=attempt > 0)  # fmt: skip
             return fit | {"restarts": failed}, logits
-        ap = logits
-        failed.append({"seed": seed + 1000 * attempt, "lr": rates[0], "valid_ap": ap})
-        stage(f"rerank: validation AP {ap:.4f} after epoch 1 is below {floor:.4f}: the fit "
-              f"failed; starting again at half the learning rates", progress)  # fmt: skip
-        encoder.model.load_state_dict(initial)
-    raise AssertionError("unreachable: the last attempt always runs to the end")
+        except FitFailed as failure:
+            failed.append({"seed": attempt_seed, "lr": rates[0], "valid_ap": failure.valid_ap})
+            stage(f"rerank: validation AP {failure.valid_ap:.4f} after epoch 1 is below "
+                  f"{floor:.4f}: the fit failed; starting again at half the learning rates",
+                  progress)  # fmt: skip
+            encoder.model.load_state_dict(initial)
+    raise AssertionError("unreachable: the last attempt is never checked against the floor")
+
+
+class FitFailed(Exception):
+    """A fit whose validation AP after epoch 1 (``valid_ap``) is below its floor."""
+
+    def __init__(self, valid_ap: float):
+        super().__init__(f"validation AP {valid_ap:.4f} after epoch 1")
+        self.valid_ap = valid_ap
 
 
 def _fit(encoder: CrossEncoder, data, valid, *, epochs: int, rates: tuple[float, float],
@@ -339,8 +349,8 @@ def _fit(encoder: CrossEncoder, data, valid, *, epochs: int, rates: tuple[float,
          precision: str, floor: float | None, new_head: bool):  # fmt: skip
     """One attempt of :func:`train_cross_encoder` from the encoder's current weights (with a
     head drawn from ``seed`` when ``new_head``) at ``rates = (encoder lr, head lr)``;
-    ``weight``: the loss's ``pos_weight``. Returns ``(info, validation logits)``, or
-    ``(None, validation AP)`` when that AP after epoch 1 is below ``floor``."""
+    ``weight``: the loss's ``pos_weight``. Returns ``(info, validation logits)``; raises
+    :class:`FitFailed` when the validation AP after epoch 1 is below ``floor``."""
     y = data[2]
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -369,7 +379,7 @@ def _fit(encoder: CrossEncoder, data, valid, *, epochs: int, rates: tuple[float,
                         "cpu_s": round(cpu, 1), "cpu_ms_per_example": round(1e3 * cpu / len(y), 2)})  # fmt: skip
         stage(f"rerank: epoch {epoch}: loss {total / len(y):.4f}, valid AP {ap:.4f}", progress)
         if epoch == 1 and floor is not None and ap < floor:
-            return None, ap
+            raise FitFailed(ap)
         if ap >= best[0]:
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             best = (ap, epoch, state, scores)
