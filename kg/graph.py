@@ -114,7 +114,12 @@ def _unique_bounded(key: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray
 
 
 def _repeats(key: np.ndarray) -> np.ndarray:
-    """Mask (bool [n]) of the entries of ``key`` that occur more than once (one sort)."""
+    """Mask (bool [n]) of the entries of ``key`` that occur more than once: one sort of
+    the values (a third cheaper than ``argsort``) finds whether any repeat; only then an
+    ``argsort`` finds where."""
+    ordered = np.sort(key)
+    if not (ordered[1:] == ordered[:-1]).any():
+        return np.zeros(len(key), bool)
     order = np.argsort(key)
     same = key[order[1:]] == key[order[:-1]]
     mask = np.zeros(len(key), bool)
@@ -242,7 +247,9 @@ class ProductGraph:
         default = opts.default_type
         if default in key_of_class:
             default = default + "_untyped"
-        used = sorted({key_of_class[c] for c in np.unique(chosen[chosen >= 0]).tolist()})
+        # the classes in use by counting (no sort; np.unique would also import numpy.ma)
+        present = np.bincount(chosen[chosen >= 0], minlength=len(key_of_class))
+        used = sorted({key_of_class[c] for c in np.flatnonzero(present).tolist()})
         if (chosen < 0).any():
             used = sorted([*used, default])
         self.node_types: list[str] = used
