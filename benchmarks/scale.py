@@ -8,8 +8,9 @@ For each ``--products`` size, each stage in a fresh process (so its peak memory 
              ``fusion.sampling.NeighborLoader`` (batch 1024, fanout 15,10): seeds/s, peak RSS
   fullbatch  the same model, one full-graph forward + backward: seconds, peak RSS; only
              where the estimate from smaller sizes fits ``--fullbatch-budget-gb``
-  related    ``kg.related.related`` (k=10, no explanations) over an exact index of the
-             Product embeddings: p50 / p99 latency
+  related    ``kg.related.related`` (k=10, no explanations) over an index of the Product
+             embeddings (``--index``; default ``auto``, what ``kgf index`` builds): index
+             build seconds, p50 / p99 latency
 
 once: encoding throughput of the default text encoder (MiniLM, one worker, ``--encode-texts``
 product names), and then, on paper, a table extrapolating the measured per-worker rates to
@@ -169,16 +170,19 @@ def stage_fullbatch(path: str) -> dict:
             "data_gb": before, "base_gb": base, "nodes": sum(int(data[t].num_nodes) for t in data.node_types)}  # fmt: skip
 
 
-def stage_related(path: str, queries: int) -> dict:
+def stage_related(path: str, queries: int, kind: str = "auto") -> dict:
     import numpy as np
 
+    import kg
     from kg.index import EntityIndex
     from kg.related import related
 
-    graph, _, _ = _model_and_data(path)
+    graph = kg.load_rdf(path)  # the graph alone: a query needs no HeteroData nor model
     iris = graph.node_iris("Product")
     vectors = np.random.default_rng(0).standard_normal((len(iris), 64)).astype(np.float32)
-    index = EntityIndex.from_embeddings(graph, {"Product": vectors}, kind="exact")
+    start = time.perf_counter()
+    index = EntityIndex.from_embeddings(graph, {"Product": vectors}, kind=kind)
+    build = time.perf_counter() - start
     rng = random.Random(0)
     latencies = []
     for iri in rng.sample(iris, min(queries, len(iris))):
@@ -186,7 +190,8 @@ def stage_related(path: str, queries: int) -> dict:
         related(graph, index, iri, k=10, explain=False)
         latencies.append(time.perf_counter() - start)
     ordered = np.sort(latencies) * 1000
-    return {"p50_ms": float(np.percentile(ordered, 50)), "p99_ms": float(np.percentile(ordered, 99))}  # fmt: skip
+    return {"kind": index.kind, "build_s": build, "peak_gb": _peak_gb(),
+            "p50_ms": float(np.percentile(ordered, 50)), "p99_ms": float(np.percentile(ordered, 99))}  # fmt: skip
 
 
 def stage_encode(texts: int) -> dict:
@@ -232,6 +237,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=30, help="mini-batches timed per size")
     parser.add_argument("--queries", type=int, default=300, help="related queries per size")
     parser.add_argument("--encode-texts", type=int, default=2000)
+    parser.add_argument("--index", default="auto", choices=("auto", "exact", "ivf", "hnsw", "torch"),
+                        help="entity index of the related stage (auto: what `kgf index` builds, "
+                        "exact below 100,000 entities, IVF from there)")  # fmt: skip
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     parser.add_argument("--repeat", type=int, default=2, help="ingestion runs (the best)")
     parser.add_argument("--fullbatch-budget-gb", type=float, default=8.0,
@@ -268,7 +276,7 @@ def main() -> None:
             if "fullbatch" in args.stages:
                 print("fullbatch", row["fullbatch"], flush=True)
             if "related" in args.stages:
-                row["related"] = isolated(stage_related, str(path), args.queries)
+                row["related"] = isolated(stage_related, str(path), args.queries, args.index)
                 print("related  ", row["related"], flush=True)
             path.unlink()
             rows.append(row)
@@ -279,8 +287,8 @@ def main() -> None:
 
 def _report(rows, encode, per_node_gb) -> None:
     print("\n| products | triples | ingest s | triples/s | ingest CPU s | ingest peak GB (+workers) "
-          "| minibatch seeds/s (per CPU-s) | minibatch peak GB | fullbatch peak GB | related p99 ms |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| minibatch seeds/s (per CPU-s) | minibatch peak GB | fullbatch peak GB | related index | related p99 ms |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in rows:
         i, m, f, q = r["ingest"], r["minibatch"], r["fullbatch"], r["related"]
         full = f"{f['peak_gb']:.2f}" if "peak_gb" in f else "not run"
@@ -288,7 +296,7 @@ def _report(rows, encode, per_node_gb) -> None:
               f"| {r['triples'] / i['seconds'] if 'seconds' in i else float('nan'):,.0f} "
               f"| {i.get('cpu', 0) + i.get('worker_cpu', 0):.1f} | {i.get('peak_gb', float('nan')):.2f} (+{i.get('worker_peak_gb', 0):.2f}) "
               f"| {m.get('seeds_per_s', float('nan')):,.0f} ({m.get('seeds_per_cpu_s', float('nan')):,.0f}) | {m.get('peak_gb', float('nan')):.2f} | {full} "
-              f"| {q.get('p99_ms', float('nan')):.1f} |")  # fmt: skip
+              f"| {q.get('kind', '-')} | {q.get('p99_ms', float('nan')):.1f} |")  # fmt: skip
     limit = int(DEVICE_GB / per_node_gb) if per_node_gb else 0
     if per_node_gb:
         print(f"\nfull batch: {per_node_gb * (1 << 20):.1f} KB per node above the imports, at the "
