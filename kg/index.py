@@ -168,9 +168,8 @@ class EntityIndex:
             blocks.append(block)
         if not blocks:
             raise EntityIndexError("no embeddings given: pass {node_type: [n, d] array}")
-        return cls.build(
-            iris, np.concatenate(blocks), graph_version=graph_version(graph), **options
-        )
+        matrix = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)  # no copy for one
+        return cls.build(iris, matrix, graph_version=graph_version(graph), **options)
 
     # ------------------------------------------------------------------ properties
     def __len__(self) -> int:
