@@ -114,11 +114,9 @@ def _unique_bounded(key: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray
 
 
 def _repeats(key: np.ndarray) -> np.ndarray:
-    """Mask (bool [n]) of the entries of ``key`` that occur more than once: one sort of
-    the values (a third cheaper than ``argsort``) finds whether any repeat; only then an
-    ``argsort`` finds where."""
-    ordered = np.sort(key)
-    if not (ordered[1:] == ordered[:-1]).any():
+    """Mask (bool [n]) of the entries of ``key`` that occur more than once (``np.sort``,
+    a third cheaper than ``argsort``, tells whether any do; only then ``argsort``)."""
+    if not (np.diff(np.sort(key)) == 0).any():
         return np.zeros(len(key), bool)
     order = np.argsort(key)
     same = key[order[1:]] == key[order[:-1]]
@@ -247,9 +245,8 @@ class ProductGraph:
         default = opts.default_type
         if default in key_of_class:
             default = default + "_untyped"
-        # the classes in use by counting (no sort; np.unique would also import numpy.ma)
-        present = np.bincount(chosen[chosen >= 0], minlength=len(key_of_class))
-        used = sorted({key_of_class[c] for c in np.flatnonzero(present).tolist()})
+        present = np.flatnonzero(np.bincount(chosen[chosen >= 0]))  # np.unique imports np.ma
+        used = sorted({key_of_class[c] for c in present.tolist()})
         if (chosen < 0).any():
             used = sorted([*used, default])
         self.node_types: list[str] = used
