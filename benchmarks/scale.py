@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from kg.index import APPROX_FROM, KINDS
+
 TRIPLES_PER_PRODUCT = 10
 S, BASE, RDF_TYPE = "http://schema.org/", "http://shop.example/", "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"  # fmt: skip
 GB = 1 << 30
@@ -237,9 +239,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=30, help="mini-batches timed per size")
     parser.add_argument("--queries", type=int, default=300, help="related queries per size")
     parser.add_argument("--encode-texts", type=int, default=2000)
-    parser.add_argument("--index", default="auto", choices=("auto", "exact", "ivf", "hnsw", "torch"),
+    parser.add_argument("--index", default="auto", choices=KINDS,
                         help="entity index of the related stage (auto: what `kgf index` builds, "
-                        "exact below 100,000 entities, IVF from there)")  # fmt: skip
+                        f"exact below {APPROX_FROM:,} entities, IVF from there)")  # fmt: skip
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     parser.add_argument("--repeat", type=int, default=2, help="ingestion runs (the best)")
     parser.add_argument("--fullbatch-budget-gb", type=float, default=8.0,
