@@ -43,7 +43,7 @@ def run_demo(output: Path, products: int = 120, progress: bool = True) -> Path:
     from kg.report import format_table
     from kg.samples import write_sample_catalogue
 
-    from .display import print_encode_report, quiet_transformers, related_table
+    from .display import print_encode_report, quiet_transformers, related_output, render
     from .session import Session
 
     started = time.perf_counter()
@@ -86,7 +86,7 @@ def run_demo(output: Path, products: int = 120, progress: bool = True) -> Path:
     for title, iri, relation, items in related_examples(session, graph):
         step(f"related: {title}", _related_command(workspace, iri, relation))
         print(f"query: {display_name(graph, iri) or iri}")
-        print("\n".join(format_table(*related_table(items))))
+        print(render(related_output(items), "table", cut=True), end="")  # as `kgf related` in a terminal
 
     step("multilingual text -> product", f"kgf link {workspace} '{QUERIES[0]}'")
     rows = []

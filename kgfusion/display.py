@@ -71,10 +71,21 @@ def _text(value, digits: int | None = None) -> str:
     return str(value)
 
 
+def _is_iri(column: str) -> bool:
+    return column == "iri" or column.endswith("_iri")
+
+
+def _cut(text: str, width: int, from_start: bool = False) -> str:
+    """``text`` in ``width`` characters ending in ``…``; ``from_start``: starting with
+    ``…`` instead, for IRIs, whose distinguishing part is their end (``…/product/vg-3742``)."""
+    return "…" + text[len(text) - width + 1 :] if from_start else text[: width - 1] + "…"
+
+
 # ---------------------------------------------------------------------- formats
 def write_table(rows: Rows, out: TextIO, *, cut: bool) -> None:
-    """Aligned columns; with ``cut`` (a terminal) long cells end in ``…`` and a footer
-    line names the machine formats that show them whole."""
+    """Aligned columns; with ``cut`` (a terminal) long cells end in ``…`` (IRIs start with
+    it: their end tells them apart) and a footer line names the machine formats that show
+    them whole."""
     if not rows.records and rows.empty is not None:
         out.write(rows.empty + "\n")
         return
@@ -85,7 +96,7 @@ def write_table(rows: Rows, out: TextIO, *, cut: bool) -> None:
             for i, column in enumerate(rows.columns):
                 width = rows.widths.get(column, CELL_WIDTH)
                 if len(row[i]) > width:
-                    row[i] = row[i][: width - 1] + "…"
+                    row[i] = _cut(row[i], width, from_start=_is_iri(column))
                     shortened += 1
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(rows.columns)]
     line = lambda row: "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
@@ -264,19 +275,6 @@ def related_output(items) -> Rows:
     widths = {"iri": 50, "name": 44, "why": 80}
     return Rows(RELATED_COLUMNS, related_rows(items), document=related_records(items),
                 widths=widths, digits=3, empty="no related entities")  # fmt: skip
-
-
-def related_table(items) -> tuple[list[str], list[list]]:
-    """Header and rows for a text table of related items (the demo's): the score, its
-    parts, the product and all its evidence."""
-    header = ["#", "score", "similarity", "model", "known", "evidence", "product", "why"]
-    part = lambda item, name: f"{item.parts[name]:.3f}" if name in item.parts else "-"
-    rows = [
-        [n, f"{i.score:.3f}", *(part(i, p) for p in RELATED_PARTS.values()), i.name or i.iri,
-         "; ".join(i.evidence)]
-        for n, i in enumerate(items, 1)
-    ]  # fmt: skip
-    return header, rows
 
 
 def related_records(items) -> list[dict]:

@@ -131,6 +131,10 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert "isAccessoryOrSparePartFor" in out and "test MRR" in out
     assert "what this accessory fits" in out and "rotes Rennauto" in out  # steps 6-9 ran
     assert "Q: Welche Farbe" in out and "questions about products" in out  # the QA step ran
+    # the related steps print what `kgf related` prints in a terminal: IRIs beside the names
+    # (the sample has products of the same name), evidence cut to fit, not 1,000-char lines
+    assert "long cells cut to fit the terminal" in out
+    assert max(len(line) for line in out.splitlines()) <= 300
     ws = tmp_path / "demo" / "workspace"
     assert (ws / "models" / "demo-link" / "embeddings.safetensors").is_file()
     _assert_accessories_first(ws)

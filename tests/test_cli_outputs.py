@@ -90,6 +90,17 @@ def test_tables_are_cut_only_on_a_terminal_and_say_so(workspace, capsys, monkeyp
     assert all(len(line) < 200 for line in shown.splitlines())
 
 
+def test_a_cut_iri_keeps_its_end_so_two_iris_stay_apart():
+    """Two products of the same name (the sample catalogue has some): a terminal table cuts
+    their IRIs from the start, keeping the local names that tell them apart."""
+    iris = [BASE + "product/verdi-gioielli-cleaning-kit-vg-" + n for n in ("3742", "4297")]
+    rows = Rows(["iri", "name"], [{"iri": i, "name": "Verdi Gioielli cleaning kit"} for i in iris],
+                widths={"iri": 30})  # fmt: skip
+    shown = render(rows, "table", cut=True).splitlines()[2:4]
+    assert [line.split()[0] for line in shown] == ["…" + i[-29:] for i in iris]
+    assert shown[0].split()[0].endswith("vg-3742") and shown[1].split()[0].endswith("vg-4297")
+
+
 def test_the_registry_writes_every_format_and_files_by_suffix(tmp_path):
     rows = Rows(["a", "b"], [{"a": "x" * 100, "b": [1.5, 2.25]}, {"a": None, "b": True}])
     assert set(FORMATS) == {"table", "csv", "json", "jsonl"}
