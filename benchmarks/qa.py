@@ -338,7 +338,7 @@ def main(argv=None) -> None:
     ours, bm25, zero, scorer = semipqa(args)
     fashion = {}
     if not args.no_fashion:
-        from benchmarks.qa_fashion import fashion_qa
+        from qa_fashion import fashion_qa  # benchmarks/ is sys.path[0] when run as a script
 
         fashion = fashion_qa(args, scorer)
         save_cache(scorer, args.cache)
