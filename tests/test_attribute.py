@@ -177,8 +177,8 @@ def test_bad_input_unknown_relation_and_bad_fractions(tmp_path):
     edges, _ = edges_of(graph)
     with pytest.raises(ConfigError, match="no relation 'seasn'.*did you mean 'season'"):
         AttributeCompletionTask(AttributeTaskConfig(relations=["seasn"]), graph, edges)
-    with pytest.raises(ConfigError, match="needs relations"):
-        AttributeTaskConfig(relations=[])
+    with pytest.raises(ConfigError, match="needs relations.*relations in this graph: .*season"):
+        AttributeCompletionTask(AttributeTaskConfig(relations=[]), graph, edges)
     with pytest.raises(ConfigError, match="fractions"):
         AttributeTaskConfig(relations=["season"], test_fraction=0.7, valid_fraction=0.4)
 

@@ -90,10 +90,6 @@ class AttributeTaskConfig:
     def __post_init__(self):
         if isinstance(self.relations, str):
             self.relations = [self.relations]
-        if not self.relations:
-            raise ConfigError(
-                "task 'attribute' needs relations to complete (task.relations / --relation)"
-            )
         if self.scorer not in SCORERS:
             raise ConfigError(f"task.scorer={self.scorer!r}; expected one of {SCORERS}")
         fractions = (self.test_fraction, self.valid_fraction)
@@ -108,6 +104,12 @@ def relation_edge_types(edge_index_dict, relations: list[str]) -> list[tuple[str
     """The ``(source type, relation, value type)`` edge types of the relations, in the
     relations' order (:class:`ConfigError` with a hint for a relation not in the graph)."""
     names = sorted({e[1] for e in edge_index_dict if not e[1].startswith(REV_PREFIX)})
+    if not relations:
+        raise ConfigError(
+            "task 'attribute' needs relations to complete (task.relations, or --relation once "
+            f"per relation, e.g. --relation {names[0] if names else 'REL'}); relations in this "
+            f"graph: {', '.join(names)}"
+        )
     out = []
     for r in relations:
         found = [e for e in edge_index_dict if e[1] == r]
