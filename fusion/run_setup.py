@@ -202,6 +202,45 @@ class RunSetup:
         return metrics
 
 
+def open_run(workspace, run_name: str, device: str = "auto", *, graph=None,
+             features=None) -> tuple[RunSetup, bool]:  # fmt: skip
+    """A trained run rebuilt from its saved configuration with its best weights loaded, in
+    eval mode: ``(setup, amp)`` (``amp``: whether its passes may use bf16 autocast). The
+    task data is rebuilt from the graph and checked against what the run was trained on."""
+    import json
+
+    from .artifacts import WEIGHTS_FILE, config_from_dict, load_into, read_config, read_weights
+    from .config import TrainerConfig
+    from .runs import HEADS_FILE, RUN_FILE, TASK_FILE, run_directory
+
+    workspace = Path(workspace)
+    run_dir = run_directory(workspace, run_name)
+    saved = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    config = RunConfig(
+        task=saved["task"], aux=saved["aux"], model=saved["model"],
+        data=config_from_dict(DataConfig, saved["data"], "run.json [data]"),
+        trainer=config_from_dict(TrainerConfig, {**saved["trainer"], "device": device}, "run.json [trainer]"),
+    )  # fmt: skip
+    dev = resolve_device(device)
+    model_config = FusionGNNConfig.from_dict(read_config(run_dir))
+    s = RunSetup(config, workspace, graph, features, dev, model_config=model_config)
+    tc = config.trainer
+    if tc.batch_size:  # a mini-batch run: evaluated on sampled neighbourhoods, as it trained
+        from .minibatch import MiniBatch
+
+        s.minibatch = MiniBatch(s, tc.batch_size, tc.fanout, tc.seed, tc.sampler)
+    info = json.loads((run_dir / TASK_FILE).read_text(encoding="utf-8"))
+    s.task.check_info(info["task"])
+    for module, path in ((s.model, run_dir / WEIGHTS_FILE), (s.heads, run_dir / HEADS_FILE)):
+        load_into(module, read_weights(path), path)
+    s.model.eval()
+    s.heads.eval()
+    amp = tc.amp and dev.type == "cuda" and (s.minibatch is not None or _autocast_works(s))
+    if s.minibatch is not None:
+        s.minibatch.amp = amp
+    return s, amp
+
+
 def _autocast_works(s: RunSetup) -> bool:
     """One bf16 forward pass as a probe: an op without a bf16 kernel on this device (e.g. a
     sparse product) falls back to float32 with a warning instead of failing mid-run."""

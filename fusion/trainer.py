@@ -41,11 +41,8 @@ from kg.workspace import atomic_write_bytes, atomic_write_json
 
 from . import distributed
 from .artifacts import (
-    WEIGHTS_FILE,
     ConfigError,
-    config_from_dict,
     load_into,
-    read_config,
     read_weights,
     state_tensors,
 )
@@ -56,7 +53,6 @@ from .config import (  # noqa: F401  (re-exported: fusion.trainer.resolve_config
     apply_overrides,
     resolve_config,
 )
-from .model import FusionGNNConfig
 from .run_logs import (  # noqa: F401  (re-exported: fusion.trainer.default_run_name, ...)
     board_scalars,
     default_run_name,
@@ -71,6 +67,7 @@ from .run_setup import (  # noqa: F401  (re-exported: fusion.trainer.graph_tenso
     export_embeddings,
     graph_tensors,
     load_optimizer,
+    open_run,
     optimizer_tensors,
     resolve_device,
 )
@@ -447,34 +444,13 @@ def evaluate(
     workspace, run_name: str, split: str = "test", device: str = "auto", graph=None, features=None
 ) -> dict[str, float]:
     """Re-evaluate a trained run on ``split`` (``train`` / ``valid`` / ``test``): rebuilds the
-    task data from the saved configuration, loads the best weights, returns the metrics."""
-    workspace = Path(workspace)
-    run_dir = run_directory(workspace, run_name)
-    saved = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
-    config = RunConfig(
-        task=saved["task"], aux=saved["aux"], model=saved["model"],
-        data=config_from_dict(DataConfig, saved["data"], "run.json [data]"),
-        trainer=config_from_dict(TrainerConfig, {**saved["trainer"], "device": device}, "run.json [trainer]"),
-    )  # fmt: skip
-    dev = resolve_device(device)
-    model_config = FusionGNNConfig.from_dict(read_config(run_dir))
-    s = _Setup(config, workspace, graph, features, dev, model_config=model_config)
-    tc = config.trainer
-    if tc.batch_size:  # a mini-batch run: evaluated on sampled neighbourhoods, as it trained
-        from .minibatch import MiniBatch
-
-        s.minibatch = MiniBatch(s, tc.batch_size, tc.fanout, tc.seed, tc.sampler)
-    info = json.loads((run_dir / TASK_FILE).read_text(encoding="utf-8"))
-    s.task.check_info(info["task"])
-    for module, path in ((s.model, run_dir / WEIGHTS_FILE), (s.heads, run_dir / HEADS_FILE)):
-        load_into(module, read_weights(path), path)
+    task data from the saved configuration, loads the best weights
+    (:func:`fusion.run_setup.open_run`), returns the metrics."""
+    s, amp = open_run(workspace, run_name, device, graph=graph, features=features)
     if split not in s.task.splits:
         raise ConfigError(
             f"run {run_name} has no {split!r} split; splits: {', '.join(s.task.splits)}"
         )
-    amp = tc.amp and dev.type == "cuda" and (s.minibatch is not None or _autocast_works(s))
-    if s.minibatch is not None:
-        s.minibatch.amp = amp
     return s.evaluate(split, amp)
 
 
