@@ -75,8 +75,9 @@ class Answer:
 
     ``answered`` is False for "not in the catalogue" (no product found, or no attribute
     above the threshold); ``text`` is the sentence either way. ``evidence`` holds
-    ``(subject, predicate, object)`` triples of the graph; ``predicted`` the link model's
-    ``(iri, name, score)`` answers to a relation question; ``alternatives`` other products
+    ``(subject, predicate, object)`` triples of the graph; ``predicted`` a trained model's
+    ``(iri, name, score)`` answers to a relation question (the link model's; the attribute
+    model's for an attribute the catalogue lacks: the best is the answer); ``alternatives`` other products
     ``(iri, name, score)`` the question or photo may mean; ``attributes`` the best-ranked
     attributes ``(words, probability)``; ``notes`` what was adjusted (a cut question)."""
 
@@ -93,6 +94,7 @@ class Answer:
     confidence: float = 0.0
     evidence: list[tuple[str, str, str]] = field(default_factory=list)
     predicted: list[tuple[str, str, float]] = field(default_factory=list)
+    model: str = ""  # what gave ``predicted``: "link model" or "attribute model"
     alternatives: list[tuple[str, str, float]] = field(default_factory=list)
     attributes: list[tuple[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -123,7 +125,8 @@ def _relation_words(name: str) -> str:
     return predicate_words(name)
 
 
-def _relation_attributes(graph, iri: str, predictable: bool) -> list[Attribute]:
+def _relation_attributes(graph, iri: str, predictable: bool,
+                         predicts=()) -> list[Attribute]:  # fmt: skip
     groups: dict[str, Attribute] = {}
     for nb in graph.neighbors(iri):
         predicate = next(r.predicate for r in graph.relations
@@ -144,7 +147,7 @@ def _relation_attributes(graph, iri: str, predictable: bool) -> list[Attribute]:
                 continue
             for name, ok in ((r.name, r.src_type == node_type),
                              (REV_PREFIX + r.name, r.dst_type == node_type)):  # fmt: skip
-                if ok and r.src_type == r.dst_type:
+                if ok and (r.src_type == r.dst_type or (name in predicts and name == r.name)):
                     groups[name] = Attribute(RELATION, r.predicate, name, _relation_words(name),
                                              [], [])  # fmt: skip
     return list(groups.values())
@@ -173,13 +176,15 @@ def relation_ranges(graph, k: int = RANGE_VALUES) -> dict[str, str]:
     return ranges
 
 
-def product_attributes(graph, iri: str, predictable: bool = False) -> list[Attribute]:
+def product_attributes(graph, iri: str, predictable: bool = False,
+                       predicts=()) -> list[Attribute]:  # fmt: skip
     """The attributes of ``iri`` a question may ask about: its literal columns (images
     left out; English or untagged values first) and its relations, each direction once for
     symmetric ones, each with its other words (:func:`align.qa_lexicon.concept_words`) and
     each relation with its values across the catalogue (:func:`relation_ranges`). ``predictable``: also the product-to-product relations of
-    its type it has no edge of, in either direction (answered by a link model)."""
-    atts = _literal_attributes(graph, iri) + _relation_attributes(graph, iri, predictable)
+    its type it has no edge of, in either direction (answered by a link model), and the
+    relations of ``predicts`` (an attribute model's: ``season``) it has no edge of."""
+    atts = _literal_attributes(graph, iri) + _relation_attributes(graph, iri, predictable, predicts)
     ranges = relation_ranges(graph)
     for att in atts:
         att.aka = concept_words(att.words)
@@ -195,8 +200,10 @@ def _join(values: list[str]) -> str:
     return ", ".join(values[:-1]) + " and " + values[-1]
 
 
-def answer_sentence(product: str, att: Attribute, values: list[str], predicted: bool) -> str:
-    """The templated answer: ``The base colour of Puma Black Jacket is Black.``"""
+def answer_sentence(product: str, att: Attribute, values: list[str], predicted: bool,
+                    model: str = "link model") -> str:  # fmt: skip
+    """The templated answer: ``The base colour of Puma Black Jacket is Black.``; a
+    ``predicted`` one says which ``model`` predicted it."""
     if att.kind == RELATION and att.name.startswith(REV_PREFIX):
         head = f"{_join(values)} {predicate_words(att.name[len(REV_PREFIX) :])} {product}"
     elif att.kind == RELATION:
@@ -204,7 +211,7 @@ def answer_sentence(product: str, att: Attribute, values: list[str], predicted: 
     else:
         verb = "are" if len(values) > 1 else "is"
         head = f"The {att.words} of {product} {verb} {_join(values)}"
-    return head + (" (predicted by the link model)." if predicted else ".")
+    return head + (f" (predicted by the {model})." if predicted else ".")
 
 
 def _without(question: str, start: int | None, end: int | None, name: str | None) -> str:
@@ -250,15 +257,20 @@ class QuestionAnswerer:
             :class:`align.qa_scorer.QAScorer`, or the fine-tuned bi-encoder).
         linker: an :class:`align.Linker` over the workspace (text and photo linking);
             None: only ``product=IRI`` questions.
-        related: ``related(iri, relation, k) -> [(iri, name, score)]`` (the link model's
-            predictions for a relation), or None.
+        related: ``related(iri, relation, k) -> [(iri, name, score)]`` (a trained model's
+            predictions for a relation: the link model's, or the attribute model's for the
+            relations of ``predicts``), or None.
+        predicts: the relations to other types (``season``) an attribute-completion model
+            predicts: a product without such an edge is answered with the model's best
+            value, said to be predicted.
         product_types: the node types a question's product may have (default
             ``Product`` when the graph has it, else every type).
     """
 
     def __init__(self, graph, scorer: QAScorer, linker=None, related=None,
-                 product_types=None, k: int = 5):  # fmt: skip
+                 product_types=None, k: int = 5, predicts=()):  # fmt: skip
         self.graph, self.scorer, self.linker, self.related = graph, scorer, linker, related
+        self.predicts = set(predicts) if related is not None else set()
         types = list(graph.num_nodes_dict)
         self.product_types = product_types or (["Product"] if "Product" in types else None)
         self.k = k
@@ -305,7 +317,8 @@ class QuestionAnswerer:
         return self._answer(question, rest, found, notes)
 
     def _answer(self, question: str, rest: str, found, notes: list[str]) -> Answer:
-        atts = product_attributes(self.graph, found.iri, predictable=self.related is not None)
+        atts = product_attributes(self.graph, found.iri, predictable=self.related is not None,
+                                  predicts=self.predicts)  # fmt: skip
         base = dict(product=found.iri, product_name=found.name, found_by=found.method,
                     product_score=found.score, alternatives=found.alternatives, notes=notes)  # fmt: skip
         if not atts:
@@ -321,20 +334,24 @@ class QuestionAnswerer:
                           confidence=float(scored.nil_prob), **base)  # fmt: skip
         att = atts[scored.best]
         predicted = self._predicted(found.iri, att)
-        values = att.values or [name for _, name, _ in predicted]
+        attribute_model = att.name in self.predicts
+        values = att.values or [name for _, name, _ in predicted[: 1 if attribute_model else None]]
         if not values:
             return Answer(question, False, f"The catalogue has no {att.words} of {found.name}.",
                           attribute=att.words, predicate=att.predicate, attributes=ranked,
                           confidence=float(scored.probs[scored.best]), **base)  # fmt: skip
         evidence = [self._triple(found.iri, att, o) for o in att.objects]
-        text = answer_sentence(found.name, att, values, predicted=not att.values)
+        model = "attribute model" if attribute_model else "link model"
+        said = f"{model}, probability {predicted[0][2]:.2f}" if attribute_model and predicted else model
+        text = answer_sentence(found.name, att, values, predicted=not att.values, model=said)
         return Answer(question, True, text, attribute=att.words, predicate=att.predicate,
                       values=values, confidence=float(scored.probs[scored.best]),
-                      evidence=evidence, predicted=predicted, attributes=ranked, **base)  # fmt: skip
+                      evidence=evidence, predicted=predicted, model=model if predicted else "",
+                      attributes=ranked, **base)  # fmt: skip
 
     def _predicted(self, iri: str, att: Attribute) -> list[tuple[str, str, float]]:
-        if att.kind != RELATION or self.related is None:
-            return []
+        if att.kind != RELATION or self.related is None or (att.name in self.predicts and att.values):
+            return []  # an attribute the catalogue has is answered from it alone
         try:
             found = self.related(iri, att.name, self.k)
         except (LookupError, ValueError, RuntimeError):  # no index / run: edges only

@@ -23,6 +23,7 @@ Shapes: scores of a relation ``[B, N_value]`` for ``B`` products.
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from kg.naming import REV_PREFIX
 
 from .artifacts import ConfigError
 from .run_setup import open_run
-from .runs import find_run
+from .runs import COMPLETE_FILE, find_run, run_directory
 
 TASK = "attribute"
 CHUNK = 4096  # products scored at once
@@ -59,8 +60,6 @@ def attribute_run(workspace, run: str | None = None) -> str:
     info = find_run(workspace, run, task=None if run else TASK)
     if info is None:
         if run:
-            from .runs import run_directory
-
             run_directory(workspace, run)  # raises: incomplete, or lists the runs
         raise ConfigError(
             f"{workspace} has no attribute-completion run: train one with `kgf train "
@@ -133,6 +132,9 @@ class AttributePredictor:
             self.setup, self.amp = open_run(workspace, self.run, device, graph=graph,
                                             features=features)  # fmt: skip
         self.task, self.graph = self.setup.task, self.setup.graph
+        summary = run_directory(workspace, self.run) / COMPLETE_FILE
+        self.metrics = json.loads(summary.read_text(encoding="utf-8")).get("metrics", {}) \
+            if summary.is_file() else {}  # fmt: skip
         device = self.setup.device
         self.edges = {key: ei.to(device) for key, ei in self.setup.edges.items()}
 
@@ -140,6 +142,10 @@ class AttributePredictor:
     def relations(self) -> list[str]:
         """The relations the run predicts."""
         return list(self.task.relations)
+
+    def test_accuracy(self, relation: str) -> float | None:
+        """The run's accuracy@1 for ``relation`` on its test edges (None if not recorded)."""
+        return self.metrics.get(f"test/acc.{relation}")
 
     def __repr__(self) -> str:
         return f"AttributePredictor({self.run!r}, relations {self.relations})"

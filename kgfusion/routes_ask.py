@@ -41,6 +41,7 @@ class AskResponse(BaseModel):
     confidence: float = 0.0
     evidence: list[tuple[str, str, str]] = []
     predicted: list[tuple[str, str, float]] = []
+    model: str = ""
     alternatives: list[tuple[str, str, float]] = []
     attributes: list[tuple[str, float]] = []
     notes: list[str] = []

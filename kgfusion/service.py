@@ -12,6 +12,7 @@ Endpoints (OpenAPI docs at ``/docs``):
 ``GET /entities/{iri}``     type, index, literals and neighbours of one node (capped)
 ``GET /related``            related entities of ``iri=`` (or of ``name=``, resolved first)
 ``GET /link``               mentions in text linked, as `kgf link` (routes_link.py)
+``GET /predict``            missing attribute values, as `kgf predict` (routes_predict.py)
 ``GET|POST /sparql``        read-only SPARQL: SELECT rows, ASK boolean, CONSTRUCT triples
 ==========================  ===========================================================
 
@@ -51,6 +52,7 @@ from pydantic import BaseModel, Field
 from .routes_ask import add_ask_routes
 from .routes_link import MAX_TEXT_CHARS, MatchOut, add_link_routes
 from .routes_link import match_out as _match_out
+from .routes_predict import add_predict_routes
 from .routes_search import add_search_routes
 from .session import Session, SessionError
 
@@ -449,6 +451,7 @@ def create_app(workspace: Path | Session, *, max_k: int = 100, max_query_chars: 
         return await sparql(await _read_query(request, max_query_chars))
 
     add_ask_routes(app, ws)
+    add_predict_routes(app, ws)
     return app
 
 

@@ -23,20 +23,17 @@ is serialised by a lock, so a session may serve several threads (the service doe
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from kg.workspace import INDEX_DIR
 
+from .session_runs import SessionError, TrainedRuns
+
 INDEX_FOLDER = INDEX_DIR
 LINKER = "linker"
 LEXICAL = "lexical"
-
-
-class SessionError(Exception):
-    """A user-facing problem with the workspace or the request; the message says what to do."""
 
 
 class Match(NamedTuple):
@@ -52,7 +49,7 @@ class Match(NamedTuple):
     method: str = LEXICAL
 
 
-class Session:
+class Session(TrainedRuns):
     """One workspace folder, opened for the operations of the faces.
 
     Args:
@@ -91,13 +88,17 @@ class Session:
 
     def forget(self, *keys: str) -> None:
         """Drop cached objects (``graph``, ``index``, ``sparql_runner``, ``linker``, ``link_runs``,
-        ``features``; ``scorers`` for the link-prediction scorers) so that the next use
+        ``features``; ``scorers`` for the link-prediction scorers, ``predictors`` for the
+        attribute runs) so that the next use
         reads them from the workspace again."""
         with self._lock:
             for key in keys:
                 if key == "scorers":
                     self._scorers.clear()
                     self._warned.clear()
+                if key == "predictors":  # the attribute runs' (kgfusion.session_runs)
+                    for name in [k for k in self._cache if k.startswith("predictor:")]:
+                        del self._cache[name]
                 self._cache.pop(key, None)
 
     def warm(self) -> Session:
@@ -347,60 +348,6 @@ class Session:
         """Photos linked to the entities they show (:meth:`align.Linker.link_images`)."""
         return self.linker.link_images(paths, k=k, untrained=untrained, progress=progress)
 
-    # ------------------------------------------------------------------ link-prediction runs
-    @property
-    def link_runs(self) -> list[tuple[str, list[str]]]:
-        """The workspace's link-prediction runs, oldest first: ``(run, relations)``."""
-        from fusion.runs import find_runs
-
-        return self._cached(
-            "link_runs",
-            lambda: [(r.name, list(r.relations)) for r in find_runs(self.path, task="link")],
-        )
-
-    def scorer(self, relation: str | None = None, run: str | None = None):
-        """The :class:`fusion.scoring.LinkScorer` that scores ``relation``.
-
-        With ``run``: that run's scorer (errors, e.g. an unknown run, are raised). Else the
-        newest link run trained for ``relation`` (``rev_`` names and IRIs too) that fits the
-        graph; a run trained on another version of the graph is skipped with a warning.
-        None when no relation is asked for or no run predicts it."""
-        from fusion.model import ConfigError
-        from fusion.scoring import relation_name
-
-        if run is not None:
-            found = self._run_scorer(run)
-            if isinstance(found, Exception):
-                raise found
-            return found
-        if relation is None:
-            return None
-        name = relation_name(relation)[0]
-        for candidate, relations in reversed(self.link_runs):  # newest first
-            if name not in relations:
-                continue
-            found = self._run_scorer(candidate)
-            if not isinstance(found, ConfigError):
-                return found
-            if candidate not in self._warned:
-                self._warned.add(candidate)
-                warnings.warn(f"link run {candidate!r} is not used for {relation}: {found}",
-                              stacklevel=2)  # fmt: skip
-        return None
-
-    def _run_scorer(self, run: str):
-        """The scorer of one run, or the ConfigError it raised (both kept)."""
-        from fusion.model import ConfigError
-        from fusion.scoring import LinkScorer
-
-        with self._lock:
-            if run not in self._scorers:
-                try:
-                    self._scorers[run] = LinkScorer.from_run(self.path, run, self.graph)
-                except ConfigError as err:
-                    self._scorers[run] = err
-            return self._scorers[run]
-
     # ------------------------------------------------------------------ related products
     def related(self, iri: str, k: int = 10, relation: str | None = None,
                 node_type: str | None = None, explain: bool = True, *,
@@ -453,14 +400,20 @@ class Session:
         linker = None
         if (self.path / FEATURES_FILE).is_file():  # else only questions about a given IRI
             linker = self._cached("linker", self._open_linker)[0]
-        return QuestionAnswerer(self.graph, scorer, linker, related=self._predicted)
+        return QuestionAnswerer(self.graph, scorer, linker, related=self._predicted,
+                                predicts=self.attribute_relations())  # fmt: skip
 
     def _predicted(self, iri: str, relation: str, k: int) -> list[tuple[str, str, float]]:
-        """The trained link model's answers for ``relation`` (none without a link run or
-        an index)."""
+        """A trained model's answers for ``relation``: the newest attribute-completion
+        run's values when it predicts ``relation``, else the link model's related entities
+        (none without a link run or an index)."""
         from kg.graph import GraphLookupError
         from kg.index import EntityIndexError
+        from kg.labels import display_name
 
+        if relation in self.attribute_relations():
+            return [(v, display_name(self.graph, v) or v, round(p, 4))
+                    for found in self.predict([iri], [relation], k) for v, p in found.values]  # fmt: skip
         if self.scorer(relation) is None:
             return []
         try:
@@ -581,7 +534,7 @@ class Session:
         options = suited_overrides(self.path, self.graph, options)
         result = train(self.path, graph=self.graph, features=self._cache.get("features"),
                        **options)  # fmt: skip
-        self.forget("link_runs", "scorers", "index")  # an index of a retrained run is stale
+        self.forget("link_runs", "scorers", "index", "answerer", "predictors")  # now stale
         return result
 
     def evaluate(self, run: str, split: str = "test", device: str = "auto") -> dict[str, float]:

@@ -312,6 +312,77 @@ def evaluate_cmd(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- predict
+PREDICTION_COLUMNS = ["product", "name", "relation", "predicted", "probability", "alternatives",
+                      "catalogue", "value_iri"]  # fmt: skip
+
+
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Fill the catalogue's gaps with a trained attribute-completion run (`kgf train WS --task "
+        "attribute --relation R`): for every product without a value of the run's relations "
+        "(or the products named), the model's best values with their probabilities. The "
+        "model sees the whole catalogue graph, less the asked products' own edges of the "
+        "relation, so a value the catalogue has is predicted, not read off (column "
+        "`catalogue` shows it). The footer gives the run's test accuracy per relation."
+    )
+    p.epilog = (
+        "examples:\n"
+        "  kgf predict fws                                  # every gap, every relation of the newest run\n"
+        "  kgf predict fws --relation usage --min-probability 0.9 -o usage.csv   # the sure ones\n"
+        "  kgf predict fws --name 'Puma Men Black Jacket' -k 2\n"
+        "  kgf predict fws --product https://example.org/fashion/product/1163 --json"
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workspace", type=Path)
+    p.add_argument("--run", help="the attribute-completion run (default: the newest)")
+    p.add_argument("--relation", action="append",
+                   help="a relation to predict (repeatable; default: every one of the run)")  # fmt: skip
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--product", action="append", metavar="IRI",
+                     help="predict for this product (repeatable; default: the gaps)")  # fmt: skip
+    who.add_argument("--name", help="predict for the product of this name (text linker)")
+    p.add_argument("-k", type=int, default=3, help="values per product, best first (default 3)")
+    p.add_argument("--min-probability", type=float, default=0.0, metavar="P",
+                   help="only products whose best value has at least this probability")  # fmt: skip
+    add_format_argument(p)
+    p.add_argument("-o", "--output", type=Path, help="write to a .csv/.tsv/.json/.jsonl file")
+
+
+@command("predict", "fill missing attribute values with a trained attribute-completion run",
+         _predict_args)  # fmt: skip
+def predict_cmd(args) -> int:
+    from ..display import Rows
+    from ..session_runs import prediction_record
+
+    if not 0.0 <= args.min_probability <= 1.0:
+        raise CliError(f"--min-probability {args.min_probability}: give a probability in [0, 1]")
+    session = Session(args.workspace)
+    nodes = args.product
+    if args.name is not None:
+        nodes = [session.resolve_name(args.name).iri]
+    predictor = session.attribute_predictor(args.run)
+    found = predictor.predict(nodes, args.relation, args.k)
+    records = [prediction_record(session.graph, p) for p in found
+               if p.values[0][1] >= args.min_probability]  # fmt: skip
+    footer = [f"run {predictor.run}; test accuracy: " + ", ".join(
+        f"{r} {100 * acc:.1f} %" if (acc := predictor.test_accuracy(r)) is not None else f"{r} -"
+        for r in (args.relation or predictor.relations))]  # fmt: skip
+    below = len(found) - len(records)
+    if below:
+        footer.append(f"{below} of {len(found)} below --min-probability {args.min_probability}")
+    if found:
+        empty = f"none of the {len(found)} predictions reaches --min-probability {args.min_probability}"
+    elif nodes is None:
+        empty = "no gaps: every product has a value of each relation (name products with --product)"
+    else:
+        empty = "no prediction: the products named are not of the relations' product type"
+    rows = Rows(PREDICTION_COLUMNS, records, widths={"product": 40, "name": 40, "value_iri": 40},
+                digits=3, empty=empty, footer=footer)  # fmt: skip
+    emit_for_args(rows, args, what="predictions")
+    return 0
+
+
 # --------------------------------------------------------------------------- runs
 def _runs_args(p: argparse.ArgumentParser) -> None:
     p.description = (

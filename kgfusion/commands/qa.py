@@ -99,7 +99,7 @@ def answer_lines(answer) -> list[str]:
     for s, p, o in answer.evidence[:5]:
         lines.append(f"  evidence    <{s}> <{p}> {o if not o.startswith('http') else f'<{o}>'}")
     for iri, name, score in answer.predicted[:5]:
-        lines.append(f"  predicted   {name} <{iri}> ({score:.3f}, link model)")
+        lines.append(f"  predicted   {name} <{iri}> ({score:.3f}, {answer.model or 'link model'})")
     for iri, name, score in answer.alternatives[:3]:
         lines.append(f"  or perhaps  {name} <{iri}> ({score:.3f})")
     if not answer.answered and answer.attributes:
