@@ -13,7 +13,7 @@ import torch
 import kg
 from fusion.features import FeatureSpec, build_features
 from fusion.model import ConfigError
-from fusion.predict import AttributePredictor, _without, predict_attributes
+from fusion.predict import TEMPERATURES, AttributePredictor, _without, predict_attributes
 from kgfusion.cli import main
 from kgfusion.session import Session
 
@@ -26,7 +26,7 @@ def season_of(year: int) -> str:
     return SEASONS[year % 3]
 
 
-def gap_shop(path, n=150, seed=0):
+def gap_shop(path, n=300, seed=0):
     """Products with a year, a colour and a season that follows the year (only the graph
     tells it: the names are ``thing i``); the products of :data:`GAPS` have no season."""
     rng = random.Random(seed)
@@ -86,6 +86,41 @@ def test_named_products_show_the_catalogue_value(shop):
     assert all(len(p.values) == 1 for p in found)
 
 
+def test_calibration_keeps_the_ranking_and_fits_the_validation_edges(shop):
+    """Temperature scaling: the temperature minimises the validation NLL over the grid (1.0
+    included), the best values are those of the raw softmax, only their probabilities move."""
+    import torch.nn.functional as F
+
+    raw = AttributePredictor(shop["ws"], graph=shop["graph"], calibrate=False)
+    tuned = AttributePredictor(shop["ws"], graph=shop["graph"])
+    i = raw.task.relations.index("season")
+    pairs = tuned.task.split.of("valid", i)
+    assert len(pairs) >= 20 and raw.temperature(i) == 1.0
+    scores = tuned.task.scores(tuned._pass(i, pairs[:, 0].unique()), i, pairs[:, 0])
+
+    def nll(t):
+        return F.cross_entropy(scores / t, pairs[:, 1]).item()
+
+    t = tuned.temperature(i)
+    assert t in TEMPERATURES.tolist() and nll(t) <= nll(1.0) + 1e-6
+    assert nll(t) <= min(nll(x) for x in TEMPERATURES.tolist()) + 1e-6
+    a, b = raw.predict(k=3), tuned.predict(k=3)
+    assert [[v for v, _ in p.values] for p in a] == [[v for v, _ in p.values] for p in b]
+
+
+def test_predict_quality_benchmark(shop, capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import predict_quality
+
+    assert predict_quality.main([str(shop["ws"])]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].startswith("summary: attr accuracy ") and "| at p>=0.9: coverage " in out[-1]
+    assert any(line.startswith("mean ECE: raw ") for line in out)
+
+
 def test_asked_products_lose_their_own_edges_only():
     edges = {("P", "season", "S"): torch.tensor([[0, 1, 2], [0, 1, 0]]),
              ("S", "rev_season", "P"): torch.tensor([[0, 1, 0], [0, 1, 2]]),
@@ -121,8 +156,14 @@ def test_kgf_predict(shop, capsys):
     out = capsys.readouterr().out
     assert "thing 1" in out and season_of(shop["years"][1]) in out
     assert "run attr; test accuracy: season" in out
-    assert main(["predict", ws, "--min-probability", "1.0"]) == 0
-    assert "none of the 10 predictions reaches --min-probability 1.0" in capsys.readouterr().out
+    probs = sorted(r["probability"] for r in rows)
+    cut = probs[len(probs) // 2]
+    assert main(["predict", ws, "--min-probability", repr(cut), "--format", "json"]) == 0
+    kept = json.loads(capsys.readouterr().out)
+    assert len(kept) == sum(p >= cut for p in probs) and all(r["probability"] >= cut for r in kept)
+    if probs[-1] < 1.0:
+        assert main(["predict", ws, "--min-probability", "1.0"]) == 0
+        assert "none of the 10 predictions reaches --min-probability 1.0" in capsys.readouterr().out
     assert main(["predict", ws, "--min-probability", "0.5", "--format", "csv"]) == 0
     assert capsys.readouterr().out.startswith("product,name,relation,predicted,probability")
     assert main(["predict", ws, "--relation", "gender"]) == 2
