@@ -1,4 +1,4 @@
-"""How far to trust `kgf predict`: its answers on the run's own test edges, by probability.
+"""How far to trust `kgf predict`: its answers on the run's own test split, by probability.
 
 `kgf predict` fills a catalogue's gaps with an attribute-completion run
 (:mod:`fusion.predict`). The gaps have no known answer, so this script asks the same code
@@ -18,7 +18,8 @@ Last stdout line::
 
     summary: RUN accuracy A | at p>=0.9: coverage C accuracy B | at p>=0.99: coverage C2 accuracy B2
 
-(means over the run's relations, %, calibrated probabilities). Both the raw softmax and the
+(means over the run's relations, %, calibrated probabilities). A node-classification run
+(``kgf train WS --labels FILE``) is measured the same way on its test labels. Both the raw softmax and the
 calibrated probabilities (the default, :mod:`fusion.predict`) are shown, with their
 expected calibration error (ECE, 10 bins) and each relation's temperature.
 """
@@ -38,14 +39,11 @@ CUTS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
 
 
 def relation_table(predictor, relation_index: int) -> dict:
-    """Coverage and accuracy per cut of the run's test edges of one relation."""
-    task, graph = predictor.task, predictor.graph
-    pairs = task.split.of("test", relation_index)
-    source = task.etypes[relation_index][0]
-    heads = sorted({int(h) for h in pairs[:, 0].tolist()})
-    nodes = [graph.iri(source, h) for h in heads]
-    found = predictor.predict(nodes, [task.relations[relation_index]], k=1)
-    found = [p for p in found if p.relation == task.names[relation_index]]
+    """Coverage and accuracy per cut of the run's test split of one relation (label column)."""
+    name = predictor.targets[relation_index]
+    base = name.split("[")[0]  # a relation leaving several node types: "r[source type]"
+    found = predictor.predict(predictor.test_nodes(relation_index), [base], k=1)
+    found = [p for p in found if p.relation == name]
     rows = {}
     confidence = [p.values[0][1] for p in found]
     correct = [p.values[0][0] in p.known for p in found]
@@ -54,7 +52,6 @@ def relation_table(predictor, relation_index: int) -> dict:
         right = sum(p.values[0][0] in p.known for p in kept)
         rows[cut] = {"coverage": len(kept) / max(len(found), 1),
                      "accuracy": right / len(kept) if kept else float("nan"), "n": len(kept)}  # fmt: skip
-    name = task.names[relation_index]
     return {"relation": name, "products": len(found), "cuts": rows,
             "ece": expected_calibration_error(confidence, correct),
             "temperature": predictor.temperature(relation_index),
@@ -78,18 +75,18 @@ def expected_calibration_error(confidence: list[float], correct: list[bool], bin
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workspace", type=Path)
-    parser.add_argument("--run", help="the attribute-completion run (default: the newest)")
+    parser.add_argument("--run", help="the attribute or node run (default: the newest of them)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
-    from fusion.predict import AttributePredictor
+    from fusion.predict import open_predictor
 
     started = time.perf_counter()
-    raw = AttributePredictor(args.workspace, args.run, calibrate=False)
-    predictor = AttributePredictor(args.workspace, raw.run, graph=raw.graph)
+    raw = open_predictor(args.workspace, args.run, calibrate=False)
+    predictor = open_predictor(args.workspace, raw.run, graph=raw.graph)
     print(f"run {predictor.run}: relations {', '.join(predictor.relations)}", flush=True)
     figures = {}
     for label, which in (("raw softmax (calibrate=False)", raw), ("calibrated (the default)", predictor)):
-        tables = [relation_table(which, i) for i in range(len(which.task.etypes))]
+        tables = [relation_table(which, i) for i in range(len(which.targets))]
         figures[label] = tables
         print(f"\n{label}:")
         print("relation".ljust(14) + "".join(f"  p>={c:<4} cov / acc".ljust(22) for c in CUTS)
@@ -100,6 +97,8 @@ def main(argv=None) -> int:
             run_acc = t["run_test_accuracy"]
             said = f"  (run's test acc {100 * run_acc:.1f}, {t['products']} products)" if run_acc is not None else ""
             print(t["relation"].ljust(14) + cells + f"  {100 * t['ece']:4.1f}  {t['temperature']:.2f}" + said)
+
+    tables = figures["calibrated (the default)"]  # the summary's
 
     def mean(cut, key):
         return 100 * sum(t["cuts"][cut][key] for t in tables) / len(tables)

@@ -47,7 +47,7 @@ def _predict(ws: Session, products, relations, k: int, limit: int) -> PredictRes
     from fusion.model import ConfigError
 
     try:
-        predictor = ws.attribute_predictor()
+        predictor = ws.predictor()
     except ConfigError as err:
         raise HTTPException(409, str(err)) from None
     try:

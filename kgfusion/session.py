@@ -411,9 +411,10 @@ class Session(TrainedRuns):
         from kg.index import EntityIndexError
         from kg.labels import display_name
 
-        if relation in self.attribute_relations():
-            return [(v, display_name(self.graph, v) or v, round(p, 4))
-                    for found in self.predict([iri], [relation], k) for v, p in found.values]  # fmt: skip
+        attribute_run = self.attribute_run()
+        if attribute_run is not None and relation in attribute_run.relations:
+            found = self.predict([iri], [relation], k, run=attribute_run.name)
+            return [(v, display_name(self.graph, v) or v, round(p, 4)) for f in found for v, p in f.values]
         if self.scorer(relation) is None:
             return []
         try:

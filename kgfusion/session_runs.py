@@ -3,9 +3,10 @@
 - **link-prediction runs** (``kgf train WS --task link --relation R``): a
   :class:`fusion.scoring.LinkScorer` per run, picked per relation by :meth:`TrainedRuns.scorer`
   (related products, relation questions);
-- **attribute-completion runs** (``kgf train WS --task attribute --relation R``): a
-  :class:`fusion.predict.AttributePredictor` (``kgf predict``, ``/predict``, and questions
-  about an attribute the catalogue lacks).
+- **attribute-completion runs** (``kgf train WS --task attribute --relation R``) and
+  **node-classification runs** (``kgf train WS --labels FILE``): a
+  :class:`fusion.predict.RunPredictor` (``kgf predict``, ``/predict``; the attribute runs'
+  also for questions about an attribute the catalogue lacks).
 
 Each run is opened once per session and kept; a run that cannot be used is remembered with
 its error.
@@ -78,40 +79,52 @@ class TrainedRuns:
                     self._scorers[run] = err
             return self._scorers[run]
 
-    # ------------------------------------------------------------------ attribute runs
-    def attribute_predictor(self, run: str | None = None):
-        """The :class:`fusion.predict.AttributePredictor` of ``run`` (default: the newest
-        attribute-completion run); ``fusion.model.ConfigError`` naming ``kgf train`` when
-        there is none."""
-        from fusion.predict import AttributePredictor, attribute_run
+    # ------------------------------------------------------------------ predicting runs
+    def predictor(self, run: str | None = None):
+        """The :class:`fusion.predict.RunPredictor` of ``run`` (default: the newest
+        attribute-completion or node-classification run); ``fusion.model.ConfigError``
+        naming ``kgf train`` when there is none."""
+        from fusion.predict import PREDICTORS, predictable_run
 
-        name = attribute_run(self.path, run)
-        return self._cached(f"predictor:{name}", lambda: AttributePredictor(
-            self.path, name, graph=self.graph, features=self._cache.get("features")))  # fmt: skip
+        info = predictable_run(self.path, run)
+        return self._cached(f"predictor:{info.name}", lambda: PREDICTORS[info.task](
+            self.path, info.name, graph=self.graph, features=self._cache.get("features")))  # fmt: skip
+
+    def attribute_run(self):
+        """The newest attribute-completion run (a :class:`fusion.runs.RunInfo`), or None."""
+        from fusion.runs import find_run
+
+        return find_run(self.path, task="attribute")
 
     def attribute_relations(self) -> list[str]:
         """The relations the newest attribute-completion run predicts (none without one)."""
-        from fusion.runs import find_run
-
-        info = find_run(self.path, task="attribute")
+        info = self.attribute_run()
         return list(info.relations) if info is not None else []
 
     def predict(self, nodes=None, relations=None, k: int = 3, run: str | None = None):
-        """Predicted values of attribute ``relations`` for ``nodes`` (IRIs; default: the
-        catalogue's gaps), by ``run`` (:meth:`fusion.predict.AttributePredictor.predict`)."""
-        return self.attribute_predictor(run).predict(nodes, relations, k)
-
+        """Predicted values of ``relations`` (attribute runs) or label columns (node runs)
+        for ``nodes`` (IRIs; default: the gaps), by ``run``
+        (:meth:`fusion.predict.RunPredictor.predict`)."""
+        return self.predictor(run).predict(nodes, relations, k)
 
 def prediction_record(graph, prediction) -> dict:
-    """One :class:`fusion.predict.AttributePrediction` as a JSON-ready record with display
+    """One :class:`fusion.predict.Prediction` as a JSON-ready record with display
     names (``kgf predict``'s row, ``/predict``'s item)."""
     from kg.labels import display_name
 
-    def name(iri: str) -> str:
-        return display_name(graph, iri) or iri
+    def name(iri: str) -> str:  # a value node's name; a class label stays as it is
+        return (display_name(graph, iri) if _is_node(graph, iri) else None) or iri
 
     best, probability = prediction.values[0]
     return {"product": prediction.node, "name": name(prediction.node),
             "relation": prediction.relation, "predicted": name(best), "probability": probability,
             "alternatives": [f"{name(v)} ({q:.3f})" for v, q in prediction.values[1:]],
             "catalogue": [name(v) for v in prediction.known], "value_iri": best}  # fmt: skip
+
+
+def _is_node(graph, iri: str) -> bool:
+    try:
+        graph.node(iri)
+    except KeyError:
+        return False
+    return True

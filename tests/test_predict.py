@@ -13,7 +13,7 @@ import torch
 import kg
 from fusion.features import FeatureSpec, build_features
 from fusion.model import ConfigError
-from fusion.predict import TEMPERATURES, AttributePredictor, _without, predict_attributes
+from fusion.predict import TEMPERATURES, AttributePredictor, _without, predict_values
 from kgfusion.cli import main
 from kgfusion.session import Session
 
@@ -62,7 +62,7 @@ def shop(tmp_path_factory):
 def test_gaps_are_predicted_from_the_graph(shop):
     """Every gap (and only the gaps) gets a prediction; the season follows the year, which
     the graph holds and the names do not: far above chance (1/3)."""
-    found = predict_attributes(shop["ws"], k=2)
+    found = predict_values(shop["ws"], k=2)
     assert {p.relation for p in found} == {"season"}  # every product has a colour
     assert sorted(int(p.node.rsplit("p", 1)[1]) for p in found) == list(GAPS)
     right = 0
@@ -133,16 +133,16 @@ def test_asked_products_lose_their_own_edges_only():
 
 def test_bad_input(shop, tmp_path):
     with pytest.raises(ConfigError, match="predicts season, colour, not year.*--relation year"):
-        predict_attributes(shop["ws"], relations=["year"])
+        predict_values(shop["ws"], relations=["year"])
     with pytest.raises(ConfigError, match="'http://ex.org/nope' is not a node"):
-        predict_attributes(shop["ws"], nodes=["http://ex.org/nope"])
+        predict_values(shop["ws"], nodes=["http://ex.org/nope"])
     with pytest.raises(ConfigError, match="at least one value"):
-        predict_attributes(shop["ws"], k=0)
+        predict_values(shop["ws"], k=0)
     with pytest.raises(ConfigError, match="no trained run 'gone'"):
-        predict_attributes(shop["ws"], "gone")
+        predict_values(shop["ws"], "gone")
     bare = shop["graph"].save(tmp_path / "bare", sparql_store=False)
-    with pytest.raises(ConfigError, match="no attribute-completion run.*--task attribute"):
-        predict_attributes(bare)
+    with pytest.raises(ConfigError, match="no 'attribute' or 'node' run.*--task attribute"):
+        predict_values(bare)
 
 
 def test_kgf_predict(shop, capsys):
@@ -199,3 +199,30 @@ def test_ask_about_a_gap_answers_with_the_attribute_model(shop):
     known = session.ask("which season is it for?", product=PREFIX + "p1")
     assert known.answered and known.predicted == [] and known.model == ""
     assert known.values == [season_of(shop["years"][1])]
+
+
+def test_node_run_predicts_the_unlabelled_entities(shop, tmp_path, capsys):
+    """A node-classification run: the class of each product the label file leaves out
+    (the year's parity, which only the graph holds), calibrated on its validation labels."""
+    years = shop["years"]
+    labelled = range(0, 300, 3)  # a third of the products labelled
+    path = tmp_path / "train.tsv"
+    path.write_text("product\tparity\n" + "".join(
+        f"{PREFIX}p{i}\t{'even' if years[i] % 2 == 0 else 'odd'}\n" for i in range(300) if i in labelled))  # fmt: skip
+    session = shop["session"]
+    session.train(labels=str(path), run_name="parity", progress=False,
+                  overrides={"trainer.epochs": 60, "trainer.patience": 0})  # the graph's settings
+    predictor = session.predictor("parity")
+    assert type(predictor).__name__ == "NodePredictor" and predictor.relations == ["parity"]
+    found = predictor.predict(k=2)
+    assert len(found) == 300 - len(labelled) and all(p.known == [] for p in found)
+    right = sum(p.values[0][0] == ("even" if years[int(p.node.rsplit("p", 1)[1])] % 2 == 0 else "odd")
+                for p in found)  # fmt: skip
+    assert right >= 0.9 * len(found)
+    one = predictor.predict([PREFIX + "p3"], k=1)[0]
+    assert one.known == ["even" if years[3] % 2 == 0 else "odd"]
+    assert main(["predict", str(shop["ws"]), "--run", "parity", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == len(found) and {r["predicted"] for r in rows} <= {"even", "odd"}
+    with pytest.raises(ConfigError, match="run 'parity' predicts parity, not season.*--labels"):
+        predictor.predict(relations=["season"])

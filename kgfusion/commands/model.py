@@ -319,28 +319,32 @@ PREDICTION_COLUMNS = ["product", "name", "relation", "predicted", "probability",
 
 def _predict_args(p: argparse.ArgumentParser) -> None:
     p.description = (
-        "Fill the catalogue's gaps with a trained attribute-completion run (`kgf train WS --task "
-        "attribute --relation R`): for every product without a value of the run's relations "
-        "(or the products named), the model's best values with their probabilities. The "
-        "model sees the whole catalogue graph, less the asked products' own edges of the "
-        "relation, so a value the catalogue has is predicted, not read off (column "
-        "`catalogue` shows it). The footer gives the run's test accuracy per relation."
+        "Fill the catalogue's gaps with a trained run. An attribute-completion run (`kgf train "
+        "WS --task attribute --relation R`): for every product without a value of the run's "
+        "relations (or the products named), the model's best values with their probabilities; "
+        "the model sees the whole catalogue graph less the asked products' own edges of the "
+        "relation, so a value the catalogue has is predicted, not read off (column `catalogue` "
+        "shows it). A node-classification run (`kgf train WS --labels FILE`): the class of "
+        "every entity of the labelled types the label files leave out. Probabilities are "
+        "calibrated on the run's validation split; the footer gives its test accuracy."
     )
     p.epilog = (
         "examples:\n"
         "  kgf predict fws                                  # every gap, every relation of the newest run\n"
         "  kgf predict fws --relation usage --min-probability 0.9 -o usage.csv   # the sure ones\n"
         "  kgf predict fws --name 'Puma Men Black Jacket' -k 2\n"
-        "  kgf predict fws --product https://example.org/fashion/product/1163 --json"
+        "  kgf predict fws --product https://example.org/fashion/product/1163 --json\n"
+        "  kgf predict /tmp/aifb --run rgcn -k 1              # AIFB: the unlabelled persons' groups"
     )
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("workspace", type=Path)
-    p.add_argument("--run", help="the attribute-completion run (default: the newest)")
+    p.add_argument("--run", help="the attribute or node run (default: the newest of them)")
     p.add_argument("--relation", action="append",
-                   help="a relation to predict (repeatable; default: every one of the run)")  # fmt: skip
+                   help="a relation (label column for a node run) to predict (repeatable; "
+                   "default: every one of the run)")  # fmt: skip
     who = p.add_mutually_exclusive_group()
     who.add_argument("--product", action="append", metavar="IRI",
-                     help="predict for this product (repeatable; default: the gaps)")  # fmt: skip
+                     help="predict for this product or entity (repeatable; default: the gaps)")  # fmt: skip
     who.add_argument("--name", help="predict for the product of this name (text linker)")
     p.add_argument("-k", type=int, default=3, help="values per product, best first (default 3)")
     p.add_argument("--min-probability", type=float, default=0.0, metavar="P",
@@ -349,7 +353,7 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", type=Path, help="write to a .csv/.tsv/.json/.jsonl file")
 
 
-@command("predict", "fill missing attribute values with a trained attribute-completion run",
+@command("predict", "fill missing attribute values (or entity classes) with a trained run",
          _predict_args)  # fmt: skip
 def predict_cmd(args) -> int:
     from ..display import Rows
@@ -361,7 +365,7 @@ def predict_cmd(args) -> int:
     nodes = args.product
     if args.name is not None:
         nodes = [session.resolve_name(args.name).iri]
-    predictor = session.attribute_predictor(args.run)
+    predictor = session.predictor(args.run)
     found = predictor.predict(nodes, args.relation, args.k)
     records = [prediction_record(session.graph, p) for p in found
                if p.values[0][1] >= args.min_probability]  # fmt: skip
