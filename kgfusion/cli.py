@@ -23,6 +23,12 @@ typical session:
   kgf build products.csv --mapping map.toml -o ws/     # a table, mapped to schema.org RDF
   kgf info ws/                                         # types, relations, literal coverage, images
   kgf sparql ws/ 'SELECT ?p ?n WHERE { ?p <http://schema.org/name> ?n } LIMIT 5'
+  kgf encode ws/                                       # text, image and number features
+  kgf train ws/ --task attribute --relation season     # a fusion x GNN run (or --task link, --labels)
+  kgf predict ws/                                      # the run fills the catalogue's gaps
+  kgf index ws/ && kgf related ws/ --name 'gold ring'  # related products, explained
+  kgf qa-train ws/ && kgf ask ws/ 'what colour is the gold ring?'
+  kgf serve ws/                                        # the same over HTTP, docs at /docs
 """
 
 

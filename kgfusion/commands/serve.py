@@ -12,14 +12,16 @@ from .registry import CliError, command
 # --------------------------------------------------------------------------- serve
 def _serve_args(p: argparse.ArgumentParser) -> None:
     p.description = (
-        "Serve a workspace over HTTP (read-only): /entities, /related, /link, /sparql and /health, "
+        "Serve a workspace over HTTP (read-only): /entities, /related, /link, /ask, /predict, "
+        "/search, /sparql and /health, "
         "with OpenAPI docs at /docs. The workspace and its entity index are loaded once at start-up; "
         "/related needs the index that `kgf index DIR` builds."
     )
     p.epilog = (
         "examples:\n  kgf serve ws/                                   # http://127.0.0.1:8000/docs\n"
         "  kgf serve ws/ --port 9000 --max-k 50\n"
-        "  curl 'http://127.0.0.1:8000/related?name=gold%20ring&k=5'"
+        "  curl 'http://127.0.0.1:8000/related?name=gold%20ring&k=5'\n"
+        "  curl 'http://127.0.0.1:8000/predict?relation=season&limit=20'   # after kgf train --task attribute"
     )
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("workspace", type=Path)
@@ -38,7 +40,7 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
 
 
 @command(
-    "serve", "serve a workspace over HTTP: entities, related, link, SPARQL (FastAPI)", _serve_args
+    "serve", "serve a workspace over HTTP: entities, related, link, ask, predict, search, SPARQL (FastAPI)", _serve_args
 )
 def serve_cmd(args) -> int:
     try:
