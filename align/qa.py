@@ -202,13 +202,15 @@ def _join(values: list[str]) -> str:
 
 def answer_sentence(product: str, att: Attribute, values: list[str], predicted: bool,
                     model: str = "link model") -> str:  # fmt: skip
-    """The templated answer: ``The base colour of Puma Black Jacket is Black.``; a
+    """The templated answer: ``The base colour of Puma Black Jacket is Black.`` (a literal or
+    a relation to value nodes), ``Lumo charger is accessory or spare part for Lumo racing
+    car.`` (a relation between products); a
     ``predicted`` one says which ``model`` predicted it."""
     if att.kind == RELATION and att.name.startswith(REV_PREFIX):
         head = f"{_join(values)} {predicate_words(att.name[len(REV_PREFIX) :])} {product}"
-    elif att.kind == RELATION:
+    elif att.kind == RELATION and not att.about:  # to a product: "X is accessory ... for Y"
         head = f"{product} {att.words} {_join(values)}"
-    else:
+    else:  # a literal, or a relation to value nodes (``about``: season, colour...)
         verb = "are" if len(values) > 1 else "is"
         head = f"The {att.words} of {product} {verb} {_join(values)}"
     return head + (f" (predicted by the {model})." if predicted else ".")
