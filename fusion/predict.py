@@ -400,9 +400,9 @@ def predictable_run(workspace, run: str | None = None, task: str | None = None):
     if run:
         info = run_info(run_directory(workspace, run))  # raises: unknown, incomplete
         if info.task not in tasks:
-            raise ConfigError(f"run {run!r} is a {info.task!r} run; predictions need a {what} run "
-                              f"(`kgf train {workspace} --task attribute --relation REL`, or "
-                              f"`--labels FILE` for node classes)")  # fmt: skip
+            raise ConfigError(f"run {run!r} is a {info.task!r} run; predictions need a run of "
+                              f"task {what} (`kgf train {workspace} --task attribute --relation "
+                              f"REL`, or `--labels FILE` for entity classes)")  # fmt: skip
         return info
     found = [r for r in find_runs(workspace) if r.task in tasks]
     if not found:

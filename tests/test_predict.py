@@ -13,7 +13,13 @@ import torch
 import kg
 from fusion.features import FeatureSpec, build_features
 from fusion.model import ConfigError
-from fusion.predict import TEMPERATURES, AttributePredictor, _without, predict_values
+from fusion.predict import (
+    TEMPERATURES,
+    AttributePredictor,
+    NodePredictor,
+    _without,
+    predict_values,
+)
 from kgfusion.cli import main
 from kgfusion.session import Session
 
@@ -226,3 +232,5 @@ def test_node_run_predicts_the_unlabelled_entities(shop, tmp_path, capsys):
     assert len(rows) == len(found) and {r["predicted"] for r in rows} <= {"even", "odd"}
     with pytest.raises(ConfigError, match="run 'parity' predicts parity, not season.*--labels"):
         predictor.predict(relations=["season"])
+    with pytest.raises(ConfigError, match="run 'attr' is a 'attribute' run; .*of task 'node'"):
+        NodePredictor(shop["ws"], "attr")
