@@ -77,8 +77,6 @@ class Prediction:
     run: str = ""
 
 
-AttributePrediction = Prediction  # its first name
-
 
 def _without(edges: dict, etype: tuple[str, str, str], heads: torch.Tensor) -> dict:
     """``edges`` less the edges of ``etype`` leaving ``heads`` (and their ``rev_`` inverses)."""
