@@ -331,6 +331,9 @@ def main(argv=None) -> None:
         help="products asked about (25 questions each: 5 attributes x "
         "4 languages by name, 5 by photo)",
     )
+    parser.add_argument("--fashion-gaps", type=int, default=40,
+                        help="more products whose season and usage are hidden: questions "
+                        "about them are answered by an attribute run (0: skip)")  # fmt: skip
     parser.add_argument("--graph-products", type=int, default=200,
                         help="products whose attributes give generated training questions")  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path("/tmp/kgf-qa-bench"))

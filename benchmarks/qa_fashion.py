@@ -15,6 +15,15 @@ generated from the graph with the templates of :mod:`align.qa_lexicon`, which ar
 from :data:`TEMPLATES` (``tests/test_qa_scorers.py`` checks it). Its generic vocabulary of
 attribute words (colour / Farbe / color / 颜色, occasion / Anlass / ocasión / 场合, ...)
 does share words with these questions: it describes the predicates, not the answers.
+
+**Gaps** (``--fashion-gaps N``, default 40): N more products of the subset lose their season
+and usage in a copy of the catalogue (the cells blanked, so the graph has no such edge),
+an attribute-completion run is trained on that copy (the five relations, the defaults of
+``kgf train --task attribute``) and the same question scorer answers questions about the
+missing season and usage by name in the four languages: right when the answer is the
+product's true (hidden) value, given as predicted by the attribute model. The attribute
+model's own accuracy on those values (``Session.predict``) is printed beside it, so the
+question path's losses and the model's are told apart.
 """
 
 from __future__ import annotations
@@ -165,7 +174,60 @@ def fashion_qa(args, scorer) -> dict[str, float]:
                                epochs=args.epochs, seed=args.seed, scorer=fresh)  # fmt: skip
     print(f"  scorer: semiPQA dev + {args.graph_products} products' generated questions, "
           f"{time.perf_counter() - started:.0f}s; hold-out {metrics}", flush=True)  # fmt: skip
-    return ask_all(session, questions(rows[: args.fashion_asked], work, args.seed))
+    out = ask_all(session, questions(rows[: args.fashion_asked], work, args.seed))
+    if args.fashion_gaps:
+        out.update(gap_qa(args, session, rows, work))
+    return out
+
+
+GAP_ATTRIBUTES = ("season", "usage")
+
+
+def gap_qa(args, session, rows: list[dict], work: Path) -> dict[str, float]:
+    """Questions about values the catalogue lacks (module docstring): accuracy of the
+    answers (``gaps``) and of the attribute model alone (``gaps/model``)."""
+    from align.qa_scorer import QA_SCORER_DIR
+    from fusion.runs import find_run
+    from kg.labels import display_name
+
+    asked = rows[args.fashion_asked : args.fashion_asked + args.fashion_gaps]
+    hidden = {r["id"] for r in asked}
+    blank = {ATTRIBUTES[a][0]: "" for a in GAP_ATTRIBUTES}
+    gaps = build_workspace(work / "gaps", [{**r, **blank} if r["id"] in hidden else r for r in rows])
+    if find_run(gaps.path, "gaps") is None:
+        started = time.perf_counter()
+        gaps.train(task="attribute", relations=[rel for _, rel in ATTRIBUTES.values()],
+                   run_name="gaps", progress=False, overwrite=True)  # fmt: skip
+        print(f"  gaps: attribute run trained in {time.perf_counter() - started:.0f}s", flush=True)
+    shutil.copytree(session.path / QA_SCORER_DIR, gaps.path / QA_SCORER_DIR, dirs_exist_ok=True)
+    gaps.forget("answerer")
+    rng = random.Random(args.seed)
+    right, model = defaultdict(list), []
+    for row in asked:
+        iri = f"{_product_base(session)}{row['id']}"
+        for att in GAP_ATTRIBUTES:
+            column, relation = ATTRIBUTES[att]
+            truth = row[column].strip().lower()
+            best = gaps.predict([iri], [relation], 1)[0].values[0][0]
+            model.append((display_name(gaps.graph, best) or best).lower() == truth)
+            for lang, templates in TEMPLATES[att].items():
+                answer = gaps.ask(rng.choice(templates).format(p=row["productDisplayName"].strip()))
+                ok = answer.answered and answer.model == "attribute model" and \
+                    [v.lower() for v in answer.values] == [truth]  # fmt: skip
+                for key in ("gaps", f"gaps/{att}", f"gaps/{lang}"):
+                    right[key].append(ok)
+    per = ", ".join(f"{a} {100 * sum(right[f'gaps/{a}']) / len(right[f'gaps/{a}']):.0f}"
+                    for a in (*GAP_ATTRIBUTES, "en", "de", "es", "zh"))  # fmt: skip
+    print(f"  gaps  accuracy {100 * sum(right['gaps']) / len(right['gaps']):.1f} ({len(right['gaps'])} "
+          f"questions about {len(asked)} products' hidden season and usage, 4 languages; {per}); "
+          f"the attribute model alone {100 * sum(model) / len(model):.1f}", flush=True)  # fmt: skip
+    return {"gaps": sum(right["gaps"]) / len(right["gaps"]), "gaps/model": sum(model) / len(model)}
+
+
+def _product_base(session) -> str:
+    """The product IRI prefix of the Fashion mapping (``.../product/``)."""
+    first = session.graph.node_iris("Product")[0]
+    return first.rsplit("/", 1)[0] + "/"
 
 
 def ask_all(session, items: list[tuple]) -> dict[str, float]:
