@@ -22,7 +22,9 @@
    language and per way of naming. The scorer is the semiPQA-trained one, further trained
    on questions generated from the graph's own attributes (:func:`align.qa_train.
    graph_questions`: en / de / es / zh, :mod:`align.qa_lexicon`, whose templates are not
-   the test's).
+   the test's). With ``--fashion-gaps N`` (default 40), N more products lose their season
+   and usage in a copy of the catalogue and questions about them are answered by an
+   attribute-completion run trained on that copy (``kgf ask`` + ``kgf predict``'s model).
 
     python benchmarks/qa.py                              # both parts
     python benchmarks/qa.py --test my_unseen.csv --no-fashion
