@@ -424,3 +424,25 @@ def predict_values(workspace, run: str | None = None, *, relations: Sequence[str
     """:meth:`RunPredictor.predict` of ``run`` (default: the newest attribute or node run)."""
     predictor = open_predictor(workspace, run, device, graph=graph, features=features)
     return predictor.predict(nodes, relations, k)
+
+
+def gap_triples(graph, predictions: Sequence[Prediction]) -> bytes:
+    """N-Triples of the best value of each prediction for a gap (``known`` empty): ``<node>
+    <the relation's predicate> <value>``, to load next to the catalogue (``kgf build
+    catalogue.nt predicted.nt``). Only attribute runs' predictions are graph edges; a class
+    of a node run raises :class:`ConfigError`."""
+    import pyoxigraph as ox
+
+    from kg.terms import named_node
+
+    predicates = {r.name: r.predicate for r in graph.relations}
+    triples = []
+    for p in predictions:
+        if p.known:
+            continue
+        predicate = predicates.get(p.relation.split("[")[0])
+        if predicate is None:
+            raise ConfigError(f"{p.relation!r} is no relation of the graph (a node run's label "
+                              "column?): only attribute predictions can be written as triples")  # fmt: skip
+        triples.append(ox.Triple(named_node(p.node), named_node(predicate), named_node(p.values[0][0])))
+    return ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES) or b""

@@ -176,6 +176,22 @@ def test_kgf_predict(shop, capsys):
     assert "not gender" in capsys.readouterr().err
 
 
+def test_kgf_predict_writes_the_gaps_as_triples(shop, tmp_path, capsys):
+    """--triples: one `<product> <season predicate> <value>` line per gap shown, loadable
+    as RDF; a product that has a value is never written."""
+    import pyoxigraph as ox
+
+    out = tmp_path / "predicted.nt"
+    code = main(["predict", str(shop["ws"]), "--triples", str(out), "--format", "json",
+                 "--product", PREFIX + "p0", "--product", PREFIX + "p1"])  # fmt: skip
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    triples = list(ox.parse(out.read_bytes(), format=ox.RdfFormat.N_TRIPLES))
+    gap = next(r for r in rows if r["product"] == PREFIX + "p0" and r["relation"] == "season")
+    assert [(t.subject.value, t.predicate.value, t.object.value) for t in triples] == [
+        (PREFIX + "p0", PREFIX + "season", gap["value_iri"])]  # fmt: skip
+
+
 def test_service_predict(shop):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
@@ -230,6 +246,9 @@ def test_node_run_predicts_the_unlabelled_entities(shop, tmp_path, capsys):
     assert main(["predict", str(shop["ws"]), "--run", "parity", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == len(found) and {r["predicted"] for r in rows} <= {"even", "odd"}
+    nt = tmp_path / "classes.nt"
+    assert main(["predict", str(shop["ws"]), "--run", "parity", "--triples", str(nt)]) == 2
+    assert "only attribute predictions" in capsys.readouterr().err and not nt.exists()
     with pytest.raises(ConfigError, match="run 'parity' predicts parity, not season.*--labels"):
         predictor.predict(relations=["season"])
     with pytest.raises(ConfigError, match="run 'attr' is a 'attribute' run; .*of task 'node'"):

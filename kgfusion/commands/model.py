@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..display import (
@@ -349,6 +350,9 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-k", type=int, default=3, help="values per product, best first (default 3)")
     p.add_argument("--min-probability", type=float, default=0.0, metavar="P",
                    help="only products whose best value has at least this probability")  # fmt: skip
+    p.add_argument("--triples", type=Path, metavar="FILE.nt",
+                   help="also write the best value of each gap shown as N-Triples, to load next "
+                   "to the catalogue (`kgf build catalogue.nt FILE.nt -o ws2`)")  # fmt: skip
     add_format_argument(p)
     p.add_argument("-o", "--output", type=Path, help="write to a .csv/.tsv/.json/.jsonl file")
 
@@ -367,8 +371,16 @@ def predict_cmd(args) -> int:
         nodes = [session.resolve_name(args.name).iri]
     predictor = session.predictor(args.run)
     found = predictor.predict(nodes, args.relation, args.k)
-    records = [prediction_record(session.graph, p) for p in found
-               if p.values[0][1] >= args.min_probability]  # fmt: skip
+    kept = [p for p in found if p.values[0][1] >= args.min_probability]
+    records = [prediction_record(session.graph, p) for p in kept]
+    if args.triples is not None:
+        from fusion.predict import gap_triples
+        from kg.workspace import atomic_write_bytes
+
+        data = gap_triples(session.graph, kept)
+        atomic_write_bytes(args.triples, data)
+        lines = len(data.splitlines())
+        print(f"wrote {lines:,} predicted triples (gaps only) -> {args.triples}", file=sys.stderr)
     footer = [f"run {predictor.run}; test accuracy: " + ", ".join(
         f"{r} {100 * acc:.1f} %" if (acc := predictor.test_accuracy(r)) is not None else f"{r} -"
         for r in (args.relation or predictor.relations))]  # fmt: skip
