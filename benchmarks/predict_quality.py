@@ -12,7 +12,7 @@ prediction path, next to the run's own test accuracy (``kgf train``'s figure; th
 a little: the prediction pass also sees the other held-out edges, which are catalogue
 facts, where training and evaluation do not).
 
-    python benchmarks/predict_quality.py WORKSPACE [--run RUN] [--json out.json]
+    python benchmarks/predict_quality.py WORKSPACE [--run RUN] [--json out.json] [--plot out.png]
 
 Last stdout line::
 
@@ -47,15 +47,50 @@ def relation_table(predictor, relation_index: int) -> dict:
     rows = {}
     confidence = [p.values[0][1] for p in found]
     correct = [p.values[0][0] in p.known for p in found]
+    pairs = list(zip(confidence, correct, strict=True))
     for cut in CUTS:
         kept = [p for p in found if p.values[0][1] >= cut]
         right = sum(p.values[0][0] in p.known for p in kept)
         rows[cut] = {"coverage": len(kept) / max(len(found), 1),
                      "accuracy": right / len(kept) if kept else float("nan"), "n": len(kept)}  # fmt: skip
     return {"relation": name, "products": len(found), "cuts": rows,
-            "ece": expected_calibration_error(confidence, correct),
+            "ece": expected_calibration_error(confidence, correct), "pairs": pairs,
             "temperature": predictor.temperature(relation_index),
             "run_test_accuracy": predictor.test_accuracy(name)}  # fmt: skip
+
+
+def reliability_plot(figures: dict, path: Path) -> None:
+    """One panel per relation: accuracy against confidence in 10 bins, raw and calibrated,
+    the diagonal being perfect calibration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(figures)
+    names = [t["relation"] for t in figures[labels[0]]]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False)
+    for ax, i in zip(axes[0], range(len(names)), strict=True):
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+        for label in labels:
+            pairs = figures[label][i]["pairs"]
+            xs, ys = [], []
+            for b in range(10):
+                inside = [(c, ok) for c, ok in pairs if b / 10 < c <= (b + 1) / 10]
+                if inside:
+                    xs.append(sum(c for c, _ in inside) / len(inside))
+                    ys.append(sum(ok for _, ok in inside) / len(inside))
+            ax.plot(xs, ys, marker="o", ms=3, label=f"{label.split(' (')[0]} "
+                    f"(ECE {100 * figures[label][i]['ece']:.1f})")  # fmt: skip
+        ax.set_title(names[i], fontsize=9)
+        ax.set_xlabel("confidence")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0][0].set_ylabel("accuracy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def expected_calibration_error(confidence: list[float], correct: list[bool], bins: int = 10) -> float:
@@ -77,6 +112,7 @@ def main(argv=None) -> int:
     parser.add_argument("workspace", type=Path)
     parser.add_argument("--run", help="the attribute or node run (default: the newest of them)")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--plot", type=Path, help="save a reliability diagram (PNG) here")
     args = parser.parse_args(argv)
     from fusion.predict import open_predictor
 
@@ -108,6 +144,9 @@ def main(argv=None) -> int:
           f"{ece['calibrated (the default)']:.1f} ({time.perf_counter() - started:.0f}s)")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({"run": predictor.run, "figures": figures}, indent=2))
+    if args.plot:
+        reliability_plot(figures, args.plot)
+        print(f"reliability diagram -> {args.plot}")
     print(f"summary: {predictor.run} accuracy {mean(0.0, 'accuracy'):.1f} | at p>=0.9: coverage "
           f"{mean(0.9, 'coverage'):.1f} accuracy {mean(0.9, 'accuracy'):.1f} | at p>=0.99: "
           f"coverage {mean(0.99, 'coverage'):.1f} accuracy {mean(0.99, 'accuracy'):.1f}")  # fmt: skip

@@ -114,14 +114,17 @@ def test_calibration_keeps_the_ranking_and_fits_the_validation_edges(shop):
     assert [[v for v, _ in p.values] for p in a] == [[v for v, _ in p.values] for p in b]
 
 
-def test_predict_quality_benchmark(shop, capsys):
+def test_predict_quality_benchmark(shop, capsys, tmp_path):
+    pytest.importorskip("matplotlib")
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import predict_quality
 
-    assert predict_quality.main([str(shop["ws"])]) == 0
+    plot = tmp_path / "reliability.png"
+    assert predict_quality.main([str(shop["ws"]), "--plot", str(plot)]) == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = capsys.readouterr().out.splitlines()
     assert out[-1].startswith("summary: attr accuracy ") and "| at p>=0.9: coverage " in out[-1]
     assert any(line.startswith("mean ECE: raw ") for line in out)
