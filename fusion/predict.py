@@ -118,7 +118,8 @@ def _lacking(count: int, have: torch.Tensor) -> torch.Tensor:
     return torch.nonzero(~mask).flatten()
 
 
-def _in_graph(graph, iri: str) -> bool:
+def is_node(graph, iri: str) -> bool:
+    """Whether ``iri`` is a node of ``graph``."""
     try:
         graph.node(iri)
     except KeyError:
@@ -196,7 +197,7 @@ class RunPredictor:
                 f"{self._train_hint(unknown[0])}"
             )
         if nodes is not None:
-            missing = [iri for iri in nodes if not _in_graph(self.graph, iri)]
+            missing = [iri for iri in nodes if not is_node(self.graph, iri)]
             if missing:
                 more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
                 raise ConfigError(f"{missing[0]!r} is not a node of {self.workspace}{more}")

@@ -110,21 +110,14 @@ class TrainedRuns:
 def prediction_record(graph, prediction) -> dict:
     """One :class:`fusion.predict.Prediction` as a JSON-ready record with display
     names (``kgf predict``'s row, ``/predict``'s item)."""
+    from fusion.predict import is_node
     from kg.labels import display_name
 
     def name(iri: str) -> str:  # a value node's name; a class label stays as it is
-        return (display_name(graph, iri) if _is_node(graph, iri) else None) or iri
+        return (display_name(graph, iri) if is_node(graph, iri) else None) or iri
 
     best, probability = prediction.values[0]
     return {"product": prediction.node, "name": name(prediction.node),
             "relation": prediction.relation, "predicted": name(best), "probability": probability,
             "alternatives": [f"{name(v)} ({q:.3f})" for v, q in prediction.values[1:]],
             "catalogue": [name(v) for v in prediction.known], "value_iri": best}  # fmt: skip
-
-
-def _is_node(graph, iri: str) -> bool:
-    try:
-        graph.node(iri)
-    except KeyError:
-        return False
-    return True
