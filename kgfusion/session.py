@@ -89,14 +89,14 @@ class Session(TrainedRuns):
     def forget(self, *keys: str) -> None:
         """Drop cached objects (``graph``, ``index``, ``sparql_runner``, ``linker``, ``link_runs``,
         ``features``; ``scorers`` for the link-prediction scorers, ``predictors`` for the
-        attribute runs) so that the next use
-        reads them from the workspace again."""
+        attribute and node runs' predictors) so that the next use reads them from the
+        workspace again."""
         with self._lock:
             for key in keys:
                 if key == "scorers":
                     self._scorers.clear()
                     self._warned.clear()
-                if key == "predictors":  # the attribute runs' (kgfusion.session_runs)
+                if key == "predictors":  # kgfusion.session_runs.TrainedRuns.predictor
                     for name in [k for k in self._cache if k.startswith("predictor:")]:
                         del self._cache[name]
                 self._cache.pop(key, None)
