@@ -409,13 +409,13 @@ def run_all(args, ws: Path) -> dict[str, dict]:
 def summary_line(every: dict[str, dict]) -> str:
     t, i = every.get("transductive", {}), every.get("inductive", {})
 
-    def acc(res, group):
+    def acc(res, group) -> str:  # "-" for a group not run (e.g. KGE without PyKEEN)
         name = best(res, group)
-        return stats(res[name]["runs"], "test/acc")[0] if name else float("nan")
+        return f"{stats(res[name]['runs'], 'test/acc')[0]:.1f}" if name else "-"
 
-    return (f"summary: graph+fusion {acc(t, 'graph'):.1f} | best single modality {acc(t, 'single'):.1f} | "
-            f"best non-graph fusion {acc(t, 'non-graph'):.1f} | best KGE {acc(t, 'kge'):.1f} | "
-            f"inductive graph+fusion {acc(i, 'graph'):.1f} | inductive best non-graph {acc(i, 'non-graph'):.1f}")
+    return (f"summary: graph+fusion {acc(t, 'graph')} | best single modality {acc(t, 'single')} | "
+            f"best non-graph fusion {acc(t, 'non-graph')} | best KGE {acc(t, 'kge')} | "
+            f"inductive graph+fusion {acc(i, 'graph')} | inductive best non-graph {acc(i, 'non-graph')}")
 
 
 def main(argv=None) -> None:

@@ -244,6 +244,14 @@ def test_benchmark_skips_kge_without_pykeen(monkeypatch):
     monkeypatch.setitem(sys.modules, "pykeen.pipeline", None)
     reason = fashion_kge.pykeen_missing()
     assert reason and "PyKEEN is not installed" in reason and "benchmarks" in reason
+    import fashion
+
+    run = {"metrics": {"valid/acc": 0.9, "test/acc": 0.885}}
+    every = {"transductive": {"rgcn": {"group": "graph", "runs": [run]},
+                              "TransE": {"group": "kge", "runs": []}}}  # fmt: skip
+    line = fashion.summary_line(every)  # the KGE rows skipped: "-", never "nan"
+    assert line.startswith("summary: graph+fusion 88.5 | best single modality - |")
+    assert "| best KGE - |" in line and "nan" not in line
 
 
 def test_benchmark_standardises_features_and_keeps_absent_rows_zero(tmp_path, monkeypatch):
