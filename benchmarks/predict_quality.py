@@ -38,9 +38,9 @@ sys.path.insert(0, str(ROOT))
 CUTS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
 
 
-def relation_table(predictor, relation_index: int) -> dict:
-    """Coverage and accuracy per cut of the run's test split of one relation (label column)."""
-    name = predictor.targets[relation_index]
+def relation_table(predictor, relation_index: int, name: str) -> dict:
+    """Coverage and accuracy per cut of the run's test split of one relation (label column;
+    ``relation_index`` is the task's index of the target ``name``)."""
     base = name.split("[")[0]  # a relation leaving several node types: "r[source type]"
     found = predictor.predict(predictor.test_nodes(relation_index), [base], k=1)
     found = [p for p in found if p.relation == name]
@@ -122,7 +122,8 @@ def main(argv=None) -> int:
     print(f"run {predictor.run}: relations {', '.join(predictor.relations)}", flush=True)
     figures = {}
     for label, which in (("raw softmax (calibrate=False)", raw), ("calibrated (the default)", predictor)):
-        tables = [relation_table(which, i) for i in range(len(which.targets))]
+        tables = [relation_table(which, i, name)
+                  for i, name in zip(which.target_indices(), which.targets, strict=True)]
         figures[label] = tables
         print(f"\n{label}:")
         print("relation".ljust(14) + "".join(f"  p>={c:<4} cov / acc".ljust(22) for c in CUTS)

@@ -173,7 +173,11 @@ class RunPredictor:
     def targets(self) -> list[str]:
         """One name per predicted target, in the task's order: a relation (``r[source
         type]`` when a relation leaves several node types) or a label column."""
-        return self._names()
+        return [self._names()[i] for i in self.target_indices()]
+
+    def target_indices(self) -> list[int]:
+        """The task's indices of :attr:`targets` (for :meth:`temperature`, :meth:`test_nodes`)."""
+        return [i for i in range(len(self._names())) if self._wanted(i, self.relations)]
 
     def test_accuracy(self, relation: str) -> float | None:
         """The run's accuracy@1 for ``relation`` on its test split (None if not recorded)."""
@@ -261,8 +265,8 @@ class AttributePredictor(RunPredictor):
     task_name = "attribute"
 
     @property
-    def relations(self) -> list[str]:
-        return list(self.task.relations)
+    def relations(self) -> list[str]:  # those the run was trained on (``task.predict``)
+        return list(dict.fromkeys(self.task.etypes[i][1] for i in self.task.active))
 
     def _names(self) -> list[str]:
         return list(self.task.names)

@@ -272,3 +272,27 @@ def test_benchmark_standardises_features_and_keeps_absent_rows_zero(tmp_path, mo
     assert z[m].mean(0).abs().max() < 1e-4 and z[~m].abs().sum() == 0
     assert all(torch.isfinite(v[0]).all() for mods in out.values() for v in mods.values())
     assert torch.equal(out["Season"]["text"][1], feats.features["Season"]["text"][1])
+
+
+def test_predict_one_relation_keeps_the_others_edges_and_the_same_split(tmp_path):
+    """``task.predict``: the split is made over every relation (the same held-out edges as
+    a run for all), only the predicted relation's held-out edges leave the graph, and only
+    it is trained and measured."""
+    graph = shop_graph(tmp_path, n=60)
+    edges, _ = edges_of(graph)
+    both = AttributeCompletionTask(AttributeTaskConfig(relations=RELATIONS), graph, edges)
+    one = AttributeCompletionTask(AttributeTaskConfig(relations=RELATIONS, predict=["season"]),
+                                  graph, edges)  # fmt: skip
+    for split in ("train", "valid", "test"):
+        assert torch.equal(one.split.triples[split], both.split.triples[split])
+    colour = ("Product", "colour", "Colour")
+    assert pairs(one.message_passing(edges)[colour].T) == pairs(edges[colour].T)  # all kept
+    assert len(both.message_passing(edges)[colour].T) < len(edges[colour].T)
+    assert one.active == [0] and [b for b in one.batches(0)][0]["targets"].keys() == {0}
+    out = FusionOutput({t: torch.randn(n, 4) for t, n in graph.num_nodes_dict.items()}, {})
+    one.build(FusionGNNConfig.for_graph((list(graph.num_nodes_dict), list(edges)),
+                                        graph.num_nodes_dict, None, out_dim=4))  # fmt: skip
+    m = one.evaluate(out, "test")
+    assert "acc.season" in m and "acc.colour" not in m and m["acc"] == m["acc.season"]
+    with pytest.raises(ConfigError, match="task.predict names 'size'"):
+        AttributeTaskConfig(relations=RELATIONS, predict=["size"])

@@ -72,7 +72,11 @@ class AttributeTaskConfig:
     or ``"both"`` (module docstring); ``value_bias``: a learned prior per value;
     ``label_inputs``: the known values as an input modality (module docstring);
     ``label_head``: plus a linear term of them in every relation's scores (a wide path next
-    to the GNN: ``s(p, v) += u_{r,v} . labels_p``)."""
+    to the GNN: ``s(p, v) += u_{r,v} . labels_p``); ``predict``: the relations this run is
+    trained and evaluated on (default: all of ``relations``). The split is always made over
+    all of ``relations`` (so one run per relation, ``predict = [r]``, meets the same held-out
+    edges as one run for all), and only the predicted relations' held-out edges leave the
+    graph: the product keeps its other edges, all of them."""
 
     relations: list[str] = field(default_factory=list)
     test_fraction: float = 0.2
@@ -86,10 +90,17 @@ class AttributeTaskConfig:
     supervision_fraction: float = 0.3
     label_inputs: bool = False
     label_head: bool = False
+    predict: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         if isinstance(self.relations, str):
             self.relations = [self.relations]
+        if isinstance(self.predict, str):
+            self.predict = [self.predict]
+        unknown = [r for r in self.predict if r not in self.relations]
+        if unknown:
+            raise ConfigError(f"task.predict names {unknown[0]!r}, which is not among "
+                              f"task.relations {self.relations}")  # fmt: skip
         if self.scorer not in SCORERS:
             raise ConfigError(f"task.scorer={self.scorer!r}; expected one of {SCORERS}")
         fractions = (self.test_fraction, self.valid_fraction)
@@ -161,6 +172,8 @@ class AttributeCompletionTask(Task):
                     "whose features already have one; rename that modality or set "
                     "task.label_inputs = false"
                 )
+        self.active = [i for i, e in enumerate(self.etypes)
+                       if not config.predict or e[1] in config.predict]  # fmt: skip
         self.split = split_attributes(
             edge_index_dict, self.etypes, num_nodes, test_fraction=config.test_fraction,
             valid_fraction=config.valid_fraction, seed=config.split_seed,
@@ -193,8 +206,9 @@ class AttributeCompletionTask(Task):
                 )
 
     def message_passing(self, edge_index_dict) -> dict:
-        """Training edges only (:func:`~.attribute_split.training_edges`)."""
-        return training_edges(edge_index_dict, self.split)
+        """Training edges only (:func:`~.attribute_split.training_edges`) of the predicted
+        relations; the others keep all their edges."""
+        return training_edges(edge_index_dict, self.split, self.active)
 
     def _label_layout(self) -> dict[str, list[tuple[int, int]]]:
         """Per source type: ``(relation index, column offset)`` of each relation's block in
@@ -275,7 +289,7 @@ class AttributeCompletionTask(Task):
         """One full-batch step: ``{relation: [k, 2] supervision (head, tail) pairs, ...,
         "kept": {relation: [n - k, 2] pairs left in message passing}}``."""
         step, kept = {}, {}
-        for i in range(len(self.etypes)):
+        for i in self.active:
             pairs = self.split.of("train", i)
             order = torch.randperm(len(pairs), device=pairs.device)
             k = max(1, int(self.config.supervision_fraction * len(pairs) + 0.5)) if len(pairs) else 0
@@ -288,7 +302,8 @@ class AttributeCompletionTask(Task):
 
         def edit(mp):
             mp = dict(mp)
-            for i, (s, r, d) in enumerate(self.etypes):
+            for i in batch["kept"]:
+                s, r, d = self.etypes[i]
                 kept = batch["kept"][i].T.to(mp[(s, r, d)].dtype)
                 mp[(s, r, d)] = kept
                 if (d, REV_PREFIX + r, s) in mp:
@@ -299,7 +314,7 @@ class AttributeCompletionTask(Task):
 
     def loss(self, out: FusionOutput, batch=None) -> Tensor:
         losses = []
-        for i in range(len(self.etypes)):
+        for i in self.active:
             pairs = self.split.of("train", i) if batch is None else batch["targets"][i]
             if len(pairs):
                 logits = self.scores(out, i, pairs[:, 0])
@@ -327,7 +342,7 @@ class AttributeCompletionTask(Task):
         if not self.split.inductive:
             return self.evaluate(out, split)
         ranks = {}
-        for i in range(len(self.etypes)):
+        for i in self.active:
             extra = arrival_edges(self._edges, self.split, split, i)
             out_i = forward(lambda mp, extra=extra: merge_edges(mp, extra))
             ranks[i] = self.ranks(out_i, split, i)
@@ -335,13 +350,13 @@ class AttributeCompletionTask(Task):
 
     @torch.no_grad()
     def evaluate(self, out: FusionOutput, split: str) -> dict[str, float]:
-        return self._metrics({i: self.ranks(out, split, i) for i in range(len(self.etypes))})
+        return self._metrics({i: self.ranks(out, split, i) for i in self.active})
 
     def _metrics(self, ranks: dict[int, Tensor]) -> dict[str, float]:
         metrics: dict[str, float] = {}
         accs, mrrs = [], []
         for i, r in enumerate(self.names):
-            if not len(ranks[i]):
+            if i not in ranks or not len(ranks[i]):
                 continue
             m = rank_metrics(ranks[i], (1, 3))
             metrics[f"acc.{r}"], metrics[f"mrr.{r}"] = m["hits@1"], m["mrr"]

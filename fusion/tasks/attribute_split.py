@@ -107,13 +107,15 @@ def _touches(e: EdgeType, ei: Tensor, masks: Mapping[str, Tensor]) -> Tensor:
     return hit
 
 
-def training_edges(edge_index_dict: Mapping[EdgeType, Tensor],
-                   split: AttributeSplit) -> dict[EdgeType, Tensor]:  # fmt: skip
-    """The message-passing graph of training: the predicted relations keep only their
-    training edges (and ``rev_`` inverses); inductively, every edge touching a valid or
-    test entity is dropped as well."""
+def training_edges(edge_index_dict: Mapping[EdgeType, Tensor], split: AttributeSplit,
+                   predicted=None) -> dict[EdgeType, Tensor]:  # fmt: skip
+    """The message-passing graph of training: the predicted relations (``predicted``:
+    indices into ``split.etypes``, default all) keep only their training edges (and ``rev_``
+    inverses); inductively, every edge touching a valid or test entity is dropped as well."""
     edges = dict(edge_index_dict)
     for i, (s, r, d) in enumerate(split.etypes):
+        if predicted is not None and i not in predicted:
+            continue
         kept = split.of("train", i).T.to(edges[(s, r, d)].dtype)
         edges[(s, r, d)] = kept
         if (d, REV_PREFIX + r, s) in edges:
