@@ -203,13 +203,16 @@ def gap_qa(args, session, rows: list[dict], work: Path) -> dict[str, float]:
     gaps.forget("answerer")
     rng = random.Random(args.seed)
     right, model = defaultdict(list), []
+    base = _product_base(session)
+    relations = [ATTRIBUTES[a][1] for a in GAP_ATTRIBUTES]
+    best = {(p.node, p.relation): p.values[0][0]  # one pass per relation for every product
+            for p in gaps.predict([f"{base}{r['id']}" for r in asked], relations, 1)}  # fmt: skip
     for row in asked:
-        iri = f"{_product_base(session)}{row['id']}"
         for att in GAP_ATTRIBUTES:
             column, relation = ATTRIBUTES[att]
             truth = row[column].strip().lower()
-            best = gaps.predict([iri], [relation], 1)[0].values[0][0]
-            model.append((display_name(gaps.graph, best) or best).lower() == truth)
+            value = best[(f"{base}{row['id']}", relation)]
+            model.append((display_name(gaps.graph, value) or value).lower() == truth)
             for lang, templates in TEMPLATES[att].items():
                 answer = gaps.ask(rng.choice(templates).format(p=row["productDisplayName"].strip()))
                 ok = answer.answered and answer.model == "attribute model" and \

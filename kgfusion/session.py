@@ -535,7 +535,7 @@ class Session(TrainedRuns):
         options = suited_overrides(self.path, self.graph, options)
         result = train(self.path, graph=self.graph, features=self._cache.get("features"),
                        **options)  # fmt: skip
-        self.forget("link_runs", "scorers", "index", "answerer", "predictors")  # now stale
+        self.forget("link_runs", "scorers", "index", "answerer", "predictors", "attribute_run")
         return result
 
     def evaluate(self, run: str, split: str = "test", device: str = "auto") -> dict[str, float]:

@@ -91,10 +91,11 @@ class TrainedRuns:
             self.path, info.name, graph=self.graph, features=self._cache.get("features")))  # fmt: skip
 
     def attribute_run(self):
-        """The newest attribute-completion run (a :class:`fusion.runs.RunInfo`), or None."""
+        """The newest attribute-completion run (a :class:`fusion.runs.RunInfo`), or None;
+        looked up once per session (``forget("attribute_run")`` after training)."""
         from fusion.runs import find_run
 
-        return find_run(self.path, task="attribute")
+        return self._cached("attribute_run", lambda: find_run(self.path, task="attribute"))
 
     def attribute_relations(self) -> list[str]:
         """The relations the newest attribute-completion run predicts (none without one)."""
