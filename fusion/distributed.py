@@ -22,6 +22,7 @@ on a shared file system.
 
 from __future__ import annotations
 
+import gc
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -72,7 +73,11 @@ class Context:
             self.started = True
 
     def close(self) -> None:
+        """Leave the process group: the run's DDP wrappers are freed first (they hold the group;
+        one freed at interpreter exit can abort the worker with "terminate called without an
+        active exception"), then every worker waits for the others and the group is destroyed."""
         if self.started and torch.distributed.is_initialized():
+            gc.collect()  # the run's objects form cycles that hold the DDP wrapper
             torch.distributed.barrier()
             torch.distributed.destroy_process_group()
             self.started = False
