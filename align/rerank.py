@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from fusion.artifacts import CONFIG_FILE, WEIGHTS_FILE, load_into, read_weights, save_pretrained
+from fusion.precision import native_bf16
 from kg.workspace import atomic_directory
 
 from .base import Link, LinkerError, read_config
@@ -119,14 +120,6 @@ def bert_pooler(output, mask: torch.Tensor) -> torch.Tensor:
 
 
 POOLINGS = {"mean": mean_pool, "cls": cls_pool, "pooler": bert_pooler}
-
-
-def native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); elsewhere bf16
-    is emulated and slower than float32."""
-    cpu = torch.cpu
-    return any(getattr(cpu, name, lambda: False)()
-               for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))  # fmt: skip
 
 
 def fp32_model(model: torch.nn.Module) -> torch.nn.Module:

@@ -91,7 +91,7 @@ OUTPUT_COLUMNS = ("id", "iri", "type", "score", "nil", "mention", "alternatives"
 
 
 def link_table(
-    linker, table, out, *, id_col: str = "id", k: int | None = None, batch: int = 256, types=None
+    linker, table, out, *, id_col: str = "id", k: int | None = None, batch: int = 1024, types=None
 ) -> int:
     """Link each record of ``table`` (:func:`read_table`) and write ``out`` (CSV, see the
     module docstring). Returns the number of records linked."""
@@ -121,7 +121,7 @@ def link_table(
 
 
 def iter_table_links(linker, table, *, id_col: str = "id", k: int | None = None,
-                     batch: int = 256, types=None, threshold=None, nil: bool = True):  # fmt: skip
+                     batch: int = 1024, types=None, threshold=None, nil: bool = True):  # fmt: skip
     """``(record id, Link)`` for each record of ``table`` (:func:`read_table`), in table
     order, linked ``batch`` records at a time; the link is None for a record with no text.
     ``threshold`` / ``nil``: as in :meth:`align.Linker.link_text`."""

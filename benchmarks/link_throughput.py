@@ -89,16 +89,17 @@ def after_encoding(linker: Linker, mentions, vecs, batch: int):
         linker._links(mentions[i : i + batch], vecs[i : i + batch], None, linker.config.k)
 
 
-def measure(data: Path, args) -> dict:
+def measure(data: Path, args, precision: str = "auto") -> dict:
     workspace = workspace_for(data, args.workspace_root)
     with open(data / "tableB.csv", encoding="utf-8-sig", newline="") as fh:
         records = list(csv.DictReader(fh))
-    linker = Linker(workspace)
+    linker = Linker(workspace, precision=precision)
     linker.link_records(records[:8])  # model load and first-call costs out of the timing
     mentions = [linker.mention(r) for r in records]
     texts = list(dict.fromkeys(m.text for m in mentions))
     out: dict = {"data": data.name, "entities": len(linker.entities), "mentions": len(records),
-                 "distinct_texts": len(texts), "batch": args.batch}  # fmt: skip
+                 "distinct_texts": len(texts), "batch": args.batch,
+                 "precision": linker.encoder.precision}  # fmt: skip
     best = {}
     for _ in range(args.repeat):  # the best of --repeat runs: the machine is shared
         _, wall, cpu = timed(lambda: [linker.encoder.encode(texts[i : i + args.batch])
@@ -140,15 +141,31 @@ def measure(data: Path, args) -> dict:
     return out
 
 
+def report(r: dict) -> None:
+    print(f"{r['data']} ({r['precision']}): batched {r['batched']['mentions_per_s']:.1f} mentions/s "
+          f"({r['batched']['cpu_s']:.1f} CPU s), per pair {r['per_pair']['mentions_per_s']:.1f} "
+          f"mentions/s ({r['per_pair']['cpu_s']:.1f} CPU s): x{r['speedup']}; bare encoder "
+          f"{r['encoder']['texts_per_s']:.1f} texts/s ({r['encoder']['cpu_s']:.1f} CPU s), "
+          f"batched = {100 * r['share_of_bound']:.0f} % of that bound (CPU: "
+          f"{100 * r['cpu_share_of_bound']:.0f} %); after encoding "
+          f"{r['batched_after_encoding']['mentions_per_s']:.0f} vs "
+          f"{r['per_pair_after_encoding']['mentions_per_s']:.0f} mentions/s "
+          f"(x{r['speedup_after_encoding']})", flush=True)  # fmt: skip
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", type=Path, nargs="*",
                         default=[DATA / "abt_buy", DATA / "amazon_google"],
                         help="DeepMatcher-layout folders (default: Abt-Buy, Amazon-Google)")  # fmt: skip
     parser.add_argument("--workspace-root", type=Path, default=Path("/tmp/kgf-bench/throughput"))
-    parser.add_argument("--batch", type=int, default=256, help="records per link_records call")
+    parser.add_argument("--batch", type=int, default=1024,
+                        help="records per link_records call (default 1024, as `kgf link --mentions`)")
     parser.add_argument("--repeat", type=int, default=1, help="keep the best of N runs")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "auto"],
+                        help="mention encoder precisions, each measured in turn (default: fp32 "
+                             "auto; auto = bf16 on a CPU with AMX / AVX512-BF16)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     import torch
@@ -158,22 +175,27 @@ def main(argv=None) -> int:
     for data in args.data:
         if data.name not in MAPPINGS:
             parser.error(f"{data}: no example mapping (known: {', '.join(MAPPINGS)})")
-        r = measure(data, args)
-        results.append(r)
-        print(json.dumps(r, indent=2))
-        print(f"{r['data']}: batched {r['batched']['mentions_per_s']:.1f} mentions/s "
-              f"({r['batched']['cpu_s']:.1f} CPU s), per pair {r['per_pair']['mentions_per_s']:.1f} "
-              f"mentions/s ({r['per_pair']['cpu_s']:.1f} CPU s): x{r['speedup']}; bare encoder "
-              f"{r['encoder']['texts_per_s']:.1f} texts/s ({r['encoder']['cpu_s']:.1f} CPU s), "
-              f"batched = {100 * r['share_of_bound']:.0f} % of that bound (CPU: "
-              f"{100 * r['cpu_share_of_bound']:.0f} %); after encoding "
-              f"{r['batched_after_encoding']['mentions_per_s']:.0f} vs "
-              f"{r['per_pair_after_encoding']['mentions_per_s']:.0f} mentions/s "
-              f"(x{r['speedup_after_encoding']})", flush=True)  # fmt: skip
+        for precision in args.precisions:
+            r = measure(data, args, precision)
+            results.append(r)
+            print(json.dumps(r, indent=2))
+            report(r)
+    by_precision: dict[str, list[dict]] = {}
+    for r in results:
+        by_precision.setdefault(r["precision"], []).append(r)
+    if len(by_precision) > 1 and "fp32" in by_precision:
+        for name, rows in by_precision.items():
+            if name != "fp32":
+                for r, base in zip(rows, by_precision["fp32"], strict=True):
+                    ratio = r["batched"]["mentions_per_s"] / base["batched"]["mentions_per_s"]
+                    print(f"{r['data']}: {name} {r['batched']['mentions_per_s']:.1f} vs fp32 "
+                          f"{base['batched']['mentions_per_s']:.1f} mentions/s: x{ratio:.2f}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
-    mps = np.mean([r["batched"]["mentions_per_s"] for r in results])
-    print(f"summary: mean batched {mps:.1f} mentions/s over {len(results)} data set(s)")
+    last = list(by_precision)[-1]
+    mps = np.mean([r["batched"]["mentions_per_s"] for r in by_precision[last]])
+    print(f"summary: mean batched {mps:.1f} mentions/s over {len(by_precision[last])} data "
+          f"set(s), mention encoder {last}")  # fmt: skip
     return 0
 
 

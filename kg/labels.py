@@ -34,6 +34,8 @@ WORD = re.compile(r"[^\W_]+")
 # ---------------------------------------------------------------------- text
 def normalise(text: str) -> str:
     """Case- and accent-folded text (NFKD, combining marks dropped, ``casefold``)."""
+    if text.isascii():  # NFKD leaves ASCII as it is and it has no combining marks
+        return text.casefold()
     text = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
 

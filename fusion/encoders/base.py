@@ -84,9 +84,12 @@ class Encoder(abc.ABC):
     Class attributes: ``name`` (the registry name), ``modality`` (``"text"``, ``"image"``,
     ``"numeric"`` or ``"video"``). Instance attributes: ``dim`` (output width),
     ``version`` (part of every cache key: it changes whenever outputs would change),
-    ``device`` (where the forward pass runs) and ``batch_size``.
+    ``device`` (where the forward pass runs) and ``batch_size``. ``precisions``: the
+    inference precisions the class takes as ``precision=`` (:mod:`fusion.precision`);
+    those with only ``"fp32"`` take no such argument.
     """
 
+    precisions: tuple[str, ...] = ("fp32",)
     name: str = ""
     modality: str = ""
     dim: int

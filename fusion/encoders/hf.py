@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..precision import resolve_precision, torch_dtype
 from .base import Encoder, EncoderError, length_buckets, load_image, mean_pool
 
 RECIPE = "2"  # bump when pooling / preprocessing here changes outputs
@@ -107,8 +108,11 @@ def quiet_loading():
 
 
 @functools.lru_cache(maxsize=16)
-def load_model(folder: Path, device: str, stamp: str = "") -> tuple[Any, bool]:
-    """``(model in eval mode on device, float32; whether a pooler came from the weights)``."""
+def load_model(
+    folder: Path, device: str, stamp: str = "", precision: str = "fp32"
+) -> tuple[Any, bool]:
+    """``(model in eval mode on device, in ``precision``'s dtype (:mod:`fusion.precision`);
+    whether a pooler came from the weights)``."""
     from transformers import AutoModel
 
     try:
@@ -120,7 +124,7 @@ def load_model(folder: Path, device: str, stamp: str = "") -> tuple[Any, bool]:
         raise EncoderError(f"hf:{folder}: cannot load the model ({err})") from err
     missing = [k for k in info.get("missing_keys", ()) if "pooler" in k]
     model.eval().requires_grad_(False)
-    model.to(device=torch.device(device), dtype=torch.float32)
+    model.to(device=torch.device(device), dtype=torch_dtype(precision))
     return model, not missing
 
 
@@ -199,7 +203,14 @@ class HFEncoder(Encoder):
     ``version`` hashes the model files and the recipe, so a changed checkpoint never
     reuses cached embeddings. ``dim`` comes from the config (hidden size, or the CLIP
     projection size); for vision backbones it is measured with one tiny forward pass.
+
+    ``precision`` (``"fp32"``, ``"bf16"`` or ``"auto"``: bf16 where the device multiplies it
+    natively, :mod:`fusion.precision`) is the dtype of the weights and activations; outputs
+    are float32 either way, and a bf16 encoder's ``version`` differs from the fp32 one's so
+    caches never mix them.
     """
+
+    precisions = ("fp32", "bf16")
 
     def __init__(
         self,
@@ -208,8 +219,13 @@ class HFEncoder(Encoder):
         batch_size: int = 64,
         modality: str | None = None,
         max_length: int | None = None,
+        precision: str = "fp32",
     ):
         super().__init__(device=device, batch_size=batch_size)
+        try:
+            self.precision = resolve_precision(precision, self.device, self.precisions)
+        except ValueError as err:
+            raise EncoderError(f"{type(self).__name__}: {err}") from None
         reference = os.fspath(path).strip()
         if "#" in reference and modality is None:
             reference, _, modality = reference.rpartition("#")
@@ -248,6 +264,8 @@ class HFEncoder(Encoder):
             settings = (
                 f"{RECIPE}|{self.modality}|{self.max_length if self.modality == 'text' else ''}"
             )
+            if self.precision != "fp32":  # fp32 keeps the versions (and caches) of before
+                settings += f"|{self.precision}"
             self._version = (
                 f"{_fingerprint(self.folder)}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
             )
@@ -272,7 +290,7 @@ class HFEncoder(Encoder):
         return load_tokenizer(self.folder, self.stamp)
 
     def _model(self) -> tuple[Any, bool]:
-        return load_model(self.folder, str(self.device), self.stamp)
+        return load_model(self.folder, str(self.device), self.stamp, self.precision)
 
     def _text_config(self) -> Any:
         return getattr(self.config, "text_config", None) or self.config
@@ -339,6 +357,7 @@ class HFEncoder(Encoder):
                     hidden = _text_backbone(model)(
                         input_ids=input_ids_t, attention_mask=mask_t
                     ).last_hidden_state
+                    hidden = hidden.float()  # pooled in float32 whatever the precision
                     pooled = hidden[:, 0] if pooling == "cls" else mean_pool(hidden, mask_t)
                 pooled = torch.nn.functional.normalize(pooled.float(), dim=-1).cpu()
             if out is None:
@@ -354,7 +373,8 @@ class HFEncoder(Encoder):
             pil = [load_image(x) for x in images[start : start + self.batch_size]]
             pixels = processor(images=pil, return_tensors="pt")["pixel_values"]
             with torch.inference_mode():
-                pixels = pixels.to(self.device, dtype=torch.float32, non_blocking=True)
+                dtype = torch_dtype(self.precision)
+                pixels = pixels.to(self.device, dtype=dtype, non_blocking=True)
                 if self.kind == "dual":
                     pooled = _features(model.get_image_features(pixel_values=pixels))
                     pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)

@@ -38,9 +38,10 @@ class MiniLMEncoder(HFEncoder):
         device: str | torch.device | None = "auto",
         batch_size: int = 64,
         max_length: int | None = None,
+        precision: str = "fp32",
     ):
         super().__init__(
             model_folder(), device=device, batch_size=batch_size, modality="text",
-            max_length=max_length,
+            max_length=max_length, precision=precision,
         )  # fmt: skip
         self.name = "minilm"
