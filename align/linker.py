@@ -141,7 +141,7 @@ class Linker(ImageLinking):
             there is one that was trained against this linker (False: features only).
         precision: the mention encoder's precision (:mod:`fusion.precision`): ``"auto"``
             (bf16 where the device multiplies it natively: 1.5-2.3x the mentions per second
-            on an AMX CPU, embeddings within a cosine of 1e-4 of float32), ``"fp32"`` or
+            on a CPU with AVX512-BF16, embeddings within a cosine of 1e-4 of float32), ``"fp32"`` or
             ``"bf16"``; encoders without a bf16 path (E5's own engine) stay as they are.
     """
 

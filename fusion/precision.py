@@ -4,9 +4,9 @@
 Sapphire Rapids and later) and on a CUDA GPU with bf16 support (Ampere and later), else to
 ``"fp32"``: elsewhere bf16 is emulated and slower than float32. In bf16 a transformer's
 matrix products run in bfloat16 with float32 accumulation; sentence embeddings move by a
-cosine of about 1e-4 (all-MiniLM-L6-v2: >= 0.9999 against float32 on Abt-Buy and
-Amazon-Google records) at 1.5-2.3x the texts per second on this project's 2-core CPU
-(``benchmarks/link_throughput.py --precision``).
+cosine of about 1e-4 (all-MiniLM-L6-v2: >= 0.9999 against float32 on Abt-Buy records) at
+1.8-2.3x the texts per second on a 2-core AMD EPYC with AVX512-BF16 (more with AMX;
+``benchmarks/link_throughput.py``).
 """
 
 from __future__ import annotations
