@@ -101,3 +101,32 @@ def test_nproc_needs_batch_size(tmp_path, capsys):
     assert worker_argv(["train", "ws", "--nproc", "2", "--nproc=3", "--seed", "1"]) == [
         "train", "ws", "--seed", "1",
     ]  # fmt: skip
+
+
+def test_close_frees_a_ddp_wrapper_held_by_a_cycle_before_the_group_goes(tmp_path):
+    """A DDP wrapper kept alive by a reference cycle used to outlive the process group and be
+    freed at interpreter exit, where gloo could abort the worker ("terminate called without
+    an active exception"): :meth:`Context.close` collects it while the group still exists."""
+    import gc
+
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+
+    from fusion.distributed import Context
+
+    store = torch.distributed.FileStore(str(tmp_path / "store"), 1)
+    torch.distributed.init_process_group("gloo", store=store, rank=0, world_size=1)
+    ctx = Context(rank=0, world=2, started=True)  # a group of one stands in for two
+    gc.disable()  # no automatic collection between here and close()
+    try:
+        holder = {"model": ctx.wrap(torch.nn.Linear(2, 2), torch.device("cpu"))}
+        holder["self"] = holder  # the cycle
+        del holder
+        alive = lambda: sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())  # noqa: E731
+        assert alive() == 1
+        ctx.close()
+        assert alive() == 0 and not torch.distributed.is_initialized()
+    finally:
+        gc.enable()
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
