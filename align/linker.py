@@ -160,7 +160,7 @@ class Linker(ImageLinking):
         rerank: bool = True,
         precision: str = "auto",
     ):
-        from fusion.encoders import ENCODERS, get_encoder
+        from fusion.encoders import get_encoder, precision_kwargs
 
         self.workspace = Path(workspace)
         self.graph = load_graph(self.workspace)
@@ -209,9 +209,7 @@ class Linker(ImageLinking):
         kwargs = {"device": device, "batch_size": batch_size}
         if config.mention_kind:
             kwargs["kind"] = config.mention_kind
-        if "bf16" in ENCODERS.get_class(encoder_name).precisions:
-            kwargs["precision"] = precision
-        self.encoder = get_encoder(encoder_name, **kwargs)
+        self.encoder = get_encoder(encoder_name, **kwargs, **precision_kwargs(encoder_name, precision))
         self.scorer: PairScorer = default_scorer()
         projection = None
         if trained:

@@ -57,6 +57,10 @@ class FeatureSpec:
     languages: tuple[str, ...] = ("en",)
     batch_size: int = 64
     device: str = "auto"
+    #: "fp32" (default: features bit for bit as before), "bf16" or "auto" (bf16 where the
+    #: device multiplies it natively: ~2x the texts per second, :mod:`fusion.precision`);
+    #: for the encoders with a bf16 path (transformers models), the others run in float32
+    precision: str = "fp32"
 
 
 @dataclass
@@ -418,7 +422,7 @@ def build_features(
 
 
 def _build_features(graph, workspace, spec, ray_session):
-    from .encoders import get_encoder
+    from .encoders import get_encoder, precision_kwargs
 
     spec = spec or FeatureSpec()
     started = time.perf_counter()
@@ -427,7 +431,8 @@ def _build_features(graph, workspace, spec, ray_session):
     encoders = {}
     for modality, name in (("text", spec.text_encoder), ("image", spec.image_encoder)):
         if name:
-            encoders[modality] = get_encoder(name, device=spec.device, batch_size=spec.batch_size)
+            encoders[modality] = get_encoder(name, device=spec.device, batch_size=spec.batch_size,
+                                             **precision_kwargs(name, spec.precision))  # fmt: skip
     mappers: dict = {}
     if ray_session is not None:
         from .ray_encode import RayEncoderMap

@@ -117,27 +117,30 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, timeout
             ray.shutdown()
 
 
-def _local_encoder(name: str, device: str, batch_size: int):
+def _local_encoder(name: str, device: str, batch_size: int, precision: str = "fp32"):
     """The encoder ``name`` in this (worker) process, built once."""
-    key = (name, device, batch_size)
+    key = (name, device, batch_size, precision)
     if key not in _ENCODERS:
-        from .encoders import get_encoder
+        from .encoders import get_encoder, precision_kwargs
 
-        _ENCODERS[key] = get_encoder(name, device=device, batch_size=batch_size)
+        _ENCODERS[key] = get_encoder(name, device=device, batch_size=batch_size,
+                                     **precision_kwargs(name, precision))  # fmt: skip
     return _ENCODERS[key]
 
 
-def encode_shard(name: str, device: str, batch_size: int, inputs: list) -> np.ndarray:
-    """One shard through encoder ``name``: float32 ``[len(inputs), dim]``."""
-    encoder = _local_encoder(name, device, batch_size)
+def encode_shard(name: str, device: str, batch_size: int, precision: str,
+                 inputs: list) -> np.ndarray:  # fmt: skip
+    """One shard through encoder ``name`` (in ``precision``, as resolved by the driver, so
+    every worker computes the same features): float32 ``[len(inputs), dim]``."""
+    encoder = _local_encoder(name, device, batch_size, precision)
     return encoder.encode(list(inputs)).float().cpu().numpy()
 
 
 class _ShardActor:
     """A Ray Data actor: one encoder per actor; each batch is one shard."""
 
-    def __init__(self, name: str, device: str, batch_size: int):
-        self.args = (name, device, batch_size)
+    def __init__(self, name: str, device: str, batch_size: int, precision: str):
+        self.args = (name, device, batch_size, precision)
 
     def __call__(self, batch: dict) -> dict:
         vectors = encode_shard(*self.args, list(batch["inputs"][0]))
@@ -151,7 +154,8 @@ class RayEncoderMap:
     def __init__(self, ray, encoder, device: str = "cpu", workers: int | None = None,
                  use_data: bool | None = None):  # fmt: skip
         self.ray = ray
-        self.args = (encoder.name, "cpu" if device == "auto" else device, encoder.batch_size)
+        self.args = (encoder.name, "cpu" if device == "auto" else device, encoder.batch_size,
+                     getattr(encoder, "precision", "fp32"))  # fmt: skip
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.workers = max(1, workers or cpus)
         if use_data is None:

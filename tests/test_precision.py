@@ -13,7 +13,7 @@ from tiny_models import save_tiny_bert
 
 from align import Linker
 from align.batch_features import rowwise_dot
-from fusion.encoders import EncoderError, get_encoder
+from fusion.encoders import EncoderError, get_encoder, precision_kwargs
 from fusion.precision import native_bf16, resolve_precision, torch_dtype
 from kg.labels import normalise
 
@@ -89,3 +89,32 @@ def test_rowwise_dot_matches_the_gathered_einsum():
     for chunk in (1, 64, 4096):
         assert np.allclose(rowwise_dot(a, ai, b, bi, chunk=chunk), expected, atol=1e-5)
     assert rowwise_dot(a, ai[:0], b, bi[:0]).shape == (0,)
+
+
+def test_precision_kwargs_only_for_encoders_with_a_bf16_path(bert):
+    assert precision_kwargs("minilm", "bf16") == {"precision": "bf16"}
+    assert precision_kwargs(f"hf:{bert}", "auto") == {"precision": "auto"}
+    assert precision_kwargs("minilm", "fp32") == precision_kwargs("minilm", None) == {}
+    for name in ("efficientnet-lite0", "numeric", "e5-multilingual"):
+        assert precision_kwargs(name, "bf16") == {}
+
+
+def test_encode_in_bf16_keeps_its_own_cache_and_records_the_precision(tmp_path):
+    from test_align import TTL
+
+    import kg
+    from fusion.features import FeatureSpec, NodeFeatures, build_features
+
+    (tmp_path / "cat.ttl").write_text(TTL)
+    graph = kg.load_rdf(tmp_path / "cat.ttl")
+    ws = graph.save(tmp_path / "ws", sparql_store=False)
+    fp32, first = build_features(graph, ws, FeatureSpec(image_encoder=None))
+    bf16, second = build_features(graph, ws, FeatureSpec(image_encoder=None, precision="bf16"))
+    assert first.encoded > 0 and second.encoded == first.encoded  # no fp32 vector reused
+    assert NodeFeatures.load(ws).spec.precision == "bf16"
+    for node_type, mods in fp32.features.items():
+        (a, mask), (b, _) = mods["text"], bf16.features[node_type]["text"]
+        cos = (a[mask] * b[mask]).sum(1)
+        assert len(cos) and cos.min() > 0.999 and b.dtype == torch.float32
+    _, again = build_features(graph, ws, FeatureSpec(image_encoder=None))
+    assert again.encoded == 0  # the fp32 cache is still there, untouched

@@ -28,6 +28,7 @@ from .base import (
     is_missing_text,
     list_encoders,
     load_image,
+    precision_kwargs,
     register,
     resolve_device,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "UnknownEncoderError",
     "VideoEncoder",
     "get_encoder",
+    "precision_kwargs",
     "is_missing_text",
     "list_encoders",
     "load_image",

@@ -160,6 +160,15 @@ def get_encoder(name: str | Encoder, **kwargs: Any) -> Encoder:
     return ENCODERS.get(name, **kwargs)
 
 
+def precision_kwargs(name: str | Encoder, precision: str | None) -> dict[str, str]:
+    """``{"precision": precision}`` when the encoder ``name`` has a bf16 path (its class's
+    ``precisions``), else ``{}``: encoders without one (E5's own engine, EfficientNet-Lite0,
+    numbers) run as they always do, whatever is asked."""
+    if precision in (None, "fp32"):
+        return {}
+    return {"precision": precision} if "bf16" in ENCODERS.get_class(name).precisions else {}
+
+
 # --------------------------------------------------------------------------- text helpers
 _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
 

@@ -32,7 +32,8 @@ def _encode_args(p: argparse.ArgumentParser) -> None:
         "examples:\n"
         "  kgf encode ws                                    # minilm text + efficientnet-lite0 images\n"
         "  kgf encode ws --text e5-multilingual             # mixed-language catalogues\n"
-        "  kgf encode ws --text hf:/models/my-bert --image none --languages de en"
+        "  kgf encode ws --text hf:/models/my-bert --image none --languages de en\n"
+        "  kgf encode ws --precision auto                   # large catalogues: bf16 text, ~2x"
     )
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("workspace", type=Path)
@@ -51,6 +52,12 @@ def _encode_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument(
+        "--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+        help="transformers encoders' precision: fp32 (default: the same features as before, "
+        "bit for bit), bf16, or auto = bf16 where the CPU (AVX512-BF16 / AMX) or GPU multiplies "
+        "it natively: about 2x the texts per second, embeddings within a cosine of 1e-4",
+    )  # fmt: skip
+    p.add_argument(
         "--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
         help="encode on Ray (pip install 'kgfusion[distributed]'): a local Ray by default, "
         "'auto' for this machine's cluster, or HOST:PORT / ray://HOST:PORT",
@@ -65,6 +72,7 @@ def encode(args) -> int:
     spec = FeatureSpec(
         text_encoder=none(args.text), image_encoder=none(args.image), numeric=not args.no_numeric,
         languages=tuple(args.languages), batch_size=args.batch_size, device=args.device,
+        precision=args.precision,
     )  # fmt: skip
     quiet_transformers()
     print_encode_report(*Session(args.workspace).encode(spec, ray=args.ray))
