@@ -116,6 +116,12 @@ def test_hf_clip_image_and_text(tmp_path, tokenizer):
     assert torch.allclose(xt.norm(dim=1), torch.ones(3), atol=1e-5)
     assert torch.equal(image.encode(IMAGES), xi)  # deterministic
     assert image.version != text.version
+    # bf16 (fusion.precision): both towers, float32 out, close to fp32
+    for name, x, inputs in ((f"hf:{folder}", xi, IMAGES),
+                            (f"hf:{folder}#text", xt, ["a red car", "blue", "long " * 500])):  # fmt: skip
+        y = get_encoder(name, device="cpu", precision="bf16").encode(inputs)
+        assert y.dtype == torch.float32
+        assert torch.nn.functional.cosine_similarity(x, y).min() > 0.98
 
 
 def test_hf_vision_models(tmp_path):
@@ -134,6 +140,8 @@ def test_hf_vision_models(tmp_path):
     assert (encoder.modality, encoder.dim) == ("image", 24)
     x = encoder.encode(IMAGES)
     assert x.shape == (3, 24) and torch.equal(encoder.encode(IMAGES), x)
+    y = get_encoder(f"hf:{with_pooler}", device="cpu", precision="bf16").encode(IMAGES)
+    assert y.dtype == torch.float32 and torch.nn.functional.cosine_similarity(x, y).min() > 0.98
     # no trained pooler in the checkpoint: the mean of the last hidden state instead
     plain = get_encoder(f"hf:{without}", device="cpu")
     y = plain.encode(IMAGES[:1])
