@@ -58,11 +58,14 @@ class Session(TrainedRuns):
             not read again); it must be the graph saved in ``workspace``.
         text_linker: let name resolution and :meth:`match` use align's text linker when the
             workspace has text features (else only the lexical lookup).
+        precision: the text linker's mention encoder precision (``align.Linker``): ``auto``
+            (bf16 where the CPU / GPU multiplies it natively), ``fp32`` or ``bf16``.
     """
 
     def __init__(self, workspace, *, graph=None, text_linker: bool = True,
-                 max_queries: int = 2):  # fmt: skip
+                 max_queries: int = 2, precision: str = "auto"):  # fmt: skip
         self.path = Path(workspace)
+        self.precision = precision
         self.use_text_linker = text_linker
         self.max_queries = max_queries
         self._lock = threading.RLock()
@@ -260,7 +263,7 @@ class Session(TrainedRuns):
         from align import Linker, LinkerError
 
         try:
-            return Linker(self.path), None
+            return Linker(self.path, precision=self.precision), None
         except LinkerError as err:
             return None, err
 

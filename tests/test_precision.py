@@ -118,3 +118,21 @@ def test_encode_in_bf16_keeps_its_own_cache_and_records_the_precision(tmp_path):
         assert len(cos) and cos.min() > 0.999 and b.dtype == torch.float32
     _, again = build_features(graph, ws, FeatureSpec(image_encoder=None))
     assert again.encoded == 0  # the fp32 cache is still there, untouched
+
+
+def test_cli_and_session_pass_the_precision_to_the_linker(workspace, capsys):  # noqa: F811
+    from kgfusion.cli import main
+    from kgfusion.session import Session
+
+    assert Session(workspace, precision="fp32").linker.encoder.precision == "fp32"
+    assert Session(workspace).linker.encoder.precision == resolve_precision("auto")
+    outputs = []
+    for precision in ("fp32", "bf16"):
+        assert main(["link", str(workspace), "sony turntable pslx350h", "--precision", precision,
+                     "--format", "csv"]) == 0  # fmt: skip
+        outputs.append(capsys.readouterr().out.splitlines())
+    first = [row.split(",")[:2] for row in outputs[0]]  # mention and its offsets agree
+    assert first == [row.split(",")[:2] for row in outputs[1]] and len(first) > 1
+    with pytest.raises(SystemExit) as exit_:
+        main(["link", str(workspace), "sony", "--precision", "fp16"])
+    assert exit_.value.code == 2 and "invalid choice: 'fp16'" in capsys.readouterr().err

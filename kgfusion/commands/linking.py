@@ -161,6 +161,15 @@ def _train_text(args) -> None:
                     "seconds": m.get("seconds")})  # fmt: skip
 
 
+def _precision_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--precision", default="auto", choices=["auto", "fp32", "bf16"],
+        help="the mention encoder's precision: auto (default) = bf16 where the CPU "
+        "(AVX512-BF16 / AMX) or GPU multiplies it natively (1.7-2x the mentions per second, "
+        "embeddings within a cosine of 1e-4), else fp32; fp32 for float32 bit for bit",
+    )  # fmt: skip
+
+
 def _link_args(p: argparse.ArgumentParser) -> None:
     p.epilog = (
         "examples:\n"
@@ -214,6 +223,7 @@ def _link_args(p: argparse.ArgumentParser) -> None:
         "(the score still says how sure it is)",
     )  # fmt: skip
     p.add_argument("--id-col", default="id", help="--table: the column of record ids")
+    _precision_argument(p)
     add_format_argument(p)
 
 
@@ -231,7 +241,7 @@ def link_cmd(args) -> int:
     if args.k < 1:
         raise CliError(f"--top-k {args.k}: ask for at least one candidate")
     decision = {"threshold": args.threshold, "nil": not args.no_nil}
-    session = Session(args.workspace)
+    session = Session(args.workspace, precision=args.precision)
     _ = session.linker  # a missing step (e.g. `kgf encode`) is reported before the input
     if args.image is not None:
         from align import image_files
@@ -293,6 +303,7 @@ def _link_evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-k", "--top-k", dest="k", type=int, default=10, metavar="K",
                    help="K of recall@K (default 10)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    _precision_argument(p)
 
 
 @command("link-evaluate", "P / R / F1 of pair decisions and acc@1 of linking on labelled pairs",
@@ -305,7 +316,7 @@ def link_evaluate_cmd(args) -> int:
     quiet_transformers()
     if args.k < 1:
         raise CliError(f"--top-k {args.k}: ask for at least one candidate")
-    session = Session(args.workspace)
+    session = Session(args.workspace, precision=args.precision)
     report = evaluate_pairs(session.linker, args.pairs, args.mentions, id_col=args.id_col,
                             base=args.base, k=args.k)  # fmt: skip
     for note in report.notes:
