@@ -100,6 +100,30 @@ def _f1(decided: np.ndarray, y: np.ndarray) -> float:
     return 2 * tp / max(float(decided.sum() + y.sum()), 1.0)
 
 
+def f1_optimal_cut(probs, labels) -> float:
+    """The F1-optimal decision cut on calibrated match probabilities ``probs`` [V] of
+    validation pairs with 0/1 ``labels`` [V]: half the best F1 they reach, ``F* / 2``
+    (Lipton, Elkan & Narayanaswamy, "Optimally Thresholding Classifiers to Maximize F1
+    Measure", ECML PKDD 2014: for calibrated probabilities the F1-optimal threshold is
+    F*/2). Read off the probabilities' calibration, not tuned to the cut: the argmax of the
+    validation F1 curve jumps between neighbouring cuts (0.30-0.48 on our sets), F* does
+    not. Below 0.5 when matches are hard to tell apart (Amazon-Google: 0.38), near it when
+    they are not (Abt-Buy: 0.47)."""
+    from .scorer import best_threshold
+
+    return float(best_threshold(np.asarray(probs, np.float64), np.asarray(labels))["f1"]) / 2
+
+
+def cascade_probs(features, reranked, band) -> np.ndarray:
+    """The cascade's decision probabilities [P]: ``reranked`` where the features' probability
+    is within ``band = [lo, hi]``, ``features`` elsewhere (``band`` None: ``reranked``)."""
+    f, r = np.asarray(features, np.float64), np.asarray(reranked, np.float64)
+    if band is None:
+        return r
+    lo, hi = band
+    return np.where((f >= lo) & (f <= hi), r, f)
+
+
 def fit_cascade(features, reranked, labels, mentions, threshold: float = 0.5,
                 step: float = 0.02, max_changed: float = 0.001) -> dict:  # fmt: skip
     """The band ``[lo, hi]`` (``lo <= threshold <= hi``) of the features' decision
@@ -149,5 +173,5 @@ def fit_cascade(features, reranked, labels, mentions, threshold: float = 0.5,
             "pairs_reranked": pairs_share, "changed": changed}  # fmt: skip
 
 
-__all__ = ["INPUTS", "decide_candidates", "decision_inputs", "fit_cascade", "fit_decision",
-           "pair_context"]  # fmt: skip
+__all__ = ["INPUTS", "cascade_probs", "decide_candidates", "decision_inputs", "f1_optimal_cut",
+           "fit_cascade", "fit_decision", "pair_context"]  # fmt: skip

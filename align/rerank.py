@@ -23,7 +23,8 @@ hub id>``), never runs remote code and never unpickles.
 :class:`Reranker` = the cross-encoder + a :class:`~align.calibration.Calibrator` over
 ``[cross-encoder logit, logit of the feature scorer's probability]`` (the existing pair
 features still count), so its output is a calibrated match probability and its decision is
-``p >= 0.5`` on every data set. It
+``p >= F*/2``, the F1-optimal cut of calibrated probabilities (half the best validation F1:
+:func:`align.pair_decision.f1_optimal_cut`; rerankers saved before it keep 0.5). It
 
 - scores given pairs (:meth:`Reranker.score_pairs`, Ditto's pairwise protocol), and
 - reranks the top ``k`` candidates of the linker's links (:meth:`Reranker.rerank`): the
@@ -362,7 +363,8 @@ class Reranker:
 
     @property
     def threshold(self) -> float:
-        """The pair-decision cut on calibrated probabilities (0.5)."""
+        """The pair-decision cut on calibrated probabilities (F*/2 of validation; 0.5 for
+        rerankers saved before the rule)."""
         return self.calibrator.threshold if self.calibrator else 0.5
 
     @property

@@ -17,10 +17,11 @@ linker (:mod:`align.train`) and a validation split of the training data, then
    half the learning rates when its validation AP after one epoch is not halfway from the
    match rate to the feature scorer's (:func:`ap_floor`; some seeds fail to learn);
 4. fits the :class:`~align.calibration.Calibrator` on the validation pairs over
-   ``[cross-encoder logit, logit of the linker's feature-scorer probability]``; the
-   decision is ``p >= 0.5`` thereafter (no threshold tuned per data set), and the cascade
-   band of feature decision probabilities outside which the cross-encoder is skipped
-   (:func:`align.pair_decision.fit_cascade`);
+   ``[cross-encoder logit, logit of the linker's feature-scorer probability]``, and the
+   cascade band of feature decision probabilities outside which the cross-encoder is skipped
+   (:func:`align.pair_decision.fit_cascade`); the decision is ``p >= F*/2`` thereafter, half
+   the best F1 of the calibrated validation probabilities (Lipton et al. 2014: the
+   F1-optimal cut of calibrated probabilities; :func:`align.pair_decision.f1_optimal_cut`);
 5. calibrates the NIL threshold of reranked linking on the validation mentions
    (:func:`align.calibrate.calibrate_nil` with the reranker), stored apart from the pair one.
 
@@ -52,7 +53,7 @@ from kg.workspace import LINKER_DIR, sha256_file
 from .base import LinkerError
 from .calibrate import calibrate_nil
 from .calibration import check_labels, expected_calibration_error, fit_calibrator, logit
-from .pair_decision import fit_cascade
+from .pair_decision import cascade_probs, f1_optimal_cut, fit_cascade
 from .rerank import (
     DEFAULT_PRECISION,
     INPUTS,
@@ -410,9 +411,27 @@ def _calibrate(linker, reranker: Reranker, ce, valid, scorer, types, progress: b
                             calibrator.threshold),
     )  # fmt: skip
     reranker.config.cascade = valid["cascade"]["band"] if cascade else None
+    _decision_cut(reranker, calibrator, scorer, p, v_labels, valid)
     stage("rerank: calibrating the NIL threshold of reranked linking", progress)
     nil = calibrate_nil(linker, v_records, v_iris, v_labels, types, reranker=reranker)
     return {"valid": valid, "nil": nil}
+
+
+def _decision_cut(reranker: Reranker, calibrator, scorer, p, labels, valid: dict) -> None:
+    """The pair decision's cut: F*/2 of the cascade's (or full reranking's) calibrated
+    validation probabilities (:func:`align.pair_decision.f1_optimal_cut`); the band is
+    widened down to the cut when it sat above it, so pairs near the cut are reranked."""
+    band = reranker.config.cascade
+    decided = cascade_probs(scorer, p, band)
+    cut = f1_optimal_cut(decided, labels)
+    y = labels.astype(bool)
+    valid["decision"] = {"rule": "F*/2 (Lipton et al. 2014)", "threshold": cut,
+                         "f1": prf(decided >= cut, y)["f1"],
+                         "f1_at_0.5": prf(decided >= 0.5, y)["f1"]}  # fmt: skip
+    calibrator.threshold = cut
+    reranker.config.calibrator = calibrator.to_dict()
+    if band is not None and band[0] > cut:
+        reranker.config.cascade = [cut, band[1]]
 
 
 def fit_reranker(

@@ -187,7 +187,12 @@ def test_fit_reranker_metrics_and_calibrator(reranker):
     assert m["pairs"]["graph_negatives"] > 0  # other Sony products for the Sony offers
     assert m["fit"]["best_epoch"] in (1, 2) and len(m["fit"]["history"]) == 2
     assert reranker.calibrator.inputs == ["rerank_logit", "scorer_logit"]
-    assert 0.0 <= m["valid"]["ece"] <= 1.0 and reranker.threshold == 0.5
+    assert 0.0 <= m["valid"]["ece"] <= 1.0
+    # the decision cut is F*/2 of the cascade's calibrated validation probabilities
+    decision = m["valid"]["decision"]
+    assert reranker.threshold == decision["threshold"] == pytest.approx(decision["f1"] / 2, abs=0.5)
+    assert decision["threshold"] <= 0.5 and reranker.config.calibrator["threshold"] == decision["threshold"]
+    assert reranker.config.cascade[0] <= reranker.threshold <= reranker.config.cascade[1]
     from align.rerank import resolve_train_precision
 
     # trained in bf16 autocast where the CPU has native bf16 (the default `auto`)
@@ -416,6 +421,27 @@ def test_fit_cascade_keeps_valid_f1_and_skips_the_sure_pairs():
     # a reranker no better than the features anywhere: nothing needs rescoring
     same = fit_cascade(features, features, labels, mentions)
     assert same["mentions_reranked"] == 0.0 and same["valid_f1"] == same["valid_f1_features"]
+
+
+def test_f1_optimal_cut_is_half_the_best_f1_and_near_the_best_cut():
+    from align.pair_decision import cascade_probs, f1_optimal_cut
+    from align.scorer import best_threshold
+
+    rng = np.random.default_rng(0)
+    cuts = []
+    for a, b in ((0.3, 3.0), (0.15, 0.6)):  # rare, hard matches; then easier ones
+        p = rng.beta(a, b, 20_000)
+        y = rng.random(20_000) < p  # calibrated by construction
+        cut = f1_optimal_cut(p, y)
+        best = best_threshold(p, y)
+        assert cut == pytest.approx(best["f1"] / 2)
+        f1_at = lambda t, p=p, y=y: 2 * (y & (p >= t)).sum() / ((p >= t).sum() + y.sum())  # noqa: E731
+        assert f1_at(cut) >= best["f1"] - 0.01 and f1_at(cut) > f1_at(0.5)  # Lipton et al.
+        cuts.append(cut)
+    assert cuts[0] < cuts[1] < 0.5  # the harder the matches, the lower the cut
+    f, r = np.array([0.1, 0.3, 0.6, 0.9]), np.array([0.2, 0.8, 0.4, 0.95])
+    assert cascade_probs(f, r, [0.25, 0.7]).tolist() == [0.1, 0.8, 0.4, 0.9]
+    assert cascade_probs(f, r, None).tolist() == r.tolist()
 
 
 def test_cascade_band_decides_what_is_rescored(linker, reranker):
