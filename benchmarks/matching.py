@@ -186,6 +186,8 @@ def evaluate(workspace: Path, data: Path, reranker: Reranker | None = None) -> d
     if reranker is not None:
         p = reranker.score_pairs(linker, test[0], test[1])
         out["pair"] = prf(p >= reranker.threshold, test[2].astype(bool))
+        out["pair_at_0.5"] = prf(p >= 0.5, test[2].astype(bool))  # the cut before F*/2
+        out["decision_cut"] = reranker.threshold
         out["pair"]["best_cut_f1"] = best_threshold(p, test[2])["f1"]  # oracle, for reference
         reranked = reranker.rerank(linker, gold_records, links, k=10,
                                    threshold=reranker.nil_threshold)  # as Linker does
@@ -391,6 +393,12 @@ def run_seed(args, workspace: Path, data: Path, seed: int) -> dict:
               f"{r['rerank_valid_rate']:.4f}), loss curve {[h['curve'] for h in fit['history']]}, "
               f"restarts {fit.get('restarts', [])}, reranker training {rerank_cpu:.0f} CPU s",
               flush=True)  # fmt: skip
+        if "pair_at_0.5" in r:
+            d = (reranker.config.metrics.get("valid") or {}).get("decision") or {}
+            print(f"seed {seed}: decision cut {r['decision_cut']:.3f} (F*/2; valid F1 "
+                  f"{100 * d.get('f1', float('nan')):.2f} vs {100 * d.get('f1_at_0.5', float('nan')):.2f} "
+                  f"at 0.5); test pair F1 at 0.5 {100 * r['pair_at_0.5']['f1']:.2f}",
+                  flush=True)  # fmt: skip
         if "pair_full_rerank" in r:
             full, v = r["pair_full_rerank"], r["cascade_valid"] or {}
             print(f"seed {seed}: cascade {r['cascade']} (valid: {100 * v.get('mentions_reranked', 0):.1f} % "
