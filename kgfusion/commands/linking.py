@@ -21,7 +21,7 @@ from ..display import (
     related_rows,
 )
 from ..session import Session, SessionError
-from .registry import CliError, command
+from .registry import CliError, add_precision_argument, command
 
 
 # --------------------------------------------------------------------------- link
@@ -162,12 +162,8 @@ def _train_text(args) -> None:
 
 
 def _precision_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--precision", default="auto", choices=["auto", "fp32", "bf16"],
-        help="the mention encoder's precision: auto (default) = bf16 where the CPU "
-        "(AVX512-BF16 / AMX) or GPU multiplies it natively (1.7-2x the mentions per second, "
-        "embeddings within a cosine of 1e-4), else fp32; fp32 for float32 bit for bit",
-    )  # fmt: skip
+    add_precision_argument(p, "auto", "the mention encoder",
+                           "default auto; fp32 for float32 bit for bit")  # fmt: skip
 
 
 def _link_args(p: argparse.ArgumentParser) -> None:

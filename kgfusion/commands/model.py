@@ -17,7 +17,7 @@ from ..display import (
     quiet_transformers,
 )
 from ..session import Session
-from .registry import CliError, command
+from .registry import CliError, add_precision_argument, command
 
 
 # --------------------------------------------------------------------------- encode
@@ -51,12 +51,8 @@ def _encode_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument(
-        "--precision", default="fp32", choices=["fp32", "bf16", "auto"],
-        help="transformers encoders' precision: fp32 (default: the same features as before, "
-        "bit for bit), bf16, or auto = bf16 where the CPU (AVX512-BF16 / AMX) or GPU multiplies "
-        "it natively: about 2x the texts per second, embeddings within a cosine of 1e-4",
-    )  # fmt: skip
+    add_precision_argument(p, "fp32", "the transformers encoders",
+                           "default fp32: the same features as before, bit for bit")  # fmt: skip
     p.add_argument(
         "--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
         help="encode on Ray (pip install 'kgfusion[distributed]'): a local Ray by default, "
