@@ -209,7 +209,8 @@ class Linker(ImageLinking):
         kwargs = {"device": device, "batch_size": batch_size}
         if config.mention_kind:
             kwargs["kind"] = config.mention_kind
-        self.encoder = get_encoder(encoder_name, **kwargs, **precision_kwargs(encoder_name, precision))
+        kwargs.update(precision_kwargs(encoder_name, precision))
+        self.encoder = get_encoder(encoder_name, **kwargs)
         self.scorer: PairScorer = default_scorer()
         projection = None
         if trained:

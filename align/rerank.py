@@ -51,7 +51,8 @@ import numpy as np
 import torch
 
 from fusion.artifacts import CONFIG_FILE, WEIGHTS_FILE, load_into, read_weights, save_pretrained
-from fusion.precision import native_bf16
+from fusion.precision import native_bf16  # noqa: F401  (re-exported: align.rerank.native_bf16)
+from fusion.precision import resolve_precision as resolve_cpu_precision
 from kg.workspace import atomic_directory
 
 from .base import Link, LinkerError, read_config
@@ -151,14 +152,12 @@ TRAIN_PRECISIONS = ("fp32", "bf16")  # autocast dtypes for fine-tuning (no int8 
 
 
 def _resolved(precision: str | None, choices, what: str) -> str:
-    """``precision`` if it is one of ``choices``; ``auto`` (or None) is ``bf16`` on a CPU
-    with native bf16 (:func:`native_bf16`), else ``fp32``."""
-    precision = precision or "auto"
-    if precision == "auto":
-        return "bf16" if native_bf16() else "fp32"
-    if precision not in choices:
-        raise LinkerError(f"{what} {precision!r}: not one of {['auto', *choices]}")
-    return precision
+    """:func:`fusion.precision.resolve_precision` on the CPU (``auto``: ``bf16`` with native
+    bf16, else ``fp32``), its error as a :class:`LinkerError`."""
+    try:
+        return resolve_cpu_precision(precision, "cpu", tuple(choices), what)
+    except ValueError as err:
+        raise LinkerError(str(err)) from None
 
 
 def resolve_train_precision(precision: str | None) -> str:

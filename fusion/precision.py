@@ -27,15 +27,15 @@ def native_bf16(device: torch.device | str = "cpu") -> bool:
 
 
 def resolve_precision(precision: str | None, device: torch.device | str = "cpu",
-                      choices: tuple[str, ...] = PRECISIONS) -> str:  # fmt: skip
+                      choices: tuple[str, ...] = PRECISIONS, what: str = "precision") -> str:  # fmt: skip
     """``precision`` if it is one of ``choices``; ``"auto"`` (or None) is ``"bf16"`` where
     :func:`native_bf16` and bf16 is a choice, else ``"fp32"``. Raises ``ValueError`` naming
-    the choices for anything else."""
+    ``what`` and the choices for anything else."""
     precision = precision or "auto"
     if precision == "auto":
         return "bf16" if "bf16" in choices and native_bf16(device) else "fp32"
     if precision not in choices:
-        raise ValueError(f"precision {precision!r}: not one of {['auto', *choices]}")
+        raise ValueError(f"{what} {precision!r}: not one of {['auto', *choices]}")
     return precision
 
 
