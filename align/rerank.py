@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,7 +242,11 @@ class CrossEncoder:
                   layers: int | None = None, pooling: str = "mean") -> CrossEncoder:  # fmt: skip
         """Start from a local model folder (``hf:`` prefix optional; default the offline
         MiniLM): its encoder (``AutoModel``; a checkpoint with a task head loads without it)
-        and a new head on the ``pooling`` of its states. ``layers``: keep only the first ``layers``
+        and a new head on the ``pooling`` of its states. The folder may also be a saved
+        reranker (``OTHER_WORKSPACE/reranker``): its fine-tuned encoder, a new head
+        (intermediate-task training: Phang et al., "Sentence Encoders on STILTs:
+        Supplementary Training on Intermediate Labeled-data Tasks", 2018; a matcher trained on
+        another product set). ``layers``: keep only the first ``layers``
         transformer layers (a cheaper model for CPU training, as in layer-dropping
         distillation: Sajjad et al., "On the Effect of Dropping Layers of Pre-trained
         Transformer Models", 2023); it learns much more slowly (Amazon-Google, one epoch:
@@ -253,6 +258,12 @@ class CrossEncoder:
 
         reference = reference or default_base_model()
         folder = resolve_folder(reference.removeprefix("hf:"))
+        if is_reranker_folder(folder):
+            if layers:
+                raise LinkerError(f"{folder} is a saved reranker: it cannot be cut to {layers} "
+                                  "layers; start from a transformers model folder to cut one")  # fmt: skip
+            source = Reranker.load(folder, precision="fp32").encoder
+            return cls(PairModel(source.model.encoder, pooling), source.tokenizer, max_length)
         try:
             with quiet_loading():
                 encoder = AutoModel.from_pretrained(
@@ -486,6 +497,14 @@ class Reranker:
         encoder = CrossEncoder(model.float().eval(), tokenizer, config.max_length)
         encoder.set_precision(precision or config.precision)
         return cls(encoder, config)
+
+
+def is_reranker_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a saved reranker (its ``config.json`` of :data:`FORMAT`)."""
+    try:
+        return json.loads((Path(folder) / CONFIG_FILE).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def load_workspace_reranker(workspace, linker_weights) -> Reranker | None:

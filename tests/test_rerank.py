@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from tiny_models import save_tiny_bert
 
 import kg
@@ -230,6 +231,27 @@ def test_save_load_round_trip(linker, reranker, tmp_path):
                        loaded.score_pairs(linker, records, iris), atol=1e-5)  # fmt: skip
     with pytest.raises(LinkerError, match="has no reranker"):
         Reranker.load(tmp_path / "nothing")
+
+
+def test_a_saved_reranker_is_a_base_to_fine_tune_from(linker, reranker, tmp_path):
+    """Intermediate training: a reranker of another workspace starts the next one (its
+    fine-tuned encoder, a new head); a saved reranker cannot be cut to fewer layers."""
+    path = reranker.save(tmp_path / "other" / RERANKER_DIR)
+    start = CrossEncoder.from_base(str(path), max_length=32)
+    mine, theirs = start.model.state_dict(), reranker.encoder.model.state_dict()
+    assert set(mine) == set(theirs)
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine if not k.startswith("head."))
+    assert not torch.equal(mine["head.weight"], theirs["head.weight"])  # a new head
+    assert start.max_length == 32 and start.model.pooling == reranker.config.pooling
+    with pytest.raises(LinkerError, match="saved reranker"):
+        CrossEncoder.from_base(f"hf:{path}", layers=1)
+    train, valid = sparse_pairs(OFFERS[:4] + OFFERS[6:7]), pairs(OFFERS[4:6] + OFFERS[7:])
+    again = fit_reranker(linker, *train, valid, base_model=f"hf:{path}", max_length=48,
+                         epochs=1, batch_size=8, lr=1e-3, candidate_negatives=1, seed=1)  # fmt: skip
+    assert again.config.base_model == f"hf:{path}" and again.config.trained
+    records, iris, _ = pairs(OFFERS[:2])
+    p = again.score_pairs(linker, records, iris)
+    assert p.shape == (len(records),) and np.all((p >= 0) & (p <= 1))
 
 
 # ---------------------------------------------------------------------- bad input

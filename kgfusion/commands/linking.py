@@ -35,7 +35,8 @@ def _link_train_args(p: argparse.ArgumentParser) -> None:
         "Saved as WORKSPACE/linker/config.json + model.safetensors.\n\n"
         "Reranker: --reranker also fine-tunes a cross-encoder (a transformers encoder with a\n"
         "one-logit head on its mean-pooled states, like a sentence-transformers CrossEncoder;\n"
-        "base: the offline MiniLM, or --reranker-base hf:FOLDER) on the same pairs plus hard\n"
+        "base: the offline MiniLM, --reranker-base hf:FOLDER, or another workspace's reranker\n"
+        "folder, a matcher trained on another product set) on the same pairs plus hard\n"
         "negatives, calibrated with the linker's scores on --valid. Saved as\n"
         "WORKSPACE/reranker/config.json + model.safetensors (+ tokenizer files); `kgf link`,\n"
         "`kgf link-evaluate` and `kgf serve` use it from then on, until the linker is retrained.\n\n"
@@ -51,6 +52,8 @@ def _link_train_args(p: argparse.ArgumentParser) -> None:
         "--valid abt_buy/valid.csv\n"
         "  kgf link-train /tmp/abt --mentions abt_buy/tableB.csv --pairs abt_buy/train.csv "
         "--valid abt_buy/valid.csv --reranker --reranker-epochs 2\n"
+        "  kgf link-train /tmp/wdc --mentions wdc/tableB.csv --pairs wdc/train.csv "
+        "--valid wdc/valid.csv --reranker --reranker-base /tmp/abt/reranker\n"
         "  kgf link-train /tmp/grocery --images ../shared/data/images/grocery/train.txt"
     )
     p.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -64,7 +67,8 @@ def _link_train_args(p: argparse.ArgumentParser) -> None:
     rr.add_argument("--reranker", action="store_true",
                     help="also train the cross-encoder reranker (WORKSPACE/reranker)")  # fmt: skip
     rr.add_argument("--reranker-base", metavar="hf:FOLDER",
-                    help="model to fine-tune (default: the offline MiniLM)")  # fmt: skip
+                    help="model to fine-tune: a transformers folder or another workspace's "
+                         "reranker folder (its encoder, a new head; default: the offline MiniLM)")  # fmt: skip
     rr.add_argument("--reranker-epochs", type=int, default=3, help="epochs (default 3)")
     rr.add_argument("--reranker-max-length", type=int, default=128,
                     help="tokens per (mention, entity) pair (default 128)")  # fmt: skip
