@@ -114,14 +114,21 @@ def f1_optimal_cut(probs, labels) -> float:
     return float(best_threshold(np.asarray(probs, np.float64), np.asarray(labels))["f1"]) / 2
 
 
+def in_band(features, band) -> np.ndarray:
+    """Which features' decision probabilities [P] a cascade sends to the cross-encoder: those
+    within ``band = [lo, hi]``; all of them when ``band`` is None (no cascade)."""
+    f = np.asarray(features, np.float64)
+    if not band:
+        return np.ones(len(f), bool)
+    lo, hi = band
+    return (f >= lo) & (f <= hi)
+
+
 def cascade_probs(features, reranked, band) -> np.ndarray:
     """The cascade's decision probabilities [P]: ``reranked`` where the features' probability
-    is within ``band = [lo, hi]``, ``features`` elsewhere (``band`` None: ``reranked``)."""
+    is :func:`in_band`, ``features`` elsewhere (``band`` None: ``reranked``)."""
     f, r = np.asarray(features, np.float64), np.asarray(reranked, np.float64)
-    if band is None:
-        return r
-    lo, hi = band
-    return np.where((f >= lo) & (f <= hi), r, f)
+    return np.where(in_band(f, band), r, f)
 
 
 def fit_cascade(features, reranked, labels, mentions, threshold: float = 0.5,
@@ -174,4 +181,4 @@ def fit_cascade(features, reranked, labels, mentions, threshold: float = 0.5,
 
 
 __all__ = ["INPUTS", "cascade_probs", "decide_candidates", "decision_inputs", "f1_optimal_cut",
-           "fit_cascade", "fit_decision", "pair_context"]  # fmt: skip
+           "fit_cascade", "fit_decision", "in_band", "pair_context"]  # fmt: skip

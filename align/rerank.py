@@ -58,7 +58,7 @@ from kg.workspace import atomic_directory
 
 from .base import Link, LinkerError, read_config
 from .calibration import Calibrator, logit
-from .pair_decision import decide_candidates
+from .pair_decision import decide_candidates, in_band
 from .serialize import MAX_WORDS, entity_attributes, serialize_entity, serialize_record
 
 FORMAT = "kgfusion-reranker"
@@ -403,11 +403,7 @@ class Reranker:
     def in_band(self, decision_probs) -> np.ndarray:
         """Which of the features' decision probabilities [P] the cross-encoder should rescore:
         all without a cascade, else those within ``config.cascade = [lo, hi]``."""
-        p = np.asarray(decision_probs, np.float64)
-        if not self.config.cascade:
-            return np.ones(len(p), bool)
-        lo, hi = self.config.cascade
-        return (p >= lo) & (p <= hi)
+        return in_band(decision_probs, self.config.cascade)
 
     def rerank(self, linker, records, links: list[Link], k: int | None = None,
                threshold: float | None = None, nil: bool = True) -> list[Link]:  # fmt: skip
