@@ -13,7 +13,9 @@ linker (:mod:`align.train`) and a validation split of the training data, then
    class-balanced binary cross-entropy on one logit; forward passes under bf16 autocast
    where the CPU has native bf16, ``train_precision``; fused AdamW) for ``epochs`` passes; each training example is augmented with probability ``augment``
    (span deletion or attribute shuffle, Ditto section 4);
-3. keeps the epoch with the best validation average precision, and starts a fit again at
+3. keeps the greedy soup of its epoch checkpoints (the best epoch by validation average
+   precision, averaged with each other epoch that does not lower it: :func:`greedy_soup`,
+   Wortsman et al. 2022), and starts a fit again at
    half the learning rates when its validation AP after one epoch is not halfway from the
    match rate to the feature scorer's (:func:`ap_floor`; some seeds fail to learn);
 4. fits the :class:`~align.calibration.Calibrator` on the validation pairs over
@@ -291,9 +293,10 @@ def train_cross_encoder(encoder: CrossEncoder, data, valid, *, epochs: int, lr: 
                         batch_size: int, augment: float, seed: int, progress: bool,
                         balance: float = 1.0, head_lr: float | None = None,
                         precision: str = "fp32", floor: float | None = None,
-                        restarts: int = RESTARTS) -> dict:  # fmt: skip
+                        restarts: int = RESTARTS, soup: bool = True) -> dict:  # fmt: skip
     """Fine-tune ``encoder`` on ``data = (lefts, rights, labels)``; keep the epoch with the
-    best average precision on ``valid = (lefts, rights, labels)``. ``head_lr`` (default
+    best average precision on ``valid = (lefts, rights, labels)``, or with ``soup`` the
+    greedy soup of the epochs (:func:`greedy_soup`). ``head_lr`` (default
     ``40 * lr``) is the head's learning rate; ``precision`` (``fp32`` / ``bf16`` / ``auto``,
     :func:`align.rerank.resolve_train_precision`) the arithmetic of the forward passes
     (bf16: autocast, float32 master weights and loss; the validation logits that choose the
@@ -326,7 +329,8 @@ def train_cross_encoder(encoder: CrossEncoder, data, valid, *, epochs: int, lr: 
             fit, logits = _fit(encoder, data, valid, epochs=epochs, rates=rates,
                                batch_size=batch_size, augment=augment, seed=attempt_seed,
                                progress=progress, weight=weight, precision=precision,
-                               floor=floor if attempt < restarts else None, new_head=attempt > 0)  # fmt: skip
+                               floor=floor if attempt < restarts else None, new_head=attempt > 0,
+                               soup=soup)  # fmt: skip
             return fit | {"restarts": failed}, logits
         except FitFailed as failure:
             failed.append({"seed": attempt_seed, "lr": rates[0], "valid_ap": failure.valid_ap})
@@ -347,7 +351,7 @@ class FitFailed(Exception):
 
 def _fit(encoder: CrossEncoder, data, valid, *, epochs: int, rates: tuple[float, float],
          batch_size: int, augment: float, seed: int, progress: bool, weight: float,
-         precision: str, floor: float | None, new_head: bool):  # fmt: skip
+         precision: str, floor: float | None, new_head: bool, soup: bool = True):  # fmt: skip
     """One attempt of :func:`train_cross_encoder` from the encoder's current weights (with a
     head drawn from ``seed`` when ``new_head``) at ``rates = (encoder lr, head lr)``;
     ``weight``: the loss's ``pos_weight``. Returns ``(info, validation logits)``; raises
@@ -367,7 +371,7 @@ def _fit(encoder: CrossEncoder, data, valid, *, epochs: int, rates: tuple[float,
         optimiser, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(steps - warm, 1)))
     )
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight))
-    best, history = (-1.0, 0, None, None), []
+    states, history = [], []
     step = (optimiser, schedule, loss_fn, params, precision)
     for epoch in range(1, epochs + 1):
         started = time.process_time()
@@ -381,13 +385,49 @@ def _fit(encoder: CrossEncoder, data, valid, *, epochs: int, rates: tuple[float,
         stage(f"rerank: epoch {epoch}: loss {total / len(y):.4f}, valid AP {ap:.4f}", progress)
         if epoch == 1 and floor is not None and ap < floor:
             raise FitFailed(ap)
-        if ap >= best[0]:
-            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            best = (ap, epoch, state, scores)
-    model.load_state_dict(best[2])
+        states.append(({k: v.detach().clone() for k, v in model.state_dict().items()}, ap, scores))
+    if soup:
+        state, ap, scores, members = greedy_soup(encoder, states, valid, precision)
+    else:
+        best = max(range(len(states)), key=lambda i: (states[i][1], i))  # ties: the later epoch
+        (state, ap, scores), members = states[best], [best + 1]
+    model.load_state_dict(state)
     model.eval()
-    fit = {"history": history, "best_epoch": best[1], "valid_ap": best[0], "precision": precision}
-    return fit, best[3]
+    fit = {"history": history, "best_epoch": members[0], "soup": members, "valid_ap": ap,
+           "precision": precision}  # fmt: skip
+    return fit, scores
+
+
+def average_states(states: list[dict]) -> dict:
+    """The element-wise mean of ``states`` (state dicts of one architecture); tensors that are
+    not floating point (position ids) are taken from the first."""
+    first = states[0]
+    return {k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
+            for k, v in first.items()}  # fmt: skip
+
+
+def greedy_soup(encoder: CrossEncoder, states, valid, precision: str):
+    """The greedy soup of a fit's epoch checkpoints (Wortsman et al., "Model soups: averaging
+    weights of multiple fine-tuned models improves accuracy without increasing inference
+    time", ICML 2022; checkpoints of one run averaged as in Vaswani et al. 2017): start
+    from the epoch with the best validation AP, then add each other epoch, best first, to
+    the uniform weight average when the average's validation AP does not fall. ``states``:
+    per epoch ``(state dict, valid AP, valid logits [V])``. Never below the best epoch on
+    validation; one model at inference. Returns ``(state, valid AP, valid logits, the
+    1-based epochs averaged)``."""
+    order = sorted(range(len(states)), key=lambda i: (-states[i][1], -i))
+    members = [order[0]]
+    state, ap, scores = states[order[0]]
+    for i in order[1:]:
+        candidate = average_states([states[j][0] for j in [*members, i]])
+        encoder.model.load_state_dict(candidate)
+        encoder.model.eval()
+        with autocast(precision):
+            trial = encoder.logits(valid[0], valid[1])
+        trial_ap = average_precision(trial, valid[2])
+        if trial_ap >= ap:
+            members, state, ap, scores = [*members, i], candidate, trial_ap, trial
+    return state, ap, scores, [m + 1 for m in members]
 
 
 def _calibrate(linker, reranker: Reranker, ce, valid, scorer, types, progress: bool,
@@ -442,7 +482,8 @@ def fit_reranker(
     augment: float = 0.3, freeze_layers: int = 0, layers: int | None = None,
     max_examples: int | None = None, threads: int | None = None, balance: float = 1.0,
     precision: str = DEFAULT_PRECISION, train_precision: str = DEFAULT_PRECISION,
-    cascade: bool = True, restarts: int = RESTARTS, seed: int = 0, progress: bool = False,
+    cascade: bool = True, restarts: int = RESTARTS, soup: bool = True, seed: int = 0,
+    progress: bool = False,
 ) -> Reranker:  # fmt: skip
     """Train a :class:`~align.rerank.Reranker` on pairs ``(records[i], iris[i], labels[i])``
     against ``linker`` (whose trained feature scorer it is combined with); ``valid = (records,
@@ -462,7 +503,8 @@ def fit_reranker(
     feature decision probabilities outside which the cross-encoder is skipped
     (:func:`align.pair_decision.fit_cascade`, chosen on ``valid``); ``restarts``: how often
     a fit whose validation AP after one epoch is below :func:`ap_floor` of the feature
-    scorer's starts again (:func:`train_cross_encoder`; 0: never)."""
+    scorer's starts again (:func:`train_cross_encoder`; 0: never); ``soup``: keep the greedy
+    soup of the epoch checkpoints (:func:`greedy_soup`), else the best epoch."""
     started = time.perf_counter()
     labels = check_labels(labels, "training pairs")
     if len(records) != len(iris) or len(iris) != len(labels):
@@ -501,7 +543,7 @@ def fit_reranker(
         fit, valid_logits = train_cross_encoder(
             encoder, (lefts, rights, y), (v_lefts, v_rights, v_labels), epochs=epochs, lr=lr,
             batch_size=batch_size, augment=augment, seed=seed, progress=progress, balance=balance,
-            head_lr=head_lr, precision=train_precision, floor=floor, restarts=restarts,
+            head_lr=head_lr, precision=train_precision, floor=floor, restarts=restarts, soup=soup,
         )  # fmt: skip
         config.train_precision = fit["precision"]
         valid_logits = _in_precision(reranker, precision, valid_logits, (v_lefts, v_rights))
