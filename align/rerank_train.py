@@ -13,9 +13,8 @@ linker (:mod:`align.train`) and a validation split of the training data, then
    class-balanced binary cross-entropy on one logit; forward passes under bf16 autocast
    where the CPU has native bf16, ``train_precision``; fused AdamW) for ``epochs`` passes; each training example is augmented with probability ``augment``
    (span deletion or attribute shuffle, Ditto section 4);
-3. keeps the greedy soup of its epoch checkpoints (the best epoch by validation average
-   precision, averaged with each other epoch that does not lower it: :func:`greedy_soup`,
-   Wortsman et al. 2022), and starts a fit again at
+3. keeps the epoch with the best validation average precision (or, with ``soup``, the
+   greedy soup of the epoch checkpoints: :func:`greedy_soup`), and starts a fit again at
    half the learning rates when its validation AP after one epoch is not halfway from the
    match rate to the feature scorer's (:func:`ap_floor`; some seeds fail to learn);
 4. fits the :class:`~align.calibration.Calibrator` on the validation pairs over
@@ -293,7 +292,7 @@ def train_cross_encoder(encoder: CrossEncoder, data, valid, *, epochs: int, lr: 
                         batch_size: int, augment: float, seed: int, progress: bool,
                         balance: float = 1.0, head_lr: float | None = None,
                         precision: str = "fp32", floor: float | None = None,
-                        restarts: int = RESTARTS, soup: bool = True) -> dict:  # fmt: skip
+                        restarts: int = RESTARTS, soup: bool = False) -> dict:  # fmt: skip
     """Fine-tune ``encoder`` on ``data = (lefts, rights, labels)``; keep the epoch with the
     best average precision on ``valid = (lefts, rights, labels)``, or with ``soup`` the
     greedy soup of the epochs (:func:`greedy_soup`). ``head_lr`` (default
@@ -351,7 +350,7 @@ class FitFailed(Exception):
 
 def _fit(encoder: CrossEncoder, data, valid, *, epochs: int, rates: tuple[float, float],
          batch_size: int, augment: float, seed: int, progress: bool, weight: float,
-         precision: str, floor: float | None, new_head: bool, soup: bool = True):  # fmt: skip
+         precision: str, floor: float | None, new_head: bool, soup: bool = False):  # fmt: skip
     """One attempt of :func:`train_cross_encoder` from the encoder's current weights (with a
     head drawn from ``seed`` when ``new_head``) at ``rates = (encoder lr, head lr)``;
     ``weight``: the loss's ``pos_weight``. Returns ``(info, validation logits)``; raises
@@ -482,7 +481,7 @@ def fit_reranker(
     augment: float = 0.3, freeze_layers: int = 0, layers: int | None = None,
     max_examples: int | None = None, threads: int | None = None, balance: float = 1.0,
     precision: str = DEFAULT_PRECISION, train_precision: str = DEFAULT_PRECISION,
-    cascade: bool = True, restarts: int = RESTARTS, soup: bool = True, seed: int = 0,
+    cascade: bool = True, restarts: int = RESTARTS, soup: bool = False, seed: int = 0,
     progress: bool = False,
 ) -> Reranker:  # fmt: skip
     """Train a :class:`~align.rerank.Reranker` on pairs ``(records[i], iris[i], labels[i])``
@@ -504,7 +503,8 @@ def fit_reranker(
     (:func:`align.pair_decision.fit_cascade`, chosen on ``valid``); ``restarts``: how often
     a fit whose validation AP after one epoch is below :func:`ap_floor` of the feature
     scorer's starts again (:func:`train_cross_encoder`; 0: never); ``soup``: keep the greedy
-    soup of the epoch checkpoints (:func:`greedy_soup`), else the best epoch."""
+    soup of the epoch checkpoints (:func:`greedy_soup`; measured neutral on WDC and
+    Amazon-Google, benchmarks/README.md), not the best epoch."""
     started = time.perf_counter()
     labels = check_labels(labels, "training pairs")
     if len(records) != len(iris) or len(iris) != len(labels):

@@ -331,8 +331,8 @@ def parse_args(argv):
     rr.add_argument("--rerank-no-cascade", action="store_true",
                     help="rerank every mention (default: only where the features' decision "
                     "probability is in the band chosen on valid)")  # fmt: skip
-    rr.add_argument("--rerank-no-soup", action="store_true",
-                    help="keep the best epoch (default: the greedy soup of the epochs)")
+    rr.add_argument("--rerank-soup", action="store_true",
+                    help="keep the greedy soup of the epochs (default: the best epoch)")
     rr.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     return parser, parser.parse_args(argv)
 
@@ -374,7 +374,7 @@ def run_seed(args, workspace: Path, data: Path, seed: int) -> dict:
             threads=args.threads, balance=args.rerank_balance, seed=seed, progress=True,
             head_lr=args.rerank_head_lr, pooling=args.rerank_pooling,
             precision=args.rerank_precision, train_precision=args.rerank_train_precision,
-            cascade=not args.rerank_no_cascade, soup=not args.rerank_no_soup,
+            cascade=not args.rerank_no_cascade, soup=args.rerank_soup,
         )  # fmt: skip
     rerank_cpu = time.process_time() - rerank_cpu
     train_s, train_cpu = time.perf_counter() - started, time.process_time() - cpu

@@ -132,14 +132,15 @@ def test_cli_link_train_reranker(tmp_path, workspace, tiny_model, capsys):  # no
         rows[part] += [[f"p{j}", str(i), int(gold == f"p{j}")] for j in range(1, 7)]
     for part, found in rows.items():
         _write(tmp_path / f"{part}.csv", ["ltable_id", "rtable_id", "label"], found)
-    assert "--reranker-precision" in _help(capsys)
+    assert "--reranker-precision" in (usage := _help(capsys)) and "--reranker-soup" in usage
     args = ["link-train", str(ws), "--mentions", str(tmp_path / "tableB.csv"), "--pairs",
             str(tmp_path / "train.csv"), "--valid", str(tmp_path / "valid.csv")]  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         code = main([*args, "--reranker", "--reranker-base", f"hf:{tiny_model}",
                      "--reranker-epochs", "1", "--reranker-max-length", "48",
-                     "--reranker-precision", "fp32", "--reranker-train-precision", "fp32"])  # fmt: skip
+                     "--reranker-precision", "fp32", "--reranker-train-precision", "fp32",
+                     "--reranker-soup"])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0 and "reranker saved to" in out
     assert (ws / RERANKER_DIR / "config.json").is_file()
@@ -147,6 +148,7 @@ def test_cli_link_train_reranker(tmp_path, workspace, tiny_model, capsys):  # no
     assert Linker(ws).reranker is not None
     saved = json.loads((ws / RERANKER_DIR / "config.json").read_text())
     assert saved["precision"] == "fp32" and saved["train_precision"] == "fp32"
+    assert saved["metrics"]["fit"]["soup"] == [1]  # one epoch: its own soup
     assert main(["link-evaluate", str(ws), "--pairs", str(tmp_path / "valid.csv"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["reranked"] is True and report["pair_threshold"] == 0.5

@@ -86,10 +86,10 @@ def _link_train_args(p: argparse.ArgumentParser) -> None:
                     help="rerank every mention; by default only those whose feature-based "
                     "decision probability falls in the uncertain band chosen on --valid "
                     "(the others keep the features' decision)")  # fmt: skip
-    rr.add_argument("--reranker-no-soup", action="store_true",
-                    help="keep the epoch with the best validation AP; by default the greedy "
-                    "soup of the epochs: the best one weight-averaged with each other epoch "
-                    "that does not lower the validation AP (Wortsman et al. 2022)")  # fmt: skip
+    rr.add_argument("--reranker-soup", action="store_true",
+                    help="keep the greedy soup of the epochs (the best one weight-averaged "
+                    "with each other epoch that does not lower the validation AP; Wortsman "
+                    "et al. 2022) instead of the best epoch; one model, same scoring cost")  # fmt: skip
     photos = p.add_argument_group("image linker (labelled photos)")
     photos.add_argument(
         "--images", type=Path, metavar="LIST", help="photo list: `image path, entity` per line"
@@ -161,7 +161,7 @@ def _train_text(args) -> None:
         base_model=args.reranker_base, epochs=args.reranker_epochs,
         max_length=args.reranker_max_length, layers=args.reranker_layers, progress=True,
         precision=args.reranker_precision, train_precision=args.reranker_train_precision,
-        cascade=not args.reranker_no_cascade, soup=not args.reranker_no_soup,
+        cascade=not args.reranker_no_cascade, soup=args.reranker_soup,
     )  # fmt: skip
     print(f"reranker saved to {args.workspace / RERANKER_DIR}")
     m = reranker.config.metrics
