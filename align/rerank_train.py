@@ -370,7 +370,7 @@ def _fit(encoder: CrossEncoder, data, valid, *, epochs: int, rates: tuple[float,
         optimiser, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(steps - warm, 1)))
     )
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight))
-    states, history = [], []
+    best, states, history = None, [], []  # the best epoch; with soup, every epoch
     step = (optimiser, schedule, loss_fn, params, precision)
     for epoch in range(1, epochs + 1):
         started = time.process_time()
@@ -384,12 +384,14 @@ def _fit(encoder: CrossEncoder, data, valid, *, epochs: int, rates: tuple[float,
         stage(f"rerank: epoch {epoch}: loss {total / len(y):.4f}, valid AP {ap:.4f}", progress)
         if epoch == 1 and floor is not None and ap < floor:
             raise FitFailed(ap)
-        states.append(({k: v.detach().clone() for k, v in model.state_dict().items()}, ap, scores))
+        if soup or best is None or ap >= best[1]:  # ties: the later epoch
+            entry = ({k: v.detach().clone() for k, v in model.state_dict().items()}, ap, scores)
+            states += [entry] if soup else []
+            best = (*entry, epoch) if best is None or ap >= best[1] else best
     if soup:
         state, ap, scores, members = greedy_soup(encoder, states, valid, precision)
     else:
-        best = max(range(len(states)), key=lambda i: (states[i][1], i))  # ties: the later epoch
-        (state, ap, scores), members = states[best], [best + 1]
+        state, ap, scores, members = *best[:3], [best[3]]
     model.load_state_dict(state)
     model.eval()
     fit = {"history": history, "best_epoch": members[0], "soup": members, "valid_ap": ap,
