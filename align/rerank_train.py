@@ -505,8 +505,8 @@ def fit_reranker(
     (:func:`align.pair_decision.fit_cascade`, chosen on ``valid``); ``restarts``: how often
     a fit whose validation AP after one epoch is below :func:`ap_floor` of the feature
     scorer's starts again (:func:`train_cross_encoder`; 0: never); ``soup``: keep the greedy
-    soup of the epoch checkpoints (:func:`greedy_soup`; measured neutral on WDC and
-    Amazon-Google, benchmarks/README.md), not the best epoch."""
+    soup of the epoch checkpoints (:func:`greedy_soup`; measured neutral on WDC,
+    benchmarks/README.md), not the best epoch."""
     started = time.perf_counter()
     labels = check_labels(labels, "training pairs")
     if len(records) != len(iris) or len(iris) != len(labels):
