@@ -505,8 +505,7 @@ def fit_reranker(
     (:func:`align.pair_decision.fit_cascade`, chosen on ``valid``); ``restarts``: how often
     a fit whose validation AP after one epoch is below :func:`ap_floor` of the feature
     scorer's starts again (:func:`train_cross_encoder`; 0: never); ``soup``: keep the greedy
-    soup of the epoch checkpoints (:func:`greedy_soup`; measured neutral on WDC,
-    benchmarks/README.md), not the best epoch."""
+    soup of the epoch checkpoints (:func:`greedy_soup`; neutral on WDC), not the best epoch."""
     started = time.perf_counter()
     labels = check_labels(labels, "training pairs")
     if len(records) != len(iris) or len(iris) != len(labels):
@@ -516,8 +515,7 @@ def fit_reranker(
     v_records, v_iris, v_labels = valid
     v_labels = check_labels(v_labels, "validation pairs")
     previous_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads or previous_threads)
     try:
         encoder = CrossEncoder.from_base(base_model, max_length, layers, pooling)
         _freeze(encoder.model, freeze_layers)
