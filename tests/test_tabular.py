@@ -260,6 +260,44 @@ def test_parent_levels_are_validated(tmp_path):
         Mapping.from_toml(write(tmp_path / "m2.toml", HEADER + both))
 
 
+BRAND_FROM_NAME = """
+[[reference]]
+column = "name"
+predicate = "schema:brand"
+type = "schema:Brand"
+base = "https://example.org/shop/brand/"
+name_predicate = "schema:name"
+lowercase = true
+pattern = '^(.+?) (?:Men|Women) |^(\\S+)'
+"""
+
+
+def test_pattern_names_the_node_by_part_of_the_cell(tmp_path):
+    table = (
+        "id,name\n1,United Colors of Benetton Men Blue Shirt\n2,Puma Women Cap\n"
+        "3,PUMA Unisex Bag\n4,Nike Sahara Team Jersey\n5,\n"
+    )
+    stats, triples = convert(tmp_path, table, BRAND_FROM_NAME)
+    brand = {(x.subject.value, x.object.value) for x in triples if x.predicate == s("brand")}
+    assert brand == {
+        (P + "1", B + "united%20colors%20of%20benetton"),  # the words before the gender
+        (P + "2", B + "puma"),
+        (P + "3", B + "puma"),  # no gender word: the first word; lowercase joins the spellings
+        (P + "4", B + "nike"),
+    }  # the empty name of row 5 gives no brand
+    assert stats.entities[SCHEMA + "Brand"] == 3
+    assert t(B + "puma", s("name"), ox.Literal("Puma")) in triples  # the first spelling seen
+
+
+def test_pattern_must_compile_and_names_the_whole_cell_alone(tmp_path):
+    with pytest.raises(MappingError, match=r"'pattern' '\(' is not a regular expression"):
+        Mapping.from_toml(write(tmp_path / "m.toml", HEADER + BRAND_FROM_NAME.replace(
+            "pattern = '^(.+?) (?:Men|Women) |^(\\S+)'", "pattern = '('")))  # fmt: skip
+    both = BRAND_FROM_NAME + 'label_column = "name"\n'
+    with pytest.raises(MappingError, match="cannot be combined with 'label_column'"):
+        Mapping.from_toml(write(tmp_path / "m2.toml", HEADER + both))
+
+
 def test_hierarchy_separator_and_label_column(tmp_path):
     table = "id,path,cat_id,cat_name\n1,Audio > Speakers,7,Loud Things\n2,Car > Speakers,7,x\n"
     mapping = """

@@ -349,7 +349,8 @@ class _Converter:
         return chain
 
     def _reference(self, ref: ReferenceColumn, row: Row, pairs, extra, where):
-        values = cell_values(row.cells.get(ref.column), ref.separator)
+        values = [k for v in cell_values(row.cells.get(ref.column), ref.separator)
+                  for k in ref.keys(v)]  # fmt: skip
         if not values:
             return
         predicate = self.w.term(ref.predicate)

@@ -186,6 +186,19 @@ class ReferenceColumn:
     hierarchy_separator: str | None = None
     optional: bool = False
     parents: tuple[ParentLevel, ...] = ()
+    pattern: re.Pattern | None = None
+
+    def keys(self, value: str) -> list[str]:
+        """The node key(s) a cell value names: the value itself, or with ``pattern`` the
+        first non-empty capture group of its match at the start (the whole match without
+        groups); a value it does not match names none."""
+        if self.pattern is None:
+            return [value]
+        found = self.pattern.match(value)
+        if found is None:
+            return []
+        key = next((g for g in found.groups() if g), None) or found.group(0)
+        return [key.strip()] if key.strip() else []
 
     def parent_levels(self) -> tuple[ParentLevel, ...]:
         """The hierarchy above the node, nearest first (``parent_column`` is one level of
@@ -461,6 +474,10 @@ def _reference(s: _Section, prefixes: dict[str, str]) -> ReferenceColumn:
         )
     if label_column is not None and hierarchy_separator is not None:
         s.fail("'label_column' cannot label a path; the last path element is the label")
+    pattern = _pattern(s)
+    if pattern is not None and (label_column is not None or hierarchy_separator is not None):
+        s.fail("'pattern' names the node by part of the cell; it cannot be combined with "
+               "'label_column' or 'hierarchy_separator'")  # fmt: skip
     result = ReferenceColumn(
         column=column,
         predicate=predicate,
@@ -478,9 +495,22 @@ def _reference(s: _Section, prefixes: dict[str, str]) -> ReferenceColumn:
         hierarchy_separator=hierarchy_separator,
         optional=s.get("optional", bool, False),
         parents=parents,
+        pattern=pattern,
     )
     s.done()
     return result
+
+
+def _pattern(s: _Section) -> re.Pattern | None:
+    """``pattern``: a Python regular expression matched at the start of each cell value
+    (e.g. the brand at the head of a product name: ``'^(.+?) (?:Men|Women) |^(\\S+)'``)."""
+    text = s.get("pattern", str)
+    if text is None:
+        return None
+    try:
+        return re.compile(text)
+    except re.error as e:
+        s.fail(f"'pattern' {text!r} is not a regular expression: {e}")
 
 
 def _parent_levels(s: _Section, prefixes: dict[str, str]) -> tuple[ParentLevel, ...]:
