@@ -349,8 +349,8 @@ class _Converter:
         return chain
 
     def _reference(self, ref: ReferenceColumn, row: Row, pairs, extra, where):
-        values = [k for v in cell_values(row.cells.get(ref.column), ref.separator)
-                  for k in ref.keys(v)]  # fmt: skip
+        keys = (ref.key(v) for v in cell_values(row.cells.get(ref.column), ref.separator))
+        values = [k for k in keys if k is not None]
         if not values:
             return
         predicate = self.w.term(ref.predicate)

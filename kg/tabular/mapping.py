@@ -188,17 +188,17 @@ class ReferenceColumn:
     parents: tuple[ParentLevel, ...] = ()
     pattern: re.Pattern | None = None
 
-    def keys(self, value: str) -> list[str]:
-        """The node key(s) a cell value names: the value itself, or with ``pattern`` the
-        first non-empty capture group of its match at the start (the whole match without
-        groups); a value it does not match names none."""
+    def key(self, value: str) -> str | None:
+        """The node key a cell value names: the value itself, or with ``pattern`` the first
+        non-empty capture group of its match at the start (the whole match without groups);
+        ``None`` where it does not match (or matches only blanks)."""
         if self.pattern is None:
-            return [value]
+            return value
         found = self.pattern.match(value)
         if found is None:
-            return []
-        key = next((g for g in found.groups() if g), None) or found.group(0)
-        return [key.strip()] if key.strip() else []
+            return None
+        key = (next((g for g in found.groups() if g), None) or found.group(0)).strip()
+        return key or None
 
     def parent_levels(self) -> tuple[ParentLevel, ...]:
         """The hierarchy above the node, nearest first (``parent_column`` is one level of
