@@ -59,9 +59,8 @@ def link_outcomes(linker, records, gold: list[list[int]], types=None, exclude_go
 
         sources = [r for r, rs in zip(records, rows, strict=True) for _ in rs]
         flat = np.concatenate(rows)
-        ce = reranker.pair_logits(linker, sources, flat)
         prior = np.concatenate([decide_candidates(linker, p) for p in probs])
-        p = reranker.probability(ce, prior)
+        p = reranker.pair_probability(linker, sources, flat, prior)
         probs = np.split(p, np.cumsum([len(r) for r in rows])[:-1])
     scores = np.zeros(len(mentions), np.float64)
     correct = np.zeros(len(mentions), bool)

@@ -22,7 +22,8 @@ hub id>``), never runs remote code and never unpickles.
 
 :class:`Reranker` = the cross-encoder + a :class:`~align.calibration.Calibrator` over
 ``[cross-encoder logit, logit of the feature scorer's probability]`` (the existing pair
-features still count), so its output is a calibrated match probability and its decision is
+features still count; plus the known-match views of :mod:`align.known_matches` where the
+catalogue holds several entries per product), so its output is a calibrated match probability and its decision is
 ``p >= F*/2``, the F1-optimal cut of calibrated probabilities (half the best validation F1:
 :func:`align.pair_decision.f1_optimal_cut`; rerankers saved before it keep 0.5). It
 
@@ -58,6 +59,7 @@ from kg.workspace import atomic_directory
 
 from .base import Link, LinkerError, read_config
 from .calibration import Calibrator, logit
+from .known_matches import KnownMatches, view_inputs
 from .pair_decision import decide_candidates, in_band
 from .serialize import MAX_WORDS, entity_attributes, serialize_entity, serialize_record
 
@@ -337,8 +339,9 @@ class CrossEncoder:
 class Reranker:
     """Cross-encoder + calibrator (see the module docstring)."""
 
-    def __init__(self, encoder: CrossEncoder, config: RerankerConfig):
-        self.encoder, self.config = encoder, config
+    def __init__(self, encoder: CrossEncoder, config: RerankerConfig,
+                 known: KnownMatches | None = None):  # fmt: skip
+        self.encoder, self.config, self.known = encoder, config, known
         self.calibrator = Calibrator.from_dict(config.calibrator) if config.calibrator else None
         self._attributes: tuple[int, list] | None = None
 
@@ -364,12 +367,32 @@ class Reranker:
         rights = [self.entity_text(linker.entities, int(r)) for r in rows]
         return self.encoder.logits(lefts, rights)
 
-    def probability(self, rerank_logits, scorer_probs) -> np.ndarray:
-        """Calibrated match probabilities [P] from the two scores (see :data:`INPUTS`)."""
+    def probability(self, rerank_logits, scorer_probs, views=None) -> np.ndarray:
+        """Calibrated match probabilities [P] from the two scores (see :data:`INPUTS`) and,
+        for a calibrator fitted with known matches, the view logits ``views`` [P]
+        (:mod:`align.known_matches`)."""
         if self.calibrator is None:
             raise LinkerError("this reranker is not calibrated; train it with fit_reranker")
         z = np.stack([np.asarray(rerank_logits, np.float64), logit(scorer_probs)], axis=1)
+        if len(self.calibrator.inputs) > len(INPUTS):
+            z = np.hstack([z, view_inputs(views)])
         return self.calibrator.predict(z)
+
+    def pair_probability(self, linker, records, rows, decision_probs) -> np.ndarray:
+        """Calibrated match probabilities [P] of ``(records[i], entity row rows[i])`` given
+        the feature linker's decision probabilities [P]: the cross-encoder's logits and,
+        where the calibrator reads them, the known-match views."""
+        ce = self.pair_logits(linker, records, rows)
+        views = self.view_logits([self.mention_text(r) for r in records],
+                                 [linker.entities.iris[int(r)] for r in rows])  # fmt: skip
+        return self.probability(ce, decision_probs, views)
+
+    def view_logits(self, texts: list[str], iris: list[str]) -> np.ndarray | None:
+        """The known-match view logits [P] of serialised mentions ``texts`` against entities
+        ``iris`` when the calibrator reads them, else None (:mod:`align.known_matches`)."""
+        if self.calibrator is None or len(self.calibrator.inputs) == len(INPUTS):
+            return None
+        return (self.known or KnownMatches()).view_logits(self.encoder, texts, iris)
 
     @property
     def threshold(self) -> float:
@@ -396,8 +419,8 @@ class Reranker:
         if todo.any():
             where = np.flatnonzero(todo)
             rows = [linker.entities.row_of[iris[i]] for i in where]
-            ce = self.pair_logits(linker, [records[i] for i in where], rows)
-            out[where] = self.probability(ce, scorer[where])
+            out[where] = self.pair_probability(linker, [records[i] for i in where], rows,
+                                               scorer[where])  # fmt: skip
         return out
 
     def in_band(self, decision_probs) -> np.ndarray:
@@ -420,7 +443,7 @@ class Reranker:
         cut = cut if nil else -1.0
         # the feature linker's decision probabilities, as calibrated
         priors = [decide_candidates(linker, [s for _, s in link.alternatives[:k]]) for link in links]
-        lefts, rights, spans = [], [], []
+        lefts, rights, iris, spans = [], [], [], []
         for record, link, prior in zip(records, links, priors, strict=True):
             alts = link.alternatives[:k]
             if not len(prior) or not self.in_band([prior.max()])[0]:
@@ -431,9 +454,11 @@ class Reranker:
             for iri, _ in alts:
                 lefts.append(text)
                 rights.append(self.entity_text(linker.entities, linker.entities.row_of[iri]))
+                iris.append(iri)
         ce = self.encoder.logits(lefts, rights) if lefts else np.zeros(0, np.float32)
         prior = np.concatenate([p for p, s in zip(priors, spans, strict=True) if s] or [[]])
-        probs = self.probability(ce, prior) if len(ce) else np.zeros(0)
+        views = self.view_logits(lefts, iris) if len(ce) else None
+        probs = self.probability(ce, prior, views) if len(ce) else np.zeros(0)
         kept = self._feature_cut(linker, threshold) if nil else -1.0
         return [
             _reranked(linker, link, np.array([s for _, s in link.alternatives[:k]]), kept, k)
@@ -452,8 +477,8 @@ class Reranker:
 
     # ------------------------------------------------------------------ disk
     def save(self, directory) -> Path:
-        """``config.json`` + ``model.safetensors`` + tokenizer files, replacing ``directory``
-        as a whole (atomically)."""
+        """``config.json`` + ``model.safetensors`` + tokenizer files (+ ``known_matches.json``
+        with known matches), replacing ``directory`` as a whole (atomically)."""
         directory = Path(directory)
         self.config.model = self.encoder.model.config.to_dict()
         self.config.max_length = self.encoder.max_length
@@ -461,6 +486,8 @@ class Reranker:
         with atomic_directory(directory, overwrite=True) as tmp:
             self.encoder.tokenizer.save_pretrained(str(tmp))
             save_pretrained(tmp, self.config, self.encoder.model, metadata={"format": FORMAT})
+            if self.known is not None:
+                self.known.save(tmp)
         return directory
 
     @classmethod
@@ -492,7 +519,7 @@ class Reranker:
         )
         encoder = CrossEncoder(model.float().eval(), tokenizer, config.max_length)
         encoder.set_precision(precision or config.precision)
-        return cls(encoder, config)
+        return cls(encoder, config, KnownMatches.load(directory))
 
 
 def is_reranker_folder(folder: Path) -> bool:

@@ -52,12 +52,9 @@ from kg.progress import stage
 from kg.workspace import LINKER_DIR, sha256_file
 
 from .base import LinkerError
-from .calibrate import calibrate_nil
-from .calibration import check_labels, expected_calibration_error, fit_calibrator, logit
-from .pair_decision import cascade_probs, f1_optimal_cut, fit_cascade
+from .calibration import check_labels
 from .rerank import (
     DEFAULT_PRECISION,
-    INPUTS,
     RERANKER_DIR,
     CrossEncoder,
     Reranker,
@@ -65,7 +62,8 @@ from .rerank import (
     autocast,
     resolve_train_precision,
 )
-from .scorer import average_precision, best_threshold, prf
+from .rerank_calibration import calibrate_reranker
+from .scorer import average_precision
 from .serialize import MAX_WORDS
 from .serialize import augment as augment_text
 from .tables import read_pairs, read_table
@@ -431,50 +429,6 @@ def greedy_soup(encoder: CrossEncoder, states, valid, precision: str):
     return state, ap, scores, [m + 1 for m in members]
 
 
-def _calibrate(linker, reranker: Reranker, ce, valid, scorer, types, progress: bool,
-               cascade: bool = True) -> dict:  # fmt: skip
-    """Fit ``reranker``'s calibrator on the validation pairs (cross-encoder logits ``ce``
-    [V], the linker's feature-scorer probabilities ``scorer`` [V]; ``valid`` = their
-    records, IRIs and labels), its cascade band (:func:`align.pair_decision.fit_cascade`;
-    stored with ``cascade``, always measured), then its NIL threshold on their matched
-    mentions; returns the validation metrics."""
-    v_records, v_iris, v_labels = valid
-    z = np.stack([ce.astype(np.float64), logit(scorer)], axis=1)
-    calibrator = fit_calibrator(z, v_labels, INPUTS)
-    reranker.config.calibrator = calibrator.to_dict()
-    reranker.calibrator = calibrator
-    p = calibrator.predict(z)
-    valid = prf(p >= calibrator.threshold, v_labels.astype(bool))
-    valid.update(
-        best_cut=best_threshold(p, v_labels), ece=expected_calibration_error(p, v_labels),
-        rerank_only_ap=average_precision(ce, v_labels),
-        cascade=fit_cascade(scorer, p, v_labels, [reranker.mention_text(r) for r in v_records],
-                            calibrator.threshold),
-    )  # fmt: skip
-    reranker.config.cascade = valid["cascade"]["band"] if cascade else None
-    _decision_cut(reranker, calibrator, scorer, p, v_labels, valid)
-    stage("rerank: calibrating the NIL threshold of reranked linking", progress)
-    nil = calibrate_nil(linker, v_records, v_iris, v_labels, types, reranker=reranker)
-    return {"valid": valid, "nil": nil}
-
-
-def _decision_cut(reranker: Reranker, calibrator, scorer, p, labels, valid: dict) -> None:
-    """The pair decision's cut: F*/2 of the cascade's (or full reranking's) calibrated
-    validation probabilities (:func:`align.pair_decision.f1_optimal_cut`); the band is
-    widened down to the cut when it sat above it, so pairs near the cut are reranked."""
-    band = reranker.config.cascade
-    decided = cascade_probs(scorer, p, band)
-    cut = f1_optimal_cut(decided, labels)
-    y = labels.astype(bool)
-    valid["decision"] = {"rule": "F*/2 (Lipton et al. 2014)", "threshold": cut,
-                         "f1": prf(decided >= cut, y)["f1"],
-                         "f1_at_0.5": prf(decided >= 0.5, y)["f1"]}  # fmt: skip
-    calibrator.threshold = cut
-    reranker.config.calibrator = calibrator.to_dict()
-    if band is not None and band[0] > cut:
-        reranker.config.cascade = [cut, band[1]]
-
-
 def fit_reranker(
     linker, records, iris, labels, valid=None, *,
     base_model: str | None = None, max_length: int = 128, max_words: int = MAX_WORDS,
@@ -484,28 +438,27 @@ def fit_reranker(
     max_examples: int | None = None, threads: int | None = None, balance: float = 1.0,
     precision: str = DEFAULT_PRECISION, train_precision: str = DEFAULT_PRECISION,
     cascade: bool = True, restarts: int = RESTARTS, soup: bool = False, seed: int = 0,
-    progress: bool = False,
+    known_matches: str = "auto", progress: bool = False,
 ) -> Reranker:  # fmt: skip
     """Train a :class:`~align.rerank.Reranker` on pairs ``(records[i], iris[i], labels[i])``
     against ``linker`` (whose trained feature scorer it is combined with); ``valid = (records,
     iris, labels)`` chooses the epoch and fits the calibrator (default: a fifth of the
     training mentions held out). See the module docstring; returns the reranker (not saved:
-    :meth:`Reranker.save`). ``threads``: ``torch.set_num_threads`` for the run (1 is best
-    on a loaded machine); ``layers``: keep the base model's first ``layers`` layers only;
-    ``freeze_layers``: no gradients for the embeddings and the first ``freeze_layers``;
-    ``max_examples``: train on at most this many examples (every match kept, the
-    non-matches sampled) to bound the time on a CPU; ``balance``: weight the matches by
+    :meth:`Reranker.save`). ``threads``: ``torch.set_num_threads`` (1 is best on a loaded
+    machine); ``layers``: keep the base model's first ``layers`` layers; ``freeze_layers``:
+    no gradients for the embeddings and the first ``freeze_layers``; ``max_examples``: at
+    most this many examples (every match kept, non-matches sampled); ``balance``: weight the matches by
     (#non-matches / #matches) ** ``balance`` in the loss (``pos_weight``: 1 balances the
     classes, 0.5 halfway on a log scale, 0 or False not at all); ``head_lr``: the fresh head's
     learning rate (default ``40 * lr``); ``pooling``: a key of :data:`align.rerank.POOLINGS`;
-    ``precision``: what it scores in once trained (:func:`_in_precision`);
-    ``train_precision``: what it is fine-tuned in (``auto``: bf16 autocast where the CPU has
+    ``precision``: what it scores in (:func:`_in_precision`); ``train_precision``: what it
+    is fine-tuned in (``auto``: bf16 autocast where the CPU has
     native bf16, else fp32; :func:`train_cross_encoder`); ``cascade``: store the band of
     feature decision probabilities outside which the cross-encoder is skipped
     (:func:`align.pair_decision.fit_cascade`, chosen on ``valid``); ``restarts``: how often
     a fit whose validation AP after one epoch is below :func:`ap_floor` of the feature
     scorer's starts again (:func:`train_cross_encoder`; 0: never); ``soup``: keep the greedy
-    soup of the epoch checkpoints (:func:`greedy_soup`; neutral on WDC), not the best epoch."""
+    soup of the epochs (:func:`greedy_soup`); ``known_matches``: auto / on / off (:mod:`align.known_matches`)."""
     started = time.perf_counter()
     labels = check_labels(labels, "training pairs")
     if len(records) != len(iris) or len(iris) != len(labels):
@@ -547,8 +500,9 @@ def fit_reranker(
         )  # fmt: skip
         config.train_precision = fit["precision"]
         valid_logits = _in_precision(reranker, precision, valid_logits, (v_lefts, v_rights))
-        config.metrics = _calibrate(linker, reranker, valid_logits, (v_records, v_iris, v_labels),
-                                    scorer, types, progress, cascade)  # fmt: skip
+        config.metrics = calibrate_reranker(
+            linker, reranker, valid_logits, (v_records, v_iris, v_labels), scorer, types,
+            progress, cascade, (known_matches, (records, iris, labels), v_lefts))  # fmt: skip
     finally:
         torch.set_num_threads(previous_threads)
     config.metrics.update(pairs=info, train_examples=len(y), fit=fit, balanced=balance,

@@ -333,6 +333,9 @@ def parse_args(argv):
                     "probability is in the band chosen on valid)")  # fmt: skip
     rr.add_argument("--rerank-soup", action="store_true",
                     help="keep the greedy soup of the epochs (default: the best epoch)")
+    rr.add_argument("--rerank-known-matches", default="auto", choices=("auto", "on", "off"),
+                    help="the training pairs' matches as decision evidence "
+                    "(align.known_matches; auto: when the catalogue has duplicates)")  # fmt: skip
     rr.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     return parser, parser.parse_args(argv)
 
@@ -375,6 +378,7 @@ def run_seed(args, workspace: Path, data: Path, seed: int) -> dict:
             head_lr=args.rerank_head_lr, pooling=args.rerank_pooling,
             precision=args.rerank_precision, train_precision=args.rerank_train_precision,
             cascade=not args.rerank_no_cascade, soup=args.rerank_soup,
+            known_matches=args.rerank_known_matches,
         )  # fmt: skip
     rerank_cpu = time.process_time() - rerank_cpu
     train_s, train_cpu = time.perf_counter() - started, time.process_time() - cpu

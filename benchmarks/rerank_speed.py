@@ -84,7 +84,8 @@ def measure(workspace: Path, data: Path, precision: str, sample: int, test, ref,
     rows = [linker.entities.row_of[i] for i in test[1]]
     logits, _, ce_cpu = clock(lambda: reranker.pair_logits(linker, test[0], rows))
     scorer = plain.score_pairs(test[0], test[1], rerank=False)
-    p = reranker.probability(logits, scorer)
+    p = reranker.probability(logits, scorer, reranker.view_logits(
+        [reranker.mention_text(r) for r in test[0]], list(test[1])))
     if cascade:
         p = reranker.score_pairs(linker, test[0], test[1])
     links = plain.link_records(records, k=10)

@@ -133,6 +133,7 @@ def test_cli_link_train_reranker(tmp_path, workspace, tiny_model, capsys):  # no
     for part, found in rows.items():
         _write(tmp_path / f"{part}.csv", ["ltable_id", "rtable_id", "label"], found)
     assert "--reranker-precision" in (usage := _help(capsys)) and "--reranker-soup" in usage
+    assert "--reranker-known-matches" in usage
     args = ["link-train", str(ws), "--mentions", str(tmp_path / "tableB.csv"), "--pairs",
             str(tmp_path / "train.csv"), "--valid", str(tmp_path / "valid.csv")]  # fmt: skip
     with warnings.catch_warnings():
@@ -140,7 +141,7 @@ def test_cli_link_train_reranker(tmp_path, workspace, tiny_model, capsys):  # no
         code = main([*args, "--reranker", "--reranker-base", f"hf:{tiny_model}",
                      "--reranker-epochs", "1", "--reranker-max-length", "48",
                      "--reranker-precision", "fp32", "--reranker-train-precision", "fp32",
-                     "--reranker-soup"])  # fmt: skip
+                     "--reranker-soup", "--reranker-known-matches", "on"])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0 and "reranker saved to" in out
     assert (ws / RERANKER_DIR / "config.json").is_file()
@@ -149,6 +150,7 @@ def test_cli_link_train_reranker(tmp_path, workspace, tiny_model, capsys):  # no
     saved = json.loads((ws / RERANKER_DIR / "config.json").read_text())
     assert saved["precision"] == "fp32" and saved["train_precision"] == "fp32"
     assert saved["metrics"]["fit"]["soup"] == [1]  # one epoch: its own soup
+    assert saved["metrics"]["known_matches"]["used"] and (ws / RERANKER_DIR / "known_matches.json").is_file()
     assert main(["link-evaluate", str(ws), "--pairs", str(tmp_path / "valid.csv"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["reranked"] is True and report["pair_threshold"] == 0.5

@@ -25,6 +25,42 @@ from .registry import CliError, add_precision_argument, command
 
 
 # --------------------------------------------------------------------------- link
+def _reranker_args(p: argparse.ArgumentParser) -> None:
+    """`kgf link-train`'s cross-encoder options."""
+    rr = p.add_argument_group("cross-encoder reranker (with the text linker)")
+    rr.add_argument("--reranker", action="store_true",
+                    help="also train the cross-encoder reranker (WORKSPACE/reranker)")  # fmt: skip
+    rr.add_argument("--reranker-base", metavar="hf:FOLDER",
+                    help="model to fine-tune: a transformers folder or another workspace's "
+                         "reranker folder (its encoder, a new head; default: the offline MiniLM)")  # fmt: skip
+    rr.add_argument("--reranker-epochs", type=int, default=3, help="epochs (default 3)")
+    rr.add_argument("--reranker-max-length", type=int, default=128,
+                    help="tokens per (mention, entity) pair (default 128)")  # fmt: skip
+    rr.add_argument("--reranker-layers", type=int, metavar="N",
+                    help="keep only the base model's first N layers (faster on a CPU)")  # fmt: skip
+    rr.add_argument("--reranker-precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
+                    help="arithmetic the saved reranker scores in (stored in its config): auto "
+                    "= bf16 on a CPU with native bf16 (AMX / AVX512-BF16; about 3x fp32), "
+                    "else fp32; int8 = dynamic quantisation (slower than bf16, about 1 F1 "
+                    "point lower on Amazon-Google)")  # fmt: skip
+    rr.add_argument("--reranker-train-precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="arithmetic of fine-tuning: auto = bf16 autocast (float32 weights "
+                    "and loss) on a CPU with native bf16, else fp32")  # fmt: skip
+    rr.add_argument("--reranker-no-cascade", action="store_true",
+                    help="rerank every mention; by default only those whose feature-based "
+                    "decision probability falls in the uncertain band chosen on --valid "
+                    "(the others keep the features' decision)")  # fmt: skip
+    rr.add_argument("--reranker-soup", action="store_true",
+                    help="keep the greedy soup of the epochs (the best one weight-averaged "
+                    "with each other epoch that does not lower the validation AP; Wortsman "
+                    "et al. 2022) instead of the best epoch; one model, same scoring cost")  # fmt: skip
+    rr.add_argument("--reranker-known-matches", default="auto", choices=["auto", "on", "off"],
+                    help="compare a pair also with the records the training pairs match to its "
+                    "entity, as decision evidence; auto = when the catalogue holds several "
+                    "entries per product (5 %% or more of the matched training records match "
+                    "several entities, as in offer catalogues like WDC)")  # fmt: skip
+
+
 def _link_train_args(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Train the linker of a workspace.\n\n"
@@ -63,33 +99,7 @@ def _link_train_args(p: argparse.ArgumentParser) -> None:
     text.add_argument("--pairs", type=Path, help="training pairs (ltable_id, rtable_id, label)")
     text.add_argument("--valid", type=Path, help="validation pairs: NIL threshold calibration")
     text.add_argument("--id-col", default="id", help="id column of the mentions table")
-    rr = p.add_argument_group("cross-encoder reranker (with the text linker)")
-    rr.add_argument("--reranker", action="store_true",
-                    help="also train the cross-encoder reranker (WORKSPACE/reranker)")  # fmt: skip
-    rr.add_argument("--reranker-base", metavar="hf:FOLDER",
-                    help="model to fine-tune: a transformers folder or another workspace's "
-                         "reranker folder (its encoder, a new head; default: the offline MiniLM)")  # fmt: skip
-    rr.add_argument("--reranker-epochs", type=int, default=3, help="epochs (default 3)")
-    rr.add_argument("--reranker-max-length", type=int, default=128,
-                    help="tokens per (mention, entity) pair (default 128)")  # fmt: skip
-    rr.add_argument("--reranker-layers", type=int, metavar="N",
-                    help="keep only the base model's first N layers (faster on a CPU)")  # fmt: skip
-    rr.add_argument("--reranker-precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
-                    help="arithmetic the saved reranker scores in (stored in its config): auto "
-                    "= bf16 on a CPU with native bf16 (AMX / AVX512-BF16; about 3x fp32), "
-                    "else fp32; int8 = dynamic quantisation (slower than bf16, about 1 F1 "
-                    "point lower on Amazon-Google)")  # fmt: skip
-    rr.add_argument("--reranker-train-precision", default="auto", choices=["auto", "fp32", "bf16"],
-                    help="arithmetic of fine-tuning: auto = bf16 autocast (float32 weights "
-                    "and loss) on a CPU with native bf16, else fp32")  # fmt: skip
-    rr.add_argument("--reranker-no-cascade", action="store_true",
-                    help="rerank every mention; by default only those whose feature-based "
-                    "decision probability falls in the uncertain band chosen on --valid "
-                    "(the others keep the features' decision)")  # fmt: skip
-    rr.add_argument("--reranker-soup", action="store_true",
-                    help="keep the greedy soup of the epochs (the best one weight-averaged "
-                    "with each other epoch that does not lower the validation AP; Wortsman "
-                    "et al. 2022) instead of the best epoch; one model, same scoring cost")  # fmt: skip
+    _reranker_args(p)
     photos = p.add_argument_group("image linker (labelled photos)")
     photos.add_argument(
         "--images", type=Path, metavar="LIST", help="photo list: `image path, entity` per line"
@@ -162,11 +172,12 @@ def _train_text(args) -> None:
         max_length=args.reranker_max_length, layers=args.reranker_layers, progress=True,
         precision=args.reranker_precision, train_precision=args.reranker_train_precision,
         cascade=not args.reranker_no_cascade, soup=args.reranker_soup,
+        known_matches=args.reranker_known_matches,
     )  # fmt: skip
     print(f"reranker saved to {args.workspace / RERANKER_DIR}")
     m = reranker.config.metrics
     _print_metrics({"valid": m.get("valid"), "nil": m.get("nil"), "pairs": m.get("pairs"),
-                    "seconds": m.get("seconds")})  # fmt: skip
+                    "known_matches": m.get("known_matches"), "seconds": m.get("seconds")})  # fmt: skip
 
 
 def _precision_argument(p: argparse.ArgumentParser) -> None:
