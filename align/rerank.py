@@ -23,8 +23,8 @@ hub id>``), never runs remote code and never unpickles.
 :class:`Reranker` = the cross-encoder + a :class:`~align.calibration.Calibrator` over
 ``[cross-encoder logit, logit of the feature scorer's probability]`` (the existing pair
 features still count; plus the known-match views of :mod:`align.known_matches` where the
-catalogue holds several entries per product), so its output is a calibrated match probability and its decision is
-``p >= F*/2``, the F1-optimal cut of calibrated probabilities (half the best validation F1:
+catalogue holds several entries per product), so its output is a calibrated match
+probability and its decision is ``p >= F*/2``, the F1-optimal cut of calibrated probabilities (half the best validation F1:
 :func:`align.pair_decision.f1_optimal_cut`; rerankers saved before it keep 0.5). It
 
 - scores given pairs (:meth:`Reranker.score_pairs`, Ditto's pairwise protocol), and
@@ -519,7 +519,11 @@ class Reranker:
         )
         encoder = CrossEncoder(model.float().eval(), tokenizer, config.max_length)
         encoder.set_precision(precision or config.precision)
-        return cls(encoder, config, KnownMatches.load(directory))
+        known = KnownMatches.load(directory)
+        if known is None and len((config.calibrator or {}).get("inputs", INPUTS)) > len(INPUTS):
+            raise LinkerError(f"{directory}: calibrated with known matches, but its "
+                              "known_matches.json is missing; retrain the reranker")  # fmt: skip
+        return cls(encoder, config, known)
 
 
 def is_reranker_folder(folder: Path) -> bool:

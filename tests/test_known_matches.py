@@ -93,6 +93,9 @@ def test_a_reranker_fitted_with_known_matches_reads_them(linker, known_reranker,
     loaded = Reranker.load(r.save(tmp_path / RERANKER_DIR))
     assert (tmp_path / RERANKER_DIR / KNOWN_FILE).is_file()
     assert loaded.known == r.known
+    (tmp_path / RERANKER_DIR / KNOWN_FILE).rename(tmp_path / "moved.json")
+    with pytest.raises(LinkerError, match="known_matches.json is missing"):
+        Reranker.load(tmp_path / RERANKER_DIR)
     assert np.allclose(loaded.score_pairs(linker, records, iris), p, atol=1e-5)
     # without its known records every view is absent: the probabilities of pairs whose
     # entity had one change (the calibrator weighs the view inputs); every pair reranked
