@@ -30,8 +30,8 @@ def calibrate_reranker(linker, reranker: Reranker, ce, valid, scorer, types, pro
     records, IRIs and labels; with ``known = (setting, training pairs, serialised
     validation records)`` the known-match views too: :func:`align.known_matches.
     attach_known_matches`), its cascade band (:func:`align.pair_decision.fit_cascade`;
-    stored with ``cascade``, always measured), then its NIL threshold on their matched
-    mentions; returns the validation metrics."""
+    stored with ``cascade`` and without known matches, always measured), then its NIL
+    threshold on their matched mentions; returns the validation metrics."""
     v_records, v_iris, v_labels = valid
     views, known_info = attach_known_matches(reranker, known[0], known[1], (known[2], v_iris))
     z = np.stack([ce.astype(np.float64), logit(scorer)], axis=1)
@@ -48,7 +48,11 @@ def calibrate_reranker(linker, reranker: Reranker, ce, valid, scorer, types, pro
         cascade=fit_cascade(scorer, p, v_labels, [reranker.mention_text(r) for r in v_records],
                             calibrator.threshold),
     )  # fmt: skip
-    reranker.config.cascade = valid["cascade"]["band"] if cascade else None
+    # with known matches every pair is reranked: the evidence reaches a pair only through the
+    # cross-encoder, and the features are surest, and wrong, where the catalogue holds another
+    # offer of the same product (WDC: the cascade 0.25-1.6 test F1 below full reranking in
+    # 17 of the 18 runs in benchmarks/README.md)
+    reranker.config.cascade = valid["cascade"]["band"] if cascade and views is None else None
     decision_cut(reranker, calibrator, scorer, p, v_labels, valid)
     stage("rerank: calibrating the NIL threshold of reranked linking", progress)
     nil = calibrate_nil(linker, v_records, v_iris, v_labels, types, reranker=reranker)

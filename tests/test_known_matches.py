@@ -84,6 +84,7 @@ def test_view_logit_is_the_best_comparison_with_the_known_records(tiny_model):  
 def test_a_reranker_fitted_with_known_matches_reads_them(linker, known_reranker, tmp_path):
     r = known_reranker
     assert r.calibrator.inputs == INPUTS + KNOWN_INPUTS
+    assert r.config.cascade is None  # known matches: every pair goes through the cross-encoder
     info = r.config.metrics["known_matches"]
     assert info["used"] and info["entities"] == 4  # the four matched training offers
     assert 0 < info["valid_pairs_with_view"] < 1
