@@ -50,8 +50,8 @@ def calibrate_reranker(linker, reranker: Reranker, ce, valid, scorer, types, pro
     )  # fmt: skip
     # with known matches every pair is reranked: the evidence reaches a pair only through the
     # cross-encoder, and the features are surest, and wrong, where the catalogue holds another
-    # offer of the same product (WDC: the cascade 0.25-1.6 test F1 below full reranking in
-    # 17 of the 18 runs in benchmarks/README.md)
+    # offer of the same product (WDC: the cascade below full reranking, by up to 1.6 test F1,
+    # in 29 of the 32 cascade / full figure pairs in benchmarks/README.md)
     reranker.config.cascade = valid["cascade"]["band"] if cascade and views is None else None
     decision_cut(reranker, calibrator, scorer, p, v_labels, valid)
     stage("rerank: calibrating the NIL threshold of reranked linking", progress)
