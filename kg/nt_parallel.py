@@ -139,8 +139,14 @@ def _results(tasks, workers: int):
     if workers <= 1:
         yield from map(_run, tasks)
         return
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    with mp.get_context(method).Pool(workers, initializer=_keep_freed_memory) as pool:
+    # forkserver, not fork: forking a process that runs other threads (a notebook kernel's
+    # ZMQ threads, torch's pools) can leave a worker dead on a lock it inherited and the pool
+    # waiting for it forever (seen once in CI); the server forks from a clean process
+    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    context = mp.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload([__name__])
+    with context.Pool(workers, initializer=_keep_freed_memory) as pool:
         pending: deque = deque()
         for task in tasks:
             pending.append(pool.apply_async(_run, (task,)))
