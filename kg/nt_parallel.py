@@ -134,17 +134,32 @@ def _keep_freed_memory() -> None:
         pass
 
 
+FORK_MAX_THREADS = 4  # a plain process: main, a BLAS pool, the file hasher (kg.rdf)
+
+
+def _start_method() -> str:
+    """``fork`` (the fastest start: 1.00 s against 1.10 s for 1M triples) from a process
+    running at most :data:`FORK_MAX_THREADS` threads; else ``forkserver``: forking a process
+    that runs many threads (a notebook kernel client's ZMQ threads: 36 in the pytest run
+    that hung) can leave a worker dead on a lock it inherited and the pool waiting for it
+    forever (seen once in CI). ``spawn`` where neither exists."""
+    methods = mp.get_all_start_methods()
+    try:
+        few = len(os.listdir("/proc/self/task")) <= FORK_MAX_THREADS
+    except OSError:  # no /proc: cannot tell
+        few = False
+    if few and "fork" in methods:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
 def _results(tasks, workers: int):
     """``_run`` over ``tasks`` in order; a pool with a bounded window when ``workers > 1``."""
     if workers <= 1:
         yield from map(_run, tasks)
         return
-    # forkserver, not fork: forking a process that runs other threads (a notebook kernel's
-    # ZMQ threads, torch's pools) can leave a worker dead on a lock it inherited and the pool
-    # waiting for it forever (seen once in CI); the server forks from a clean process
-    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-    context = mp.get_context(method)
-    if method == "forkserver":
+    context = mp.get_context(_start_method())
+    if context.get_start_method() == "forkserver":
         context.set_forkserver_preload([__name__])
     with context.Pool(workers, initializer=_keep_freed_memory) as pool:
         pending: deque = deque()
