@@ -81,8 +81,8 @@ class KnownMatches:
         ``limit`` distinct records of each entity."""
         records: dict[str, list[str]] = {}
         for text, iri, label in zip(texts, iris, labels, strict=True):
-            known = records.setdefault(iri, []) if label else []
-            if label and text not in known and len(known) < limit:
+            known = records.setdefault(iri, []) if label else None
+            if known is not None and text not in known and len(known) < limit:
                 known.append(text)
         return cls(records)
 

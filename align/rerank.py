@@ -24,7 +24,8 @@ hub id>``), never runs remote code and never unpickles.
 ``[cross-encoder logit, logit of the feature scorer's probability]`` (the existing pair
 features still count; plus the known-match views of :mod:`align.known_matches` where the
 catalogue holds several entries per product), so its output is a calibrated match
-probability and its decision is ``p >= F*/2``, the F1-optimal cut of calibrated probabilities (half the best validation F1:
+probability and its decision is ``p >= F*/2``, the F1-optimal cut of calibrated
+probabilities (half the best validation F1:
 :func:`align.pair_decision.f1_optimal_cut`; rerankers saved before it keep 0.5). It
 
 - scores given pairs (:meth:`Reranker.score_pairs`, Ditto's pairwise protocol), and

@@ -24,7 +24,7 @@ from .scorer import average_precision, best_threshold, prf
 
 
 def calibrate_reranker(linker, reranker: Reranker, ce, valid, scorer, types, progress: bool,
-               cascade: bool = True, known=("off", None, None)) -> dict:  # fmt: skip
+                       cascade: bool = True, known=("off", None, None)) -> dict:  # fmt: skip
     """Fit ``reranker``'s calibrator on the validation pairs (cross-encoder logits ``ce``
     [V], the linker's feature-scorer probabilities ``scorer`` [V]; ``valid`` = their
     records, IRIs and labels; with ``known = (setting, training pairs, serialised
@@ -76,7 +76,6 @@ def decision_cut(reranker: Reranker, calibrator, scorer, p, labels, valid: dict)
         reranker.config.cascade = [cut, band[1]]
 
 
-
 def recalibrate(linker, reranker: Reranker, train, valid, *, known_matches: str = "auto",
                 cascade: bool = True, progress: bool = False) -> dict:  # fmt: skip
     """Refit a trained reranker's calibration stage on ``valid`` without fine-tuning again
@@ -89,7 +88,8 @@ def recalibrate(linker, reranker: Reranker, train, valid, *, known_matches: str 
     types = sorted({linker.entities.types[rows[i]] for i in train[1]})
     reranker.known = None
     texts = [reranker.mention_text(r) for r in valid[0]]
-    metrics = calibrate_reranker(linker, reranker, ce, (valid[0], valid[1], np.asarray(valid[2])), scorer,
-                         types, progress, cascade, (known_matches, train, texts))  # fmt: skip
+    valid = (valid[0], valid[1], np.asarray(valid[2]))
+    metrics = calibrate_reranker(linker, reranker, ce, valid, scorer, types, progress, cascade,
+                                 (known_matches, train, texts))  # fmt: skip
     reranker.config.metrics.update(metrics)
     return metrics
