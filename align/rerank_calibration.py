@@ -16,10 +16,10 @@ import numpy as np
 from kg.progress import stage
 
 from .calibrate import calibrate_nil
-from .calibration import expected_calibration_error, fit_calibrator, logit
-from .known_matches import KNOWN_INPUTS, attach_known_matches, view_inputs
+from .calibration import expected_calibration_error, fit_calibrator
+from .known_matches import KNOWN_INPUTS, attach_known_matches
 from .pair_decision import cascade_probs, f1_optimal_cut, fit_cascade
-from .rerank import INPUTS, Reranker
+from .rerank import INPUTS, Reranker, calibrator_inputs
 from .scorer import average_precision, best_threshold, prf
 
 
@@ -34,9 +34,8 @@ def calibrate_reranker(linker, reranker: Reranker, ce, valid, scorer, types, pro
     threshold on their matched mentions; returns the validation metrics."""
     v_records, v_iris, v_labels = valid
     views, known_info = attach_known_matches(reranker, known[0], known[1], (known[2], v_iris))
-    z = np.stack([ce.astype(np.float64), logit(scorer)], axis=1)
+    z = calibrator_inputs(ce, scorer, views)
     inputs = INPUTS if views is None else INPUTS + KNOWN_INPUTS
-    z = z if views is None else np.hstack([z, view_inputs(views)])
     calibrator = fit_calibrator(z, v_labels, inputs)
     reranker.config.calibrator = calibrator.to_dict()
     reranker.calibrator = calibrator
