@@ -49,7 +49,9 @@ from .qa_tuned import (
     kept_metrics,
     load_tuned,
     predict_rows,
+    refit_tuned,
     save_tuned,
+    training_recipe,
 )
 
 FORMAT = "kgfusion-qa-biencoder"
@@ -70,6 +72,7 @@ class BiEncoderConfig:
     threshold: float = 0.3
     key_view: bool = False  # also compare the question with the attribute's name alone
     epochs: int = 0
+    training: dict = field(default_factory=dict)  # the fine-tuning recipe a refit repeats
     trained: bool = False
     metrics: dict = field(default_factory=dict)
 
@@ -246,15 +249,28 @@ def _epoch(scorer: BiEncoderScorer, train: list[Question], optimiser, batch_size
     return total / max(len(train), 1)
 
 
+def _optimiser(scorer: BiEncoderScorer, lr: float):
+    """AdamW: the encoder at ``lr``, the listwise head (scale, NIL, lexical weights) at 1e-2."""
+    head = [scorer.module.scale, scorer.module.nil, scorer.module.lex]
+    head += [scorer.module.key] if scorer.module.key is not None else []
+    return torch.optim.AdamW([
+        {"params": scorer.module.encoder.parameters(), "lr": lr},
+        {"params": head, "lr": 1e-2, "weight_decay": 0.0},
+    ], weight_decay=1e-2)  # fmt: skip
+
+
 def fit_biencoder(scorer: BiEncoderScorer, questions: list[Question], *, epochs: int = 3,
                   lr: float = 3e-5, batch_size: int = 16, valid_fraction: float = 0.2,
-                  seed: int = 0, negatives: str = "product", progress=None) -> dict:  # fmt: skip
+                  seed: int = 0, negatives: str = "product", refit: bool = True,
+                  progress=None) -> dict:  # fmt: skip
     """Fine-tune ``scorer`` in place (module docstring): the epoch (best hold-out MRR; 0 =
     the starting encoder) and the NIL threshold are chosen on a hold-out of
     ``valid_fraction`` of the questions, whole attributes at a time. ``negatives``: the
     loss (:data:`align.qa_negatives.NEGATIVES`: ``product``, listwise over the product's
-    attributes; ``batch``, plus in-batch negatives across products). Returns the hold-out
-    metrics with the CPU seconds spent (also in ``scorer.config.metrics``)."""
+    attributes; ``batch``, plus in-batch negatives across products). ``refit``: then
+    fine-tune the base model again on all the questions for the chosen epochs
+    (:func:`refit_biencoder`). Returns the hold-out metrics with the CPU seconds spent (also
+    in ``scorer.config.metrics``)."""
     loss_of = negatives_loss(negatives)
     questions = [q for q in questions if q.candidates]
     if len(questions) < 2:
@@ -264,12 +280,7 @@ def fit_biencoder(scorer: BiEncoderScorer, questions: list[Question], *, epochs:
     valid, train = attribute_split(questions, valid_fraction, seed)
     train = train or valid
     check = valid or train
-    head = [scorer.module.scale, scorer.module.nil, scorer.module.lex]
-    head += [scorer.module.key] if scorer.module.key is not None else []
-    optimiser = torch.optim.AdamW([
-        {"params": scorer.module.encoder.parameters(), "lr": lr},
-        {"params": head, "lr": 1e-2, "weight_decay": 0.0},
-    ], weight_decay=1e-2)  # fmt: skip
+    optimiser = _optimiser(scorer, lr)
 
     def hold_out_mrr() -> float:
         probs, nils = predict_biencoder(scorer, check)
@@ -284,6 +295,30 @@ def fit_biencoder(scorer: BiEncoderScorer, questions: list[Question], *, epochs:
         if mrr > best[0]:
             best = (mrr, epoch, copy.deepcopy(scorer.module.state_dict()))
     scorer.module.load_state_dict(best[2])
+    scorer.config.training = {"lr": lr, "batch_size": batch_size, "negatives": negatives,
+                              "seed": seed}  # fmt: skip
     metrics = kept_metrics(scorer, check, best[1], len(questions), cpu)
     metrics["negatives"] = negatives  # the same dict as scorer.config.metrics
+    if refit and valid and best[1] > 0:
+        refit_biencoder(scorer, questions, progress=progress)
     return metrics
+
+
+def refit_biencoder(scorer: BiEncoderScorer, questions: list[Question], progress=None) -> dict:
+    """The refit of a bi-encoder :func:`fit_biencoder` trained on a hold-out split: its base
+    model fine-tuned again, with the same recipe (``scorer.config.training``), on all
+    ``questions`` for ``scorer.config.epochs`` epochs, replacing ``scorer``'s weights
+    (:func:`align.qa_tuned.refit_tuned`). On semiPQA it is what lets the answer types of the
+    hold-out be learned (benchmarks/README.md, "the refit")."""
+    recipe, config = training_recipe(scorer), scorer.config
+    questions = [q for q in questions if q.candidates]
+    fresh = BiEncoderScorer.from_base(config.base_model, config.max_length, config.key_view)
+    torch.manual_seed(recipe["seed"])
+    optimiser = _optimiser(fresh, recipe["lr"])
+    loss_of = negatives_loss(recipe["negatives"])
+
+    def train_epoch(model, epoch):
+        return _epoch(model, shuffled(questions, recipe["seed"] + epoch), optimiser,
+                      recipe["batch_size"], loss_of)  # fmt: skip
+
+    return refit_tuned(scorer, fresh, questions, train_epoch, progress)

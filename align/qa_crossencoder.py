@@ -69,6 +69,7 @@ class CrossEncoderConfig:
     max_question_chars: int = 500
     threshold: float = 0.3
     epochs: int = 0
+    training: dict = field(default_factory=dict)  # the fine-tuning recipe a refit repeats
     trained: bool = False
     metrics: dict = field(default_factory=dict)
 
@@ -338,7 +339,7 @@ def _optimiser(scorer: CrossEncoderScorer, lr: float, head_lr_multiplier: float)
 def fit_crossencoder(scorer: CrossEncoderScorer, questions: list[Question], *, epochs: int = 2,
                      lr: float = 4e-5, head_lr_multiplier: float = 40.0, batch_size: int = 4,
                      max_candidates: int = 12, valid_fraction: float = 0.2, seed: int = 0,
-                     precision: str = "fp32", progress=None) -> dict:  # fmt: skip
+                     precision: str = "fp32", refit: bool = True, progress=None) -> dict:  # fmt: skip
     """Fine-tune ``scorer`` in place (module docstring): the epoch (best hold-out MRR) and
     the NIL threshold are chosen on a hold-out of ``valid_fraction`` of the questions,
     whole attributes at a time, with the kept model. The encoder learns at ``lr``, a fresh
@@ -346,8 +347,9 @@ def fit_crossencoder(scorer: CrossEncoderScorer, questions: list[Question], *, e
     moves: benchmarks/README.md, "Why the cross-encoder did not learn"). ``precision``:
     ``bf16`` trains under CPU bfloat16 autocast (float32 weights; ``auto``: where the CPU
     has native bf16, :func:`align.rerank.resolve_precision`); the hold-out is scored in
-    float32. Returns the hold-out metrics with the CPU seconds spent (also in
-    ``scorer.config.metrics``)."""
+    float32. ``refit``: then fine-tune the base model again on all the questions for the
+    chosen epochs (:func:`refit_crossencoder`). Returns the hold-out metrics with the CPU
+    seconds spent (also in ``scorer.config.metrics``)."""
     from .rerank import resolve_precision
 
     bf16 = resolve_precision(precision) == "bf16"
@@ -372,4 +374,33 @@ def fit_crossencoder(scorer: CrossEncoderScorer, questions: list[Question], *, e
             best = (mrr, epoch, copy.deepcopy(scorer.module.state_dict()))
     if best[2] is not None:
         scorer.module.load_state_dict(best[2])
-    return qa_tuned.kept_metrics(scorer, check, best[1], len(questions), cpu)
+    scorer.config.training = {"lr": lr, "head_lr_multiplier": head_lr_multiplier,
+                              "batch_size": batch_size, "max_candidates": max_candidates,
+                              "precision": precision, "seed": seed}  # fmt: skip
+    metrics = qa_tuned.kept_metrics(scorer, check, best[1], len(questions), cpu)
+    if refit and valid and best[1] > 0:
+        refit_crossencoder(scorer, questions, progress=progress)
+    return metrics
+
+
+def refit_crossencoder(scorer: CrossEncoderScorer, questions: list[Question],
+                       progress=None) -> dict:  # fmt: skip
+    """The refit of a cross-encoder :func:`fit_crossencoder` trained on a hold-out split: a
+    new one from the same base (and prior), fine-tuned with the same recipe
+    (``scorer.config.training``) on all ``questions`` for ``scorer.config.epochs`` epochs,
+    replacing ``scorer``'s weights (:func:`align.qa_tuned.refit_tuned`)."""
+    from .rerank import resolve_precision
+
+    recipe, config = qa_tuned.training_recipe(scorer), scorer.config
+    questions = [q for q in questions if q.candidates]
+    seed, bf16 = recipe["seed"], resolve_precision(recipe["precision"]) == "bf16"
+    torch.manual_seed(seed)
+    fresh = CrossEncoderScorer.from_base(config.base_model, config.max_length, config.pooling,
+                                         prior=config.prior, prior_from=config.prior_model or None)  # fmt: skip
+    optimiser = _optimiser(fresh, recipe["lr"], recipe["head_lr_multiplier"])
+
+    def train_epoch(model, epoch):
+        return _epoch(model, shuffled(questions, seed + epoch), optimiser, recipe["batch_size"],
+                      recipe["max_candidates"], seed + epoch, bf16)  # fmt: skip
+
+    return qa_tuned.refit_tuned(scorer, fresh, questions, train_epoch, progress)

@@ -185,21 +185,25 @@ def _views(member, check: list[Question], train: list[Question]) -> list[list[np
 
 
 def fit_ensemble(scorer: EnsembleScorer, questions: list[Question], *, epochs: int | None = None,
-                 valid_fraction: float = 0.2, seed: int = 0, progress=None) -> dict:  # fmt: skip
+                 valid_fraction: float = 0.2, seed: int = 0, refit: bool = True,
+                 progress=None) -> dict:  # fmt: skip
     """Train the members not trained yet (each its kind's default epochs, or ``epochs``;
     the same hold-out for all), fit the weights on their hold-out scores and calibrate the
-    NIL threshold on the combined hold-out probabilities (module docstring). Returns the
-    combined hold-out metrics with the weights (also in ``scorer.config.metrics``)."""
+    NIL threshold on the combined hold-out probabilities (module docstring); with ``refit``,
+    then refit the members trained here on all the questions (their kind's ``refit``).
+    Returns the combined hold-out metrics with the weights (also in
+    ``scorer.config.metrics``)."""
     questions = [q for q in questions if q.candidates]
     if len(questions) < 2:
         raise LinkerError("training the question scorer needs at least 2 questions with candidates")
-    members = {}
+    members, trained_here = {}, []
     for kind, member in zip(scorer.config.members, scorer.members, strict=True):
         if not member.config.trained:
             spec = kind_in(kind, BASE_SCORERS)
             members[kind] = spec.fit(member, questions, epochs=epochs or spec.epochs,
-                                     valid_fraction=valid_fraction, seed=seed,
+                                     valid_fraction=valid_fraction, seed=seed, refit=False,
                                      progress=progress)  # fmt: skip
+            trained_here.append((spec, member))
     valid, train = attribute_split(questions, valid_fraction, seed)
     check = valid or train
     views = [_views(member, check, train) for member in scorer.members]
@@ -219,6 +223,9 @@ def fit_ensemble(scorer: EnsembleScorer, questions: list[Question], *, epochs: i
                                "questions": len(check) * count}}  # fmt: skip
     scorer.config.weights, scorer.config.threshold = weights, threshold
     scorer.config.metrics, scorer.config.trained = metrics, True
+    for spec, member in trained_here if refit else ():
+        if spec.refit is not None and member.config.epochs > 0:
+            spec.refit(member, questions, progress=progress)
     return metrics
 
 

@@ -17,9 +17,9 @@ from fusion.artifacts import CONFIG_FILE
 
 from .base import LinkerError
 from .qa_biencoder import FORMAT as BI_FORMAT
-from .qa_biencoder import BiEncoderScorer, fit_biencoder
+from .qa_biencoder import BiEncoderScorer, fit_biencoder, refit_biencoder
 from .qa_crossencoder import FORMAT as CROSS_FORMAT
-from .qa_crossencoder import CrossEncoderScorer, fit_crossencoder
+from .qa_crossencoder import CrossEncoderScorer, fit_crossencoder, refit_crossencoder
 from .qa_memory import FORMAT as MEMORY_FORMAT
 from .qa_memory import QuestionMemory, fit_memory
 from .qa_scorer import FORMAT, QAScorer
@@ -28,23 +28,27 @@ from .qa_train import fit_scorer
 
 class ScorerKind(NamedTuple):
     """A kind of scorer: its class, its training function, its default epochs, the
-    ``format`` tag of its config.json and a line for ``kgf qa-train --help``."""
+    ``format`` tag of its config.json, a line for ``kgf qa-train --help`` and, for a
+    fine-tuned kind, its refit on all the questions (``refit(scorer, questions, progress)``)."""
 
     cls: type
     fit: object
     epochs: int
     format: str
     help: str = ""
+    refit: object = None
 
 
 BASE_SCORERS: dict[str, ScorerKind] = {
     "features": ScorerKind(QAScorer, fit_scorer, 30, FORMAT,
                            "a head over frozen multilingual E5 embeddings (en / de / es / zh)"),
     "bi-encoder": ScorerKind(BiEncoderScorer, fit_biencoder, 3, BI_FORMAT,
-                             "fine-tunes all-MiniLM-L6-v2 (English, minutes of CPU)"),
+                             "fine-tunes all-MiniLM-L6-v2 (English, minutes of CPU)",
+                             refit_biencoder),
     "cross-encoder": ScorerKind(CrossEncoderScorer, fit_crossencoder, 2, CROSS_FORMAT,
                                 "fine-tunes all-MiniLM-L6-v2 over (question, attribute) "
-                                "pairs (English, several times the bi-encoder's CPU)"),
+                                "pairs (English, several times the bi-encoder's CPU)",
+                                refit_crossencoder),
     "memory": ScorerKind(QuestionMemory, fit_memory, 0, MEMORY_FORMAT,
                          "votes for the attribute names that answered the nearest training "
                          "questions (frozen MiniLM; seconds)"),

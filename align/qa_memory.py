@@ -223,9 +223,10 @@ class QuestionMemory(ProbabilityScorer):
 
 
 def fit_memory(scorer: QuestionMemory, questions: list[Question], *, epochs: int | None = None,
-               valid_fraction: float = 0.2, seed: int = 0, progress=None) -> dict:  # fmt: skip
-    """Memorise ``questions`` (``epochs``, ``progress``: unused, for the common training
-    interface); the hold-out metrics and the NIL threshold come from a hold-out of
+               valid_fraction: float = 0.2, seed: int = 0, refit: bool = True,
+               progress=None) -> dict:  # fmt: skip
+    """Memorise ``questions`` (``epochs``, ``refit``, ``progress``: unused, for the common
+    training interface: the memory always holds every question); the hold-out metrics and the NIL threshold come from a hold-out of
     ``valid_fraction`` of the products, whole (voted by the memory of the other products)."""
     questions = [q for q in questions if q.candidates]
     if len(questions) < 2:

@@ -130,3 +130,46 @@ def kept_metrics(scorer, check: list[Question], epoch: int, questions: int, cpu:
     scorer.config.threshold, scorer.config.epochs = threshold, epoch
     scorer.config.metrics, scorer.config.trained = metrics, True
     return metrics
+
+
+def epoch_line(epoch: int, loss: float, mrr: float | None) -> str:
+    """A training progress line: ``mrr`` is the hold-out MRR, None in a refit's epochs
+    (there is no hold-out left)."""
+    if mrr is None:
+        return f"refit epoch {epoch}: loss {loss:.4f} (all questions, no hold-out)"
+    return f"epoch {epoch}: loss {loss:.4f}, hold-out MRR {mrr:.4f}"
+
+
+def training_recipe(scorer) -> dict:
+    """The fine-tuning recipe saved in ``scorer.config.training`` (what a refit repeats);
+    ``LinkerError`` for a scorer saved without one."""
+    if not scorer.config.training:
+        raise LinkerError("this question scorer was saved before refits were recorded; "
+                          "fine-tune it again to refit it")  # fmt: skip
+    return scorer.config.training
+
+
+def refit_tuned(scorer, fresh, questions: list[Question], train_epoch, progress=None) -> dict:
+    """The refit step of a fine-tuned scorer (scikit-learn's ``refit``, as
+    :func:`align.qa_train.fit_scorer` does for the feature head): ``fresh``, a new scorer
+    from the same base model, trained on *all* ``questions`` for the ``scorer.config.epochs``
+    the hold-out chose (``train_epoch(fresh, epoch)`` runs one epoch and returns its loss),
+    then its weights replace ``scorer``'s. The attribute types of the hold-out are then
+    trained on too. The NIL threshold stays the one calibrated on the hold-out model: the
+    refit model has no held-out questions left (it is somewhat more confident, so NIL is
+    said a little less often). Records and returns ``metrics["refit"]``."""
+    cpu = cpu_seconds()
+    for epoch in range(1, scorer.config.epochs + 1):
+        loss = train_epoch(fresh, epoch)
+        if progress is not None:
+            progress(epoch, loss, None)
+    scorer.module.load_state_dict(fresh.module.state_dict())
+    scorer.module.eval()
+    info = {"questions": len(questions), "epochs": scorer.config.epochs,
+            "cpu_seconds": round(cpu_seconds() - cpu, 1)}  # fmt: skip
+    scorer.config.metrics["refit"] = info
+    scorer.config.metrics["calibration"] = {
+        **scorer.config.metrics.get("calibration", {}),
+        "on": "hold-out scores of the model chosen before the refit on all questions",
+    }
+    return info

@@ -106,7 +106,9 @@ def minilm_probs(questions) -> list[np.ndarray]:
 
 # ------------------------------------------------------------------ semiPQA
 def _epoch_line(e, loss, mrr):
-    print(f"  epoch {e}: loss {loss:.4f}, hold-out MRR {mrr:.4f}", flush=True)
+    from align.qa_tuned import epoch_line
+
+    print(f"  {epoch_line(e, loss, mrr)}", flush=True)
 
 
 def features_scorer(args, dev, test):
@@ -128,9 +130,10 @@ def features_scorer(args, dev, test):
 
 
 def _fine_tuned(args, kind: str, dev, epochs: int, fit, tag: str = "", **options):
-    """The ``kind`` scorer fine-tuned on dev (saved in ``--work`` and reused by later runs
+    """``(scorer, folder)``: the ``kind`` scorer fine-tuned on dev's attribute-wise split,
+    the model the hold-out kept (no refit), saved in ``--work`` and reused by later runs
     with the same data, epochs, seed and ``tag`` (the recipe's other settings);
-    ``--retrain`` to fine-tune again)."""
+    ``--retrain`` to fine-tune again."""
     from align.qa_scorers import scorer_class
 
     cls = scorer_class(kind)
@@ -142,16 +145,38 @@ def _fine_tuned(args, kind: str, dev, epochs: int, fit, tag: str = "", **options
         scorer = cls.load(saved)
         print(f"  {kind} reused from {saved} (--retrain to fine-tune again); its hold-out "
               f"{scorer.config.metrics}", flush=True)  # fmt: skip
-        return scorer
+        return scorer, saved
     base = {"max_length": options.pop("max_length")}
     base |= {k: options.pop(k) for k in ("key_view", "pooling", "prior", "prior_from")
              if k in options}  # fmt: skip
     scorer = cls.from_base(**base)
     started, cpu = time.perf_counter(), cpu_seconds()
-    hold = fit(scorer, dev, epochs=epochs, seed=args.seed, progress=_epoch_line, **options)
+    hold = fit(scorer, dev, epochs=epochs, seed=args.seed, progress=_epoch_line, refit=False,
+               **options)  # fmt: skip
     print(f"  {kind} fine-tuned in {time.perf_counter() - started:.0f}s wall, "
           f"{cpu_seconds() - cpu:.0f}s CPU; hold-out {hold}", flush=True)  # fmt: skip
     scorer.save(saved)
+    return scorer, saved
+
+
+def _refit(args, kind: str, hold, saved: Path, dev):
+    """``hold`` (the ``kind`` scorer the hold-out kept, saved in ``saved``) refit on all of
+    dev for its chosen epochs (its kind's ``refit``), saved beside it (``-refit``) and
+    reused like it; ``hold`` itself with ``--no-refit`` or a kept epoch 0."""
+    from align.qa_scorers import scorer_class, scorer_kind
+
+    if args.no_refit or hold.config.epochs == 0:
+        return hold
+    target = saved.with_name(f"{saved.name}-refit")
+    if (target / "config.json").is_file() and not args.retrain:
+        print(f"  {kind} refit reused from {target}", flush=True)
+        return scorer_class(kind).load(target)
+    scorer = scorer_class(kind).load(saved)  # a copy: the refit replaces its weights
+    started, cpu = time.perf_counter(), cpu_seconds()
+    info = scorer_kind(kind).refit(scorer, dev, progress=_epoch_line)
+    print(f"  {kind} refit on all of dev in {time.perf_counter() - started:.0f}s wall, "
+          f"{cpu_seconds() - cpu:.0f}s CPU: {info}", flush=True)  # fmt: skip
+    scorer.save(target)
     return scorer
 
 
@@ -185,44 +210,66 @@ def _cross_tag(args) -> str:
             f"-{args.cross_precision}")  # fmt: skip
 
 
+def _member(args, out: dict, kind: str, dev, test, fit, tag: str = "", **options):
+    """Fine-tune (or reuse) the ``kind`` scorer and its refit, score ``test`` with both and
+    add their rows to ``out``. Returns ``(the hold-out's model, its test rows, the refit's
+    test rows)``: the ensembles' weights are fitted with the first, tested with the last."""
+    epochs = args.bi_epochs if kind == "bi-encoder" else args.cross_epochs
+    hold, saved = _fine_tuned(args, kind, dev, epochs, fit, tag=tag, **options)
+    hold_test, hold_rows = _tested(kind, hold, test)
+    final = _refit(args, kind, hold, saved, dev)
+    if final is hold:
+        out[kind] = (hold_test, hold.config.metrics)
+        return hold, hold_rows, hold_rows
+    final_test, final_rows = _tested(f"{kind} (refit)", final, test)
+    out[kind] = (final_test, hold.config.metrics)
+    out[f"{kind}, no refit"] = (hold_test, hold.config.metrics)
+    return hold, hold_rows, final_rows
+
+
+def _pooled(out: dict, name: str, ensemble, test, hold_rows, final_rows) -> None:
+    """Add the test metrics of ``ensemble`` (weights and threshold fitted on its members'
+    hold-out models) with its members' final (refit) rows to ``out``, and with their
+    hold-out models' rows as ``<name>, no refit`` when they differ."""
+    from align.qa_ensemble import pooled
+
+    hold = ensemble.config.metrics
+    rows = pooled(ensemble.config.weights, final_rows)
+    out[name] = (_tested(name, ensemble, test, rows)[0], hold)
+    if any(a is not b for a, b in zip(hold_rows, final_rows, strict=True)):
+        rows = pooled(ensemble.config.weights, hold_rows)
+        out[f"{name}, no refit"] = (_tested(name, ensemble, test, rows)[0], hold)
+
+
 def fine_tuned_scorers(args, dev, test) -> dict:
     """The fine-tuned MiniLM scorers on ``test``: the bi-encoder (:mod:`align.qa_biencoder`),
     the cross-encoder (:mod:`align.qa_crossencoder`) and their ensemble
     (:mod:`align.qa_ensemble`: weights and NIL threshold fitted on the members' common
     attribute-wise hold-out of dev), the question memory and the ensemble of all three
-    (:class:`align.qa_ensemble.MemoryEnsemble`). Name -> (test metrics, dev hold-out
-    metrics)."""
+    (:class:`align.qa_ensemble.MemoryEnsemble`). Each fine-tuned model is then refit on all
+    of dev (``--no-refit``: not), as ``kgf qa-train`` does; the rows ``..., no refit`` are
+    the hold-out's models. Name -> (test metrics, dev hold-out metrics)."""
     from align.qa_biencoder import fit_biencoder
     from align.qa_crossencoder import fit_crossencoder
-    from align.qa_ensemble import (
-        MEMORY_MEMBERS,
-        EnsembleConfig,
-        EnsembleScorer,
-        fit_ensemble,
-        pooled,
-    )
+    from align.qa_ensemble import MEMORY_MEMBERS, EnsembleConfig, EnsembleScorer, fit_ensemble
     from align.qa_memory import QuestionMemory, fit_memory
 
+    out = {}
     bi_tag = "" if args.bi_negatives == "product" else f"-neg{args.bi_negatives}"
-    bi = _fine_tuned(args, "bi-encoder", dev, args.bi_epochs, fit_biencoder, tag=bi_tag,
-                     lr=args.bi_lr, negatives=args.bi_negatives, max_length=args.max_length,
-                     key_view=args.key_view)  # fmt: skip
-    bi_test, bi_rows = _tested("bi-encoder", bi, test)
-    out = {"bi-encoder": (bi_test, bi.config.metrics)}
+    bi, bi_hold_rows, bi_rows = _member(
+        args, out, "bi-encoder", dev, test, fit_biencoder, tag=bi_tag, lr=args.bi_lr,
+        negatives=args.bi_negatives, max_length=args.max_length, key_view=args.key_view)  # fmt: skip
     if args.no_cross_encoder:
         return out
-    cross = _fine_tuned(args, "cross-encoder", dev, args.cross_epochs, fit_crossencoder,
-                        tag=_cross_tag(args), max_length=args.cross_max_length,
-                        pooling=args.cross_pooling, prior=args.cross_prior, lr=args.cross_lr,
-                        prior_from=bi_folder(args) if args.cross_prior_bi else None,
-                        head_lr_multiplier=args.cross_head_lr, precision=args.cross_precision)  # fmt: skip
-    cross_test, cross_rows = _tested("cross-encoder", cross, test)
-    out["cross-encoder"] = (cross_test, cross.config.metrics)
+    cross, cross_hold_rows, cross_rows = _member(
+        args, out, "cross-encoder", dev, test, fit_crossencoder, tag=_cross_tag(args),
+        max_length=args.cross_max_length, pooling=args.cross_pooling, prior=args.cross_prior,
+        lr=args.cross_lr, prior_from=bi_folder(args) if args.cross_prior_bi else None,
+        head_lr_multiplier=args.cross_head_lr, precision=args.cross_precision)  # fmt: skip
     both = EnsembleScorer(EnsembleConfig(members=["bi-encoder", "cross-encoder"]), [bi, cross])
     hold = fit_ensemble(both, dev, seed=args.seed)
     print(f"  ensemble weights {hold['weights']}; hold-out {hold}", flush=True)
-    rows = pooled(both.config.weights, [bi_rows, cross_rows])  # = both.probabilities(test)
-    out["ensemble"] = (_tested("ensemble", both, test, rows)[0], hold)
+    _pooled(out, "ensemble", both, test, [bi_hold_rows, cross_hold_rows], [bi_rows, cross_rows])
     if args.no_memory:
         return out
     memory = QuestionMemory.untrained()
@@ -239,8 +286,8 @@ def fine_tuned_scorers(args, dev, test) -> dict:
           f"(memory of the other types only): {unseen}; seen (memory less the question's product): {seen}; "
           f"the ensemble without memory on the unseen-type hold-out: {out['ensemble'][1]}",
           flush=True)  # fmt: skip
-    rows = pooled(trio.config.weights, [bi_rows, cross_rows, memory_rows])
-    out["ensemble-memory"] = (_tested("ensemble-memory", trio, test, rows)[0], hold)
+    _pooled(out, "ensemble-memory", trio, test, [bi_hold_rows, cross_hold_rows, memory_rows],
+            [bi_rows, cross_rows, memory_rows])  # fmt: skip
     return out
 
 
@@ -277,6 +324,9 @@ def main(argv=None) -> None:
     parser.add_argument("--no-bi-encoder", action="store_true",
                         help="skip fine-tuning the bi-encoder (minutes of CPU)")  # fmt: skip
     parser.add_argument("--bi-epochs", type=int, default=3)
+    parser.add_argument("--no-refit", action="store_true",
+                        help="test the models the dev hold-out kept, without refitting them on "
+                        "all of dev for the chosen epochs (kgf qa-train's default refit)")  # fmt: skip
     parser.add_argument("--retrain", action="store_true",
                         help="fine-tune the bi-encoder even if --work holds one from an earlier run")  # fmt: skip
     parser.add_argument("--bi-lr", type=float, default=3e-5)

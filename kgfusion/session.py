@@ -434,7 +434,7 @@ class Session(TrainedRuns):
 
     def qa_train(self, pairs=(), *, graph_products: int = 300, epochs: int | None = None,
                  seed: int = 0, encoder: str | None = None, scorer=None,
-                 kind: str = "features", progress=None) -> dict:  # fmt: skip
+                 kind: str = "features", refit: bool = True, progress=None) -> dict:  # fmt: skip
         """Train the question scorer of ``kind`` (a name of :data:`align.qa_scorers.SCORERS`:
         ``features``, multilingual E5 + MLP, the default; ``bi-encoder`` / ``cross-encoder``,
         a fine-tuned English MiniLM; ``ensemble`` of those two) and save it in ``WORKSPACE/
@@ -444,7 +444,9 @@ class Session(TrainedRuns):
         ``encoder``: the features' sentence encoder (default multilingual E5, a name of
         :func:`fusion.encoders.get_encoder`) or the fine-tuned kinds' local model folder
         (default all-MiniLM-L6-v2); ``scorer``: an untrained scorer of ``kind`` to train
-        instead (e.g. one whose embedding cache is filled)."""
+        instead (e.g. one whose embedding cache is filled); ``refit``: after the hold-out
+        chose the epochs, train again on all the questions (False: keep the hold-out's
+        model, about half the CPU of a fine-tuned kind)."""
         from align.qa import product_attributes
         from align.qa_scorer import QA_SCORER_DIR, shuffled
         from align.qa_scorers import scorer_kind, train_scorer
@@ -460,7 +462,8 @@ class Session(TrainedRuns):
                 graph, lambda i: [a.candidate for a in product_attributes(graph, i)], iris, seed
             )
         scorer, metrics = train_scorer(questions, kind, encoder=encoder, scorer=scorer,
-                                       epochs=epochs, seed=seed, progress=progress)  # fmt: skip
+                                       epochs=epochs, seed=seed, refit=refit,
+                                       progress=progress)  # fmt: skip
         scorer.save(self.path / QA_SCORER_DIR)
         self.forget("answerer")
         return metrics

@@ -8,6 +8,7 @@ import random
 
 import numpy as np
 import pytest
+import torch
 from qa_fixtures import gold, toy_questions
 from tiny_models import save_tiny_bert
 
@@ -166,7 +167,7 @@ def test_ensemble_trains_members_calibrates_on_their_hold_out_and_round_trips(
 ):
     questions = toy_questions() * 2
     scorer = EnsembleScorer.untrained(f"hf:{tiny_encoder}")
-    metrics = fit_ensemble(scorer, questions, epochs=1, valid_fraction=0.3, seed=0)
+    metrics = fit_ensemble(scorer, questions, epochs=1, valid_fraction=0.3, seed=0, refit=False)
     assert set(metrics["weights"]) == {"bi-encoder", "cross-encoder"}
     assert all(m.config.trained for m in scorer.members) and scorer.config.trained
     valid, _ = attribute_split(questions, 0.3, 0)
@@ -181,6 +182,28 @@ def test_ensemble_trains_members_calibrates_on_their_hold_out_and_round_trips(
     assert np.allclose(a.probs, b.probs, atol=1e-5) and a.best == b.best
     with pytest.raises(LinkerError, match="--scorer ensemble"):
         EnsembleScorer.load(tmp_path / "nothing")
+
+
+def test_ensemble_refit_keeps_the_hold_out_weights_and_refits_its_members(tiny_encoder):
+    """With ``refit`` (default) the weights and the threshold are fitted on the members'
+    hold-out models, then each member is fine-tuned again on every question."""
+    questions = toy_questions() * 2
+    ensembles = {}
+    for refit in (False, True):
+        torch.manual_seed(0)  # the same fresh pair head for both
+        ensembles[refit] = EnsembleScorer.untrained(f"hf:{tiny_encoder}")
+        fit_ensemble(ensembles[refit], questions, epochs=2, valid_fraction=0.3, seed=0,
+                     refit=refit)  # fmt: skip
+    plain, refit = ensembles[False], ensembles[True]
+    assert refit.config.weights == plain.config.weights
+    assert refit.config.threshold == plain.config.threshold
+    refitted = [m for m in refit.members if m.config.epochs > 0]
+    assert refitted and all(m.config.metrics["refit"]["questions"] == len(questions)
+                            for m in refitted)  # fmt: skip
+    for a, b in zip(plain.members, refit.members, strict=True):
+        changed = any(not torch.equal(v, b.module.state_dict()[k])
+                      for k, v in a.module.state_dict().items())  # fmt: skip
+        assert changed == (b.config.epochs > 0)
 
 
 def test_session_trains_and_asks_with_the_ensemble(tiny_encoder, tmp_path):

@@ -4,8 +4,11 @@ catalogue-wide value ranges of relations (align.qa.relation_ranges)."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
+import torch
 from conftest import SHARED_DATA
 from qa_fixtures import toy_questions
 from tiny_models import save_tiny_bert
@@ -13,7 +16,7 @@ from tiny_models import save_tiny_bert
 import kg
 from align import LinkerError
 from align.qa import product_attributes, relation_ranges
-from align.qa_biencoder import BiEncoderScorer, fit_biencoder, predict_biencoder
+from align.qa_biencoder import BiEncoderScorer, fit_biencoder, predict_biencoder, refit_biencoder
 from align.qa_lexicon import (
     CONCEPTS,
     LANGUAGES,
@@ -63,6 +66,28 @@ def test_biencoder_learns_toy_questions_and_round_trips(tiny_encoder, tmp_path):
     assert empty.best is None and len(empty.probs) == 0
 
 
+def test_biencoder_refit_repeats_the_recipe_on_every_question(tiny_encoder):
+    """``refit_biencoder`` (what ``fit_biencoder`` runs after a hold-out chose the epochs)
+    fine-tunes the base again with the saved recipe on all the questions for the kept
+    epochs: after a fit without hold-out it gives back the very weights that fit kept."""
+    questions = toy_questions() * 4
+    scorer = BiEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=32)
+    metrics = fit_biencoder(scorer, questions, epochs=2, lr=3e-3, batch_size=8,
+                            valid_fraction=0.0, seed=0)  # fmt: skip
+    assert metrics["epoch"] >= 1 and "refit" not in metrics  # no hold-out: nothing to refit
+    assert scorer.config.training == {"lr": 3e-3, "batch_size": 8, "negatives": "product",
+                                      "seed": 0}  # fmt: skip
+    kept, threshold = copy.deepcopy(scorer.module.state_dict()), scorer.config.threshold
+    info = refit_biencoder(scorer, questions)
+    assert info["questions"] == len(questions) and info["epochs"] == metrics["epoch"]
+    assert scorer.config.metrics["refit"] == info and scorer.config.threshold == threshold
+    assert "before the refit" in scorer.config.metrics["calibration"]["on"]
+    assert all(torch.allclose(kept[k], v, atol=1e-5) for k, v in scorer.module.state_dict().items())
+    scorer.config.training = {}  # as saved before refits were recorded
+    with pytest.raises(LinkerError, match="saved before refits"):
+        refit_biencoder(scorer, questions)
+
+
 def test_biencoder_with_the_name_view_learns_and_round_trips(tiny_encoder, tmp_path):
     """``key_view``: the question is compared with the attribute's name alone too (its
     weight learned); the view is saved with the scorer."""
@@ -100,7 +125,8 @@ def test_biencoder_on_semipqa_rows(tiny_encoder):
     rows = read_semipqa(SEMIPQA / "dev.csv")
     questions = rows[:20] + [q for q in rows if not q.labels][:3]
     scorer = BiEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=48)
-    metrics = fit_biencoder(scorer, questions, epochs=1, lr=1e-3, batch_size=8, seed=0)
+    options = dict(epochs=1, lr=1e-3, batch_size=8, seed=0)
+    metrics = fit_biencoder(scorer, questions, refit=False, **options)
     assert 0.0 <= metrics["p@1"] <= 1.0 and 0.0 <= scorer.config.threshold <= 1.0
     assert metrics["questions"] == len(questions)
     # the threshold is the kept model's: calibrated on its own hold-out scores
@@ -115,6 +141,11 @@ def test_biencoder_on_semipqa_rows(tiny_encoder):
     probs, nils = predict_biencoder(scorer, questions)
     assert [len(p) for p in probs] == [len(q.candidates) for q in questions]
     assert all(abs(p.sum() + n - 1.0) < 1e-4 for p, n in zip(probs, nils, strict=True))
+    # with the refit (default): the same choice and threshold, then all the questions
+    refit = BiEncoderScorer.from_base(f"hf:{tiny_encoder}", max_length=48)
+    again = fit_biencoder(refit, questions, **options)
+    assert again["epoch"] == metrics["epoch"] and refit.config.threshold == scorer.config.threshold
+    assert ("refit" in refit.config.metrics) == (metrics["epoch"] > 0)
 
 
 # ---------------------------------------------------------------------- generated questions
