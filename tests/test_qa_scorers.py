@@ -282,3 +282,7 @@ def test_session_trains_and_asks_with_the_bi_encoder(tiny_encoder, tmp_path, cap
     assert answer.product == iri and answer.attributes  # ranked by the bi-encoder
     assert main(["qa-train", str(ws), "--scorer", "gpt", "--graph-products", "2"]) == 2
     assert "unknown question scorer 'gpt'" in capsys.readouterr().err
+    # --no-refit keeps the model trained beside the hold-out (features scorer here)
+    assert main(["qa-train", str(ws), "--graph-products", "4", "--epochs", "2", "--no-refit"]) == 0
+    printed = capsys.readouterr().out
+    assert "question scorer saved" in printed and "refit        False" in printed
