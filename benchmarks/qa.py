@@ -308,9 +308,9 @@ def semipqa(args) -> tuple[dict, dict, dict, object]:
             ("BM25", bm25), ("zero-shot MiniLM", zero)]  # fmt: skip
     for name, m in rows:
         nil = "" if name in ("BM25", "zero-shot MiniLM") else f", NIL accuracy {m['nil_acc']:.3f}"
-        print(f"  {name:18s} P@1 {m['p@1']:.3f}  MRR {m['mrr']:.3f}{nil}", flush=True)
+        print(f"  {name:28s} P@1 {m['p@1']:.3f}  MRR {m['mrr']:.3f}{nil}", flush=True)
     for name, (_, hold) in tuned.items():
-        print(f"  {name:18s} dev hold-out P@1 {hold.get('p@1')}  MRR {hold.get('mrr')}")
+        print(f"  {name:28s} dev hold-out P@1 {hold.get('p@1')}  MRR {hold.get('mrr')}")
     ours = tuned.get(args.ours, (None,))[0] or next(iter(tuned.values()), (features,))[0]
     return ours, bm25, zero, scorer
 
