@@ -18,8 +18,10 @@ def _qa_train_args(p: argparse.ArgumentParser) -> None:
         "a cross-feature scorer over multilingual E5 embeddings of the question and of each\n"
         "attribute's name (with its words in en/de/es/zh and its values in the catalogue) and\n"
         "value; --scorer bi-encoder / cross-encoder fine-tune all-MiniLM-L6-v2 (English). All\n"
-        'are trained listwise; the NIL threshold ("not in the catalogue") is calibrated for the\n'
-        "saved model on questions it did not train on (a hold-out, or out-of-fold scores).\n"
+        "are trained listwise; the epochs are chosen on a hold-out of whole attribute types,\n"
+        "then the model is trained again on all the questions for that many epochs (the\n"
+        'refit; --no-refit: not). The NIL threshold ("not in the catalogue") is calibrated on\n'
+        "questions the chosen model did not train on (the hold-out, or out-of-fold scores).\n"
         "Training questions: labelled shopper questions in the semiPQA layout\n"
         "(--pairs, tab-separated qid, qa_pair_id, question, candidate, label) and questions\n"
         "generated from the workspace's own products (--graph-products). Saved as\n"
