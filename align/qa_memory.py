@@ -226,8 +226,9 @@ def fit_memory(scorer: QuestionMemory, questions: list[Question], *, epochs: int
                valid_fraction: float = 0.2, seed: int = 0, refit: bool = True,
                progress=None) -> dict:  # fmt: skip
     """Memorise ``questions`` (``epochs``, ``refit``, ``progress``: unused, for the common
-    training interface: the memory always holds every question); the hold-out metrics and the NIL threshold come from a hold-out of
-    ``valid_fraction`` of the products, whole (voted by the memory of the other products)."""
+    training interface: the memory always holds every question); the hold-out metrics and
+    the NIL threshold come from a hold-out of ``valid_fraction`` of the products, whole
+    (voted by the memory of the other products)."""
     questions = [q for q in questions if q.candidates]
     if len(questions) < 2:
         raise LinkerError("training the question scorer needs at least 2 questions with candidates")

@@ -210,11 +210,10 @@ def _cross_tag(args) -> str:
             f"-{args.cross_precision}")  # fmt: skip
 
 
-def _member(args, out: dict, kind: str, dev, test, fit, tag: str = "", **options):
+def _member(args, out: dict, kind: str, dev, test, epochs: int, fit, tag: str = "", **options):
     """Fine-tune (or reuse) the ``kind`` scorer and its refit, score ``test`` with both and
     add their rows to ``out``. Returns ``(the hold-out's model, its test rows, the refit's
     test rows)``: the ensembles' weights are fitted with the first, tested with the last."""
-    epochs = args.bi_epochs if kind == "bi-encoder" else args.cross_epochs
     hold, saved = _fine_tuned(args, kind, dev, epochs, fit, tag=tag, **options)
     hold_test, hold_rows = _tested(kind, hold, test)
     final = _refit(args, kind, hold, saved, dev)
@@ -257,13 +256,15 @@ def fine_tuned_scorers(args, dev, test) -> dict:
     out = {}
     bi_tag = "" if args.bi_negatives == "product" else f"-neg{args.bi_negatives}"
     bi, bi_hold_rows, bi_rows = _member(
-        args, out, "bi-encoder", dev, test, fit_biencoder, tag=bi_tag, lr=args.bi_lr,
-        negatives=args.bi_negatives, max_length=args.max_length, key_view=args.key_view)  # fmt: skip
+        args, out, "bi-encoder", dev, test, args.bi_epochs, fit_biencoder, tag=bi_tag,
+        lr=args.bi_lr, negatives=args.bi_negatives, max_length=args.max_length,
+        key_view=args.key_view)  # fmt: skip
     if args.no_cross_encoder:
         return out
     cross, cross_hold_rows, cross_rows = _member(
-        args, out, "cross-encoder", dev, test, fit_crossencoder, tag=_cross_tag(args),
-        max_length=args.cross_max_length, pooling=args.cross_pooling, prior=args.cross_prior,
+        args, out, "cross-encoder", dev, test, args.cross_epochs, fit_crossencoder,
+        tag=_cross_tag(args), max_length=args.cross_max_length, pooling=args.cross_pooling,
+        prior=args.cross_prior,
         lr=args.cross_lr, prior_from=bi_folder(args) if args.cross_prior_bi else None,
         head_lr_multiplier=args.cross_head_lr, precision=args.cross_precision)  # fmt: skip
     both = EnsembleScorer(EnsembleConfig(members=["bi-encoder", "cross-encoder"]), [bi, cross])

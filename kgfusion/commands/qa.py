@@ -51,8 +51,6 @@ def _qa_train_args(p: argparse.ArgumentParser) -> None:
                    "ensemble: both, pooled with weights fitted on their hold-out; memory: votes "
                    "of the nearest training questions for the names that answered them; "
                    "ensemble-memory: the ensemble plus the memory")  # fmt: skip
-
-
     p.add_argument("--no-refit", action="store_true",
                    help="keep the model trained beside the hold-out (about half the CPU of a "
                    "fine-tuned kind) instead of training it again on all the questions for the "
