@@ -121,3 +121,35 @@ def test_stop_on_any_relation_trains_at_least_as_long(tmp_path):
     assert result.epochs == 60 or result.epochs - last == 3
     with pytest.raises(ValueError, match="expected 'mean' or 'relation'"):
         fashion_select.PerRelationTrainer(resolve_config(None, overrides, **kw), "any")
+
+
+def test_goal_lines_give_the_margin_seed_by_seed_on_the_same_splits():
+    keys = ("valid/acc", "test/acc", "test/acc.season", "test/acc.usage")
+
+    def runs(*accs):
+        return [{"seed": s, "metrics": dict.fromkeys(keys, a)} for s, a in enumerate(accs)]
+
+    results = {
+        "g": {"group": "graph", "runs": runs(0.94, 0.95, 0.93)},
+        "c": {"group": "non-graph", "runs": runs(0.93, 0.93, 0.92)[::-1]},  # any order
+    }
+    lines = fashion.goal_lines(results, "transductive")
+    assert len(lines) == 3
+    usage = next(line for line in lines if "acc.usage" in line)
+    # seed 0: 94 - 93; seed 1: 95 - 93; seed 2: 93 - 92
+    assert usage.endswith("per seed +1.0 +2.0 +1.0"), usage
+    assert "margin +1.3 (2 x std 2.0) FAILS" in usage  # every seed wins; the std test fails
+    assert fashion.paired_margins(results["g"]["runs"], [], "test/acc") == []
+
+
+def test_knn_vote_counts_only_the_nearest_training_products():
+    import fashion_knn
+    import numpy as np
+
+    vectors = fashion_knn.unit(np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [1.0, 0.05]]))
+    train = np.array([[1, 0], [2, 1], [3, 1]])  # (product, value): product 0 and 4 are not voters
+    v = fashion_knn.vote(vectors, np.array([0, 4]), train, n_values=2, k=1, tau=0.05)
+    assert v.shape == (2, 2) and np.allclose(v.sum(1), 1)
+    assert (v.argmax(1) == [0, 0]).all()  # both look like product 1 (value 0)
+    wide = fashion_knn.vote(vectors, np.array([0]), train, n_values=2, k=2, tau=10.0)
+    assert 0.4 < wide[0, 1] < 0.6  # two voters, nearly equal weights at a high temperature
