@@ -303,9 +303,9 @@ def best(results: dict[str, dict], group: str) -> str | None:
 def paired_margins(a_runs: list[dict], b_runs: list[dict], key: str) -> list[float]:
     """``a - b`` in points for each seed both ran (the same seed is the same split, so the
     split's own noise cancels in the difference), in seed order."""
-    b_of = {r["seed"]: r["metrics"][key] for r in b_runs if "seed" in r and key in r["metrics"]}
-    return [100 * (r["metrics"][key] - b_of[r["seed"]]) for r in sorted(a_runs, key=lambda r: r.get("seed", 0))
-            if r.get("seed") in b_of and key in r["metrics"]]  # fmt: skip
+    a_of, b_of = ({r["seed"]: r["metrics"][key] for r in runs if "seed" in r and key in r["metrics"]}
+                  for runs in (a_runs, b_runs))  # fmt: skip
+    return [100 * (a_of[s] - b_of[s]) for s in sorted(a_of.keys() & b_of.keys())]
 
 
 def goal_lines(results: dict[str, dict], setting: str) -> list[str]:
